@@ -1,0 +1,153 @@
+//! The built-in CA ("fake" authority): key material on disk, signing in
+//! process through `pki::BuiltinCa`.
+//!
+//! Files in the authority's directory (`%WORKDIR%/ca/<name>/`):
+//! `root.pem`, `root-key.pem` (encrypted PKCS#8), and with an intermediate
+//! `intermediate.pem`, `intermediate-key.pem`. They are created once, with
+//! `create_new`, and never overwritten. A wrong password or corrupt or
+//! mismatched files refuse startup and leave every byte as it was.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use pki::{BuiltinCa, CaFiles};
+use time::OffsetDateTime;
+
+use super::{AuthorityError, IssueRequest};
+use crate::config::FakeSettings;
+
+/// Why the built-in CA cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeCaError {
+    /// Filesystem failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// File or directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Some files exist and others are missing.
+    #[error("incomplete CA material in {dir}: {missing} is missing while other files exist; restore it from a backup (certeasy never overwrites CA material)")]
+    Incomplete {
+        /// Directory.
+        dir: PathBuf,
+        /// Missing file name.
+        missing: String,
+    },
+    /// Loading failed (wrong password, corrupt or mismatched files).
+    #[error("cannot load the CA in {dir}: {source}")]
+    Load {
+        /// Directory.
+        dir: PathBuf,
+        /// Cause.
+        source: pki::CaError,
+    },
+}
+
+/// The built-in CA.
+pub struct FakeCa {
+    ca: BuiltinCa,
+    validity: std::time::Duration,
+    dir: PathBuf,
+}
+
+const ROOT: &str = "root.pem";
+const ROOT_KEY: &str = "root-key.pem";
+const INTER: &str = "intermediate.pem";
+const INTER_KEY: &str = "intermediate-key.pem";
+
+impl FakeCa {
+    /// Loads the CA from `dir`, creating it on first start.
+    pub fn open(dir: &Path, s: &FakeSettings) -> Result<FakeCa, FakeCaError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| FakeCaError::Io { path, source }
+        };
+        let present: Vec<bool> = [ROOT, ROOT_KEY, INTER, INTER_KEY].iter().map(|f| dir.join(f).exists()).collect();
+        let files = if present.iter().any(|p| *p) {
+            for (name, exists) in [ROOT, ROOT_KEY].iter().zip(&present) {
+                if !exists {
+                    return Err(FakeCaError::Incomplete { dir: dir.to_path_buf(), missing: (*name).to_string() });
+                }
+            }
+            if present[2] != present[3] {
+                let missing = if present[2] { INTER_KEY } else { INTER };
+                return Err(FakeCaError::Incomplete { dir: dir.to_path_buf(), missing: missing.to_string() });
+            }
+            let read = |f: &str| fs::read_to_string(dir.join(f)).map_err(io(&dir.join(f)));
+            CaFiles {
+                root_cert_pem: read(ROOT)?,
+                root_key_pem: read(ROOT_KEY)?,
+                intermediate_cert_pem: if present[2] { Some(read(INTER)?) } else { None },
+                intermediate_key_pem: if present[3] { Some(read(INTER_KEY)?) } else { None },
+            }
+        } else {
+            let files = pki::generate_ca(&s.common_name, s.key_type, s.intermediate, &s.password)
+                .map_err(|source| FakeCaError::Load { dir: dir.to_path_buf(), source })?;
+            create_private_dir(dir).map_err(io(dir))?;
+            write_new(&dir.join(ROOT), &files.root_cert_pem, false)?;
+            write_new(&dir.join(ROOT_KEY), &files.root_key_pem, true)?;
+            if let (Some(c), Some(k)) = (&files.intermediate_cert_pem, &files.intermediate_key_pem) {
+                write_new(&dir.join(INTER), c, false)?;
+                write_new(&dir.join(INTER_KEY), k, true)?;
+            }
+            tracing::info!(target: "ca", dir = %dir.display(), "created new built-in CA material");
+            files
+        };
+        let ca = BuiltinCa::load(&files, &s.password).map_err(|source| FakeCaError::Load { dir: dir.to_path_buf(), source })?;
+        Ok(FakeCa { ca, validity: s.validity, dir: dir.to_path_buf() })
+    }
+
+    /// Root certificate PEM.
+    pub fn root_pem(&self) -> &str {
+        self.ca.root_cert_pem()
+    }
+
+    /// Directory holding the material.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Signs a leaf certificate.
+    pub fn issue(&self, req: &IssueRequest<'_>) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
+        let now = OffsetDateTime::now_utc();
+        let from_ms = |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok();
+        // Backdate by a minute so clients with a slightly slow clock accept it.
+        let not_before = req.not_before.and_then(from_ms).unwrap_or(now - time::Duration::minutes(1));
+        let not_after = req.not_after.and_then(from_ms).unwrap_or(not_before + self.validity);
+        let issued = self
+            .ca
+            .issue(req.spki_der, req.names, not_before, not_after)
+            .map_err(|e| AuthorityError::Refused(format!("built-in CA cannot sign: {e}")))?;
+        Ok((issued.leaf_der, issued.chain_der))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        fs::create_dir_all(dir)
+    }
+}
+
+/// Writes a file that must not exist yet.
+fn write_new(path: &Path, content: &str, private: bool) -> Result<(), FakeCaError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = opts.open(path).map_err(|source| FakeCaError::Io { path: path.to_path_buf(), source })?;
+    f.write_all(content.as_bytes()).and_then(|_| f.sync_all()).map_err(|source| FakeCaError::Io { path: path.to_path_buf(), source })
+}

@@ -1,0 +1,201 @@
+//! Certificate authorities and policy bindings.
+//!
+//! An [`Authority`] signs; [`Authorities`] picks which one signs for a policy
+//! (`first_available` with failover, or `round_robin`), skipping unhealthy
+//! ones. Health is the count of consecutive failures: an authority that
+//! failed [`UNHEALTHY_AFTER`] times in a row is skipped until it succeeds
+//! again (a request is still sent to it when every authority is unhealthy,
+//! so recovery is noticed).
+
+mod fake;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use pki::DnsName;
+
+pub use fake::{FakeCa, FakeCaError};
+
+use crate::config::{AuthorityKind, Config, Strategy};
+
+/// Consecutive failures after which an authority counts as unhealthy.
+pub const UNHEALTHY_AFTER: u32 = 3;
+
+/// What an authority is asked to sign.
+#[derive(Debug)]
+pub struct IssueRequest<'a> {
+    /// Subject public key of the CSR.
+    pub spki_der: &'a [u8],
+    /// The CSR itself (ADCS submits it as is).
+    pub csr_der: &'a [u8],
+    /// The order's names.
+    pub names: &'a [DnsName],
+    /// Requested notBefore (unix ms).
+    pub not_before: Option<i64>,
+    /// Requested notAfter (unix ms).
+    pub not_after: Option<i64>,
+}
+
+/// A signed certificate and the authority that signed it.
+#[derive(Debug)]
+pub struct Issued {
+    /// Authority name.
+    pub authority: String,
+    /// Leaf DER.
+    pub leaf_der: Vec<u8>,
+    /// Chain DER, issuer first.
+    pub chain_der: Vec<Vec<u8>>,
+}
+
+/// Why an authority did not sign.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    /// Worth retrying later (unreachable, timeout).
+    #[error("{0}")]
+    Transient(String),
+    /// Final refusal (denied, policy).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// One authority implementation.
+pub enum Authority {
+    /// Built-in CA.
+    Fake(FakeCa),
+}
+
+impl Authority {
+    async fn issue(&self, req: &IssueRequest<'_>) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
+        match self {
+            Authority::Fake(ca) => ca.issue(req),
+        }
+    }
+}
+
+struct Entry {
+    name: String,
+    authority: Authority,
+    failures: AtomicU32,
+}
+
+impl Entry {
+    fn healthy(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) < UNHEALTHY_AFTER
+    }
+}
+
+struct Bound {
+    entries: Vec<Arc<Entry>>,
+    strategy: Strategy,
+    next: AtomicUsize,
+}
+
+/// All authorities and the policy bindings.
+pub struct Authorities {
+    by_name: BTreeMap<String, Arc<Entry>>,
+    bindings: BTreeMap<String, Bound>,
+}
+
+/// Startup failure of an authority.
+#[derive(Debug, thiserror::Error)]
+#[error("authority {name}: {source}")]
+pub struct StartupError {
+    /// Authority name.
+    pub name: String,
+    /// Cause.
+    #[source]
+    pub source: FakeCaError,
+}
+
+impl Authorities {
+    /// Opens every configured authority (creating built-in CA material on
+    /// first start) and wires the bindings.
+    pub fn open(config: &Config) -> Result<Authorities, StartupError> {
+        let mut by_name = BTreeMap::new();
+        for a in &config.authorities {
+            let authority = match &a.kind {
+                AuthorityKind::Fake(f) => {
+                    let ca = FakeCa::open(&config.ca_dir(&a.name), f).map_err(|source| StartupError { name: a.name.clone(), source })?;
+                    Authority::Fake(ca)
+                }
+            };
+            by_name.insert(a.name.clone(), Arc::new(Entry { name: a.name.clone(), authority, failures: AtomicU32::new(0) }));
+        }
+        let mut bindings = BTreeMap::new();
+        for (policy, b) in &config.bindings {
+            let entries = b.authorities.iter().filter_map(|n| by_name.get(n).cloned()).collect();
+            bindings.insert(policy.clone(), Bound { entries, strategy: b.strategy, next: AtomicUsize::new(0) });
+        }
+        Ok(Authorities { by_name, bindings })
+    }
+
+    /// Root certificates (PEM) of every built-in CA, for `ca/root.pem`.
+    pub fn builtin_roots_pem(&self) -> Vec<(String, String)> {
+        self.by_name
+            .values()
+            .map(|e| match &e.authority {
+                Authority::Fake(ca) => (e.name.clone(), ca.root_pem().to_string()),
+            })
+            .collect()
+    }
+
+    /// Whether the named authority is currently healthy.
+    pub fn is_healthy(&self, name: &str) -> bool {
+        self.by_name.get(name).is_some_and(|e| e.healthy())
+    }
+
+    /// Whether every policy has at least one healthy authority.
+    pub fn every_policy_served(&self) -> bool {
+        self.bindings.values().all(|b| b.entries.iter().any(|e| e.healthy()))
+    }
+
+    /// Signs through the named authority directly (own listener certificate).
+    pub async fn issue_with(&self, name: &str, req: &IssueRequest<'_>) -> Result<Issued, AuthorityError> {
+        let e = self.by_name.get(name).ok_or_else(|| AuthorityError::Refused(format!("unknown authority {name}")))?;
+        attempt(e, req).await
+    }
+
+    /// Signs for a policy according to its binding.
+    pub async fn issue(&self, policy: &str, req: &IssueRequest<'_>) -> Result<Issued, AuthorityError> {
+        let b = self.bindings.get(policy).ok_or_else(|| AuthorityError::Refused(format!("policy {policy} has no binding")))?;
+        let n = b.entries.len();
+        if n == 0 {
+            return Err(AuthorityError::Refused(format!("policy {policy} has no authority")));
+        }
+        let start = match b.strategy {
+            Strategy::FirstAvailable => 0,
+            Strategy::RoundRobin => b.next.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let order: Vec<&Arc<Entry>> = (0..n).map(|i| &b.entries[(start + i) % n]).collect();
+        let healthy: Vec<&Arc<Entry>> = order.iter().copied().filter(|e| e.healthy()).collect();
+        let candidates = if healthy.is_empty() { order } else { healthy };
+        let mut errors = Vec::new();
+        for e in candidates {
+            match attempt(e, req).await {
+                Ok(i) => return Ok(i),
+                Err(AuthorityError::Refused(m)) => return Err(AuthorityError::Refused(format!("authority {}: {m}", e.name))),
+                Err(AuthorityError::Transient(m)) => {
+                    tracing::warn!(target: "ca", authority = %e.name, error = %m, "authority failed; trying the next one");
+                    errors.push(format!("{}: {m}", e.name));
+                }
+            }
+        }
+        Err(AuthorityError::Transient(errors.join("; ")))
+    }
+}
+
+async fn attempt(e: &Entry, req: &IssueRequest<'_>) -> Result<Issued, AuthorityError> {
+    match e.authority.issue(req).await {
+        Ok((leaf_der, chain_der)) => {
+            e.failures.store(0, Ordering::Relaxed);
+            Ok(Issued { authority: e.name.clone(), leaf_der, chain_der })
+        }
+        Err(err) => {
+            if matches!(err, AuthorityError::Transient(_)) {
+                e.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Command line: one function per subcommand.
+//!
+//! Exit codes: 0 success; 1 runtime failure (cannot bind, database, CA
+//! material); 2 invalid configuration or usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// certeasy — on-premise ACME server for your company CA.
+#[derive(Debug, Parser)]
+#[command(name = "certeasy", version, about)]
+pub struct Cli {
+    /// Subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the ACME server.
+    Serve {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Check a configuration exactly as `serve` does at startup, without side effects.
+    Validate {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Version => {
+            println!("certeasy {} (schema {})", env!("CARGO_PKG_VERSION"), crate::store::Store::schema_version());
+            ExitCode::SUCCESS
+        }
+        Command::Validate { file } => match crate::config::load(&file) {
+            Ok(_) => {
+                println!("{}: configuration is valid", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { file } => serve(file),
+    }
+}
+
+fn serve(file: PathBuf) -> ExitCode {
+    let config = match crate::config::load(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init(&config.logs);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let server = match crate::server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(target: "server", "startup failed: {e:#}");
+                eprintln!("certeasy: startup failed: {e:#}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(target: "server", listen = %server.addr, "certeasy is serving");
+        println!("ACME directory: {}", server.directory_url());
+        if server.root_pem.exists() {
+            println!("Built-in CA root to trust: {}", server.root_pem.display());
+        }
+        server.wait().await;
+        ExitCode::SUCCESS
+    })
+}

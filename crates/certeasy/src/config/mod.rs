@@ -1,0 +1,150 @@
+//! Configuration: the only place that reads YAML.
+//!
+//! [`load`] runs every check that `serve` needs before it touches anything:
+//! `certeasy validate` and `certeasy serve` call the same function. Errors
+//! name the file, the line, the key path and the fix.
+
+pub mod duration;
+mod locate;
+pub mod schema;
+mod settings;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use schema::Strategy;
+pub use settings::*;
+
+use locate::LineIndex;
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Key path, e.g. `authorities[0].configuration.password`.
+    pub path: String,
+    /// Line of that key (1-based), when known.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// Every problem found (at least one).
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some(line) = issue.line {
+                write!(f, ":{line}")?;
+            }
+            if issue.path.is_empty() {
+                write!(f, ": {}", issue.message)?;
+            } else {
+                write!(f, ": {}: {}", issue.path, issue.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads, parses and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        issues: vec![ConfigIssue {
+            path: String::new(),
+            line: None,
+            message: format!("cannot read the configuration file: {e}; pass an existing file with -f PATH"),
+        }],
+    })?;
+    load_str(&text, path)
+}
+
+/// Parses and validates configuration text that was read from `path`.
+pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let index = LineIndex::build(text);
+    let fail = |issues: Vec<ConfigIssue>| ConfigError { file: path.to_path_buf(), issues };
+    let doc: schema::Document = parse_value(text, &index, "").map_err(|i| fail(vec![i]))?;
+    let config_dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .or_else(|| path.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut cx = settings::Checker::new(&index, config_dir);
+    let config = cx.build(doc);
+    match config {
+        Some(c) if cx.issues.is_empty() => Ok(c),
+        _ => Err(fail(cx.issues)),
+    }
+}
+
+/// Deserialises YAML text into `T`, mapping the first error to an issue with
+/// its key path (prefixed with `prefix`) and line.
+fn parse_value<T: serde::de::DeserializeOwned>(text: &str, index: &LineIndex, prefix: &str) -> Result<T, ConfigIssue> {
+    let de = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        issue_from(index, &join_path(prefix, &e.path().to_string()), &inner.to_string(), inner.location().map(|l| l.line()))
+    })
+}
+
+/// Deserialises an already-parsed value (an authority's `configuration`).
+fn parse_nested<T: serde::de::DeserializeOwned>(value: serde_norway::Value, index: &LineIndex, prefix: &str) -> Result<T, ConfigIssue> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| issue_from(index, &join_path(prefix, &e.path().to_string()), &e.inner().to_string(), None))
+}
+
+/// Builds an issue from a serde error message, dropping serde_norway's own
+/// location and path decorations (the issue carries both).
+fn issue_from(index: &LineIndex, path: &str, raw: &str, fallback_line: Option<usize>) -> ConfigIssue {
+    let mut msg = match raw.find(" at line ") {
+        Some(i) => &raw[..i],
+        None => raw,
+    };
+    let path = path.to_string();
+    if let Some(i) = msg.find("unknown field `") {
+        msg = &msg[i..];
+    } else if let Some(i) = msg.find("missing field `") {
+        msg = &msg[i..];
+    } else if let Some((head, tail)) = msg.split_once(": ") {
+        // serde_norway prefixes its own path ("server.listen: invalid type").
+        if !head.contains(' ') {
+            msg = tail;
+        }
+    }
+    let message = if let Some(rest) = msg.strip_prefix("unknown field ") {
+        format!("unknown key {rest}; remove it or fix its spelling")
+    } else if let Some(rest) = msg.strip_prefix("missing field ") {
+        format!("required key {rest} is missing")
+    } else {
+        msg.to_string()
+    };
+    let line = index.line_of(&path).or(fallback_line);
+    ConfigIssue { path, line, message }
+}
+
+fn join_path(prefix: &str, rest: &str) -> String {
+    let rest = if rest == "." { "" } else { rest };
+    match (prefix.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) if rest.starts_with('[') => format!("{prefix}{rest}"),
+        (false, false) => format!("{prefix}.{rest}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,769 @@
+//! The validated configuration and the checks that produce it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use certeasy_va::{DnsProtocol as VaProtocol, IpPolicy, ValidationProfile, ZoneConfig, ZoneServers};
+use pki::{CsrPolicy, KeyPolicy, Scope};
+
+use super::locate::LineIndex;
+use super::schema::{self, AuthorityType, DatabaseType, Strategy, TlsMode};
+use super::{parse_nested, ConfigIssue};
+
+/// A configuration that passed every check.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Runtime directory.
+    pub workdir: PathBuf,
+    /// Listener settings.
+    pub server: ServerSettings,
+    /// Listener certificate bundles.
+    pub tls_bundles: Vec<TlsBundle>,
+    /// Validation profiles by name.
+    pub profiles: BTreeMap<String, ValidationProfile>,
+    /// Authorities, in configuration order.
+    pub authorities: Vec<AuthoritySettings>,
+    /// Issuance policies, in configuration order.
+    pub policies: Vec<PolicySettings>,
+    /// Policy → authorities, one per policy.
+    pub bindings: BTreeMap<String, Binding>,
+    /// SQLite database file.
+    pub database_path: PathBuf,
+    /// Job engine settings.
+    pub workers: schema::Workers,
+    /// Logging settings.
+    pub logs: schema::Logs,
+}
+
+/// `server` after validation.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Public base URLs, without trailing slash.
+    pub urls: Vec<url::Url>,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Header read timeout.
+    pub read_header_timeout: Duration,
+    /// Request read timeout.
+    pub read_timeout: Duration,
+    /// Response write timeout.
+    pub write_timeout: Duration,
+    /// Keep-alive idle timeout.
+    pub idle_timeout: Duration,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// Shutdown budget for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// Client-IP header honoured from trusted proxies.
+    pub remote_ip_header: Option<String>,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// One listener certificate bundle.
+#[derive(Debug, Clone)]
+pub struct TlsBundle {
+    /// Bundle name.
+    pub name: String,
+    /// Hosts it serves (empty = every host, only with one bundle).
+    pub hosts: Vec<String>,
+    /// Where the certificate comes from.
+    pub source: TlsSource,
+}
+
+/// Source of a listener certificate.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// PEM files, reloaded when they change.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+        /// Poll interval.
+        watch_interval: Duration,
+    },
+    /// Issued by an authority of this server.
+    Pki {
+        /// Authority name.
+        authority: String,
+        /// Cache directory.
+        cache_dir: PathBuf,
+        /// Renew this long before expiry.
+        renew_before: Duration,
+        /// Startup budget.
+        acquire_timeout: Duration,
+        /// Key type.
+        key: ListenerKey,
+    },
+}
+
+/// Key of a `pki`-mode listener certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKey {
+    /// ECDSA P-256.
+    EcdsaP256,
+    /// ECDSA P-384.
+    EcdsaP384,
+    /// RSA with this many bits.
+    Rsa(u32),
+}
+
+/// One authority after validation.
+#[derive(Debug, Clone)]
+pub struct AuthoritySettings {
+    /// Name.
+    pub name: String,
+    /// Longest lifetime accepted from this authority.
+    pub max_validity: Duration,
+    /// Health probe interval.
+    pub health_check_interval: Duration,
+    /// Backend.
+    pub kind: AuthorityKind,
+}
+
+/// Authority backends.
+#[derive(Debug, Clone)]
+pub enum AuthorityKind {
+    /// Built-in CA.
+    Fake(FakeSettings),
+}
+
+/// Built-in CA settings.
+#[derive(Clone)]
+pub struct FakeSettings {
+    /// CA common name.
+    pub common_name: String,
+    /// CA key.
+    pub key_type: pki::CaKeyType,
+    /// Lifetime of issued certificates.
+    pub validity: Duration,
+    /// Issue from an intermediate.
+    pub intermediate: bool,
+    /// Key-encryption password.
+    pub password: Vec<u8>,
+}
+
+impl std::fmt::Debug for FakeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeSettings")
+            .field("common_name", &self.common_name)
+            .field("key_type", &self.key_type)
+            .field("validity", &self.validity)
+            .field("intermediate", &self.intermediate)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One issuance policy after validation.
+#[derive(Debug, Clone)]
+pub struct PolicySettings {
+    /// Name.
+    pub name: String,
+    /// Validation profile name.
+    pub profile: String,
+    /// Name scope.
+    pub scope: Scope,
+    /// CSR and key requirements.
+    pub csr: CsrPolicy,
+}
+
+/// A policy's authorities and strategy.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// Authority names in order.
+    pub authorities: Vec<String>,
+    /// Strategy.
+    pub strategy: Strategy,
+}
+
+impl Config {
+    /// The `ca/` directory of the built-in CA named `authority`.
+    pub fn ca_dir(&self, authority: &str) -> PathBuf {
+        self.workdir.join("ca").join(authority)
+    }
+
+    /// Looks up an authority by name.
+    pub fn authority(&self, name: &str) -> Option<&AuthoritySettings> {
+        self.authorities.iter().find(|a| a.name == name)
+    }
+}
+
+/// Runs the semantic checks, collecting every issue.
+pub(super) struct Checker<'a> {
+    index: &'a LineIndex,
+    config_dir: PathBuf,
+    workdir: PathBuf,
+    /// Problems found so far.
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(index: &'a LineIndex, config_dir: PathBuf) -> Self {
+        Checker { index, config_dir, workdir: PathBuf::new(), issues: Vec::new() }
+    }
+
+    fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let line = self.index.line_of(&path);
+        self.issues.push(ConfigIssue { path, line, message: message.into() });
+    }
+
+    fn nonzero_duration(&mut self, path: &str, d: Duration) -> Duration {
+        if d.is_zero() {
+            self.issue(path, "an explicit zero is not allowed; omit the key to get the default");
+        }
+        d
+    }
+
+    /// Resolves a path that must be absolute or start with `%WORKDIR%`.
+    fn work_path(&mut self, key: &str, raw: &str) -> PathBuf {
+        if let Some(rest) = raw.strip_prefix("%WORKDIR%") {
+            return self.workdir.join(rest.trim_start_matches(['/', '\\']));
+        }
+        let p = PathBuf::from(raw);
+        if !p.is_absolute() {
+            self.issue(key, format!("path {raw:?} is relative; write an absolute path or start it with %WORKDIR%"));
+        }
+        p
+    }
+
+    pub fn build(&mut self, doc: schema::Document) -> Option<Config> {
+        self.workdir = self.workdir(&doc.workdir);
+        let server = self.server(&doc.server);
+        let profiles = self.profiles(&doc.dns_validation_profiles);
+        let authorities = self.authorities(&doc.authorities);
+        let tls_bundles = self.tls(&doc.tls_certificate_manager, server.as_ref(), &authorities);
+        let policies = self.policies(&doc.issuance_policies, &profiles);
+        let bindings = self.bindings(&doc.policy_bindings, &policies, &authorities);
+        let database_path = self.database(&doc.database);
+        self.workers(&doc.workers, doc.server.shutdown_timeout.get());
+        Some(Config {
+            workdir: self.workdir.clone(),
+            server: server?,
+            tls_bundles,
+            profiles,
+            authorities,
+            policies,
+            bindings,
+            database_path,
+            workers: doc.workers,
+            logs: doc.logs,
+        })
+    }
+
+    fn workdir(&mut self, raw: &str) -> PathBuf {
+        if let Some(rest) = raw.strip_prefix("%CONFIGDIR%") {
+            return self.config_dir.join(rest.trim_start_matches(['/', '\\']));
+        }
+        let p = PathBuf::from(raw);
+        if !p.is_absolute() {
+            self.issue("workdir", format!("path {raw:?} is relative; write an absolute path or start it with %CONFIGDIR%"));
+        }
+        p
+    }
+
+    fn server(&mut self, s: &schema::Server) -> Option<ServerSettings> {
+        let mut urls = Vec::new();
+        if s.url.is_empty() {
+            self.issue("server.url", "list at least one public base URL, e.g. https://acme.example.com");
+        }
+        for (i, raw) in s.url.iter().enumerate() {
+            let key = format!("server.url[{i}]");
+            match url::Url::parse(raw) {
+                Ok(u) if u.scheme() != "https" => self.issue(key, format!("{raw:?} must use https (ACME requires HTTPS)")),
+                Ok(u) if u.host_str().is_none() => self.issue(key, format!("{raw:?} has no host")),
+                Ok(u) if u.query().is_some() || u.fragment().is_some() => self.issue(key, format!("{raw:?} must not have a query or fragment")),
+                Ok(mut u) => {
+                    let trimmed = u.path().trim_end_matches('/').to_string();
+                    u.set_path(&trimmed);
+                    urls.push(u)
+                }
+                Err(e) => self.issue(key, format!("{raw:?} is not a URL: {e}")),
+            }
+        }
+        let listen = match s.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.issue("server.listen", format!("{:?} is not an address:port, e.g. 0.0.0.0:8443 or [::]:443", s.listen));
+                None
+            }
+        };
+        let mut trusted = Vec::new();
+        for (i, raw) in s.trusted_proxies.iter().enumerate() {
+            match parse_cidr(raw) {
+                Some(n) => trusted.push(n),
+                None => self.issue(format!("server.trusted-proxies[{i}]"), format!("{raw:?} is not an IP address or CIDR")),
+            }
+        }
+        if s.remote_ip_header.is_some() && trusted.is_empty() {
+            self.issue("server.remote-ip-header", "is honoured only from trusted proxies; add server.trusted-proxies");
+        }
+        let max_body = usize::try_from(s.max_body_bytes.get()).unwrap_or(usize::MAX);
+        Some(ServerSettings {
+            urls,
+            listen: listen?,
+            read_header_timeout: s.read_header_timeout.get(),
+            read_timeout: s.read_timeout.get(),
+            write_timeout: s.write_timeout.get(),
+            idle_timeout: s.idle_timeout.get(),
+            max_body_bytes: max_body,
+            shutdown_timeout: s.shutdown_timeout.get(),
+            remote_ip_header: s.remote_ip_header.clone(),
+            trusted_proxies: trusted,
+        })
+    }
+
+    fn profiles(&mut self, list: &[schema::DnsValidationProfile]) -> BTreeMap<String, ValidationProfile> {
+        let mut out = BTreeMap::new();
+        if list.is_empty() {
+            self.issue("dns-validation-profiles", "define at least one validation profile");
+        }
+        for (i, p) in list.iter().enumerate() {
+            let base = format!("dns-validation-profiles[{i}]");
+            if out.contains_key(&p.name) {
+                self.issue(format!("{base}.name"), format!("profile name {:?} is used twice", p.name));
+                continue;
+            }
+            let policy = match &p.resolved_ip_policy {
+                None => {
+                    self.issue(
+                        format!("{base}.resolved-ip-policy"),
+                        "is required: set allow-cidrs and/or deny-cidrs (an unset policy must never mean \"any address\")",
+                    );
+                    None
+                }
+                Some(pol) => match IpPolicy::new(&pol.allow_cidrs, &pol.deny_cidrs) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        self.issue(format!("{base}.resolved-ip-policy"), e.to_string());
+                        None
+                    }
+                },
+            };
+            if p.zones.is_empty() {
+                self.issue(format!("{base}.zones"), "define at least one zone (suffixes + system or dns-server)");
+            }
+            let mut zones = Vec::new();
+            for (j, z) in p.zones.iter().enumerate() {
+                let zk = format!("{base}.zones[{j}]");
+                if z.suffixes.is_empty() {
+                    self.issue(format!("{zk}.suffixes"), "list at least one DNS suffix");
+                }
+                let servers = match (z.system, z.dns_server.is_empty()) {
+                    (true, true) => ZoneServers::System,
+                    (false, false) => {
+                        let mut addrs = Vec::new();
+                        for (k, s) in z.dns_server.iter().enumerate() {
+                            match parse_dns_server(s) {
+                                Some(a) => addrs.push(a),
+                                None => self.issue(format!("{zk}.dns-server[{k}]"), format!("{s:?} is not ip or ip:port")),
+                            }
+                        }
+                        ZoneServers::Explicit(addrs)
+                    }
+                    (true, false) => {
+                        self.issue(&zk, "set either system: true or dns-server, not both");
+                        continue;
+                    }
+                    (false, true) => {
+                        self.issue(&zk, "set system: true or list dns-server addresses");
+                        continue;
+                    }
+                };
+                let suffixes = z.suffixes.iter().map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase()).collect();
+                let protocol = match z.protocol {
+                    schema::DnsProtocol::Udp => VaProtocol::Udp,
+                    schema::DnsProtocol::Tcp => VaProtocol::Tcp,
+                };
+                zones.push(ZoneConfig { suffixes, servers, protocol, authoritative: z.authoritative, dnssec: z.dnssec });
+            }
+            let Some(ip_policy) = policy else { continue };
+            out.insert(
+                p.name.clone(),
+                ValidationProfile {
+                    name: p.name.clone(),
+                    timeout: p.timeout.get(),
+                    zones,
+                    ip_policy,
+                    http01_port: p.http_01_port.unwrap_or(80),
+                    tls_alpn01_port: p.tls_alpn_01_port.unwrap_or(443),
+                },
+            );
+        }
+        out
+    }
+
+    fn authorities(&mut self, list: &[schema::Authority]) -> Vec<AuthoritySettings> {
+        let mut out: Vec<AuthoritySettings> = Vec::new();
+        if list.is_empty() {
+            self.issue("authorities", "define at least one authority (type: fake for the built-in CA)");
+        }
+        for (i, a) in list.iter().enumerate() {
+            let base = format!("authorities[{i}]");
+            if out.iter().any(|o| o.name == a.name) {
+                self.issue(format!("{base}.name"), format!("authority name {:?} is used twice", a.name));
+                continue;
+            }
+            match a.kind {
+                AuthorityType::Fake => {
+                    let value = a.configuration.clone().unwrap_or(serde_norway::Value::Mapping(Default::default()));
+                    let cfg: schema::FakeAuthority = match parse_nested(value, self.index, &format!("{base}.configuration")) {
+                        Ok(c) => c,
+                        Err(issue) => {
+                            self.issues.push(issue);
+                            continue;
+                        }
+                    };
+                    if let Some(s) = self.fake(&base, &a.name, cfg) {
+                        out.push(s);
+                    }
+                }
+                AuthorityType::Adcs | AuthorityType::AdcsCli => {
+                    self.issue(
+                        format!("{base}.type"),
+                        "ADCS authorities are not available in this build yet; use type: fake (the built-in CA)",
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn fake(&mut self, base: &str, name: &str, cfg: schema::FakeAuthority) -> Option<AuthoritySettings> {
+        let ck = format!("{base}.configuration");
+        let password = match (&cfg.password, &cfg.password_file) {
+            (Some(p), None) => Some(p.as_bytes().to_vec()),
+            (None, Some(f)) => {
+                let path = self.work_path(&format!("{ck}.password-file"), f);
+                match std::fs::read(&path) {
+                    Ok(mut bytes) => {
+                        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                            bytes.pop();
+                        }
+                        Some(bytes)
+                    }
+                    Err(e) => {
+                        self.issue(format!("{ck}.password-file"), format!("cannot read {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                self.issue(&ck, "set password or password-file, not both");
+                None
+            }
+            (None, None) => {
+                self.issue(&ck, "set password or password-file: the built-in CA keys are stored encrypted");
+                None
+            }
+        };
+        if password.as_ref().is_some_and(|p| p.is_empty()) {
+            self.issue(format!("{ck}.password"), "the CA key password must not be empty");
+        }
+        let key_type = match (cfg.key_type, cfg.key_size) {
+            (schema::CaKeyType::EcdsaP256, None) => pki::CaKeyType::EcdsaP256,
+            (schema::CaKeyType::EcdsaP384, None) => pki::CaKeyType::EcdsaP384,
+            (schema::CaKeyType::Rsa, size) => {
+                let bits = size.unwrap_or(3072);
+                if !(2048..=8192).contains(&bits) || bits % 8 != 0 {
+                    self.issue(format!("{ck}.key-size"), format!("{bits} is not a usable RSA size; use 2048, 3072 or 4096"));
+                }
+                pki::CaKeyType::Rsa { bits }
+            }
+            (_, Some(_)) => {
+                self.issue(format!("{ck}.key-size"), "key-size applies only to key-type: rsa");
+                pki::CaKeyType::EcdsaP256
+            }
+        };
+        let validity = cfg.validity.get();
+        let max_validity = cfg.max_validity.map(|d| d.get()).unwrap_or(validity);
+        if validity > max_validity {
+            self.issue(
+                format!("{ck}.validity"),
+                format!("validity {} exceeds max-validity {}", cfg.validity, super::duration::format_duration(max_validity)),
+            );
+        }
+        Some(AuthoritySettings {
+            name: name.to_string(),
+            max_validity,
+            health_check_interval: cfg.health_check_interval.get(),
+            kind: AuthorityKind::Fake(FakeSettings {
+                common_name: cfg.common_name,
+                key_type,
+                validity,
+                intermediate: cfg.intermediate,
+                password: password?,
+            }),
+        })
+    }
+
+    fn tls(&mut self, m: &schema::TlsCertificateManager, server: Option<&ServerSettings>, authorities: &[AuthoritySettings]) -> Vec<TlsBundle> {
+        let mut out: Vec<TlsBundle> = Vec::new();
+        if m.bundles.is_empty() {
+            self.issue("tls-certificate-manager.bundles", "define at least one certificate bundle");
+        }
+        for (i, b) in m.bundles.iter().enumerate() {
+            let base = format!("tls-certificate-manager.bundles[{i}]");
+            if out.iter().any(|o| o.name == b.name) {
+                self.issue(format!("{base}.name"), format!("bundle name {:?} is used twice", b.name));
+            }
+            if b.hosts.is_empty() && m.bundles.len() > 1 {
+                self.issue(format!("{base}.hosts"), "with several bundles, each must list the hosts it serves");
+            }
+            let source = match b.mode {
+                TlsMode::Files => {
+                    let (Some(c), Some(k)) = (&b.local_cert_file, &b.local_key_file) else {
+                        self.issue(&base, "mode files needs local-cert-file and local-key-file");
+                        continue;
+                    };
+                    TlsSource::Files {
+                        cert: self.work_path(&format!("{base}.local-cert-file"), c),
+                        key: self.work_path(&format!("{base}.local-key-file"), k),
+                        watch_interval: b.file_watch_interval.get(),
+                    }
+                }
+                TlsMode::Pki => {
+                    let Some(authority) = &b.authority else {
+                        self.issue(&base, "mode pki needs authority: the name of the authority that issues the listener certificate");
+                        continue;
+                    };
+                    if !authorities.iter().any(|a| &a.name == authority) {
+                        self.issue(format!("{base}.authority"), format!("unknown authority {authority:?}"));
+                    }
+                    let cache_dir = match &b.local_pki_cache_dir {
+                        Some(d) => self.work_path(&format!("{base}.local-pki-cache-dir"), d),
+                        None => self.workdir.join("server-certificate-cache"),
+                    };
+                    let key = match &b.key {
+                        None => ListenerKey::EcdsaP256,
+                        Some(k) => match (k.kind, k.curve.as_deref(), k.size) {
+                            (schema::TlsKeyType::Ecdsa, None | Some("P-256"), None) => ListenerKey::EcdsaP256,
+                            (schema::TlsKeyType::Ecdsa, Some("P-384"), None) => ListenerKey::EcdsaP384,
+                            (schema::TlsKeyType::Rsa, None, size) => ListenerKey::Rsa(size.unwrap_or(3072)),
+                            _ => {
+                                self.issue(format!("{base}.key"), "use {type: ecdsa, curve: P-256|P-384} or {type: rsa, size: 2048|3072|4096}");
+                                ListenerKey::EcdsaP256
+                            }
+                        },
+                    };
+                    TlsSource::Pki {
+                        authority: authority.clone(),
+                        cache_dir,
+                        renew_before: b.renew_before.get(),
+                        acquire_timeout: b.acquire_timeout.get(),
+                        key,
+                    }
+                }
+                TlsMode::Acme => {
+                    self.issue(format!("{base}.mode"), "mode acme is not available in this build yet; use files or pki");
+                    continue;
+                }
+            };
+            let hosts = b.hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect();
+            out.push(TlsBundle { name: b.name.clone(), hosts, source });
+        }
+        if let Some(server) = server {
+            for (i, u) in server.urls.iter().enumerate() {
+                let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
+                let n = out.iter().filter(|b| b.hosts.is_empty() || b.hosts.contains(&host)).count();
+                if n != 1 && !out.is_empty() {
+                    self.issue(
+                        format!("server.url[{i}]"),
+                        format!("host {host:?} must be covered by exactly one tls-certificate-manager bundle (found {n})"),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn policies(&mut self, list: &[schema::IssuancePolicy], profiles: &BTreeMap<String, ValidationProfile>) -> Vec<PolicySettings> {
+        let mut out: Vec<PolicySettings> = Vec::new();
+        if list.is_empty() {
+            self.issue("issuance-policies", "define at least one issuance policy");
+        }
+        for (i, p) in list.iter().enumerate() {
+            let base = format!("issuance-policies[{i}]");
+            if out.iter().any(|o| o.name == p.name) {
+                self.issue(format!("{base}.name"), format!("policy name {:?} is used twice", p.name));
+                continue;
+            }
+            let profile = match &p.dns_validation_profile {
+                Some(name) if profiles.contains_key(name) => name.clone(),
+                Some(name) => {
+                    self.issue(format!("{base}.dns-validation-profile"), format!("unknown validation profile {name:?}"));
+                    continue;
+                }
+                None if profiles.len() == 1 => profiles.keys().next().cloned().unwrap_or_default(),
+                None => {
+                    if profiles.len() > 1 {
+                        self.issue(&base, "dns-validation-profile is required when several validation profiles exist");
+                    }
+                    continue;
+                }
+            };
+            if p.dns.allow.is_empty() {
+                self.issue(format!("{base}.dns.allow"), "list at least one rule, e.g. .example.com/3");
+            }
+            let scope = match Scope::new(&p.dns.allow, &p.dns.deny) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.issue(format!("{base}.dns"), e.to_string());
+                    continue;
+                }
+            };
+            let csr = match self.csr_policy(&base, p) {
+                Some(c) => c,
+                None => continue,
+            };
+            out.push(PolicySettings { name: p.name.clone(), profile, scope, csr });
+        }
+        out
+    }
+
+    fn csr_policy(&mut self, base: &str, p: &schema::IssuancePolicy) -> Option<CsrPolicy> {
+        let mut ok = true;
+        let mut algs = Vec::new();
+        for (i, a) in p.signature.allowed_algorithms.iter().enumerate() {
+            match a.parse::<pki::SignatureAlgorithm>() {
+                Ok(v) => algs.push(v),
+                Err(e) => {
+                    ok = false;
+                    self.issue(format!("{base}.signature.allowed-algorithms[{i}]"), e.to_string());
+                }
+            }
+        }
+        let mut curves = Vec::new();
+        for (i, c) in p.signature.allowed_ec_curves.iter().enumerate() {
+            match c.parse::<pki::EcCurve>() {
+                Ok(v) => curves.push(v),
+                Err(e) => {
+                    ok = false;
+                    self.issue(format!("{base}.signature.allowed-ec-curves[{i}]"), e.to_string());
+                }
+            }
+        }
+        if p.signature.min_rsa_bits < 2048 {
+            ok = false;
+            self.issue(format!("{base}.signature.min-rsa-bits"), "must be at least 2048");
+        }
+        let mut ekus = Vec::new();
+        for (i, e) in p.csr.allowed_extra_eku.iter().enumerate() {
+            match e.parse::<pki::ExtraEku>() {
+                Ok(v) => ekus.push(v),
+                Err(err) => {
+                    ok = false;
+                    self.issue(format!("{base}.csr.allowed-extra-eku[{i}]"), err.to_string());
+                }
+            }
+        }
+        ok.then(|| CsrPolicy {
+            key: KeyPolicy { allowed_algorithms: algs, min_rsa_bits: p.signature.min_rsa_bits, allowed_ec_curves: curves },
+            allowed_extra_eku: ekus,
+        })
+    }
+
+    fn bindings(&mut self, list: &[schema::PolicyBinding], policies: &[PolicySettings], authorities: &[AuthoritySettings]) -> BTreeMap<String, Binding> {
+        let mut out = BTreeMap::new();
+        if list.is_empty() {
+            if policies.len() == 1 && authorities.len() == 1 {
+                out.insert(
+                    policies[0].name.clone(),
+                    Binding { authorities: vec![authorities[0].name.clone()], strategy: Strategy::FirstAvailable },
+                );
+            } else if !policies.is_empty() && !authorities.is_empty() {
+                self.issue(
+                    "policy-bindings",
+                    "is required when there is more than one policy or authority: bind each policy to its authorities",
+                );
+            }
+            return out;
+        }
+        for (i, b) in list.iter().enumerate() {
+            let base = format!("policy-bindings[{i}]");
+            if !policies.iter().any(|p| p.name == b.policy) {
+                self.issue(format!("{base}.policy"), format!("unknown issuance policy {:?}", b.policy));
+            }
+            if out.contains_key(&b.policy) {
+                self.issue(format!("{base}.policy"), format!("policy {:?} is bound twice; merge the bindings", b.policy));
+                continue;
+            }
+            if b.authorities.is_empty() {
+                self.issue(format!("{base}.authorities"), "list at least one authority");
+            }
+            let mut seen = BTreeSet::new();
+            for (j, a) in b.authorities.iter().enumerate() {
+                if !authorities.iter().any(|x| &x.name == a) {
+                    self.issue(format!("{base}.authorities[{j}]"), format!("unknown authority {a:?}"));
+                }
+                if !seen.insert(a) {
+                    self.issue(format!("{base}.authorities[{j}]"), format!("authority {a:?} is listed twice"));
+                }
+            }
+            out.insert(b.policy.clone(), Binding { authorities: b.authorities.clone(), strategy: b.strategy });
+        }
+        for p in policies {
+            if !out.contains_key(&p.name) {
+                self.issue("policy-bindings", format!("policy {:?} has no binding; add one", p.name));
+            }
+        }
+        out
+    }
+
+    fn database(&mut self, d: &schema::Database) -> PathBuf {
+        match d.kind {
+            DatabaseType::Sqlite => {
+                if d.dsn.is_some() {
+                    self.issue("database.dsn", "dsn applies only to type: postgres");
+                }
+                match &d.path {
+                    Some(p) => self.work_path("database.path", p),
+                    None => self.workdir.join("db.sqlite"),
+                }
+            }
+            DatabaseType::Postgres => {
+                self.issue("database.type", "postgres is not available in this build yet; use sqlite (the default)");
+                PathBuf::new()
+            }
+        }
+    }
+
+    fn workers(&mut self, w: &schema::Workers, shutdown: Duration) {
+        if w.idle_min > w.idle_max {
+            self.issue("workers.idle-min", format!("idle-min {} is larger than idle-max {}", w.idle_min, w.idle_max));
+        }
+        if w.base_backoff > w.max_backoff {
+            self.issue("workers.base-backoff", format!("base-backoff {} is larger than max-backoff {}", w.base_backoff, w.max_backoff));
+        }
+        if shutdown > w.drain_timeout.get() {
+            self.issue(
+                "server.shutdown-timeout",
+                format!(
+                    "must be less than or equal to workers.drain-timeout ({}); raise drain-timeout or lower shutdown-timeout",
+                    w.drain_timeout
+                ),
+            );
+        }
+        let _ = self.nonzero_duration("workers.lease", w.lease.get());
+    }
+}
+
+fn parse_cidr(raw: &str) -> Option<ipnet::IpNet> {
+    raw.parse::<ipnet::IpNet>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn parse_dns_server(raw: &str) -> Option<SocketAddr> {
+    raw.parse::<SocketAddr>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+}
+
+/// Expands `%WORKDIR%` in a path given on the command line or in docs.
+pub fn expand_workdir(workdir: &Path, raw: &str) -> PathBuf {
+    match raw.strip_prefix("%WORKDIR%") {
+        Some(rest) => workdir.join(rest.trim_start_matches(['/', '\\'])),
+        None => PathBuf::from(raw),
+    }
+}

@@ -1,0 +1,375 @@
+//! Configuration tests: every refusal names its key, line and fix.
+
+use std::path::Path;
+
+use super::*;
+
+const BASE: &str = r#"workdir: /var/lib/certeasy
+server:
+  url: ["https://acme.example.test"]
+  listen: "127.0.0.1:8443"
+tls-certificate-manager:
+  bundles:
+    - name: main
+      mode: pki
+      authority: builtin
+dns-validation-profiles:
+  - name: local
+    zones:
+      - suffixes: [example.test]
+        dns-server: ["127.0.0.1:5353"]
+    resolved-ip-policy:
+      allow-cidrs: ["127.0.0.0/8"]
+authorities:
+  - name: builtin
+    type: fake
+    configuration:
+      password: secret
+issuance-policies:
+  - name: default
+    dns:
+      allow: [".example.test/3"]
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    load_str(text, Path::new("/etc/certeasy/config.yml"))
+}
+
+/// Loads, expects failure, returns (path, line, message) of the first issue.
+fn refuse(text: &str) -> (String, Option<usize>, String) {
+    match load(text) {
+        Ok(_) => panic!("configuration accepted:\n{text}"),
+        Err(e) => {
+            let i = &e.issues[0];
+            (i.path.clone(), i.line, i.message.clone())
+        }
+    }
+}
+
+fn with(replace: &str, by: &str) -> String {
+    assert!(BASE.contains(replace), "BASE lacks {replace:?}");
+    BASE.replacen(replace, by, 1)
+}
+
+#[test]
+fn base_config_is_valid_and_gets_defaults() {
+    let c = load(BASE).expect("valid");
+    assert_eq!(c.workdir, Path::new("/var/lib/certeasy"));
+    assert_eq!(c.database_path, Path::new("/var/lib/certeasy/db.sqlite"));
+    assert_eq!(c.server.read_header_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(c.server.shutdown_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.workers.workers.get(), 4);
+    assert_eq!(c.workers.lease.get(), std::time::Duration::from_secs(30));
+    assert_eq!(c.bindings["default"].authorities, vec!["builtin".to_string()], "implicit binding");
+    assert_eq!(c.policies[0].profile, "local");
+    let p = &c.profiles["local"];
+    assert_eq!(p.http01_port, 80);
+    assert_eq!(p.tls_alpn01_port, 443);
+    match &c.authorities[0].kind {
+        AuthorityKind::Fake(f) => {
+            assert_eq!(f.validity, std::time::Duration::from_secs(90 * 86400));
+            assert_eq!(c.authorities[0].max_validity, f.validity);
+        }
+    }
+}
+
+#[test]
+fn unknown_key_is_refused_with_path_and_line() {
+    let (path, line, msg) = refuse(&with("  listen: \"127.0.0.1:8443\"\n", "  listen: \"127.0.0.1:8443\"\n  lisen: x\n"));
+    assert_eq!(path, "server.lisen");
+    assert_eq!(line, Some(5));
+    assert!(msg.contains("unknown key `lisen`"), "{msg}");
+    assert!(msg.contains("remove it or fix its spelling"), "{msg}");
+}
+
+#[test]
+fn unknown_top_level_section_is_refused() {
+    let (path, line, msg) = refuse(&format!("{BASE}bogus: 1\n"));
+    assert_eq!(path, "bogus");
+    assert_eq!(line, Some(26));
+    assert!(msg.contains("unknown key `bogus`"), "{msg}");
+}
+
+#[test]
+fn wrong_type_is_refused() {
+    let (path, _, msg) = refuse(&with("  listen: \"127.0.0.1:8443\"", "  listen: [1, 2]"));
+    assert_eq!(path, "server.listen");
+    assert!(msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
+fn missing_required_section_is_named() {
+    let text = BASE.replace("issuance-policies:\n  - name: default\n    dns:\n      allow: [\".example.test/3\"]\n", "");
+    let (_, _, msg) = refuse(&text);
+    assert!(msg.contains("required key `issuance-policies` is missing"), "{msg}");
+}
+
+#[test]
+fn explicit_zero_timeout_is_refused() {
+    let (path, line, msg) = refuse(&with("  listen: \"127.0.0.1:8443\"", "  listen: \"127.0.0.1:8443\"\n  read-timeout: 0s"));
+    assert_eq!(path, "server.read-timeout");
+    assert_eq!(line, Some(5));
+    assert!(msg.contains("explicit zero is not allowed"), "{msg}");
+}
+
+#[test]
+fn explicit_zero_size_is_refused() {
+    let (path, _, msg) = refuse(&with("  listen: \"127.0.0.1:8443\"", "  listen: \"127.0.0.1:8443\"\n  max-body-bytes: 0"));
+    assert_eq!(path, "server.max-body-bytes");
+    assert!(msg.contains("nonzero") || msg.contains("zero"), "{msg}");
+}
+
+#[test]
+fn duration_without_unit_is_refused() {
+    let (path, _, msg) = refuse(&with("  listen: \"127.0.0.1:8443\"", "  listen: \"127.0.0.1:8443\"\n  idle-timeout: 60"));
+    assert_eq!(path, "server.idle-timeout");
+    assert!(msg.contains("needs a unit"), "{msg}");
+}
+
+#[test]
+fn partial_section_gets_defaults() {
+    let c = load(&format!("{BASE}workers:\n  workers: 2\n")).expect("valid");
+    assert_eq!(c.workers.workers.get(), 2);
+    assert_eq!(c.workers.drain_timeout.get(), std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn relative_workdir_is_refused_with_hint() {
+    let (path, line, msg) = refuse(&with("workdir: /var/lib/certeasy", "workdir: data"));
+    assert_eq!(path, "workdir");
+    assert_eq!(line, Some(1));
+    assert!(msg.contains("%CONFIGDIR%"), "{msg}");
+}
+
+#[test]
+fn configdir_anchors_workdir() {
+    let c = load(&with("workdir: /var/lib/certeasy", "workdir: \"%CONFIGDIR%/work\"")).expect("valid");
+    assert_eq!(c.workdir, Path::new("/etc/certeasy/work"));
+}
+
+#[test]
+fn relative_path_elsewhere_is_refused() {
+    let (path, _, msg) = refuse(&format!("{BASE}database:\n  path: db.sqlite\n"));
+    assert_eq!(path, "database.path");
+    assert!(msg.contains("%WORKDIR%"), "{msg}");
+}
+
+#[test]
+fn workdir_anchor_expands() {
+    let c = load(&format!("{BASE}database:\n  path: \"%WORKDIR%/other.sqlite\"\n")).expect("valid");
+    assert_eq!(c.database_path, Path::new("/var/lib/certeasy/other.sqlite"));
+}
+
+#[test]
+fn http_url_is_refused() {
+    let (path, _, msg) = refuse(&with("https://acme.example.test", "http://acme.example.test"));
+    assert_eq!(path, "server.url[0]");
+    assert!(msg.contains("must use https"), "{msg}");
+}
+
+#[test]
+fn bad_listen_address_is_refused() {
+    let (path, _, msg) = refuse(&with("\"127.0.0.1:8443\"", "\"localhost\""));
+    assert_eq!(path, "server.listen");
+    assert!(msg.contains("address:port"), "{msg}");
+}
+
+#[test]
+fn missing_ip_policy_is_refused() {
+    let (path, _, msg) = refuse(&with("    resolved-ip-policy:\n      allow-cidrs: [\"127.0.0.0/8\"]\n", ""));
+    assert_eq!(path, "dns-validation-profiles[0].resolved-ip-policy");
+    assert!(msg.contains("must never mean"), "{msg}");
+}
+
+#[test]
+fn empty_ip_policy_is_refused() {
+    let (path, _, msg) = refuse(&with("      allow-cidrs: [\"127.0.0.0/8\"]", "      allow-cidrs: []"));
+    assert_eq!(path, "dns-validation-profiles[0].resolved-ip-policy");
+    assert!(msg.contains("allow-cidrs") && msg.contains("deny-cidrs"), "{msg}");
+}
+
+#[test]
+fn bad_cidr_is_refused() {
+    let (path, _, msg) = refuse(&with("[\"127.0.0.0/8\"]", "[\"127.0.0.0/99\"]"));
+    assert_eq!(path, "dns-validation-profiles[0].resolved-ip-policy");
+    assert!(msg.contains("127.0.0.0/99"), "{msg}");
+}
+
+#[test]
+fn zone_needs_exactly_one_resolver() {
+    let (path, _, msg) = refuse(&with("        dns-server: [\"127.0.0.1:5353\"]", "        dns-server: [\"127.0.0.1:5353\"]\n        system: true"));
+    assert_eq!(path, "dns-validation-profiles[0].zones[0]");
+    assert!(msg.contains("not both"), "{msg}");
+    let (_, _, msg) = refuse(&with("        dns-server: [\"127.0.0.1:5353\"]\n", ""));
+    assert!(msg.contains("set system: true or list dns-server"), "{msg}");
+}
+
+#[test]
+fn fake_authority_needs_a_password() {
+    let (path, line, msg) = refuse(&with("    configuration:\n      password: secret\n", "    configuration:\n      common-name: x\n"));
+    assert_eq!(path, "authorities[0].configuration");
+    assert_eq!(line, Some(20));
+    assert!(msg.contains("password or password-file"), "{msg}");
+}
+
+#[test]
+fn unknown_key_inside_authority_configuration_has_its_line() {
+    let (path, line, msg) = refuse(&with("      password: secret\n", "      password: secret\n      colour: blue\n"));
+    assert_eq!(path, "authorities[0].configuration.colour");
+    assert_eq!(line, Some(22));
+    assert!(msg.contains("unknown key `colour`"), "{msg}");
+}
+
+#[test]
+fn missing_password_file_is_reported() {
+    let (path, _, msg) = refuse(&with("      password: secret", "      password-file: /nonexistent/certeasy-pw"));
+    assert_eq!(path, "authorities[0].configuration.password-file");
+    assert!(msg.contains("cannot read /nonexistent/certeasy-pw"), "{msg}");
+}
+
+#[test]
+fn adcs_is_refused_until_available() {
+    let (path, _, msg) = refuse(&with("    type: fake", "    type: adcs"));
+    assert_eq!(path, "authorities[0].type");
+    assert!(msg.contains("not available in this build"), "{msg}");
+}
+
+#[test]
+fn validity_over_max_validity_is_refused() {
+    let (path, _, msg) = refuse(&with("      password: secret", "      password: secret\n      validity: 100d\n      max-validity: 90d"));
+    assert_eq!(path, "authorities[0].configuration.validity");
+    assert!(msg.contains("exceeds max-validity"), "{msg}");
+}
+
+#[test]
+fn bad_scope_rule_is_refused() {
+    let (path, _, msg) = refuse(&with("[\".example.test/3\"]", "[\"example.test/x\"]"));
+    assert_eq!(path, "issuance-policies[0].dns");
+    assert!(msg.contains("example.test/x"), "{msg}");
+}
+
+#[test]
+fn empty_allow_is_refused() {
+    let (path, _, msg) = refuse(&with("[\".example.test/3\"]", "[]"));
+    assert_eq!(path, "issuance-policies[0].dns.allow");
+    assert!(msg.contains("at least one rule"), "{msg}");
+}
+
+#[test]
+fn unknown_profile_reference_is_refused() {
+    let (path, _, msg) = refuse(&with("  - name: default\n", "  - name: default\n    dns-validation-profile: nope\n"));
+    assert_eq!(path, "issuance-policies[0].dns-validation-profile");
+    assert!(msg.contains("unknown validation profile \"nope\""), "{msg}");
+}
+
+#[test]
+fn bad_signature_algorithm_is_refused() {
+    let (path, _, _) = refuse(&with("      allow: [\".example.test/3\"]", "      allow: [\".example.test/3\"]\n    signature:\n      allowed-algorithms: [MD5]"));
+    assert_eq!(path, "issuance-policies[0].signature.allowed-algorithms[0]");
+}
+
+#[test]
+fn dangerous_extra_eku_is_refused() {
+    let (path, _, _) = refuse(&with("      allow: [\".example.test/3\"]", "      allow: [\".example.test/3\"]\n    csr:\n      allowed-extra-eku: [\"2.5.29.37.0\"]"));
+    assert_eq!(path, "issuance-policies[0].csr.allowed-extra-eku[0]");
+}
+
+#[test]
+fn two_policies_need_bindings() {
+    let text = format!("{BASE}  - name: second\n    dns:\n      allow: [\".other.test/2\"]\n");
+    let text = text.replacen("  - name: second", "  - name: second", 1);
+    let text = text.replace("issuance-policies:\n  - name: default\n    dns:\n      allow: [\".example.test/3\"]\n  - name: second", "issuance-policies:\n  - name: default\n    dns:\n      allow: [\".example.test/3\"]\n  - name: second");
+    let (path, _, msg) = refuse(&text);
+    assert_eq!(path, "policy-bindings");
+    assert!(msg.contains("is required when there is more than one policy"), "{msg}");
+}
+
+#[test]
+fn binding_to_unknown_authority_is_refused() {
+    let (path, _, msg) = refuse(&format!("{BASE}policy-bindings:\n  - policy: default\n    authorities: [builtin, ghost]\n"));
+    assert_eq!(path, "policy-bindings[0].authorities[1]");
+    assert!(msg.contains("unknown authority \"ghost\""), "{msg}");
+}
+
+#[test]
+fn duplicate_binding_is_refused() {
+    let (path, _, msg) = refuse(&format!(
+        "{BASE}policy-bindings:\n  - policy: default\n    authorities: [builtin]\n  - policy: default\n    authorities: [builtin]\n"
+    ));
+    assert_eq!(path, "policy-bindings[1].policy");
+    assert!(msg.contains("bound twice"), "{msg}");
+}
+
+#[test]
+fn bad_strategy_is_refused() {
+    let (path, _, msg) = refuse(&format!("{BASE}policy-bindings:\n  - policy: default\n    authorities: [builtin]\n    strategy: random\n"));
+    assert_eq!(path, "policy-bindings[0].strategy");
+    assert!(msg.contains("first_available"), "{msg}");
+}
+
+#[test]
+fn shutdown_timeout_must_not_exceed_drain_timeout() {
+    let (path, _, msg) = refuse(&format!("{BASE}workers:\n  drain-timeout: 10s\n"));
+    assert_eq!(path, "server.shutdown-timeout");
+    assert!(msg.contains("less than or equal to workers.drain-timeout"), "{msg}");
+}
+
+#[test]
+fn idle_min_over_idle_max_is_refused() {
+    let (path, _, _) = refuse(&format!("{BASE}workers:\n  idle-min: 10s\n  idle-max: 1s\n"));
+    assert_eq!(path, "workers.idle-min");
+}
+
+#[test]
+fn url_host_must_be_covered_by_one_bundle() {
+    let text = with(
+        "    - name: main\n      mode: pki\n      authority: builtin\n",
+        "    - name: main\n      hosts: [other.example.test]\n      mode: pki\n      authority: builtin\n",
+    );
+    let (path, _, msg) = refuse(&text);
+    assert_eq!(path, "server.url[0]");
+    assert!(msg.contains("exactly one tls-certificate-manager bundle"), "{msg}");
+}
+
+#[test]
+fn files_mode_needs_both_files() {
+    let (path, _, msg) = refuse(&with("      mode: pki\n      authority: builtin\n", "      mode: files\n      local-cert-file: /etc/c.pem\n"));
+    assert_eq!(path, "tls-certificate-manager.bundles[0]");
+    assert!(msg.contains("local-cert-file and local-key-file"), "{msg}");
+}
+
+#[test]
+fn pki_mode_with_unknown_authority_is_refused() {
+    let (path, _, msg) = refuse(&with("      authority: builtin", "      authority: nobody"));
+    assert_eq!(path, "tls-certificate-manager.bundles[0].authority");
+    assert!(msg.contains("unknown authority"), "{msg}");
+}
+
+#[test]
+fn postgres_is_refused_until_available() {
+    let (path, _, _) = refuse(&format!("{BASE}database:\n  type: postgres\n  dsn: postgres://x\n"));
+    assert_eq!(path, "database.type");
+}
+
+#[test]
+fn several_issues_are_all_reported() {
+    let text = with("https://acme.example.test", "http://acme.example.test").replace("[\".example.test/3\"]", "[]");
+    let e = load(&text).expect_err("refused");
+    assert!(e.issues.len() >= 2, "{e}");
+    let shown = e.to_string();
+    assert!(shown.starts_with("/etc/certeasy/config.yml:3: server.url[0]"), "{shown}");
+}
+
+#[test]
+fn yaml_syntax_error_names_the_line() {
+    let e = load("workdir: /x\nserver: [\n").expect_err("refused");
+    assert!(e.issues[0].line.is_some(), "{e}");
+}
+
+#[test]
+fn quickstart_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart.yml");
+    let c = super::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.workdir.ends_with("quickstart-workdir"));
+}

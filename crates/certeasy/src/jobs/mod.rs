@@ -1,0 +1,173 @@
+//! Durable job engine.
+//!
+//! Jobs are rows in the database, inserted in the same transaction as the
+//! state change that needs them (a challenge moving to `processing`, an order
+//! to `processing`), so an HTTP response is only sent once its job is durable.
+//! Workers claim a job with a lease; a job whose worker died is claimed again
+//! when the lease runs out. A handler records its effect and deletes its job
+//! in one transaction, so a retried job sees the effect and does nothing.
+//!
+//! Waking: enqueueing on this node calls [`JobWaker::wake`], which wakes an
+//! idle worker at once; polling with `idle-min..idle-max` backoff is only the
+//! safety net (jobs enqueued by another node, retries coming due).
+
+mod issue;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::services::Services;
+use crate::store::jobs::{ClaimedJob, JobKind};
+use crate::store::now_ms;
+
+/// Wakes idle workers when a job is enqueued on this node.
+#[derive(Clone, Debug, Default)]
+pub struct JobWaker(Arc<Notify>);
+
+impl JobWaker {
+    /// Wakes one idle worker (or the next one to go idle).
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// What a handler decided.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The job's effect is recorded and the job row deleted.
+    Done,
+    /// A transient failure: run again after a backoff.
+    Retry(String),
+}
+
+/// Attempts after which a transiently failing job gives up and fails its
+/// order; with the default backoff (1s doubling to 2m) that is about 15 min.
+pub const MAX_ATTEMPTS: i64 = 12;
+
+/// Handle on the running worker pool.
+pub struct WorkerPool {
+    tasks: JoinSet<()>,
+    stop: CancellationToken,
+}
+
+impl WorkerPool {
+    /// Starts `workers.workers` workers.
+    pub fn start(services: Arc<Services>) -> WorkerPool {
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let n = services.config.workers.workers.get();
+        for i in 0..n {
+            let s = services.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move { worker_loop(s, i, stop).await });
+        }
+        WorkerPool { tasks, stop }
+    }
+
+    /// Stops claiming new jobs and waits up to `timeout` for running ones.
+    /// Jobs still running after that are abandoned; their lease expires and
+    /// another node (or the next start) picks them up.
+    pub async fn drain(mut self, timeout: Duration) {
+        self.stop.cancel();
+        let wait = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            tracing::warn!(target: "jobs", "drain timeout reached; abandoning running jobs to lease expiry");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
+    let w = &s.config.workers;
+    let owner = format!("{}/{index}", s.node_id);
+    let lease = w.lease.get();
+    let idle_min = w.idle_min.get();
+    let idle_max = w.idle_max.get();
+    let mut idle = idle_min;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        match s.store.claim_job(&owner, lease.as_millis() as i64).await {
+            Ok(Some(job)) => {
+                idle = idle_min;
+                run_one(&s, &owner, job).await;
+            }
+            Ok(None) => {
+                let mut wait = idle;
+                if let Ok(Some(next)) = s.store.next_job_time().await {
+                    let until = Duration::from_millis((next - now_ms()).max(0) as u64);
+                    wait = wait.min(until.max(Duration::from_millis(1)));
+                }
+                tokio::select! {
+                    _ = s.waker.0.notified() => { idle = idle_min; }
+                    _ = tokio::time::sleep(wait) => { idle = (idle * 2).min(idle_max); }
+                    _ = stop.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "jobs", error = %e, "cannot claim a job");
+                tokio::select! {
+                    _ = tokio::time::sleep(idle_max) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn run_one(s: &Arc<Services>, owner: &str, job: ClaimedJob) {
+    let span = tracing::info_span!("job", id = job.id, kind = job.kind.as_str(), subject = %job.subject, attempt = job.attempts);
+    let _enter = span.enter();
+    // A handler must finish within its lease, or another worker may start
+    // the same job; the handlers are idempotent, this keeps them honest.
+    let budget = s.config.workers.lease.get().saturating_sub(Duration::from_millis(500)).max(Duration::from_secs(1));
+    let result = tokio::time::timeout(budget, async {
+        match job.kind {
+            JobKind::Validate => validate::run(s, &job).await,
+            JobKind::Issue => issue::run(s, &job).await,
+        }
+    })
+    .await;
+    let outcome = match result {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => Outcome::Retry(e.to_string()),
+        Err(_) => Outcome::Retry(format!("job exceeded its lease budget of {budget:?}")),
+    };
+    match outcome {
+        Outcome::Done => tracing::debug!(target: "jobs", "job done"),
+        Outcome::Retry(reason) => {
+            let delay = backoff(&s.config.workers, job.attempts);
+            tracing::warn!(target: "jobs", %reason, retry_in = ?delay, "job failed transiently");
+            if let Err(e) = s.store.retry_job(job.id, owner, now_ms() + delay.as_millis() as i64, &reason).await {
+                tracing::error!(target: "jobs", error = %e, "cannot reschedule job; its lease will expire");
+            }
+        }
+    }
+}
+
+/// Exponential backoff: `base * 2^(attempts-1)`, capped at `max-backoff`.
+pub fn backoff(w: &crate::config::schema::Workers, attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 30) as u32 - 1;
+    let d = w.base_backoff.get().saturating_mul(2u32.saturating_pow(exp));
+    d.min(w.max_backoff.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let w = crate::config::schema::Workers::default();
+        assert_eq!(backoff(&w, 1), Duration::from_secs(1));
+        assert_eq!(backoff(&w, 2), Duration::from_secs(2));
+        assert_eq!(backoff(&w, 5), Duration::from_secs(16));
+        assert_eq!(backoff(&w, 20), Duration::from_secs(120));
+    }
+}

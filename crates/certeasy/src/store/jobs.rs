@@ -1,0 +1,124 @@
+//! Durable jobs: the persistence half of the job engine (`crate::jobs`).
+
+use sqlx::Row;
+
+use super::{now_ms, Result, Store, Tx};
+
+/// Kinds of job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Validate one challenge (subject = challenge id).
+    Validate,
+    /// Issue the certificate of one order (subject = order id).
+    Issue,
+}
+
+impl JobKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Validate => "validate",
+            JobKind::Issue => "issue",
+        }
+    }
+
+    fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "validate" => Some(JobKind::Validate),
+            "issue" => Some(JobKind::Issue),
+            _ => None,
+        }
+    }
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// Row id.
+    pub id: i64,
+    /// Kind.
+    pub kind: JobKind,
+    /// Subject id.
+    pub subject: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Enqueues a job in the caller's transaction; a second enqueue of the
+    /// same (kind, subject) is a no-op.
+    pub async fn enqueue_job(tx: &mut Tx, kind: JobKind, subject: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query("INSERT OR IGNORE INTO jobs (kind, subject, state, run_at, created_at) VALUES (?, ?, 'queued', ?, ?)")
+            .bind(kind.as_str())
+            .bind(subject)
+            .bind(now)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims the oldest runnable job: a queued job whose time has come, or a
+    /// running job whose lease expired (its worker died).
+    pub async fn claim_job(&self, owner: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?) \
+                         ORDER BY run_at LIMIT 1) \
+             RETURNING id, kind, subject, attempts",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(self.writer())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let kind: String = r.try_get("kind")?;
+        Ok(Some(ClaimedJob {
+            id: r.try_get("id")?,
+            kind: JobKind::parse(&kind).ok_or_else(|| super::StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
+            subject: r.try_get("subject")?,
+            attempts: r.try_get("attempts")?,
+        }))
+    }
+
+    /// Removes a finished job, in the transaction that records its effect.
+    pub async fn complete_job(tx: &mut Tx, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Removes a finished job on its own.
+    pub async fn delete_job(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(self.writer()).await?;
+        Ok(())
+    }
+
+    /// Puts a job back in the queue to run at `run_at` (unix ms).
+    pub async fn retry_job(&self, id: i64, owner: &str, run_at: i64, error: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, last_error = ? WHERE id = ? AND lease_owner = ?")
+            .bind(run_at)
+            .bind(error)
+            .bind(id)
+            .bind(owner)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Time (unix ms) at which the next job becomes runnable, if any.
+    pub async fn next_job_time(&self) -> Result<Option<i64>> {
+        let (t,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE lease_until END) FROM jobs").fetch_one(self.reader()).await?;
+        Ok(t)
+    }
+
+    /// Number of jobs in the queue (any state).
+    pub async fn job_count(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs").fetch_one(self.reader()).await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,255 @@
+//! Certificate of certeasy's own HTTPS listener.
+//!
+//! Each bundle holds its current certificate behind a lock that handshakes
+//! only read; reloading (`files` mode) or renewing (`pki` mode) swaps it
+//! without touching established connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use pki::DnsName;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::ca::{Authorities, IssueRequest};
+use crate::config::{Config, ListenerKey, TlsSource};
+
+/// One bundle's hosts and current certificate.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    hosts: Vec<String>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+/// Resolves the listener certificate by SNI.
+#[derive(Debug)]
+pub struct ListenerCerts {
+    slots: Vec<Arc<Slot>>,
+}
+
+impl ResolvesServerCert for ListenerCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let sni = hello.server_name().map(|s| s.to_ascii_lowercase());
+        let slot = sni
+            .as_deref()
+            .and_then(|n| self.slots.iter().find(|s| s.hosts.iter().any(|h| h == n)))
+            .or_else(|| self.slots.iter().find(|s| s.hosts.is_empty()))
+            .or_else(|| self.slots.first())?;
+        slot.current.read().ok().map(|c| c.clone())
+    }
+}
+
+/// Builds a rustls `CertifiedKey` from a PEM chain and a PEM private key.
+pub fn certified_key_from_pem(chain_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<CertifiedKey> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile_certs(chain_pem)?;
+    if certs.is_empty() {
+        anyhow::bail!("no CERTIFICATE block found");
+    }
+    let key = private_key_from_pem(key_pem)?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| anyhow::anyhow!("unusable private key: {e}"))?;
+    let ck = CertifiedKey::new(certs, signing);
+    ck.keys_match().map_err(|e| anyhow::anyhow!("the private key does not match the certificate: {e}"))?;
+    Ok(ck)
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("bad certificate PEM: {e:?}"))
+}
+
+fn private_key_from_pem(pem: &[u8]) -> anyhow::Result<PrivateKeyDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| anyhow::anyhow!("no usable private key in PEM: {e:?}"))
+}
+
+impl ListenerCerts {
+    /// Loads or obtains every bundle's certificate and starts the reload /
+    /// renewal tasks.
+    pub async fn start(config: &Config, authorities: Arc<Authorities>) -> anyhow::Result<Arc<ListenerCerts>> {
+        let mut slots = Vec::new();
+        for b in &config.tls_bundles {
+            let hosts = if b.hosts.is_empty() && config.tls_bundles.len() == 1 {
+                Vec::new()
+            } else {
+                b.hosts.clone()
+            };
+            let ck = match &b.source {
+                TlsSource::Files { cert, key, .. } => load_files(cert, key).with_context(|| format!("tls bundle {}", b.name))?,
+                TlsSource::Pki { authority, cache_dir, renew_before, acquire_timeout, key } => {
+                    let names = bundle_names(config, &b.hosts);
+                    let fut = obtain_pki(&authorities, authority, cache_dir, *renew_before, *key, &names);
+                    tokio::time::timeout(*acquire_timeout, fut)
+                        .await
+                        .map_err(|_| anyhow::anyhow!("tls bundle {}: no certificate from authority {authority} within acquire-timeout", b.name))?
+                        .with_context(|| format!("tls bundle {}", b.name))?
+                        .0
+                }
+            };
+            let slot = Arc::new(Slot { name: b.name.clone(), hosts, current: RwLock::new(Arc::new(ck)) });
+            match &b.source {
+                TlsSource::Files { cert, key, watch_interval } => {
+                    tokio::spawn(watch_files(slot.clone(), cert.clone(), key.clone(), *watch_interval));
+                }
+                TlsSource::Pki { authority, cache_dir, renew_before, key, .. } => {
+                    let names = bundle_names(config, &b.hosts);
+                    tokio::spawn(renew_loop(slot.clone(), authorities.clone(), authority.clone(), cache_dir.clone(), *renew_before, *key, names));
+                }
+            }
+            slots.push(slot);
+        }
+        Ok(Arc::new(ListenerCerts { slots }))
+    }
+
+    /// The rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN).
+    pub fn server_config(self: &Arc<Self>) -> anyhow::Result<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(cfg)
+    }
+}
+
+/// Names of a `pki` bundle's certificate: its hosts, or every URL host.
+fn bundle_names(config: &Config, hosts: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = if hosts.is_empty() {
+        config.server.urls.iter().filter_map(|u| u.host_str().map(|h| h.to_ascii_lowercase())).collect()
+    } else {
+        hosts.to_vec()
+    };
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn load_files(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
+    let c = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let k = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+    certified_key_from_pem(&c, &k).with_context(|| format!("{} / {}", cert.display(), key.display()))
+}
+
+fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+async fn watch_files(slot: Arc<Slot>, cert: PathBuf, key: PathBuf, every: Duration) {
+    let mut last = (stamp(&cert), stamp(&key));
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = (stamp(&cert), stamp(&key));
+        if now == last {
+            continue;
+        }
+        match load_files(&cert, &key) {
+            Ok(ck) => {
+                if let Ok(mut g) = slot.current.write() {
+                    *g = Arc::new(ck);
+                }
+                last = now;
+                tracing::info!(target: "tls", bundle = %slot.name, "listener certificate reloaded from files");
+            }
+            // A half-written pair is normal while an operator copies files:
+            // keep serving the old certificate and try again next tick.
+            Err(e) => tracing::warn!(target: "tls", bundle = %slot.name, error = format!("{e:#}"), "listener certificate files changed but cannot be loaded yet"),
+        }
+    }
+}
+
+const CACHE_CERT: &str = "cert.pem";
+const CACHE_KEY: &str = "key.pem";
+
+/// Uses the cached certificate when it still covers `names` and is not due
+/// for renewal; otherwise issues a new one and caches it. Returns the key
+/// and the time at which it is due for renewal.
+async fn obtain_pki(
+    authorities: &Authorities,
+    authority: &str,
+    cache_dir: &Path,
+    renew_before: Duration,
+    key: ListenerKey,
+    names: &[String],
+) -> anyhow::Result<(CertifiedKey, SystemTime)> {
+    let cert_path = cache_dir.join(CACHE_CERT);
+    let key_path = cache_dir.join(CACHE_KEY);
+    if let (Ok(c), Ok(k)) = (std::fs::read(&cert_path), std::fs::read(&key_path)) {
+        if let Ok(ck) = certified_key_from_pem(&c, &k) {
+            if let Some(leaf) = ck.cert.first() {
+                if let Ok(info) = cached_info(leaf.as_ref()) {
+                    let due = info.0 - renew_before;
+                    if info.1 == names && SystemTime::now() < due {
+                        return Ok((ck, due));
+                    }
+                }
+            }
+        }
+    }
+    let alg = match key {
+        ListenerKey::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        ListenerKey::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        ListenerKey::Rsa(_) => anyhow::bail!("RSA listener keys are not supported in pki mode yet; use key: {{type: ecdsa}}"),
+    };
+    let kp = rcgen::KeyPair::generate_for(alg).context("cannot generate the listener key")?;
+    let dns: Vec<DnsName> = names.iter().map(|n| DnsName::parse(n)).collect::<Result<_, _>>().context("listener host names")?;
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
+    let req = IssueRequest { spki_der: &spki, csr_der: &[], names: &dns, not_before: None, not_after: None };
+    let issued = authorities.issue_with(authority, &req).await.map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))?;
+    let chain_pem = pki::pem_chain(&issued.leaf_der, &issued.chain_der);
+    let key_pem = kp.serialize_pem();
+    crate::fsutil::create_private_dir(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
+    crate::fsutil::replace_file(&cert_path, chain_pem.as_bytes(), false)?;
+    crate::fsutil::replace_file(&key_path, key_pem.as_bytes(), true)?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(kp.serialize_der())))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut certs = vec![CertificateDer::from(issued.leaf_der.clone())];
+    certs.extend(issued.chain_der.iter().cloned().map(CertificateDer::from));
+    let info = cached_info(&issued.leaf_der)?;
+    tracing::info!(target: "tls", authority, names = ?names, "issued the listener certificate");
+    Ok((CertifiedKey::new(certs, signing), info.0 - renew_before))
+}
+
+/// (notAfter, sorted SAN names) of a certificate.
+fn cached_info(der: &[u8]) -> anyhow::Result<(SystemTime, Vec<String>)> {
+    let (not_after, mut names) = pki::leaf_expiry_and_names(der).map_err(|e| anyhow::anyhow!("{e}"))?;
+    names.sort();
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(not_after.unix_timestamp().max(0) as u64);
+    Ok((t, names))
+}
+
+async fn renew_loop(slot: Arc<Slot>, authorities: Arc<Authorities>, authority: String, cache_dir: PathBuf, renew_before: Duration, key: ListenerKey, names: Vec<String>) {
+    loop {
+        let due = slot
+            .current
+            .read()
+            .ok()
+            .and_then(|c| c.cert.first().and_then(|l| cached_info(l.as_ref()).ok()))
+            .map(|(na, _)| na - renew_before)
+            .unwrap_or_else(SystemTime::now);
+        let wait = due.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        // Re-check at least daily so clock jumps are noticed.
+        tokio::time::sleep(wait.min(Duration::from_secs(86400))).await;
+        if SystemTime::now() < due {
+            continue;
+        }
+        match obtain_pki(&authorities, &authority, &cache_dir, renew_before, key, &names).await {
+            Ok((ck, _)) => {
+                if let Ok(mut g) = slot.current.write() {
+                    *g = Arc::new(ck);
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "tls", bundle = %slot.name, error = format!("{e:#}"), "listener certificate renewal failed; retrying in 5 minutes");
+                tokio::time::sleep(Duration::from_secs(300)).await;
+            }
+        }
+    }
+}

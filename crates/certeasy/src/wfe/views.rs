@@ -1,0 +1,83 @@
+//! Renders stored rows as RFC 8555 resources.
+
+use acme_wire::{AccountResource, AuthorizationResource, ChallengeResource, Identifier, OrderResource, Problem};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::ra::{effective_authz_status, effective_order_status};
+use crate::services::Services;
+use crate::store::{now_ms, AccountRow, AuthzRow, ChallengeRow, OrderRow};
+
+/// RFC 3339 text of a unix-ms time.
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn problem(json: &Option<String>) -> Option<Problem> {
+    json.as_deref().and_then(|j| serde_json::from_str(j).ok())
+}
+
+/// Account resource.
+pub fn account(base: &str, a: &AccountRow) -> AccountResource {
+    AccountResource {
+        status: a.status.clone(),
+        contact: a.contact.clone(),
+        terms_of_service_agreed: Some(a.tos_agreed),
+        orders: format!("{base}/acme/acct/{}/orders", a.id),
+        external_account_binding: None,
+    }
+}
+
+/// Order resource (loads its authorizations and certificate id).
+pub async fn order(s: &Services, base: &str, o: &OrderRow) -> anyhow::Result<OrderResource> {
+    let authzs = s.store.authzs_of_order(&o.id).await?;
+    let status = effective_order_status(&o.status, o.expires, now_ms()).to_string();
+    let certificate = if status == "valid" { s.store.cert_of_order(&o.id).await?.map(|c| format!("{base}/acme/cert/{}", c.id)) } else { None };
+    Ok(OrderResource {
+        status,
+        expires: Some(rfc3339(o.expires)),
+        identifiers: o.names.iter().map(|n| Identifier::dns(n.clone())).collect(),
+        not_before: o.not_before.map(rfc3339),
+        not_after: o.not_after.map(rfc3339),
+        error: problem(&o.error),
+        authorizations: authzs.iter().map(|a| format!("{base}/acme/authz/{}", a.id)).collect(),
+        finalize: format!("{base}/acme/finalize/{}", o.id),
+        certificate,
+        replaces: o.replaces.clone(),
+        profile: o.profile.clone(),
+    })
+}
+
+/// Challenge resource.
+pub fn challenge(base: &str, c: &ChallengeRow) -> ChallengeResource {
+    ChallengeResource {
+        kind: c.kind.clone(),
+        url: format!("{base}/acme/chall/{}", c.id),
+        status: c.status.clone(),
+        token: c.token.clone(),
+        validated: c.validated.map(rfc3339),
+        error: problem(&c.error),
+    }
+}
+
+/// Authorization resource (loads its challenges).
+pub async fn authz(s: &Services, base: &str, a: &AuthzRow) -> anyhow::Result<AuthorizationResource> {
+    let challenges = s.store.challenges_of_authz(&a.id).await?;
+    let status = effective_authz_status(&a.status, a.expires, now_ms()).to_string();
+    // A valid authorization lists only the challenge that validated it.
+    let shown: Vec<ChallengeResource> = challenges
+        .iter()
+        .filter(|c| status != "valid" || c.status == "valid")
+        .map(|c| challenge(base, c))
+        .collect();
+    Ok(AuthorizationResource {
+        identifier: Identifier::dns(a.identifier.clone()),
+        status,
+        expires: Some(rfc3339(a.expires)),
+        challenges: shown,
+        wildcard: a.wildcard.then_some(true),
+    })
+}

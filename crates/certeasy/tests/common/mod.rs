@@ -1,0 +1,294 @@
+//! Shared harness of the integration tests: a certeasy server in process on
+//! an ephemeral port with a temporary workdir, an in-process authoritative
+//! DNS zone, and http-01 / tls-alpn-01 responders on loopback.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use certeasy::server::RunningServer;
+use certeasy_va::testing::TestDns;
+use instant_acme::{Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Tokens served by the http-01 responder: token → key authorization.
+pub type Tokens = Arc<Mutex<HashMap<String, String>>>;
+
+/// tls-alpn-01 certificates served by SNI.
+pub type AlpnCerts = Arc<Mutex<HashMap<String, Arc<rustls::sign::CertifiedKey>>>>;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub dns: TestDns,
+    pub server: Option<RunningServer>,
+    pub tokens: Tokens,
+    pub alpn: AlpnCerts,
+    pub http_port: u16,
+    pub tls_port: u16,
+    pub config_path: PathBuf,
+}
+
+/// Extra YAML appended to the generated configuration's policy.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub policy_extra: String,
+    pub extra_sections: String,
+    pub authority_extra: String,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let dns = TestDns::start("test").await.unwrap();
+        let tokens: Tokens = Arc::default();
+        let http_port = spawn_http01_responder(tokens.clone()).await;
+        let alpn: AlpnCerts = Arc::default();
+        let tls_port = spawn_tls_alpn_responder(alpn.clone()).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config_text(dir.path(), port, dns.addr(), http_port, tls_port, &opts)).unwrap();
+        let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+        let server = certeasy::server::start_with_listener(config, listener).await.unwrap();
+        Harness { dir, dns, server: Some(server), tokens, alpn, http_port, tls_port, config_path }
+    }
+
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn directory(&self) -> String {
+        self.server().directory_url()
+    }
+
+    pub fn base(&self) -> String {
+        self.directory().trim_end_matches("/acme/directory").to_string()
+    }
+
+    pub fn root_pem(&self) -> PathBuf {
+        self.server().root_pem.clone()
+    }
+
+    /// Points `name` at 127.0.0.1 in the test zone.
+    pub fn host(&self, name: &str) {
+        self.dns.set_a(name, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    pub async fn account(&self) -> Account {
+        let (account, _) = Account::builder_with_root(self.root_pem())
+            .unwrap()
+            .create(&NewAccount { contact: &["mailto:ops@example.com"], terms_of_service_agreed: true, only_return_existing: false }, self.directory(), None)
+            .await
+            .unwrap();
+        account
+    }
+
+    /// Runs one complete issuance with instant-acme for `names` using
+    /// challenge `kind`, a CSR built by `csr`, and returns the PEM chain.
+    pub async fn issue(&self, account: &Account, names: &[&str], kind: ChallengeType, csr: &[u8]) -> Result<String, instant_acme::Error> {
+        for n in names {
+            self.host(n.trim_start_matches("*."));
+        }
+        let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns((*n).to_string())).collect();
+        let mut order = account.new_order(&NewOrder::new(&ids)).await?;
+        let mut authzs = order.authorizations();
+        while let Some(a) = authzs.next().await {
+            let mut a = a?;
+            if a.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let ident = a.identifier().identifier.clone();
+            let Identifier::Dns(domain) = ident else { panic!("not dns") };
+            let mut ch = a.challenge(kind.clone()).unwrap_or_else(|| panic!("no {kind:?} challenge for {domain}"));
+            let key_auth = ch.key_authorization();
+            match kind {
+                ChallengeType::Http01 => {
+                    self.tokens.lock().unwrap().insert(ch.token.clone(), key_auth.as_str().to_string());
+                }
+                ChallengeType::Dns01 => {
+                    self.dns.set_txt(&format!("_acme-challenge.{domain}"), &[&key_auth.dns_value()]);
+                }
+                ChallengeType::TlsAlpn01 => {
+                    let ck = alpn_cert(&domain, key_auth.digest().as_ref());
+                    self.alpn.lock().unwrap().insert(domain.clone(), Arc::new(ck));
+                }
+                _ => unreachable!(),
+            }
+            ch.set_ready().await?;
+        }
+        let status = order.poll_ready(&RetryPolicy::new().timeout(std::time::Duration::from_secs(20))).await?;
+        if status != OrderStatus::Ready {
+            let state = order.refresh().await?;
+            return Err(instant_acme::Error::Str(Box::leak(format!("order not ready: {:?}", state.error).into_boxed_str())));
+        }
+        order.finalize_csr(csr).await?;
+        order.poll_certificate(&RetryPolicy::new().timeout(std::time::Duration::from_secs(20))).await
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// A CSR for `names` with a fresh key of `alg`.
+pub fn csr(names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (Vec<u8>, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut params = params;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    (der, key)
+}
+
+/// A CSR with a fresh RSA key of `bits` (ring cannot generate RSA keys, so
+/// the RustCrypto `rsa` crate does and rcgen signs with it).
+pub fn rsa_csr(names: &[&str], bits: usize) -> Vec<u8> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).unwrap();
+    let pkcs8 = key.to_pkcs8_der().unwrap();
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.serialize_request(&kp).unwrap().der().to_vec()
+}
+
+/// Certificates of a PEM chain, DER.
+pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
+    pki::pem_to_der_certs(pem).unwrap()
+}
+
+fn config_text(dir: &Path, port: u16, dns: SocketAddr, http_port: u16, tls_port: u16, opts: &Options) -> String {
+    format!(
+        r#"workdir: {work}
+server:
+  url: ["https://localhost:{port}"]
+  listen: "127.0.0.1:{port}"
+tls-certificate-manager:
+  bundles:
+    - name: listener
+      mode: pki
+      authority: builtin
+dns-validation-profiles:
+  - name: test
+    timeout: 5s
+    zones:
+      - suffixes: [test]
+        dns-server: ["{dns}"]
+    resolved-ip-policy:
+      allow-cidrs: ["127.0.0.0/8"]
+    http-01-port: {http_port}
+    tls-alpn-01-port: {tls_port}
+authorities:
+  - name: builtin
+    type: fake
+    configuration:
+      common-name: "certeasy test CA"
+      password: "test-password"
+{authority_extra}issuance-policies:
+  - name: test
+    dns:
+      allow: [".test/3", "*.test", "*..test/2"]
+      deny: [".denied.test/3"]
+    signature:
+      min-rsa-bits: 3072
+{policy_extra}workers:
+  workers: 2
+  idle-max: 1s
+  lease: 5s
+{extra}"#,
+        work = dir.join("work").display(),
+        authority_extra = opts.authority_extra,
+        policy_extra = opts.policy_extra,
+        extra = opts.extra_sections,
+    )
+}
+
+async fn spawn_http01_responder(tokens: Tokens) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let tokens = tokens.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(m) => n += m,
+                    }
+                    if n == buf.len() {
+                        return;
+                    }
+                }
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
+                let token = path.strip_prefix("/.well-known/acme-challenge/").unwrap_or("");
+                let body = tokens.lock().unwrap().get(token).cloned();
+                let resp = match body {
+                    Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()),
+                    None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                };
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[derive(Debug)]
+struct AlpnResolver(AlpnCerts);
+
+impl rustls::server::ResolvesServerCert for AlpnResolver {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let name = hello.server_name()?.to_string();
+        self.0.lock().unwrap().get(&name).cloned()
+    }
+}
+
+fn alpn_cert(domain: &str, digest: &[u8]) -> rustls::sign::CertifiedKey {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).unwrap();
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let cert = params.self_signed(&key).unwrap();
+    let pk = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let signing = rustls::crypto::ring::sign::any_supported_type(&pk).unwrap();
+    rustls::sign::CertifiedKey::new(vec![cert.der().clone()], signing)
+}
+
+async fn spawn_tls_alpn_responder(certs: AlpnCerts) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(AlpnResolver(certs)));
+    cfg.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(sock).await {
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    port
+}
