@@ -1,0 +1,405 @@
+//! http-01 against loopback responders and the in-process test zone.
+
+mod common;
+
+use certeasy_va::testing::TestDns;
+use certeasy_va::{FailureKind, Validator};
+use common::*;
+
+const TOKEN: &str = "tok_EN-123";
+const KEY_AUTH: &str = "tok_EN-123.thumbprint";
+
+fn challenge_path() -> String {
+    format!("/.well-known/acme-challenge/{TOKEN}")
+}
+
+async fn zone_with(names: &[&str]) -> TestDns {
+    let dns = TestDns::start("test").await.expect("dns");
+    for name in names {
+        dns.set_a(name, LOCALHOST);
+    }
+    dns
+}
+
+#[tokio::test]
+async fn success_records_what_was_contacted() {
+    let dns = zone_with(&["www.test"]).await;
+    let http = HttpResponder::start(|path| {
+        if path == challenge_path() {
+            (200, vec![], format!("{KEY_AUTH}\r\n \n"))
+        } else {
+            (404, vec![], String::new())
+        }
+    })
+    .await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let record = va
+        .http01("WWW.test.", TOKEN, KEY_AUTH)
+        .await
+        .expect("valid");
+    assert_eq!(record.hostname, "www.test");
+    assert_eq!(record.port, Some(http.addr.port()));
+    assert_eq!(record.addresses_resolved, vec![LOCALHOST]);
+    assert_eq!(record.address_used, Some(LOCALHOST));
+    assert_eq!(
+        record.url.as_deref(),
+        Some(format!("http://www.test:{}{}", http.addr.port(), challenge_path()).as_str())
+    );
+    assert_eq!(http.seen(), vec![("www.test".to_owned(), challenge_path())]);
+
+    let json = serde_json::to_value(&record).expect("json");
+    assert_eq!(json["addressesResolved"][0], "127.0.0.1");
+    assert_eq!(json["addressUsed"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn wrong_body_is_incorrect_response() {
+    let dns = zone_with(&["www.test"]).await;
+    let http = HttpResponder::start(|_| (200, vec![], "something.else".into())).await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("mismatch");
+    assert_eq!(err.kind, FailureKind::IncorrectResponse);
+    assert_eq!(
+        err.detail,
+        format!(
+            "the key authorization served at http://www.test:{}{} did not match (got \"something.else\")",
+            http.addr.port(),
+            challenge_path()
+        )
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused() {
+    let dns = zone_with(&["www.test"]).await;
+    let http = HttpResponder::start(|_| (200, vec![], "x".repeat(9000))).await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("too big");
+    assert_eq!(err.kind, FailureKind::IncorrectResponse);
+    assert!(err.detail.contains("exceeds 8192 bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn not_found_is_incorrect_response() {
+    let dns = zone_with(&["www.test"]).await;
+    let http = HttpResponder::start(|_| (404, vec![], "nope".into())).await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("404");
+    assert_eq!(err.kind, FailureKind::IncorrectResponse);
+    assert!(err.detail.contains("answered HTTP 404 Not Found"), "{err}");
+}
+
+#[tokio::test]
+async fn connection_refused_names_the_address() {
+    let dns = zone_with(&["www.test"]).await;
+    let port = closed_port();
+    let va = Validator::new(profile(&dns, port, 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind, FailureKind::Connection);
+    assert_eq!(
+        err.detail,
+        format!("connection refused at 127.0.0.1:{port}")
+    );
+}
+
+#[tokio::test]
+async fn redirect_chain_across_hosts_is_followed() {
+    let dns = zone_with(&["www.test", "other.test"]).await;
+    let http = HttpResponder::start(move |path| {
+        if path == challenge_path() {
+            (301, vec![("location", "/hop/1".into())], String::new())
+        } else if path == "/hop/1" {
+            // Absolute URL to another name of the zone, port by default.
+            (
+                302,
+                vec![("location", "http://other.test/hop/2?x=1".into())],
+                String::new(),
+            )
+        } else if path == "/hop/2?x=1" {
+            (200, vec![], KEY_AUTH.into())
+        } else {
+            (404, vec![], String::new())
+        }
+    })
+    .await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let record = va.http01("www.test", TOKEN, KEY_AUTH).await.expect("valid");
+    assert_eq!(record.hostname, "other.test");
+    assert_eq!(
+        record.url.as_deref(),
+        Some("http://other.test/hop/2?x=1"),
+        "the default port stands for the profile's http-01 port"
+    );
+    let seen = http.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2], ("other.test".to_owned(), "/hop/2?x=1".to_owned()));
+}
+
+fn redirect_chain(hops: usize) -> impl Fn(&str) -> Reply + Send + Sync + 'static {
+    move |path: &str| {
+        let n = if path == challenge_path() {
+            0
+        } else {
+            path.strip_prefix("/r/")
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        };
+        if n < hops {
+            (
+                302,
+                vec![("location", format!("/r/{}", n + 1))],
+                String::new(),
+            )
+        } else if n == hops {
+            (200, vec![], KEY_AUTH.into())
+        } else {
+            (404, vec![], String::new())
+        }
+    }
+}
+
+#[tokio::test]
+async fn ten_redirects_are_allowed_eleven_are_not() {
+    let dns = zone_with(&["www.test"]).await;
+    let ten = HttpResponder::start(redirect_chain(10)).await;
+    let va = Validator::new(profile(&dns, ten.addr.port(), 1)).expect("validator");
+    va.http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect("10 redirects");
+    assert_eq!(ten.seen().len(), 11);
+
+    let eleven = HttpResponder::start(redirect_chain(11)).await;
+    let va = Validator::new(profile(&dns, eleven.addr.port(), 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("11");
+    assert_eq!(err.kind, FailureKind::Connection);
+    assert!(err.detail.starts_with("too many redirects"), "{err}");
+    assert_eq!(eleven.seen().len(), 11, "the 11th redirect is not followed");
+}
+
+#[tokio::test]
+async fn redirect_to_a_disallowed_port_is_refused() {
+    let dns = zone_with(&["www.test"]).await;
+    let http = HttpResponder::start(|_| {
+        (
+            302,
+            vec![("location", "http://www.test:8080/x".into())],
+            String::new(),
+        )
+    })
+    .await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("port");
+    assert_eq!(err.kind, FailureKind::Connection);
+    assert_eq!(
+        err.detail,
+        "redirect to http://www.test:8080/x refused: only ports 80 and 443 are allowed"
+    );
+}
+
+#[tokio::test]
+async fn redirect_to_another_scheme_is_refused() {
+    let dns = zone_with(&["www.test"]).await;
+    let http = HttpResponder::start(|_| {
+        (
+            302,
+            vec![("location", "ftp://www.test/x".into())],
+            String::new(),
+        )
+    })
+    .await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("scheme");
+    assert!(
+        err.detail.contains("scheme ftp is not http or https"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn redirect_to_a_denied_ip_literal_is_refused_without_contact() {
+    let dns = zone_with(&["www.test"]).await;
+    // A trap listener on the denied address; its port is made an allowed
+    // port by using it as the profile's tls-alpn-01 ("443") port.
+    let trap = std::net::TcpListener::bind(("127.0.0.2", 0)).expect("bind 127.0.0.2");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let trap_port = trap.local_addr().expect("addr").port();
+    let http = HttpResponder::start(move |_| {
+        (
+            302,
+            vec![("location", format!("http://127.0.0.2:{trap_port}/x"))],
+            String::new(),
+        )
+    })
+    .await;
+    let mut p = profile(&dns, http.addr.port(), trap_port);
+    p.ip_policy = policy(&[], &["127.0.0.2/32"]);
+    let va = Validator::new(p).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("denied");
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+    assert_eq!(
+        err.detail,
+        format!(
+            "address 127.0.0.2 of http://127.0.0.2:{trap_port}/x is denied by the resolved-ip-policy of profile P"
+        )
+    );
+    assert_eq!(http.seen().len(), 1);
+    assert_eq!(
+        trap.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "the denied address must not be contacted"
+    );
+}
+
+#[tokio::test]
+async fn denied_address_is_never_contacted() {
+    let dns = zone_with(&["www.test"]).await;
+    let trap = std::net::TcpListener::bind((LOCALHOST, 0)).expect("bind");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let mut p = profile(&dns, trap.local_addr().expect("addr").port(), 1);
+    p.ip_policy = policy(&[], &["127.0.0.0/8"]);
+    let va = Validator::new(p).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("denied");
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+    assert_eq!(
+        err.detail,
+        "address 127.0.0.1 of www.test is denied by the resolved-ip-policy of profile P"
+    );
+    assert_eq!(
+        trap.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "nothing may have connected"
+    );
+    let err = va.resolve_addresses("www.test").await.expect_err("denied");
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+}
+
+#[tokio::test]
+async fn name_outside_every_zone_is_rejected() {
+    let dns = zone_with(&[]).await;
+    let va = Validator::new(profile(&dns, closed_port(), 1)).expect("validator");
+    let err = va
+        .http01("x.example", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("outside");
+    assert_eq!(err.kind, FailureKind::RejectedIdentifier);
+    assert_eq!(
+        err.detail,
+        "x.example is outside every zone of validation profile P"
+    );
+    assert_eq!(
+        dns.udp_queries() + dns.tcp_queries(),
+        0,
+        "no DNS query was made"
+    );
+}
+
+#[tokio::test]
+async fn redirect_outside_every_zone_is_rejected() {
+    let dns = zone_with(&["www.test"]).await;
+    let http = HttpResponder::start(|_| {
+        (
+            302,
+            vec![("location", "http://evil.example/x".into())],
+            String::new(),
+        )
+    })
+    .await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("outside");
+    assert_eq!(err.kind, FailureKind::RejectedIdentifier);
+    assert!(err.detail.starts_with("evil.example is outside"), "{err}");
+}
+
+#[tokio::test]
+async fn https_redirect_is_followed_without_certificate_verification() {
+    let dns = zone_with(&["www.test"]).await;
+    let https = HttpResponder::start_tls(|path| {
+        if path == "/secure" {
+            (200, vec![], KEY_AUTH.into())
+        } else {
+            (404, vec![], String::new())
+        }
+    })
+    .await;
+    let tls_port = https.addr.port();
+    let http = HttpResponder::start(move |_| {
+        (
+            302,
+            vec![("location", format!("https://www.test:{tls_port}/secure"))],
+            String::new(),
+        )
+    })
+    .await;
+    let va = Validator::new(profile(&dns, http.addr.port(), tls_port)).expect("validator");
+    let record = va.http01("www.test", TOKEN, KEY_AUTH).await.expect("valid");
+    assert_eq!(record.port, Some(tls_port));
+    assert_eq!(
+        https.seen(),
+        vec![(format!("www.test:{tls_port}"), "/secure".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn nxdomain_is_a_dns_failure() {
+    let dns = zone_with(&[]).await;
+    let va = Validator::new(profile(&dns, closed_port(), 1)).expect("validator");
+    let err = va
+        .http01("missing.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("nxdomain");
+    assert_eq!(err.kind, FailureKind::Dns);
+    assert_eq!(err.detail, "NXDOMAIN for missing.test");
+}
+
+#[tokio::test]
+async fn silent_server_times_out_with_a_precise_message() {
+    let dns = zone_with(&["www.test"]).await;
+    // Accepts connections (kernel backlog) but never answers.
+    let silent = std::net::TcpListener::bind((LOCALHOST, 0)).expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let mut p = profile(&dns, port, 1);
+    p.timeout = std::time::Duration::from_millis(300);
+    let va = Validator::new(p).expect("validator");
+    let err = va
+        .http01("www.test", TOKEN, KEY_AUTH)
+        .await
+        .expect_err("timeout");
+    assert_eq!(err.kind, FailureKind::Connection);
+    assert_eq!(
+        err.detail,
+        format!(
+            "timed out after 300ms waiting for http://www.test:{port}{} at 127.0.0.1",
+            challenge_path()
+        )
+    );
+}
