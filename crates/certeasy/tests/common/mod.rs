@@ -3,6 +3,8 @@
 //! DNS zone, and http-01 / tls-alpn-01 responders on loopback.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -168,7 +170,7 @@ pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
     pki::pem_to_der_certs(pem).unwrap()
 }
 
-fn config_text(dir: &Path, port: u16, dns: SocketAddr, http_port: u16, tls_port: u16, opts: &Options) -> String {
+pub fn config_text(dir: &Path, port: u16, dns: SocketAddr, http_port: u16, tls_port: u16, opts: &Options) -> String {
     format!(
         r#"workdir: {work}
 server:
