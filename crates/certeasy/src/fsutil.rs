@@ -9,7 +9,10 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
     #[cfg(not(unix))]
     {
@@ -31,8 +34,14 @@ pub fn replace_file(path: &Path, content: &[u8], private: bool) -> anyhow::Resul
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut f = opts.open(&tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    f.write_all(content).and_then(|_| f.sync_all()).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
+    let mut f = opts
+        .open(&tmp)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    f.write_all(content)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        anyhow::anyhow!("cannot rename {} to {}: {e}", tmp.display(), path.display())
+    })?;
     Ok(())
 }

@@ -8,7 +8,10 @@ use crate::config::schema::{LogFormat, LogOutput, Logs};
 
 /// Installs the global subscriber (once; later calls are ignored).
 pub fn init(logs: &Logs) {
-    let level = std::env::var("APP_LOG_LEVEL").ok().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| logs.level.as_str().to_string());
+    let level = std::env::var("APP_LOG_LEVEL")
+        .ok()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or_else(|| logs.level.as_str().to_string());
     // Our own targets at the chosen level, noisy dependencies at warn.
     let directives = format!("warn,certeasy={level},wfe={level},ra={level},va={level},ca={level},jobs={level},tls={level},server={level}");
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -16,7 +19,9 @@ pub fn init(logs: &Logs) {
         LogOutput::Stderr => BoxMakeWriter::new(std::io::stderr),
         LogOutput::Stdout => BoxMakeWriter::new(std::io::stdout),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let _ = match logs.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -37,7 +37,14 @@ pub struct RunningServer {
 impl RunningServer {
     /// Directory URL of the first public URL.
     pub fn directory_url(&self) -> String {
-        let base = self.services.config.server.urls.first().map(|u| u.as_str().trim_end_matches('/').to_string()).unwrap_or_default();
+        let base = self
+            .services
+            .config
+            .server
+            .urls
+            .first()
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .unwrap_or_default();
         format!("{base}/acme/directory")
     }
 
@@ -61,17 +68,31 @@ impl RunningServer {
 
 /// Opens everything and binds `config.server.listen`.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    let listener = TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     start_with_listener(config, listener).await
 }
 
 /// Like [`start`], on an already-bound listener (tests bind port 0 first).
-pub async fn start_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<RunningServer> {
+pub async fn start_with_listener(
+    config: Config,
+    listener: TcpListener,
+) -> anyhow::Result<RunningServer> {
     let config = Arc::new(config);
-    crate::fsutil::create_private_dir(&config.workdir).with_context(|| format!("cannot create workdir {}", config.workdir.display()))?;
-    let store = Store::open_sqlite(&config.database_path).await.with_context(|| format!("database {}", config.database_path.display()))?;
-    let server_id = store.meta_get_or_init("server_id", crate::store::new_id).await?;
-    let node_id = config.workers.worker_id.clone().unwrap_or_else(|| format!("{server_id}-{}", std::process::id()));
+    crate::fsutil::create_private_dir(&config.workdir)
+        .with_context(|| format!("cannot create workdir {}", config.workdir.display()))?;
+    let store = Store::open_sqlite(&config.database_path)
+        .await
+        .with_context(|| format!("database {}", config.database_path.display()))?;
+    let server_id = store
+        .meta_get_or_init("server_id", crate::store::new_id)
+        .await?;
+    let node_id = config
+        .workers
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| format!("{server_id}-{}", std::process::id()));
 
     let authorities = Arc::new(Authorities::open(&config)?);
     for a in &config.authorities {
@@ -80,7 +101,11 @@ pub async fn start_with_listener(config: Config, listener: TcpListener) -> anyho
         }
     }
     let root_pem = config.workdir.join("ca").join("root.pem");
-    let roots: String = authorities.builtin_roots_pem().into_iter().map(|(_, pem)| pem).collect();
+    let roots: String = authorities
+        .builtin_roots_pem()
+        .into_iter()
+        .map(|(_, pem)| pem)
+        .collect();
     if !roots.is_empty() {
         let current = std::fs::read(&root_pem).unwrap_or_default();
         if current != roots.as_bytes() {
@@ -90,7 +115,8 @@ pub async fn start_with_listener(config: Config, listener: TcpListener) -> anyho
 
     let mut validators = BTreeMap::new();
     for (name, profile) in &config.profiles {
-        let v = Validator::new(profile.clone()).with_context(|| format!("validation profile {name}"))?;
+        let v = Validator::new(profile.clone())
+            .with_context(|| format!("validation profile {name}"))?;
         validators.insert(name.clone(), Arc::new(v));
     }
 
@@ -108,12 +134,34 @@ pub async fn start_with_listener(config: Config, listener: TcpListener) -> anyho
     let pool = WorkerPool::start(services.clone());
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let router = crate::wfe::router(services.clone()).layer(axum::extract::DefaultBodyLimit::max(config.server.max_body_bytes));
-    let task = tokio::spawn(accept_loop(listener, tls, router, services.clone(), pool, stop.clone()));
-    Ok(RunningServer { addr, services, root_pem, stop, task })
+    let router = crate::wfe::router(services.clone()).layer(axum::extract::DefaultBodyLimit::max(
+        config.server.max_body_bytes,
+    ));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        tls,
+        router,
+        services.clone(),
+        pool,
+        stop.clone(),
+    ));
+    Ok(RunningServer {
+        addr,
+        services,
+        root_pem,
+        stop,
+        task,
+    })
 }
 
-async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, router: axum::Router, s: Arc<Services>, pool: WorkerPool, stop: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    router: axum::Router,
+    s: Arc<Services>,
+    pool: WorkerPool,
+    stop: CancellationToken,
+) {
     let cfg = &s.config.server;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -121,7 +169,10 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, router: axum::Rout
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.read_header_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(cfg.idle_timeout));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(cfg.idle_timeout));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let handshake_timeout = cfg.read_header_timeout;
     let signal = shutdown_signal();
@@ -160,7 +211,10 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, router: axum::Rout
     }
     drop(listener);
     tracing::info!(target: "server", "shutting down: no new connections; finishing in-flight requests");
-    if tokio::time::timeout(s.config.server.shutdown_timeout, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(s.config.server.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(target: "server", "shutdown-timeout reached with requests still in flight");
     }
     pool.drain(s.config.workers.drain_timeout.get()).await;

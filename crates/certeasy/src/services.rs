@@ -29,7 +29,11 @@ pub struct Services {
 impl Services {
     /// Policy by name.
     pub fn policy(&self, name: &str) -> anyhow::Result<&PolicySettings> {
-        self.config.policies.iter().find(|p| p.name == name).ok_or_else(|| anyhow::anyhow!("policy {name} is no longer configured"))
+        self.config
+            .policies
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| anyhow::anyhow!("policy {name} is no longer configured"))
     }
 
     /// The validator of a policy's profile.

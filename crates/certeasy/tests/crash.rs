@@ -20,13 +20,18 @@ use tokio::sync::{mpsc, Semaphore};
 
 /// An http-01 responder that reports each request and holds it until the
 /// gate opens, so the test knows a validation is in flight.
-async fn gated_responder(tokens: Arc<Mutex<HashMap<String, String>>>, gate: Arc<Semaphore>) -> (u16, mpsc::UnboundedReceiver<String>) {
+async fn gated_responder(
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+    gate: Arc<Semaphore>,
+) -> (u16, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let (tokens, gate, tx) = (tokens.clone(), gate.clone(), tx.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
@@ -38,11 +43,24 @@ async fn gated_responder(tokens: Arc<Mutex<HashMap<String, String>>>, gate: Arc<
                     }
                 }
                 let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                let token = req.split_whitespace().nth(1).unwrap_or("").trim_start_matches("/.well-known/acme-challenge/").to_string();
+                let token = req
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim_start_matches("/.well-known/acme-challenge/")
+                    .to_string();
                 let _ = tx.send(token.clone());
                 let _permit = gate.acquire().await;
-                let body = tokens.lock().unwrap().get(&token).cloned().unwrap_or_default();
-                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let body = tokens
+                    .lock()
+                    .unwrap()
+                    .get(&token)
+                    .cloned()
+                    .unwrap_or_default();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = sock.write_all(resp.as_bytes()).await;
             });
         }
@@ -65,7 +83,10 @@ async fn spawn_server(config: &std::path::Path) -> Child {
     std::thread::spawn(move || {
         use std::io::BufRead;
         let mut ready = Some(ready_tx);
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.starts_with("ACME directory:") {
                 if let Some(tx) = ready.take() {
                     let _ = tx.send(());
@@ -88,13 +109,33 @@ async fn sigkill_during_processing_loses_nothing_and_issues_once() {
     let tokens: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let gate = Arc::new(Semaphore::new(0));
     let (http_port, mut arrived) = gated_responder(tokens.clone(), gate.clone()).await;
-    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = dir.path().join("config.yml");
-    std::fs::write(&config, common::config_text(dir.path(), port, dns.addr(), http_port, 1, &common::Options::default())).unwrap();
+    std::fs::write(
+        &config,
+        common::config_text(
+            dir.path(),
+            port,
+            dns.addr(),
+            http_port,
+            1,
+            &common::Options::default(),
+        ),
+    )
+    .unwrap();
 
     let mut server = spawn_server(&config).await;
     let base = format!("https://localhost:{port}");
-    let raw = Raw::new(format!("127.0.0.1:{port}").parse().unwrap(), &base, &dir.path().join("work/ca/root.pem"));
+    let raw = Raw::new(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        &base,
+        &dir.path().join("work/ca/root.pem"),
+    );
     let key = Key::generate();
     let kid = raw.new_account(&key).await;
     let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
@@ -105,14 +146,40 @@ async fn sigkill_during_processing_loses_nothing_and_issues_once() {
     for i in 0..6 {
         let name = format!("crash{i}.test");
         dns.set_a(&name, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let r = raw.post(&key, Some(&kid), &raw.url("new-order"), &json!({"identifiers": [{"type": "dns", "value": name}]}).to_string()).await;
+        let r = raw
+            .post(
+                &key,
+                Some(&kid),
+                &raw.url("new-order"),
+                &json!({"identifiers": [{"type": "dns", "value": name}]}).to_string(),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
         let order_url = r.location();
-        let authz = raw.post(&key, Some(&kid), r.json()["authorizations"][0].as_str().unwrap(), "").await.json();
-        let ch = authz["challenges"].as_array().unwrap().iter().find(|c| c["type"] == json!("http-01")).unwrap().clone();
+        let authz = raw
+            .post(
+                &key,
+                Some(&kid),
+                r.json()["authorizations"][0].as_str().unwrap(),
+                "",
+            )
+            .await
+            .json();
+        let ch = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == json!("http-01"))
+            .unwrap()
+            .clone();
         let token = ch["token"].as_str().unwrap().to_string();
-        tokens.lock().unwrap().insert(token.clone(), acme_wire::key_authorization(&token, &thumb));
-        let r = raw.post(&key, Some(&kid), ch["url"].as_str().unwrap(), "{}").await;
+        tokens
+            .lock()
+            .unwrap()
+            .insert(token.clone(), acme_wire::key_authorization(&token, &thumb));
+        let r = raw
+            .post(&key, Some(&kid), ch["url"].as_str().unwrap(), "{}")
+            .await;
         assert_eq!(r.json()["status"], json!("processing"));
         orders.push((name, order_url));
     }
@@ -138,7 +205,14 @@ async fn sigkill_during_processing_loses_nothing_and_issues_once() {
         }
         assert_eq!(state["status"], json!("ready"), "{name}: {state}");
         let (der, _) = common::csr(&[name.as_str()], &rcgen::PKCS_ECDSA_P256_SHA256);
-        let r = raw.post(&key, Some(&kid), state["finalize"].as_str().unwrap(), &json!({"csr": acme_wire::b64u_encode(&der)}).to_string()).await;
+        let r = raw
+            .post(
+                &key,
+                Some(&kid),
+                state["finalize"].as_str().unwrap(),
+                &json!({"csr": acme_wire::b64u_encode(&der)}).to_string(),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.json());
         finalized.push(url.clone());
     }
@@ -168,10 +242,20 @@ async fn sigkill_during_processing_loses_nothing_and_issues_once() {
 
     // Graceful stop (SIGTERM), then count certificates in the database.
     let pid = server.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = server.wait().unwrap();
     assert!(status.success(), "graceful shutdown exit status {status}");
-    let store = certeasy::store::Store::open_sqlite(&dir.path().join("work/db.sqlite")).await.unwrap();
-    assert_eq!(store.count_certs().await.unwrap(), orders.len() as i64, "exactly one certificate per order");
+    let store = certeasy::store::Store::open_sqlite(&dir.path().join("work/db.sqlite"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_certs().await.unwrap(),
+        orders.len() as i64,
+        "exactly one certificate per order"
+    );
     assert_eq!(store.job_count().await.unwrap(), 0, "no job left behind");
 }

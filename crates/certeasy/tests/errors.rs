@@ -17,8 +17,18 @@ async fn setup() -> (Harness, Raw) {
 
 /// Creates an order for `names` and returns (order url, order json).
 async fn order(raw: &Raw, key: &Key, kid: &str, names: &[&str]) -> (String, serde_json::Value) {
-    let ids: Vec<_> = names.iter().map(|n| json!({"type": "dns", "value": n})).collect();
-    let r = raw.post(key, Some(kid), &raw.url("new-order"), &json!({ "identifiers": ids }).to_string()).await;
+    let ids: Vec<_> = names
+        .iter()
+        .map(|n| json!({"type": "dns", "value": n}))
+        .collect();
+    let r = raw
+        .post(
+            key,
+            Some(kid),
+            &raw.url("new-order"),
+            &json!({ "identifiers": ids }).to_string(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
     (r.location(), r.json())
 }
@@ -26,10 +36,18 @@ async fn order(raw: &Raw, key: &Key, kid: &str, names: &[&str]) -> (String, serd
 #[tokio::test]
 async fn directory_lists_every_resource() {
     let (_h, raw) = setup().await;
-    let r = raw.send(Method::GET, &raw.url("directory"), None, vec![]).await;
+    let r = raw
+        .send(Method::GET, &raw.url("directory"), None, vec![])
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let d = r.json();
-    for k in ["newNonce", "newAccount", "newOrder", "revokeCert", "keyChange"] {
+    for k in [
+        "newNonce",
+        "newAccount",
+        "newOrder",
+        "revokeCert",
+        "keyChange",
+    ] {
         assert!(d[k].as_str().unwrap().starts_with(&raw.base), "{k}");
     }
     assert_eq!(d["meta"]["externalAccountRequired"], json!(false));
@@ -38,9 +56,13 @@ async fn directory_lists_every_resource() {
 #[tokio::test]
 async fn new_nonce_head_and_get() {
     let (_h, raw) = setup().await;
-    let head = raw.send(Method::HEAD, &raw.url("new-nonce"), None, vec![]).await;
+    let head = raw
+        .send(Method::HEAD, &raw.url("new-nonce"), None, vec![])
+        .await;
     assert_eq!(head.status, StatusCode::OK);
-    let get = raw.send(Method::GET, &raw.url("new-nonce"), None, vec![]).await;
+    let get = raw
+        .send(Method::GET, &raw.url("new-nonce"), None, vec![])
+        .await;
     assert_eq!(get.status, StatusCode::NO_CONTENT);
     assert_ne!(head.header("replay-nonce"), get.header("replay-nonce"));
     assert!(get.header("link").unwrap().contains("rel=\"index\""));
@@ -56,7 +78,14 @@ async fn account_create_is_idempotent_per_key() {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.location(), kid);
     let other = Key::generate();
-    let r = raw.post(&other, None, &raw.url("new-account"), r#"{"onlyReturnExisting":true}"#).await;
+    let r = raw
+        .post(
+            &other,
+            None,
+            &raw.url("new-account"),
+            r#"{"onlyReturnExisting":true}"#,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.problem_type(), "accountDoesNotExist");
 }
@@ -66,16 +95,25 @@ async fn bad_nonce_is_refused_with_a_fresh_nonce() {
     let (_h, raw) = setup().await;
     let key = Key::generate();
     let url = raw.url("new-account");
-    let r = raw.post_raw(&url, key.jws(None, Some("not-a-real-nonce"), &url, "{}")).await;
+    let r = raw
+        .post_raw(&url, key.jws(None, Some("not-a-real-nonce"), &url, "{}"))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.problem_type(), "badNonce");
     assert!(r.header("replay-nonce").is_some());
-    assert_eq!(r.header("content-type").as_deref(), Some("application/problem+json"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
     // A nonce is single use.
     let nonce = raw.nonce().await;
-    let first = raw.post_raw(&url, key.jws(None, Some(&nonce), &url, "{}")).await;
+    let first = raw
+        .post_raw(&url, key.jws(None, Some(&nonce), &url, "{}"))
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let replay = raw.post_raw(&url, key.jws(None, Some(&nonce), &url, "{}")).await;
+    let replay = raw
+        .post_raw(&url, key.jws(None, Some(&nonce), &url, "{}"))
+        .await;
     assert_eq!(replay.problem_type(), "badNonce");
     // A missing nonce too.
     let r = raw.post_raw(&url, key.jws(None, None, &url, "{}")).await;
@@ -87,10 +125,18 @@ async fn url_mismatch_is_unauthorized() {
     let (_h, raw) = setup().await;
     let key = Key::generate();
     let nonce = raw.nonce().await;
-    let r = raw.post_raw(&raw.url("new-account"), key.jws(None, Some(&nonce), &raw.url("new-order"), "{}")).await;
+    let r = raw
+        .post_raw(
+            &raw.url("new-account"),
+            key.jws(None, Some(&nonce), &raw.url("new-order"), "{}"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.problem_type(), "unauthorized");
-    assert!(r.json()["detail"].as_str().unwrap().contains("does not match"));
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("does not match"));
 }
 
 #[tokio::test]
@@ -98,14 +144,31 @@ async fn kid_and_jwk_rules() {
     let (_h, raw) = setup().await;
     let key = Key::generate();
     let kid = raw.new_account(&key).await;
-    let r = raw.post(&key, Some(&kid), &raw.url("new-account"), "{}").await;
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("new-account"), "{}")
+        .await;
     assert_eq!(r.problem_type(), "malformed");
-    assert!(r.json()["detail"].as_str().unwrap().contains("requires a jwk"));
-    let r = raw.post(&key, None, &raw.url("new-order"), r#"{"identifiers":[{"type":"dns","value":"x.test"}]}"#).await;
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("requires a jwk"));
+    let r = raw
+        .post(
+            &key,
+            None,
+            &raw.url("new-order"),
+            r#"{"identifiers":[{"type":"dns","value":"x.test"}]}"#,
+        )
+        .await;
     assert_eq!(r.problem_type(), "malformed");
-    assert!(r.json()["detail"].as_str().unwrap().contains("requires a kid"));
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("requires a kid"));
     let unknown = format!("{}/acme/acct/doesnotexist", raw.base);
-    let r = raw.post(&key, Some(&unknown), &raw.url("new-order"), "{}").await;
+    let r = raw
+        .post(&key, Some(&unknown), &raw.url("new-order"), "{}")
+        .await;
     assert_eq!(r.problem_type(), "accountDoesNotExist");
 }
 
@@ -130,9 +193,18 @@ async fn bad_signature_and_wrong_content_type() {
     let url = raw.url("new-account");
     // Signed by `other` but claims `key`'s jwk.
     let header = json!({"alg": "ES256", "nonce": nonce, "url": url, "jwk": key.jwk()});
-    let r = raw.post_raw(&url, other.jws_with_header(&header, "{}")).await;
+    let r = raw
+        .post_raw(&url, other.jws_with_header(&header, "{}"))
+        .await;
     assert_eq!(r.problem_type(), "malformed");
-    let r = raw.send(Method::POST, &url, Some("application/json"), key.jws(None, Some(&raw.nonce().await), &url, "{}")).await;
+    let r = raw
+        .send(
+            Method::POST,
+            &url,
+            Some("application/json"),
+            key.jws(None, Some(&raw.nonce().await), &url, "{}"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let r = raw.post_raw(&url, b"not json".to_vec()).await;
     assert_eq!(r.problem_type(), "malformed");
@@ -141,7 +213,9 @@ async fn bad_signature_and_wrong_content_type() {
 #[tokio::test]
 async fn get_on_post_as_get_resource_is_405() {
     let (_h, raw) = setup().await;
-    let r = raw.send(Method::GET, &raw.url("order/whatever"), None, vec![]).await;
+    let r = raw
+        .send(Method::GET, &raw.url("order/whatever"), None, vec![])
+        .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.header("allow").as_deref(), Some("POST"));
     assert_eq!(r.problem_type(), "malformed");
@@ -191,13 +265,31 @@ async fn account_update_and_deactivation() {
     let (_h, raw) = setup().await;
     let key = Key::generate();
     let kid = raw.new_account(&key).await;
-    let r = raw.post(&key, Some(&kid), &kid, r#"{"contact":["mailto:new@example.com"]}"#).await;
+    let r = raw
+        .post(
+            &key,
+            Some(&kid),
+            &kid,
+            r#"{"contact":["mailto:new@example.com"]}"#,
+        )
+        .await;
     assert_eq!(r.json()["contact"], json!(["mailto:new@example.com"]));
-    let r = raw.post(&key, Some(&kid), &kid, r#"{"contact":["tel:123"]}"#).await;
+    let r = raw
+        .post(&key, Some(&kid), &kid, r#"{"contact":["tel:123"]}"#)
+        .await;
     assert_eq!(r.problem_type(), "unsupportedContact");
-    let r = raw.post(&key, Some(&kid), &kid, r#"{"status":"deactivated"}"#).await;
+    let r = raw
+        .post(&key, Some(&kid), &kid, r#"{"status":"deactivated"}"#)
+        .await;
     assert_eq!(r.json()["status"], json!("deactivated"));
-    let r = raw.post(&key, Some(&kid), &raw.url("new-order"), r#"{"identifiers":[{"type":"dns","value":"x.test"}]}"#).await;
+    let r = raw
+        .post(
+            &key,
+            Some(&kid),
+            &raw.url("new-order"),
+            r#"{"identifiers":[{"type":"dns","value":"x.test"}]}"#,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.problem_type(), "unauthorized");
 }
@@ -212,18 +304,54 @@ async fn identifiers_are_checked_with_subproblems() {
         {"type": "dns", "value": "x.denied.test"},
         {"type": "dns", "value": "outside.example"},
     ]});
-    let r = raw.post(&key, Some(&kid), &raw.url("new-order"), &body.to_string()).await;
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("new-order"), &body.to_string())
+        .await;
     assert_eq!(r.problem_type(), "rejectedIdentifier");
     let subs = r.json()["subproblems"].as_array().unwrap().clone();
-    let by_name = |n: &str| subs.iter().find(|s| s["identifier"]["value"] == json!(n)).cloned();
-    assert!(by_name("x.denied.test").unwrap()["detail"].as_str().unwrap().contains("denied by rule"));
-    assert!(by_name("outside.example").unwrap()["detail"].as_str().unwrap().contains("not allowed"));
-    let r = raw.post(&key, Some(&kid), &raw.url("new-order"), r#"{"identifiers":[{"type":"ip","value":"127.0.0.1"}]}"#).await;
+    let by_name = |n: &str| {
+        subs.iter()
+            .find(|s| s["identifier"]["value"] == json!(n))
+            .cloned()
+    };
+    assert!(by_name("x.denied.test").unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("denied by rule"));
+    assert!(by_name("outside.example").unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not allowed"));
+    let r = raw
+        .post(
+            &key,
+            Some(&kid),
+            &raw.url("new-order"),
+            r#"{"identifiers":[{"type":"ip","value":"127.0.0.1"}]}"#,
+        )
+        .await;
     assert_eq!(r.problem_type(), "unsupportedIdentifier");
-    let r = raw.post(&key, Some(&kid), &raw.url("new-order"), r#"{"identifiers":[{"type":"dns","value":"bad_name.test"}]}"#).await;
+    let r = raw
+        .post(
+            &key,
+            Some(&kid),
+            &raw.url("new-order"),
+            r#"{"identifiers":[{"type":"dns","value":"bad_name.test"}]}"#,
+        )
+        .await;
     assert_eq!(r.problem_type(), "rejectedIdentifier");
-    assert_eq!(r.json()["subproblems"][0]["identifier"]["value"], json!("bad_name.test"));
-    let r = raw.post(&key, Some(&kid), &raw.url("new-order"), r#"{"identifiers":[]}"#).await;
+    assert_eq!(
+        r.json()["subproblems"][0]["identifier"]["value"],
+        json!("bad_name.test")
+    );
+    let r = raw
+        .post(
+            &key,
+            Some(&kid),
+            &raw.url("new-order"),
+            r#"{"identifiers":[]}"#,
+        )
+        .await;
     assert_eq!(r.problem_type(), "malformed");
 }
 
@@ -237,7 +365,12 @@ async fn wildcard_orders_offer_only_dns01() {
     let a = raw.post(&key, Some(&kid), &authz_url, "").await.json();
     assert_eq!(a["wildcard"], json!(true));
     assert_eq!(a["identifier"]["value"], json!("wc.test"));
-    let kinds: Vec<_> = a["challenges"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect();
+    let kinds: Vec<_> = a["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].clone())
+        .collect();
     assert_eq!(kinds, vec![json!("dns-01")]);
 }
 
@@ -247,11 +380,19 @@ async fn not_after_beyond_max_validity_is_refused() {
     let key = Key::generate();
     let kid = raw.new_account(&key).await;
     let body = json!({"identifiers": [{"type": "dns", "value": "t.test"}], "notAfter": "2099-01-01T00:00:00Z"});
-    let r = raw.post(&key, Some(&kid), &raw.url("new-order"), &body.to_string()).await;
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("new-order"), &body.to_string())
+        .await;
     assert_eq!(r.problem_type(), "malformed");
-    assert!(r.json()["detail"].as_str().unwrap().contains("exceeds the maximum"));
-    let body = json!({"identifiers": [{"type": "dns", "value": "t.test"}], "notBefore": "yesterday"});
-    let r = raw.post(&key, Some(&kid), &raw.url("new-order"), &body.to_string()).await;
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("exceeds the maximum"));
+    let body =
+        json!({"identifiers": [{"type": "dns", "value": "t.test"}], "notBefore": "yesterday"});
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("new-order"), &body.to_string())
+        .await;
     assert!(r.json()["detail"].as_str().unwrap().contains("RFC 3339"));
 }
 
@@ -263,34 +404,11 @@ async fn finalize_before_ready_is_order_not_ready() {
     let (_, o) = order(&raw, &key, &kid, &["early.test"]).await;
     let (der, _) = csr(&["early.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
     let body = json!({"csr": acme_wire::b64u_encode(&der)}).to_string();
-    let r = raw.post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body).await;
+    let r = raw
+        .post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.problem_type(), "orderNotReady");
-}
-
-/// Drives one order to `ready` through http-01 with the raw client.
-async fn ready_order(h: &Harness, raw: &Raw, key: &Key, kid: &str, name: &str) -> serde_json::Value {
-    h.host(name);
-    let (order_url, o) = order(raw, key, kid, &[name]).await;
-    let authz_url = o["authorizations"][0].as_str().unwrap();
-    let a = raw.post(key, Some(kid), authz_url, "").await.json();
-    let ch = a["challenges"].as_array().unwrap().iter().find(|c| c["type"] == json!("http-01")).unwrap().clone();
-    let token = ch["token"].as_str().unwrap();
-    let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
-    h.tokens.lock().unwrap().insert(token.to_string(), acme_wire::key_authorization(token, &thumb));
-    let r = raw.post(key, Some(kid), ch["url"].as_str().unwrap(), "{}").await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
-    assert!(r.header("link").unwrap().contains("rel=\"up\""));
-    // Poll (the client's loop; each step is a real request).
-    for _ in 0..200 {
-        let o = raw.post(key, Some(kid), &order_url, "").await.json();
-        if o["status"] != json!("pending") {
-            assert_eq!(o["status"], json!("ready"), "{o}");
-            return o;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("order never became ready");
 }
 
 #[tokio::test]
@@ -298,16 +416,24 @@ async fn csr_names_must_equal_order_names() {
     let (h, raw) = setup().await;
     let key = Key::generate();
     let kid = raw.new_account(&key).await;
-    let o = ready_order(&h, &raw, &key, &kid, "csr.test").await;
+    let o = common::ready_order(&h, &raw, &key, &kid, &["csr.test"]).await;
     let (der, _) = csr(&["csr.test", "extra.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
     let body = json!({"csr": acme_wire::b64u_encode(&der)}).to_string();
-    let r = raw.post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body).await;
+    let r = raw
+        .post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body)
+        .await;
     assert_eq!(r.problem_type(), "badCSR");
-    assert!(r.json()["detail"].as_str().unwrap().contains("extra.test"), "{}", r.json());
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("extra.test"),
+        "{}",
+        r.json()
+    );
     // The refusal changed nothing: the order is still ready and finalizes.
     let (der, _) = csr(&["csr.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
     let body = json!({"csr": acme_wire::b64u_encode(&der)}).to_string();
-    let r = raw.post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body).await;
+    let r = raw
+        .post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json());
     assert!(["processing", "valid"].contains(&r.json()["status"].as_str().unwrap()));
 }
@@ -317,10 +443,12 @@ async fn revoke_by_foreign_account_is_unauthorized_and_by_cert_key_works() {
     let (h, raw) = setup().await;
     let key = Key::generate();
     let kid = raw.new_account(&key).await;
-    let o = ready_order(&h, &raw, &key, &kid, "own.test").await;
+    let o = common::ready_order(&h, &raw, &key, &kid, &["own.test"]).await;
     let (der, cert_key) = csr(&["own.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
     let body = json!({"csr": acme_wire::b64u_encode(&der)}).to_string();
-    let r = raw.post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body).await;
+    let r = raw
+        .post(&key, Some(&kid), o["finalize"].as_str().unwrap(), &body)
+        .await;
     let order_url = r.location();
     let mut cert_url = None;
     for _ in 0..200 {
@@ -332,32 +460,60 @@ async fn revoke_by_foreign_account_is_unauthorized_and_by_cert_key_works() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let cert = raw.post(&key, Some(&kid), &cert_url.unwrap(), "").await;
-    assert_eq!(cert.header("content-type").as_deref(), Some("application/pem-certificate-chain"));
-    let leaf = pki::pem_to_der_certs(std::str::from_utf8(&cert.body).unwrap()).unwrap().remove(0);
+    assert_eq!(
+        cert.header("content-type").as_deref(),
+        Some("application/pem-certificate-chain")
+    );
+    let leaf = pki::pem_to_der_certs(std::str::from_utf8(&cert.body).unwrap())
+        .unwrap()
+        .remove(0);
     let revoke = json!({"certificate": acme_wire::b64u_encode(&leaf)}).to_string();
     // Another account may not revoke it.
     let stranger = Key::generate();
     let stranger_kid = raw.new_account(&stranger).await;
-    let r = raw.post(&stranger, Some(&stranger_kid), &raw.url("revoke-cert"), &revoke).await;
+    let r = raw
+        .post(
+            &stranger,
+            Some(&stranger_kid),
+            &raw.url("revoke-cert"),
+            &revoke,
+        )
+        .await;
     assert_eq!(r.problem_type(), "unauthorized");
     // An unaccepted reason code is refused.
     let bad = json!({"certificate": acme_wire::b64u_encode(&leaf), "reason": 7}).to_string();
-    let r = raw.post(&key, Some(&kid), &raw.url("revoke-cert"), &bad).await;
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("revoke-cert"), &bad)
+        .await;
     assert_eq!(r.problem_type(), "badRevocationReason");
     // The certificate's own key may (jwk-signed request).
     let pkcs8 = cert_key.serialize_der();
-    let ck = ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &ring::rand::SystemRandom::new()).unwrap();
+    let ck = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &pkcs8,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
     let pt = ring::signature::KeyPair::public_key(&ck).as_ref().to_vec();
     let jwk = json!({"kty": "EC", "crv": "P-256", "x": acme_wire::b64u_encode(&pt[1..33]), "y": acme_wire::b64u_encode(&pt[33..65])});
     let url = raw.url("revoke-cert");
     let header = json!({"alg": "ES256", "nonce": raw.nonce().await, "url": url, "jwk": jwk});
     let p = acme_wire::b64u_encode(header.to_string().as_bytes());
     let pl = acme_wire::b64u_encode(revoke.as_bytes());
-    let sig = ck.sign(&ring::rand::SystemRandom::new(), format!("{p}.{pl}").as_bytes()).unwrap();
-    let body = json!({"protected": p, "payload": pl, "signature": acme_wire::b64u_encode(sig.as_ref())}).to_string();
+    let sig = ck
+        .sign(
+            &ring::rand::SystemRandom::new(),
+            format!("{p}.{pl}").as_bytes(),
+        )
+        .unwrap();
+    let body =
+        json!({"protected": p, "payload": pl, "signature": acme_wire::b64u_encode(sig.as_ref())})
+            .to_string();
     let r = raw.post_raw(&url, body.into_bytes()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json());
-    let r = raw.post(&key, Some(&kid), &raw.url("revoke-cert"), &revoke).await;
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("revoke-cert"), &revoke)
+        .await;
     assert_eq!(r.problem_type(), "alreadyRevoked");
 }
 
@@ -368,7 +524,10 @@ async fn orders_list_and_foreign_order_access() {
     let kid = raw.new_account(&key).await;
     let (order_url, _) = order(&raw, &key, &kid, &["list.test"]).await;
     let acct = raw.post(&key, Some(&kid), &kid, "").await.json();
-    let list = raw.post(&key, Some(&kid), acct["orders"].as_str().unwrap(), "").await.json();
+    let list = raw
+        .post(&key, Some(&kid), acct["orders"].as_str().unwrap(), "")
+        .await
+        .json();
     assert_eq!(list["orders"], json!([order_url]));
     let stranger = Key::generate();
     let skid = raw.new_account(&stranger).await;
@@ -381,9 +540,13 @@ async fn orders_list_and_foreign_order_access() {
 #[tokio::test]
 async fn health_endpoints() {
     let (_h, raw) = setup().await;
-    let r = raw.send(Method::GET, &format!("{}/healthz", raw.base), None, vec![]).await;
+    let r = raw
+        .send(Method::GET, &format!("{}/healthz", raw.base), None, vec![])
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = raw.send(Method::GET, &format!("{}/readyz", raw.base), None, vec![]).await;
+    let r = raw
+        .send(Method::GET, &format!("{}/readyz", raw.base), None, vec![])
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json(), json!({"database": true, "authorities": true}));
 }

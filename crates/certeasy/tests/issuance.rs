@@ -22,7 +22,10 @@ async fn http01_issuance_with_two_names() {
     let account = h.account().await;
     let names = ["a.test", "b.test"];
     let (der, _) = csr(&names, &rcgen::PKCS_ECDSA_P256_SHA256);
-    let pem = h.issue(&account, &names, ChallengeType::Http01, &der).await.unwrap();
+    let pem = h
+        .issue(&account, &names, ChallengeType::Http01, &der)
+        .await
+        .unwrap();
     assert_eq!(leaf_names(&pem), vec!["a.test", "b.test"]);
     let certs = pem_certs(&pem);
     assert_eq!(certs.len(), 2, "leaf + built-in root");
@@ -38,7 +41,10 @@ async fn dns01_wildcard_issuance() {
     let account = h.account().await;
     let names = ["*.w.test", "w.test"];
     let (der, _) = csr(&names, &rcgen::PKCS_ECDSA_P384_SHA384);
-    let pem = h.issue(&account, &names, ChallengeType::Dns01, &der).await.unwrap();
+    let pem = h
+        .issue(&account, &names, ChallengeType::Dns01, &der)
+        .await
+        .unwrap();
     assert_eq!(leaf_names(&pem), vec!["*.w.test", "w.test"]);
 }
 
@@ -48,7 +54,10 @@ async fn tls_alpn01_issuance() {
     let account = h.account().await;
     let names = ["alpn.test"];
     let (der, _) = csr(&names, &rcgen::PKCS_ED25519);
-    let pem = h.issue(&account, &names, ChallengeType::TlsAlpn01, &der).await.unwrap();
+    let pem = h
+        .issue(&account, &names, ChallengeType::TlsAlpn01, &der)
+        .await
+        .unwrap();
     assert_eq!(leaf_names(&pem), vec!["alpn.test"]);
 }
 
@@ -58,7 +67,10 @@ async fn rsa_3072_issuance() {
     let account = h.account().await;
     let names = ["rsa.test"];
     let der = rsa_csr(&names, 3072);
-    let pem = h.issue(&account, &names, ChallengeType::Http01, &der).await.unwrap();
+    let pem = h
+        .issue(&account, &names, ChallengeType::Http01, &der)
+        .await
+        .unwrap();
     assert_eq!(leaf_names(&pem), vec!["rsa.test"]);
 }
 
@@ -68,18 +80,43 @@ async fn revoke_by_account_then_already_revoked() {
     let account = h.account().await;
     let names = ["rev.test"];
     let (der, _) = csr(&names, &rcgen::PKCS_ECDSA_P256_SHA256);
-    let pem = h.issue(&account, &names, ChallengeType::Http01, &der).await.unwrap();
+    let pem = h
+        .issue(&account, &names, ChallengeType::Http01, &der)
+        .await
+        .unwrap();
     let leaf = CertificateDer::from(pem_certs(&pem).remove(0));
-    account.revoke(&RevocationRequest { certificate: &leaf, reason: Some(RevocationReason::Superseded) }).await.unwrap();
-    let again = account.revoke(&RevocationRequest { certificate: &leaf, reason: None }).await.unwrap_err();
+    account
+        .revoke(&RevocationRequest {
+            certificate: &leaf,
+            reason: Some(RevocationReason::Superseded),
+        })
+        .await
+        .unwrap();
+    let again = account
+        .revoke(&RevocationRequest {
+            certificate: &leaf,
+            reason: None,
+        })
+        .await
+        .unwrap_err();
     match again {
         instant_acme::Error::Api(p) => {
-            assert_eq!(p.r#type.as_deref(), Some("urn:ietf:params:acme:error:alreadyRevoked"), "{p:?}");
+            assert_eq!(
+                p.r#type.as_deref(),
+                Some("urn:ietf:params:acme:error:alreadyRevoked"),
+                "{p:?}"
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
     let serial = pki::serial_hex_of_cert(&leaf).unwrap();
-    let stored = h.server().services.store.cert_by_serial(&serial).await.unwrap();
+    let stored = h
+        .server()
+        .services
+        .store
+        .cert_by_serial(&serial)
+        .await
+        .unwrap();
     assert_eq!(stored[0].revocation_reason, Some(4));
 }
 
@@ -90,18 +127,45 @@ async fn failed_http01_invalidates_order_with_precise_problem() {
     // No token is served: the responder answers 404.
     h.host("missing.test");
     let ids = [instant_acme::Identifier::Dns("missing.test".into())];
-    let mut order = account.new_order(&instant_acme::NewOrder::new(&ids)).await.unwrap();
+    let mut order = account
+        .new_order(&instant_acme::NewOrder::new(&ids))
+        .await
+        .unwrap();
     let mut authzs = order.authorizations();
     let mut a = authzs.next().await.unwrap().unwrap();
-    a.challenge(ChallengeType::Http01).unwrap().set_ready().await.unwrap();
-    drop(authzs);
-    let err = order.poll_ready(&instant_acme::RetryPolicy::new()).await.unwrap_err();
-    let instant_acme::Error::Api(problem) = err else { panic!("expected a problem, got {err:?}") };
-    assert_eq!(problem.r#type.as_deref(), Some("urn:ietf:params:acme:error:unauthorized"));
+    a.challenge(ChallengeType::Http01)
+        .unwrap()
+        .set_ready()
+        .await
+        .unwrap();
+    let err = order
+        .poll_ready(&instant_acme::RetryPolicy::new())
+        .await
+        .unwrap_err();
+    let instant_acme::Error::Api(problem) = err else {
+        panic!("expected a problem, got {err:?}")
+    };
+    assert_eq!(
+        problem.r#type.as_deref(),
+        Some("urn:ietf:params:acme:error:unauthorized")
+    );
     let sub = &problem.subproblems[0];
-    assert_eq!(sub.r#type.as_deref(), Some("urn:ietf:params:acme:error:incorrectResponse"), "{problem:?}");
-    assert_eq!(sub.identifier, Some(instant_acme::Identifier::Dns("missing.test".into())));
+    assert_eq!(
+        sub.r#type.as_deref(),
+        Some("urn:ietf:params:acme:error:incorrectResponse"),
+        "{problem:?}"
+    );
+    assert_eq!(
+        sub.identifier,
+        Some(instant_acme::Identifier::Dns("missing.test".into()))
+    );
     let detail = sub.detail.clone().unwrap_or_default();
-    assert!(detail.contains("404") && detail.contains("127.0.0.1"), "{detail}");
-    assert_eq!(order.refresh().await.unwrap().status, instant_acme::OrderStatus::Invalid);
+    assert!(
+        detail.contains("404") && detail.contains("127.0.0.1"),
+        "{detail}"
+    );
+    assert_eq!(
+        order.refresh().await.unwrap().status,
+        instant_acme::OrderStatus::Invalid
+    );
 }

@@ -199,6 +199,15 @@ impl Resolvers {
     /// yet filtered by the IP policy. Empty is an error.
     pub(crate) async fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, ValidationFailure> {
         self.check_in_profile(name)?;
+        // RFC 6761 §6.3: `localhost` and every name below it are the
+        // loopback host; resolvers answer them without asking DNS. The IP
+        // policy still decides whether loopback may be contacted.
+        if is_localhost(name) {
+            return Ok(vec![
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            ]);
+        }
         let target = self.follow_cnames(name).await?;
         let zone = self
             .zone_for(&target)
@@ -545,8 +554,24 @@ fn system_servers() -> Result<Vec<SocketAddr>, String> {
     }
 }
 
+/// `localhost` or a name below it (RFC 6761 §6.3).
+pub(crate) fn is_localhost(name: &str) -> bool {
+    let n = name.trim_end_matches('.');
+    n.eq_ignore_ascii_case("localhost")
+        || n.len() > 10 && n[n.len() - 10..].eq_ignore_ascii_case(".localhost")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn localhost_names_are_special() {
+        assert!(super::is_localhost("localhost"));
+        assert!(super::is_localhost("app.localhost."));
+        assert!(super::is_localhost("A.LOCALHOST"));
+        assert!(!super::is_localhost("notlocalhost"));
+        assert!(!super::is_localhost("localhost.example"));
+    }
+
     use super::*;
 
     #[test]

@@ -65,39 +65,63 @@ impl FakeCa {
             let path = path.to_path_buf();
             move |source| FakeCaError::Io { path, source }
         };
-        let present: Vec<bool> = [ROOT, ROOT_KEY, INTER, INTER_KEY].iter().map(|f| dir.join(f).exists()).collect();
+        let present: Vec<bool> = [ROOT, ROOT_KEY, INTER, INTER_KEY]
+            .iter()
+            .map(|f| dir.join(f).exists())
+            .collect();
         let files = if present.iter().any(|p| *p) {
             for (name, exists) in [ROOT, ROOT_KEY].iter().zip(&present) {
                 if !exists {
-                    return Err(FakeCaError::Incomplete { dir: dir.to_path_buf(), missing: (*name).to_string() });
+                    return Err(FakeCaError::Incomplete {
+                        dir: dir.to_path_buf(),
+                        missing: (*name).to_string(),
+                    });
                 }
             }
             if present[2] != present[3] {
                 let missing = if present[2] { INTER_KEY } else { INTER };
-                return Err(FakeCaError::Incomplete { dir: dir.to_path_buf(), missing: missing.to_string() });
+                return Err(FakeCaError::Incomplete {
+                    dir: dir.to_path_buf(),
+                    missing: missing.to_string(),
+                });
             }
             let read = |f: &str| fs::read_to_string(dir.join(f)).map_err(io(&dir.join(f)));
             CaFiles {
                 root_cert_pem: read(ROOT)?,
                 root_key_pem: read(ROOT_KEY)?,
                 intermediate_cert_pem: if present[2] { Some(read(INTER)?) } else { None },
-                intermediate_key_pem: if present[3] { Some(read(INTER_KEY)?) } else { None },
+                intermediate_key_pem: if present[3] {
+                    Some(read(INTER_KEY)?)
+                } else {
+                    None
+                },
             }
         } else {
             let files = pki::generate_ca(&s.common_name, s.key_type, s.intermediate, &s.password)
-                .map_err(|source| FakeCaError::Load { dir: dir.to_path_buf(), source })?;
+                .map_err(|source| FakeCaError::Load {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
             create_private_dir(dir).map_err(io(dir))?;
             write_new(&dir.join(ROOT), &files.root_cert_pem, false)?;
             write_new(&dir.join(ROOT_KEY), &files.root_key_pem, true)?;
-            if let (Some(c), Some(k)) = (&files.intermediate_cert_pem, &files.intermediate_key_pem) {
+            if let (Some(c), Some(k)) = (&files.intermediate_cert_pem, &files.intermediate_key_pem)
+            {
                 write_new(&dir.join(INTER), c, false)?;
                 write_new(&dir.join(INTER_KEY), k, true)?;
             }
             tracing::info!(target: "ca", dir = %dir.display(), "created new built-in CA material");
             files
         };
-        let ca = BuiltinCa::load(&files, &s.password).map_err(|source| FakeCaError::Load { dir: dir.to_path_buf(), source })?;
-        Ok(FakeCa { ca, validity: s.validity, dir: dir.to_path_buf() })
+        let ca = BuiltinCa::load(&files, &s.password).map_err(|source| FakeCaError::Load {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(FakeCa {
+            ca,
+            validity: s.validity,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Root certificate PEM.
@@ -113,10 +137,17 @@ impl FakeCa {
     /// Signs a leaf certificate.
     pub fn issue(&self, req: &IssueRequest<'_>) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
         let now = OffsetDateTime::now_utc();
-        let from_ms = |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok();
+        let from_ms =
+            |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok();
         // Backdate by a minute so clients with a slightly slow clock accept it.
-        let not_before = req.not_before.and_then(from_ms).unwrap_or(now - time::Duration::minutes(1));
-        let not_after = req.not_after.and_then(from_ms).unwrap_or(not_before + self.validity);
+        let not_before = req
+            .not_before
+            .and_then(from_ms)
+            .unwrap_or(now - time::Duration::minutes(1));
+        let not_after = req
+            .not_after
+            .and_then(from_ms)
+            .unwrap_or(not_before + self.validity);
         let issued = self
             .ca
             .issue(req.spki_der, req.names, not_before, not_after)
@@ -129,7 +160,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
     #[cfg(not(unix))]
     {
@@ -148,6 +182,14 @@ fn write_new(path: &Path, content: &str, private: bool) -> Result<(), FakeCaErro
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut f = opts.open(path).map_err(|source| FakeCaError::Io { path: path.to_path_buf(), source })?;
-    f.write_all(content.as_bytes()).and_then(|_| f.sync_all()).map_err(|source| FakeCaError::Io { path: path.to_path_buf(), source })
+    let mut f = opts.open(path).map_err(|source| FakeCaError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    f.write_all(content.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|source| FakeCaError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }

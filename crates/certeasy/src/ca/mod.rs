@@ -66,7 +66,10 @@ pub enum Authority {
 }
 
 impl Authority {
-    async fn issue(&self, req: &IssueRequest<'_>) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
+    async fn issue(
+        &self,
+        req: &IssueRequest<'_>,
+    ) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
         match self {
             Authority::Fake(ca) => ca.issue(req),
         }
@@ -116,16 +119,39 @@ impl Authorities {
         for a in &config.authorities {
             let authority = match &a.kind {
                 AuthorityKind::Fake(f) => {
-                    let ca = FakeCa::open(&config.ca_dir(&a.name), f).map_err(|source| StartupError { name: a.name.clone(), source })?;
+                    let ca = FakeCa::open(&config.ca_dir(&a.name), f).map_err(|source| {
+                        StartupError {
+                            name: a.name.clone(),
+                            source,
+                        }
+                    })?;
                     Authority::Fake(ca)
                 }
             };
-            by_name.insert(a.name.clone(), Arc::new(Entry { name: a.name.clone(), authority, failures: AtomicU32::new(0) }));
+            by_name.insert(
+                a.name.clone(),
+                Arc::new(Entry {
+                    name: a.name.clone(),
+                    authority,
+                    failures: AtomicU32::new(0),
+                }),
+            );
         }
         let mut bindings = BTreeMap::new();
         for (policy, b) in &config.bindings {
-            let entries = b.authorities.iter().filter_map(|n| by_name.get(n).cloned()).collect();
-            bindings.insert(policy.clone(), Bound { entries, strategy: b.strategy, next: AtomicUsize::new(0) });
+            let entries = b
+                .authorities
+                .iter()
+                .filter_map(|n| by_name.get(n).cloned())
+                .collect();
+            bindings.insert(
+                policy.clone(),
+                Bound {
+                    entries,
+                    strategy: b.strategy,
+                    next: AtomicUsize::new(0),
+                },
+            );
         }
         Ok(Authorities { by_name, bindings })
     }
@@ -147,21 +173,39 @@ impl Authorities {
 
     /// Whether every policy has at least one healthy authority.
     pub fn every_policy_served(&self) -> bool {
-        self.bindings.values().all(|b| b.entries.iter().any(|e| e.healthy()))
+        self.bindings
+            .values()
+            .all(|b| b.entries.iter().any(|e| e.healthy()))
     }
 
     /// Signs through the named authority directly (own listener certificate).
-    pub async fn issue_with(&self, name: &str, req: &IssueRequest<'_>) -> Result<Issued, AuthorityError> {
-        let e = self.by_name.get(name).ok_or_else(|| AuthorityError::Refused(format!("unknown authority {name}")))?;
+    pub async fn issue_with(
+        &self,
+        name: &str,
+        req: &IssueRequest<'_>,
+    ) -> Result<Issued, AuthorityError> {
+        let e = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| AuthorityError::Refused(format!("unknown authority {name}")))?;
         attempt(e, req).await
     }
 
     /// Signs for a policy according to its binding.
-    pub async fn issue(&self, policy: &str, req: &IssueRequest<'_>) -> Result<Issued, AuthorityError> {
-        let b = self.bindings.get(policy).ok_or_else(|| AuthorityError::Refused(format!("policy {policy} has no binding")))?;
+    pub async fn issue(
+        &self,
+        policy: &str,
+        req: &IssueRequest<'_>,
+    ) -> Result<Issued, AuthorityError> {
+        let b = self
+            .bindings
+            .get(policy)
+            .ok_or_else(|| AuthorityError::Refused(format!("policy {policy} has no binding")))?;
         let n = b.entries.len();
         if n == 0 {
-            return Err(AuthorityError::Refused(format!("policy {policy} has no authority")));
+            return Err(AuthorityError::Refused(format!(
+                "policy {policy} has no authority"
+            )));
         }
         let start = match b.strategy {
             Strategy::FirstAvailable => 0,
@@ -174,7 +218,12 @@ impl Authorities {
         for e in candidates {
             match attempt(e, req).await {
                 Ok(i) => return Ok(i),
-                Err(AuthorityError::Refused(m)) => return Err(AuthorityError::Refused(format!("authority {}: {m}", e.name))),
+                Err(AuthorityError::Refused(m)) => {
+                    return Err(AuthorityError::Refused(format!(
+                        "authority {}: {m}",
+                        e.name
+                    )))
+                }
                 Err(AuthorityError::Transient(m)) => {
                     tracing::warn!(target: "ca", authority = %e.name, error = %m, "authority failed; trying the next one");
                     errors.push(format!("{}: {m}", e.name));
@@ -189,7 +238,11 @@ async fn attempt(e: &Entry, req: &IssueRequest<'_>) -> Result<Issued, AuthorityE
     match e.authority.issue(req).await {
         Ok((leaf_der, chain_der)) => {
             e.failures.store(0, Ordering::Relaxed);
-            Ok(Issued { authority: e.name.clone(), leaf_der, chain_der })
+            Ok(Issued {
+                authority: e.name.clone(),
+                leaf_der,
+                chain_der,
+            })
         }
         Err(err) => {
             if matches!(err, AuthorityError::Transient(_)) {

@@ -42,12 +42,20 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
         Command::Version => {
-            println!("certeasy {} (schema {})", env!("CARGO_PKG_VERSION"), crate::store::Store::schema_version());
+            println!(
+                "certeasy {} (schema {})",
+                env!("CARGO_PKG_VERSION"),
+                crate::store::Store::schema_version()
+            );
             ExitCode::SUCCESS
         }
         Command::Validate { file } => match crate::config::load(&file) {
@@ -73,7 +81,10 @@ fn serve(file: PathBuf) -> ExitCode {
         }
     };
     crate::logging::init(&config.logs);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

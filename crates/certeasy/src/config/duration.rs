@@ -36,15 +36,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration {s:?}: expected a number before the unit (e.g. 30s, 10m, 720h)"));
+            return Err(format!(
+                "invalid duration {s:?}: expected a number before the unit (e.g. 30s, 10m, 720h)"
+            ));
         }
         let n: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("invalid duration {s:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -53,8 +59,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
             "d" => Duration::from_secs(n.saturating_mul(86400)),
-            "" => return Err(format!("invalid duration {s:?}: missing unit (ms, s, m, h or d)")),
-            other => return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {s:?}: missing unit (ms, s, m, h or d)"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                ))
+            }
         };
         total = total.saturating_add(part);
     }
@@ -92,7 +106,9 @@ impl<'de> Deserialize<'de> for ConfDuration {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfDuration, E> {
                 let d = parse_duration(v).map_err(E::custom)?;
                 if d.is_zero() {
-                    return Err(E::custom("an explicit zero is not allowed; omit the key to get the default"));
+                    return Err(E::custom(
+                        "an explicit zero is not allowed; omit the key to get the default",
+                    ));
                 }
                 Ok(ConfDuration(d))
             }
@@ -125,7 +141,9 @@ mod tests {
     fn refuses_bad_durations_with_a_hint() {
         assert!(parse_duration("30").unwrap_err().contains("missing unit"));
         assert!(parse_duration("30x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("s").unwrap_err().contains("expected a number"));
+        assert!(parse_duration("s")
+            .unwrap_err()
+            .contains("expected a number"));
         assert!(parse_duration("").unwrap_err().contains("empty"));
     }
 

@@ -20,7 +20,9 @@ impl LineIndex {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut builder, false);
-        LineIndex { lines: builder.lines }
+        LineIndex {
+            lines: builder.lines,
+        }
     }
 
     /// The line of `path`, or of its closest ancestor that has one.
@@ -120,7 +122,10 @@ mod tests {
         assert_eq!(idx.line_of("server"), Some(1));
         assert_eq!(idx.line_of("server.listen"), Some(2));
         assert_eq!(idx.line_of("authorities[0].name"), Some(4));
-        assert_eq!(idx.line_of("authorities[0].configuration.password"), Some(6));
+        assert_eq!(
+            idx.line_of("authorities[0].configuration.password"),
+            Some(6)
+        );
         assert_eq!(idx.line_of("authorities[1].name"), Some(7));
         // Unknown leaf falls back to the closest ancestor.
         assert_eq!(idx.line_of("authorities[1].nope"), Some(7));

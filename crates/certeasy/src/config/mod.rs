@@ -66,7 +66,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         issues: vec![ConfigIssue {
             path: String::new(),
             line: None,
-            message: format!("cannot read the configuration file: {e}; pass an existing file with -f PATH"),
+            message: format!(
+                "cannot read the configuration file: {e}; pass an existing file with -f PATH"
+            ),
         }],
     })?;
     load_str(&text, path)
@@ -75,7 +77,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates configuration text that was read from `path`.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let index = LineIndex::build(text);
-    let fail = |issues: Vec<ConfigIssue>| ConfigError { file: path.to_path_buf(), issues };
+    let fail = |issues: Vec<ConfigIssue>| ConfigError {
+        file: path.to_path_buf(),
+        issues,
+    };
     let doc: schema::Document = parse_value(text, &index, "").map_err(|i| fail(vec![i]))?;
     let config_dir = path
         .canonicalize()
@@ -93,23 +98,47 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 /// Deserialises YAML text into `T`, mapping the first error to an issue with
 /// its key path (prefixed with `prefix`) and line.
-fn parse_value<T: serde::de::DeserializeOwned>(text: &str, index: &LineIndex, prefix: &str) -> Result<T, ConfigIssue> {
+fn parse_value<T: serde::de::DeserializeOwned>(
+    text: &str,
+    index: &LineIndex,
+    prefix: &str,
+) -> Result<T, ConfigIssue> {
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();
-        issue_from(index, &join_path(prefix, &e.path().to_string()), &inner.to_string(), inner.location().map(|l| l.line()))
+        issue_from(
+            index,
+            &join_path(prefix, &e.path().to_string()),
+            &inner.to_string(),
+            inner.location().map(|l| l.line()),
+        )
     })
 }
 
 /// Deserialises an already-parsed value (an authority's `configuration`).
-fn parse_nested<T: serde::de::DeserializeOwned>(value: serde_norway::Value, index: &LineIndex, prefix: &str) -> Result<T, ConfigIssue> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| issue_from(index, &join_path(prefix, &e.path().to_string()), &e.inner().to_string(), None))
+fn parse_nested<T: serde::de::DeserializeOwned>(
+    value: serde_norway::Value,
+    index: &LineIndex,
+    prefix: &str,
+) -> Result<T, ConfigIssue> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        issue_from(
+            index,
+            &join_path(prefix, &e.path().to_string()),
+            &e.inner().to_string(),
+            None,
+        )
+    })
 }
 
 /// Builds an issue from a serde error message, dropping serde_norway's own
 /// location and path decorations (the issue carries both).
-fn issue_from(index: &LineIndex, path: &str, raw: &str, fallback_line: Option<usize>) -> ConfigIssue {
+fn issue_from(
+    index: &LineIndex,
+    path: &str,
+    raw: &str,
+    fallback_line: Option<usize>,
+) -> ConfigIssue {
     let mut msg = match raw.find(" at line ") {
         Some(i) => &raw[..i],
         None => raw,
@@ -133,7 +162,11 @@ fn issue_from(index: &LineIndex, path: &str, raw: &str, fallback_line: Option<us
         msg.to_string()
     };
     let line = index.line_of(&path).or(fallback_line);
-    ConfigIssue { path, line, message }
+    ConfigIssue {
+        path,
+        line,
+        message,
+    }
 }
 
 fn join_path(prefix: &str, rest: &str) -> String {

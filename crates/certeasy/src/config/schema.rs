@@ -406,7 +406,11 @@ pub struct Signature {
 
 impl Default for Signature {
     fn default() -> Self {
-        Signature { allowed_algorithms: Vec::new(), min_rsa_bits: default_min_rsa(), allowed_ec_curves: default_curves() }
+        Signature {
+            allowed_algorithms: Vec::new(),
+            min_rsa_bits: default_min_rsa(),
+            allowed_ec_curves: default_curves(),
+        }
     }
 }
 
@@ -470,7 +474,11 @@ pub struct Database {
 
 impl Default for Database {
     fn default() -> Self {
-        Database { kind: DatabaseType::Sqlite, path: None, dsn: None }
+        Database {
+            kind: DatabaseType::Sqlite,
+            path: None,
+            dsn: None,
+        }
     }
 }
 
@@ -567,7 +575,11 @@ pub struct Logs {
 
 impl Default for Logs {
     fn default() -> Self {
-        Logs { level: default_level(), format: default_format(), output: default_output() }
+        Logs {
+            level: default_level(),
+            format: default_format(),
+            output: default_output(),
+        }
     }
 }
 

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use certeasy_va::{DnsProtocol as VaProtocol, IpPolicy, ValidationProfile, ZoneConfig, ZoneServers};
+use certeasy_va::{
+    DnsProtocol as VaProtocol, IpPolicy, ValidationProfile, ZoneConfig, ZoneServers,
+};
 use pki::{CsrPolicy, KeyPolicy, Scope};
 
 use super::locate::LineIndex;
@@ -203,18 +205,30 @@ pub(super) struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub fn new(index: &'a LineIndex, config_dir: PathBuf) -> Self {
-        Checker { index, config_dir, workdir: PathBuf::new(), issues: Vec::new() }
+        Checker {
+            index,
+            config_dir,
+            workdir: PathBuf::new(),
+            issues: Vec::new(),
+        }
     }
 
     fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         let line = self.index.line_of(&path);
-        self.issues.push(ConfigIssue { path, line, message: message.into() });
+        self.issues.push(ConfigIssue {
+            path,
+            line,
+            message: message.into(),
+        });
     }
 
     fn nonzero_duration(&mut self, path: &str, d: Duration) -> Duration {
         if d.is_zero() {
-            self.issue(path, "an explicit zero is not allowed; omit the key to get the default");
+            self.issue(
+                path,
+                "an explicit zero is not allowed; omit the key to get the default",
+            );
         }
         d
     }
@@ -226,7 +240,12 @@ impl<'a> Checker<'a> {
         }
         let p = PathBuf::from(raw);
         if !p.is_absolute() {
-            self.issue(key, format!("path {raw:?} is relative; write an absolute path or start it with %WORKDIR%"));
+            self.issue(
+                key,
+                format!(
+                    "path {raw:?} is relative; write an absolute path or start it with %WORKDIR%"
+                ),
+            );
         }
         p
     }
@@ -261,7 +280,12 @@ impl<'a> Checker<'a> {
         }
         let p = PathBuf::from(raw);
         if !p.is_absolute() {
-            self.issue("workdir", format!("path {raw:?} is relative; write an absolute path or start it with %CONFIGDIR%"));
+            self.issue(
+                "workdir",
+                format!(
+                    "path {raw:?} is relative; write an absolute path or start it with %CONFIGDIR%"
+                ),
+            );
         }
         p
     }
@@ -269,14 +293,21 @@ impl<'a> Checker<'a> {
     fn server(&mut self, s: &schema::Server) -> Option<ServerSettings> {
         let mut urls = Vec::new();
         if s.url.is_empty() {
-            self.issue("server.url", "list at least one public base URL, e.g. https://acme.example.com");
+            self.issue(
+                "server.url",
+                "list at least one public base URL, e.g. https://acme.example.com",
+            );
         }
         for (i, raw) in s.url.iter().enumerate() {
             let key = format!("server.url[{i}]");
             match url::Url::parse(raw) {
-                Ok(u) if u.scheme() != "https" => self.issue(key, format!("{raw:?} must use https (ACME requires HTTPS)")),
+                Ok(u) if u.scheme() != "https" => {
+                    self.issue(key, format!("{raw:?} must use https (ACME requires HTTPS)"))
+                }
                 Ok(u) if u.host_str().is_none() => self.issue(key, format!("{raw:?} has no host")),
-                Ok(u) if u.query().is_some() || u.fragment().is_some() => self.issue(key, format!("{raw:?} must not have a query or fragment")),
+                Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                    self.issue(key, format!("{raw:?} must not have a query or fragment"))
+                }
                 Ok(mut u) => {
                     let trimmed = u.path().trim_end_matches('/').to_string();
                     u.set_path(&trimmed);
@@ -288,7 +319,13 @@ impl<'a> Checker<'a> {
         let listen = match s.listen.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.issue("server.listen", format!("{:?} is not an address:port, e.g. 0.0.0.0:8443 or [::]:443", s.listen));
+                self.issue(
+                    "server.listen",
+                    format!(
+                        "{:?} is not an address:port, e.g. 0.0.0.0:8443 or [::]:443",
+                        s.listen
+                    ),
+                );
                 None
             }
         };
@@ -296,11 +333,17 @@ impl<'a> Checker<'a> {
         for (i, raw) in s.trusted_proxies.iter().enumerate() {
             match parse_cidr(raw) {
                 Some(n) => trusted.push(n),
-                None => self.issue(format!("server.trusted-proxies[{i}]"), format!("{raw:?} is not an IP address or CIDR")),
+                None => self.issue(
+                    format!("server.trusted-proxies[{i}]"),
+                    format!("{raw:?} is not an IP address or CIDR"),
+                ),
             }
         }
         if s.remote_ip_header.is_some() && trusted.is_empty() {
-            self.issue("server.remote-ip-header", "is honoured only from trusted proxies; add server.trusted-proxies");
+            self.issue(
+                "server.remote-ip-header",
+                "is honoured only from trusted proxies; add server.trusted-proxies",
+            );
         }
         let max_body = usize::try_from(s.max_body_bytes.get()).unwrap_or(usize::MAX);
         Some(ServerSettings {
@@ -317,15 +360,24 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn profiles(&mut self, list: &[schema::DnsValidationProfile]) -> BTreeMap<String, ValidationProfile> {
+    fn profiles(
+        &mut self,
+        list: &[schema::DnsValidationProfile],
+    ) -> BTreeMap<String, ValidationProfile> {
         let mut out = BTreeMap::new();
         if list.is_empty() {
-            self.issue("dns-validation-profiles", "define at least one validation profile");
+            self.issue(
+                "dns-validation-profiles",
+                "define at least one validation profile",
+            );
         }
         for (i, p) in list.iter().enumerate() {
             let base = format!("dns-validation-profiles[{i}]");
             if out.contains_key(&p.name) {
-                self.issue(format!("{base}.name"), format!("profile name {:?} is used twice", p.name));
+                self.issue(
+                    format!("{base}.name"),
+                    format!("profile name {:?} is used twice", p.name),
+                );
                 continue;
             }
             let policy = match &p.resolved_ip_policy {
@@ -345,7 +397,10 @@ impl<'a> Checker<'a> {
                 },
             };
             if p.zones.is_empty() {
-                self.issue(format!("{base}.zones"), "define at least one zone (suffixes + system or dns-server)");
+                self.issue(
+                    format!("{base}.zones"),
+                    "define at least one zone (suffixes + system or dns-server)",
+                );
             }
             let mut zones = Vec::new();
             for (j, z) in p.zones.iter().enumerate() {
@@ -360,7 +415,10 @@ impl<'a> Checker<'a> {
                         for (k, s) in z.dns_server.iter().enumerate() {
                             match parse_dns_server(s) {
                                 Some(a) => addrs.push(a),
-                                None => self.issue(format!("{zk}.dns-server[{k}]"), format!("{s:?} is not ip or ip:port")),
+                                None => self.issue(
+                                    format!("{zk}.dns-server[{k}]"),
+                                    format!("{s:?} is not ip or ip:port"),
+                                ),
                             }
                         }
                         ZoneServers::Explicit(addrs)
@@ -374,12 +432,22 @@ impl<'a> Checker<'a> {
                         continue;
                     }
                 };
-                let suffixes = z.suffixes.iter().map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase()).collect();
+                let suffixes = z
+                    .suffixes
+                    .iter()
+                    .map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase())
+                    .collect();
                 let protocol = match z.protocol {
                     schema::DnsProtocol::Udp => VaProtocol::Udp,
                     schema::DnsProtocol::Tcp => VaProtocol::Tcp,
                 };
-                zones.push(ZoneConfig { suffixes, servers, protocol, authoritative: z.authoritative, dnssec: z.dnssec });
+                zones.push(ZoneConfig {
+                    suffixes,
+                    servers,
+                    protocol,
+                    authoritative: z.authoritative,
+                    dnssec: z.dnssec,
+                });
             }
             let Some(ip_policy) = policy else { continue };
             out.insert(
@@ -400,24 +468,34 @@ impl<'a> Checker<'a> {
     fn authorities(&mut self, list: &[schema::Authority]) -> Vec<AuthoritySettings> {
         let mut out: Vec<AuthoritySettings> = Vec::new();
         if list.is_empty() {
-            self.issue("authorities", "define at least one authority (type: fake for the built-in CA)");
+            self.issue(
+                "authorities",
+                "define at least one authority (type: fake for the built-in CA)",
+            );
         }
         for (i, a) in list.iter().enumerate() {
             let base = format!("authorities[{i}]");
             if out.iter().any(|o| o.name == a.name) {
-                self.issue(format!("{base}.name"), format!("authority name {:?} is used twice", a.name));
+                self.issue(
+                    format!("{base}.name"),
+                    format!("authority name {:?} is used twice", a.name),
+                );
                 continue;
             }
             match a.kind {
                 AuthorityType::Fake => {
-                    let value = a.configuration.clone().unwrap_or(serde_norway::Value::Mapping(Default::default()));
-                    let cfg: schema::FakeAuthority = match parse_nested(value, self.index, &format!("{base}.configuration")) {
-                        Ok(c) => c,
-                        Err(issue) => {
-                            self.issues.push(issue);
-                            continue;
-                        }
-                    };
+                    let value = a
+                        .configuration
+                        .clone()
+                        .unwrap_or(serde_norway::Value::Mapping(Default::default()));
+                    let cfg: schema::FakeAuthority =
+                        match parse_nested(value, self.index, &format!("{base}.configuration")) {
+                            Ok(c) => c,
+                            Err(issue) => {
+                                self.issues.push(issue);
+                                continue;
+                            }
+                        };
                     if let Some(s) = self.fake(&base, &a.name, cfg) {
                         out.push(s);
                     }
@@ -433,7 +511,12 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn fake(&mut self, base: &str, name: &str, cfg: schema::FakeAuthority) -> Option<AuthoritySettings> {
+    fn fake(
+        &mut self,
+        base: &str,
+        name: &str,
+        cfg: schema::FakeAuthority,
+    ) -> Option<AuthoritySettings> {
         let ck = format!("{base}.configuration");
         let password = match (&cfg.password, &cfg.password_file) {
             (Some(p), None) => Some(p.as_bytes().to_vec()),
@@ -447,7 +530,10 @@ impl<'a> Checker<'a> {
                         Some(bytes)
                     }
                     Err(e) => {
-                        self.issue(format!("{ck}.password-file"), format!("cannot read {}: {e}", path.display()));
+                        self.issue(
+                            format!("{ck}.password-file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
                         None
                     }
                 }
@@ -457,12 +543,18 @@ impl<'a> Checker<'a> {
                 None
             }
             (None, None) => {
-                self.issue(&ck, "set password or password-file: the built-in CA keys are stored encrypted");
+                self.issue(
+                    &ck,
+                    "set password or password-file: the built-in CA keys are stored encrypted",
+                );
                 None
             }
         };
         if password.as_ref().is_some_and(|p| p.is_empty()) {
-            self.issue(format!("{ck}.password"), "the CA key password must not be empty");
+            self.issue(
+                format!("{ck}.password"),
+                "the CA key password must not be empty",
+            );
         }
         let key_type = match (cfg.key_type, cfg.key_size) {
             (schema::CaKeyType::EcdsaP256, None) => pki::CaKeyType::EcdsaP256,
@@ -470,12 +562,18 @@ impl<'a> Checker<'a> {
             (schema::CaKeyType::Rsa, size) => {
                 let bits = size.unwrap_or(3072);
                 if !(2048..=8192).contains(&bits) || bits % 8 != 0 {
-                    self.issue(format!("{ck}.key-size"), format!("{bits} is not a usable RSA size; use 2048, 3072 or 4096"));
+                    self.issue(
+                        format!("{ck}.key-size"),
+                        format!("{bits} is not a usable RSA size; use 2048, 3072 or 4096"),
+                    );
                 }
                 pki::CaKeyType::Rsa { bits }
             }
             (_, Some(_)) => {
-                self.issue(format!("{ck}.key-size"), "key-size applies only to key-type: rsa");
+                self.issue(
+                    format!("{ck}.key-size"),
+                    "key-size applies only to key-type: rsa",
+                );
                 pki::CaKeyType::EcdsaP256
             }
         };
@@ -484,7 +582,11 @@ impl<'a> Checker<'a> {
         if validity > max_validity {
             self.issue(
                 format!("{ck}.validity"),
-                format!("validity {} exceeds max-validity {}", cfg.validity, super::duration::format_duration(max_validity)),
+                format!(
+                    "validity {} exceeds max-validity {}",
+                    cfg.validity,
+                    super::duration::format_duration(max_validity)
+                ),
             );
         }
         Some(AuthoritySettings {
@@ -501,18 +603,32 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn tls(&mut self, m: &schema::TlsCertificateManager, server: Option<&ServerSettings>, authorities: &[AuthoritySettings]) -> Vec<TlsBundle> {
+    fn tls(
+        &mut self,
+        m: &schema::TlsCertificateManager,
+        server: Option<&ServerSettings>,
+        authorities: &[AuthoritySettings],
+    ) -> Vec<TlsBundle> {
         let mut out: Vec<TlsBundle> = Vec::new();
         if m.bundles.is_empty() {
-            self.issue("tls-certificate-manager.bundles", "define at least one certificate bundle");
+            self.issue(
+                "tls-certificate-manager.bundles",
+                "define at least one certificate bundle",
+            );
         }
         for (i, b) in m.bundles.iter().enumerate() {
             let base = format!("tls-certificate-manager.bundles[{i}]");
             if out.iter().any(|o| o.name == b.name) {
-                self.issue(format!("{base}.name"), format!("bundle name {:?} is used twice", b.name));
+                self.issue(
+                    format!("{base}.name"),
+                    format!("bundle name {:?} is used twice", b.name),
+                );
             }
             if b.hosts.is_empty() && m.bundles.len() > 1 {
-                self.issue(format!("{base}.hosts"), "with several bundles, each must list the hosts it serves");
+                self.issue(
+                    format!("{base}.hosts"),
+                    "with several bundles, each must list the hosts it serves",
+                );
             }
             let source = match b.mode {
                 TlsMode::Files => {
@@ -532,7 +648,10 @@ impl<'a> Checker<'a> {
                         continue;
                     };
                     if !authorities.iter().any(|a| &a.name == authority) {
-                        self.issue(format!("{base}.authority"), format!("unknown authority {authority:?}"));
+                        self.issue(
+                            format!("{base}.authority"),
+                            format!("unknown authority {authority:?}"),
+                        );
                     }
                     let cache_dir = match &b.local_pki_cache_dir {
                         Some(d) => self.work_path(&format!("{base}.local-pki-cache-dir"), d),
@@ -541,9 +660,15 @@ impl<'a> Checker<'a> {
                     let key = match &b.key {
                         None => ListenerKey::EcdsaP256,
                         Some(k) => match (k.kind, k.curve.as_deref(), k.size) {
-                            (schema::TlsKeyType::Ecdsa, None | Some("P-256"), None) => ListenerKey::EcdsaP256,
-                            (schema::TlsKeyType::Ecdsa, Some("P-384"), None) => ListenerKey::EcdsaP384,
-                            (schema::TlsKeyType::Rsa, None, size) => ListenerKey::Rsa(size.unwrap_or(3072)),
+                            (schema::TlsKeyType::Ecdsa, None | Some("P-256"), None) => {
+                                ListenerKey::EcdsaP256
+                            }
+                            (schema::TlsKeyType::Ecdsa, Some("P-384"), None) => {
+                                ListenerKey::EcdsaP384
+                            }
+                            (schema::TlsKeyType::Rsa, None, size) => {
+                                ListenerKey::Rsa(size.unwrap_or(3072))
+                            }
                             _ => {
                                 self.issue(format!("{base}.key"), "use {type: ecdsa, curve: P-256|P-384} or {type: rsa, size: 2048|3072|4096}");
                                 ListenerKey::EcdsaP256
@@ -559,17 +684,31 @@ impl<'a> Checker<'a> {
                     }
                 }
                 TlsMode::Acme => {
-                    self.issue(format!("{base}.mode"), "mode acme is not available in this build yet; use files or pki");
+                    self.issue(
+                        format!("{base}.mode"),
+                        "mode acme is not available in this build yet; use files or pki",
+                    );
                     continue;
                 }
             };
-            let hosts = b.hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect();
-            out.push(TlsBundle { name: b.name.clone(), hosts, source });
+            let hosts = b
+                .hosts
+                .iter()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                .collect();
+            out.push(TlsBundle {
+                name: b.name.clone(),
+                hosts,
+                source,
+            });
         }
         if let Some(server) = server {
             for (i, u) in server.urls.iter().enumerate() {
                 let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
-                let n = out.iter().filter(|b| b.hosts.is_empty() || b.hosts.contains(&host)).count();
+                let n = out
+                    .iter()
+                    .filter(|b| b.hosts.is_empty() || b.hosts.contains(&host))
+                    .count();
                 if n != 1 && !out.is_empty() {
                     self.issue(
                         format!("server.url[{i}]"),
@@ -581,7 +720,11 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn policies(&mut self, list: &[schema::IssuancePolicy], profiles: &BTreeMap<String, ValidationProfile>) -> Vec<PolicySettings> {
+    fn policies(
+        &mut self,
+        list: &[schema::IssuancePolicy],
+        profiles: &BTreeMap<String, ValidationProfile>,
+    ) -> Vec<PolicySettings> {
         let mut out: Vec<PolicySettings> = Vec::new();
         if list.is_empty() {
             self.issue("issuance-policies", "define at least one issuance policy");
@@ -589,13 +732,19 @@ impl<'a> Checker<'a> {
         for (i, p) in list.iter().enumerate() {
             let base = format!("issuance-policies[{i}]");
             if out.iter().any(|o| o.name == p.name) {
-                self.issue(format!("{base}.name"), format!("policy name {:?} is used twice", p.name));
+                self.issue(
+                    format!("{base}.name"),
+                    format!("policy name {:?} is used twice", p.name),
+                );
                 continue;
             }
             let profile = match &p.dns_validation_profile {
                 Some(name) if profiles.contains_key(name) => name.clone(),
                 Some(name) => {
-                    self.issue(format!("{base}.dns-validation-profile"), format!("unknown validation profile {name:?}"));
+                    self.issue(
+                        format!("{base}.dns-validation-profile"),
+                        format!("unknown validation profile {name:?}"),
+                    );
                     continue;
                 }
                 None if profiles.len() == 1 => profiles.keys().next().cloned().unwrap_or_default(),
@@ -607,7 +756,10 @@ impl<'a> Checker<'a> {
                 }
             };
             if p.dns.allow.is_empty() {
-                self.issue(format!("{base}.dns.allow"), "list at least one rule, e.g. .example.com/3");
+                self.issue(
+                    format!("{base}.dns.allow"),
+                    "list at least one rule, e.g. .example.com/3",
+                );
             }
             let scope = match Scope::new(&p.dns.allow, &p.dns.deny) {
                 Ok(s) => s,
@@ -620,7 +772,12 @@ impl<'a> Checker<'a> {
                 Some(c) => c,
                 None => continue,
             };
-            out.push(PolicySettings { name: p.name.clone(), profile, scope, csr });
+            out.push(PolicySettings {
+                name: p.name.clone(),
+                profile,
+                scope,
+                csr,
+            });
         }
         out
     }
@@ -633,7 +790,10 @@ impl<'a> Checker<'a> {
                 Ok(v) => algs.push(v),
                 Err(e) => {
                     ok = false;
-                    self.issue(format!("{base}.signature.allowed-algorithms[{i}]"), e.to_string());
+                    self.issue(
+                        format!("{base}.signature.allowed-algorithms[{i}]"),
+                        e.to_string(),
+                    );
                 }
             }
         }
@@ -643,13 +803,19 @@ impl<'a> Checker<'a> {
                 Ok(v) => curves.push(v),
                 Err(e) => {
                     ok = false;
-                    self.issue(format!("{base}.signature.allowed-ec-curves[{i}]"), e.to_string());
+                    self.issue(
+                        format!("{base}.signature.allowed-ec-curves[{i}]"),
+                        e.to_string(),
+                    );
                 }
             }
         }
         if p.signature.min_rsa_bits < 2048 {
             ok = false;
-            self.issue(format!("{base}.signature.min-rsa-bits"), "must be at least 2048");
+            self.issue(
+                format!("{base}.signature.min-rsa-bits"),
+                "must be at least 2048",
+            );
         }
         let mut ekus = Vec::new();
         for (i, e) in p.csr.allowed_extra_eku.iter().enumerate() {
@@ -657,23 +823,38 @@ impl<'a> Checker<'a> {
                 Ok(v) => ekus.push(v),
                 Err(err) => {
                     ok = false;
-                    self.issue(format!("{base}.csr.allowed-extra-eku[{i}]"), err.to_string());
+                    self.issue(
+                        format!("{base}.csr.allowed-extra-eku[{i}]"),
+                        err.to_string(),
+                    );
                 }
             }
         }
-        ok.then(|| CsrPolicy {
-            key: KeyPolicy { allowed_algorithms: algs, min_rsa_bits: p.signature.min_rsa_bits, allowed_ec_curves: curves },
+        ok.then_some(CsrPolicy {
+            key: KeyPolicy {
+                allowed_algorithms: algs,
+                min_rsa_bits: p.signature.min_rsa_bits,
+                allowed_ec_curves: curves,
+            },
             allowed_extra_eku: ekus,
         })
     }
 
-    fn bindings(&mut self, list: &[schema::PolicyBinding], policies: &[PolicySettings], authorities: &[AuthoritySettings]) -> BTreeMap<String, Binding> {
+    fn bindings(
+        &mut self,
+        list: &[schema::PolicyBinding],
+        policies: &[PolicySettings],
+        authorities: &[AuthoritySettings],
+    ) -> BTreeMap<String, Binding> {
         let mut out = BTreeMap::new();
         if list.is_empty() {
             if policies.len() == 1 && authorities.len() == 1 {
                 out.insert(
                     policies[0].name.clone(),
-                    Binding { authorities: vec![authorities[0].name.clone()], strategy: Strategy::FirstAvailable },
+                    Binding {
+                        authorities: vec![authorities[0].name.clone()],
+                        strategy: Strategy::FirstAvailable,
+                    },
                 );
             } else if !policies.is_empty() && !authorities.is_empty() {
                 self.issue(
@@ -686,10 +867,16 @@ impl<'a> Checker<'a> {
         for (i, b) in list.iter().enumerate() {
             let base = format!("policy-bindings[{i}]");
             if !policies.iter().any(|p| p.name == b.policy) {
-                self.issue(format!("{base}.policy"), format!("unknown issuance policy {:?}", b.policy));
+                self.issue(
+                    format!("{base}.policy"),
+                    format!("unknown issuance policy {:?}", b.policy),
+                );
             }
             if out.contains_key(&b.policy) {
-                self.issue(format!("{base}.policy"), format!("policy {:?} is bound twice; merge the bindings", b.policy));
+                self.issue(
+                    format!("{base}.policy"),
+                    format!("policy {:?} is bound twice; merge the bindings", b.policy),
+                );
                 continue;
             }
             if b.authorities.is_empty() {
@@ -698,17 +885,32 @@ impl<'a> Checker<'a> {
             let mut seen = BTreeSet::new();
             for (j, a) in b.authorities.iter().enumerate() {
                 if !authorities.iter().any(|x| &x.name == a) {
-                    self.issue(format!("{base}.authorities[{j}]"), format!("unknown authority {a:?}"));
+                    self.issue(
+                        format!("{base}.authorities[{j}]"),
+                        format!("unknown authority {a:?}"),
+                    );
                 }
                 if !seen.insert(a) {
-                    self.issue(format!("{base}.authorities[{j}]"), format!("authority {a:?} is listed twice"));
+                    self.issue(
+                        format!("{base}.authorities[{j}]"),
+                        format!("authority {a:?} is listed twice"),
+                    );
                 }
             }
-            out.insert(b.policy.clone(), Binding { authorities: b.authorities.clone(), strategy: b.strategy });
+            out.insert(
+                b.policy.clone(),
+                Binding {
+                    authorities: b.authorities.clone(),
+                    strategy: b.strategy,
+                },
+            );
         }
         for p in policies {
             if !out.contains_key(&p.name) {
-                self.issue("policy-bindings", format!("policy {:?} has no binding; add one", p.name));
+                self.issue(
+                    "policy-bindings",
+                    format!("policy {:?} has no binding; add one", p.name),
+                );
             }
         }
         out
@@ -726,7 +928,10 @@ impl<'a> Checker<'a> {
                 }
             }
             DatabaseType::Postgres => {
-                self.issue("database.type", "postgres is not available in this build yet; use sqlite (the default)");
+                self.issue(
+                    "database.type",
+                    "postgres is not available in this build yet; use sqlite (the default)",
+                );
                 PathBuf::new()
             }
         }
@@ -734,10 +939,22 @@ impl<'a> Checker<'a> {
 
     fn workers(&mut self, w: &schema::Workers, shutdown: Duration) {
         if w.idle_min > w.idle_max {
-            self.issue("workers.idle-min", format!("idle-min {} is larger than idle-max {}", w.idle_min, w.idle_max));
+            self.issue(
+                "workers.idle-min",
+                format!(
+                    "idle-min {} is larger than idle-max {}",
+                    w.idle_min, w.idle_max
+                ),
+            );
         }
         if w.base_backoff > w.max_backoff {
-            self.issue("workers.base-backoff", format!("base-backoff {} is larger than max-backoff {}", w.base_backoff, w.max_backoff));
+            self.issue(
+                "workers.base-backoff",
+                format!(
+                    "base-backoff {} is larger than max-backoff {}",
+                    w.base_backoff, w.max_backoff
+                ),
+            );
         }
         if shutdown > w.drain_timeout.get() {
             self.issue(
@@ -753,11 +970,17 @@ impl<'a> Checker<'a> {
 }
 
 fn parse_cidr(raw: &str) -> Option<ipnet::IpNet> {
-    raw.parse::<ipnet::IpNet>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+    raw.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| raw.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 fn parse_dns_server(raw: &str) -> Option<SocketAddr> {
-    raw.parse::<SocketAddr>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+    raw.parse::<SocketAddr>().ok().or_else(|| {
+        raw.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
 }
 
 /// Expands `%WORKDIR%` in a path given on the command line or in docs.

@@ -27,8 +27,15 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         return Ok(Outcome::Done);
     }
     let policy = s.policy(&order.policy)?;
-    let csr = order.csr.clone().ok_or_else(|| anyhow::anyhow!("order {} is processing without a CSR", order.id))?;
-    let names: Vec<DnsName> = order.names.iter().map(|n| DnsName::parse(n)).collect::<Result<_, _>>()?;
+    let csr = order
+        .csr
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("order {} is processing without a CSR", order.id))?;
+    let names: Vec<DnsName> = order
+        .names
+        .iter()
+        .map(|n| DnsName::parse(n))
+        .collect::<Result<_, _>>()?;
     // The CSR was checked at finalize; checking again costs microseconds and
     // guarantees that only a CSR that passes today's model is ever signed.
     let approved = match pki::check_csr(&csr, &names, &policy.csr) {
@@ -44,20 +51,52 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
     };
     let issued = match s.authorities.issue(&order.policy, &request).await {
         Ok(i) => i,
-        Err(AuthorityError::Transient(msg)) if job.attempts < MAX_ATTEMPTS => return Ok(Outcome::Retry(msg)),
-        Err(AuthorityError::Transient(msg)) => {
-            return fail(s, job, &order.id, ProblemType::ServerInternal, format!("no authority could issue after {} attempts: {msg}", job.attempts)).await
+        Err(AuthorityError::Transient(msg)) if job.attempts < MAX_ATTEMPTS => {
+            return Ok(Outcome::Retry(msg))
         }
-        Err(AuthorityError::Refused(msg)) => return fail(s, job, &order.id, ProblemType::ServerInternal, msg).await,
+        Err(AuthorityError::Transient(msg)) => {
+            return fail(
+                s,
+                job,
+                &order.id,
+                ProblemType::ServerInternal,
+                format!(
+                    "no authority could issue after {} attempts: {msg}",
+                    job.attempts
+                ),
+            )
+            .await
+        }
+        Err(AuthorityError::Refused(msg)) => {
+            return fail(s, job, &order.id, ProblemType::ServerInternal, msg).await
+        }
     };
-    let authority = s.config.authority(&issued.authority).ok_or_else(|| anyhow::anyhow!("unknown authority {}", issued.authority))?;
-    let info = match pki::check_issued(&issued.leaf_der, &names, &policy.csr, authority.max_validity)
-        .and_then(|info| pki::chain_links(&issued.leaf_der, &issued.chain_der).map(|_| info))
+    let authority = s
+        .config
+        .authority(&issued.authority)
+        .ok_or_else(|| anyhow::anyhow!("unknown authority {}", issued.authority))?;
+    let info = match pki::check_issued(
+        &issued.leaf_der,
+        &names,
+        &policy.csr,
+        authority.max_validity,
+    )
+    .and_then(|info| pki::chain_links(&issued.leaf_der, &issued.chain_der).map(|_| info))
     {
         Ok(info) => info,
         Err(refusal) => {
             tracing::error!(target: "ca", authority = %issued.authority, reason = %refusal, "authority returned a certificate that breaks the policy");
-            return fail(s, job, &order.id, ProblemType::ServerInternal, format!("the certificate returned by authority {} was refused: {refusal}", issued.authority)).await;
+            return fail(
+                s,
+                job,
+                &order.id,
+                ProblemType::ServerInternal,
+                format!(
+                    "the certificate returned by authority {} was refused: {refusal}",
+                    issued.authority
+                ),
+            )
+            .await;
         }
     };
     let cert = CertRow {
@@ -84,11 +123,24 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
     Ok(Outcome::Done)
 }
 
-async fn fail(s: &Arc<Services>, job: &ClaimedJob, order_id: &str, kind: ProblemType, detail: String) -> anyhow::Result<Outcome> {
+async fn fail(
+    s: &Arc<Services>,
+    job: &ClaimedJob,
+    order_id: &str,
+    kind: ProblemType,
+    detail: String,
+) -> anyhow::Result<Outcome> {
     tracing::warn!(target: "ca", order = %order_id, %detail, "order invalid");
     let problem = Problem::new(kind, detail).to_json().to_string();
     let mut tx = s.store.begin().await?;
-    Store::set_order_status(&mut tx, order_id, &["processing"], "invalid", Some(&problem)).await?;
+    Store::set_order_status(
+        &mut tx,
+        order_id,
+        &["processing"],
+        "invalid",
+        Some(&problem),
+    )
+    .await?;
     Store::complete_job(&mut tx, job.id).await?;
     tx.commit().await?;
     Ok(Outcome::Done)

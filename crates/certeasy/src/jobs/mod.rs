@@ -126,7 +126,13 @@ async fn run_one(s: &Arc<Services>, owner: &str, job: ClaimedJob) {
     let _enter = span.enter();
     // A handler must finish within its lease, or another worker may start
     // the same job; the handlers are idempotent, this keeps them honest.
-    let budget = s.config.workers.lease.get().saturating_sub(Duration::from_millis(500)).max(Duration::from_secs(1));
+    let budget = s
+        .config
+        .workers
+        .lease
+        .get()
+        .saturating_sub(Duration::from_millis(500))
+        .max(Duration::from_secs(1));
     let result = tokio::time::timeout(budget, async {
         match job.kind {
             JobKind::Validate => validate::run(s, &job).await,
@@ -144,7 +150,11 @@ async fn run_one(s: &Arc<Services>, owner: &str, job: ClaimedJob) {
         Outcome::Retry(reason) => {
             let delay = backoff(&s.config.workers, job.attempts);
             tracing::warn!(target: "jobs", %reason, retry_in = ?delay, "job failed transiently");
-            if let Err(e) = s.store.retry_job(job.id, owner, now_ms() + delay.as_millis() as i64, &reason).await {
+            if let Err(e) = s
+                .store
+                .retry_job(job.id, owner, now_ms() + delay.as_millis() as i64, &reason)
+                .await
+            {
                 tracing::error!(target: "jobs", error = %e, "cannot reschedule job; its lease will expire");
             }
         }
@@ -154,7 +164,10 @@ async fn run_one(s: &Arc<Services>, owner: &str, job: ClaimedJob) {
 /// Exponential backoff: `base * 2^(attempts-1)`, capped at `max-backoff`.
 pub fn backoff(w: &crate::config::schema::Workers, attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 30) as u32 - 1;
-    let d = w.base_backoff.get().saturating_mul(2u32.saturating_pow(exp));
+    let d = w
+        .base_backoff
+        .get()
+        .saturating_mul(2u32.saturating_pow(exp));
     d.min(w.max_backoff.get())
 }
 

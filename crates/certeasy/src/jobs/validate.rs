@@ -21,18 +21,37 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         s.store.delete_job(job.id).await?;
         return Ok(Outcome::Done);
     }
-    let authz = s.store.authz(&chall.authz_id).await?.ok_or_else(|| anyhow::anyhow!("authorization {} vanished", chall.authz_id))?;
-    let order = s.store.order(&authz.order_id).await?.ok_or_else(|| anyhow::anyhow!("order {} vanished", authz.order_id))?;
-    let account = s.store.account(&authz.account_id).await?.ok_or_else(|| anyhow::anyhow!("account {} vanished", authz.account_id))?;
+    let authz = s
+        .store
+        .authz(&chall.authz_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("authorization {} vanished", chall.authz_id))?;
+    let order = s
+        .store
+        .order(&authz.order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {} vanished", authz.order_id))?;
+    let account = s
+        .store
+        .account(&authz.account_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("account {} vanished", authz.account_id))?;
     let validator = s.validator_for_policy(&order.policy)?;
 
     let key_auth = acme_wire::key_authorization(&chall.token, &account.thumbprint);
     let domain = authz.identifier.as_str();
     let result = match chall.kind.as_str() {
         "http-01" => validator.http01(domain, &chall.token, &key_auth).await,
-        "dns-01" => validator.dns01(domain, &acme_wire::dns01_txt_value(&key_auth)).await,
+        "dns-01" => {
+            validator
+                .dns01(domain, &acme_wire::dns01_txt_value(&key_auth))
+                .await
+        }
         "tls-alpn-01" => validator.tls_alpn01(domain, &key_auth).await,
-        other => Err(ValidationFailure { kind: FailureKind::ServerInternal, detail: format!("unknown challenge type {other}") }),
+        other => Err(ValidationFailure {
+            kind: FailureKind::ServerInternal,
+            detail: format!("unknown challenge type {other}"),
+        }),
     };
 
     let mut tx = s.store.begin().await?;
@@ -43,7 +62,8 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
                 Store::set_authz_status(&mut tx, &authz.id, &["pending"], "valid").await?;
                 let all = Store::authzs_of_order_tx(&mut tx, &order.id).await?;
                 if all.iter().all(|a| a.status == "valid") {
-                    Store::set_order_status(&mut tx, &order.id, &["pending"], "ready", None).await?;
+                    Store::set_order_status(&mut tx, &order.id, &["pending"], "ready", None)
+                        .await?;
                 }
             }
             tracing::info!(target: "va", challenge = %chall.id, kind = %chall.kind, identifier = %domain, "challenge valid");
@@ -51,13 +71,32 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         Err(failure) => {
             let problem = failure_problem(&failure);
             let problem_json = problem.to_json().to_string();
-            if Store::finish_challenge(&mut tx, &chall.id, false, Some(&problem_json), None).await? {
+            if Store::finish_challenge(&mut tx, &chall.id, false, Some(&problem_json), None).await?
+            {
                 Store::set_authz_status(&mut tx, &authz.id, &["pending"], "invalid").await?;
-                let ident = Identifier::dns(if authz.wildcard { format!("*.{domain}") } else { domain.to_string() });
-                let order_problem = Problem::new(ProblemType::Unauthorized, format!("authorization for {} failed", ident.value))
-                    .with_status(403)
-                    .with_subproblems(vec![Subproblem { kind: problem.kind, detail: problem.detail.clone(), identifier: Some(ident) }]);
-                Store::set_order_status(&mut tx, &order.id, &["pending", "ready"], "invalid", Some(&order_problem.to_json().to_string())).await?;
+                let ident = Identifier::dns(if authz.wildcard {
+                    format!("*.{domain}")
+                } else {
+                    domain.to_string()
+                });
+                let order_problem = Problem::new(
+                    ProblemType::Unauthorized,
+                    format!("authorization for {} failed", ident.value),
+                )
+                .with_status(403)
+                .with_subproblems(vec![Subproblem {
+                    kind: problem.kind,
+                    detail: problem.detail.clone(),
+                    identifier: Some(ident),
+                }]);
+                Store::set_order_status(
+                    &mut tx,
+                    &order.id,
+                    &["pending", "ready"],
+                    "invalid",
+                    Some(&order_problem.to_json().to_string()),
+                )
+                .await?;
             }
             tracing::info!(target: "va", challenge = %chall.id, kind = %chall.kind, identifier = %domain, reason = %failure.detail, "challenge invalid");
         }

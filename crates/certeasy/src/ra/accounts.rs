@@ -18,26 +18,41 @@ pub enum NewAccount {
 pub fn check_contacts(contacts: &[String]) -> AcmeResult<()> {
     for c in contacts {
         let Some(addr) = c.strip_prefix("mailto:") else {
-            return Err(AcmeError::new(ProblemType::UnsupportedContact, format!("contact {c:?} is not supported; only mailto: URIs are")));
+            return Err(AcmeError::new(
+                ProblemType::UnsupportedContact,
+                format!("contact {c:?} is not supported; only mailto: URIs are"),
+            ));
         };
         let valid = !addr.is_empty()
             && !addr.contains(['?', ',', ' ', '<', '>'])
-            && addr.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'));
+            && addr.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+            });
         if !valid {
-            return Err(AcmeError::new(ProblemType::InvalidContact, format!("contact {c:?} is not a single e-mail address without header fields")));
+            return Err(AcmeError::new(
+                ProblemType::InvalidContact,
+                format!("contact {c:?} is not a single e-mail address without header fields"),
+            ));
         }
     }
     Ok(())
 }
 
 /// new-account: find or create the account of `jwk`.
-pub async fn new_account(s: &Services, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResult<NewAccount> {
+pub async fn new_account(
+    s: &Services,
+    jwk: &Jwk,
+    req: &NewAccountRequest,
+) -> AcmeResult<NewAccount> {
     let thumbprint = jwk.thumbprint();
     if let Some(existing) = s.store.account_by_thumbprint(&thumbprint).await? {
         return Ok(NewAccount::Existing(existing));
     }
     if req.only_return_existing == Some(true) {
-        return Err(AcmeError::new(ProblemType::AccountDoesNotExist, "no account exists for this key"));
+        return Err(AcmeError::new(
+            ProblemType::AccountDoesNotExist,
+            "no account exists for this key",
+        ));
     }
     let contact = req.contact.clone().unwrap_or_default();
     check_contacts(&contact)?;
@@ -63,10 +78,17 @@ pub async fn new_account(s: &Services, jwk: &Jwk, req: &NewAccountRequest) -> Ac
 }
 
 /// POST to the account URL: contact update and/or deactivation.
-pub async fn update_account(s: &Services, mut acct: AccountRow, req: &AccountUpdateRequest) -> AcmeResult<AccountRow> {
+pub async fn update_account(
+    s: &Services,
+    mut acct: AccountRow,
+    req: &AccountUpdateRequest,
+) -> AcmeResult<AccountRow> {
     if let Some(status) = &req.status {
         if status != "deactivated" {
-            return Err(AcmeError::new(ProblemType::Malformed, format!("an account can only be moved to status \"deactivated\", not {status:?}")));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                format!("an account can only be moved to status \"deactivated\", not {status:?}"),
+            ));
         }
     }
     if let Some(contact) = &req.contact {
@@ -87,17 +109,35 @@ pub async fn update_account(s: &Services, mut acct: AccountRow, req: &AccountUpd
 /// key-change: `inner` is the verified inner JWS's payload, `new_key` its key.
 /// On success returns the updated account; when the new key already has an
 /// account returns `Err(Conflict(url_id))`.
-pub async fn key_change(s: &Services, acct: &AccountRow, acct_url: &str, new_key: &Jwk, inner: &KeyChangeRequest) -> AcmeResult<Result<(), String>> {
+pub async fn key_change(
+    s: &Services,
+    acct: &AccountRow,
+    acct_url: &str,
+    new_key: &Jwk,
+    inner: &KeyChangeRequest,
+) -> AcmeResult<Result<(), String>> {
     if inner.account != acct_url {
-        return Err(AcmeError::new(ProblemType::Malformed, format!("key-change payload names account {:?}, but the request is signed by {acct_url:?}", inner.account)));
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            format!(
+                "key-change payload names account {:?}, but the request is signed by {acct_url:?}",
+                inner.account
+            ),
+        ));
     }
     let old = Jwk::from_json(&inner.old_key)?;
     if old.thumbprint() != acct.thumbprint {
-        return Err(AcmeError::new(ProblemType::Malformed, "key-change oldKey is not the account's current key"));
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            "key-change oldKey is not the account's current key",
+        ));
     }
     let new_tp = new_key.thumbprint();
     if new_tp == acct.thumbprint {
-        return Err(AcmeError::new(ProblemType::Malformed, "the new key is the account's current key"));
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            "the new key is the account's current key",
+        ));
     }
     let mut tx = s.store.begin().await?;
     if let Some(other) = Store::account_by_thumbprint_tx(&mut tx, &new_tp).await? {

@@ -10,16 +10,24 @@ use crate::config::PolicySettings;
 use crate::error::{AcmeError, AcmeResult};
 use crate::services::Services;
 use crate::store::jobs::JobKind;
-use crate::store::{new_id, now_ms, AccountRow, AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow, Store};
+use crate::store::{
+    new_id, now_ms, AccountRow, AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow, Store,
+};
 
 /// Normalises and checks the identifiers of a new-order request: every
 /// failure becomes a subproblem naming its identifier.
 pub fn normalise_identifiers(ids: &[Identifier]) -> AcmeResult<Vec<DnsName>> {
     if ids.is_empty() {
-        return Err(AcmeError::new(ProblemType::Malformed, "the order has no identifiers"));
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            "the order has no identifiers",
+        ));
     }
     if ids.len() > MAX_IDENTIFIERS {
-        return Err(AcmeError::new(ProblemType::RejectedIdentifier, format!("an order may carry at most {MAX_IDENTIFIERS} identifiers")));
+        return Err(AcmeError::new(
+            ProblemType::RejectedIdentifier,
+            format!("an order may carry at most {MAX_IDENTIFIERS} identifiers"),
+        ));
     }
     let mut names = Vec::new();
     let mut subs = Vec::new();
@@ -27,23 +35,37 @@ pub fn normalise_identifiers(ids: &[Identifier]) -> AcmeResult<Vec<DnsName>> {
         if id.kind != "dns" {
             subs.push(Subproblem {
                 kind: ProblemType::UnsupportedIdentifier,
-                detail: format!("identifier type {:?} is not supported; only \"dns\" is", id.kind),
+                detail: format!(
+                    "identifier type {:?} is not supported; only \"dns\" is",
+                    id.kind
+                ),
                 identifier: Some(id.clone()),
             });
             continue;
         }
         match DnsName::parse(&id.value) {
             Ok(n) => names.push(n),
-            Err(e) => subs.push(Subproblem { kind: ProblemType::RejectedIdentifier, detail: e.to_string(), identifier: Some(id.clone()) }),
+            Err(e) => subs.push(Subproblem {
+                kind: ProblemType::RejectedIdentifier,
+                detail: e.to_string(),
+                identifier: Some(id.clone()),
+            }),
         }
     }
     if !subs.is_empty() {
-        let kind = if subs.iter().all(|s| s.kind == ProblemType::UnsupportedIdentifier) {
+        let kind = if subs
+            .iter()
+            .all(|s| s.kind == ProblemType::UnsupportedIdentifier)
+        {
             ProblemType::UnsupportedIdentifier
         } else {
             ProblemType::RejectedIdentifier
         };
-        let detail = if subs.len() == 1 { subs[0].detail.clone() } else { format!("{} identifiers were refused", subs.len()) };
+        let detail = if subs.len() == 1 {
+            subs[0].detail.clone()
+        } else {
+            format!("{} identifiers were refused", subs.len())
+        };
         return Err(Problem::new(kind, detail).with_subproblems(subs).into());
     }
     names.sort();
@@ -53,8 +75,15 @@ pub fn normalise_identifiers(ids: &[Identifier]) -> AcmeResult<Vec<DnsName>> {
 
 /// Selects the one issuance policy that allows every name. When none does,
 /// the problem says, per name, which rule of which policy decided.
-pub fn select_policy<'a>(policies: &'a [PolicySettings], names: &[DnsName]) -> AcmeResult<&'a PolicySettings> {
-    if let Some(p) = policies.iter().find(|p| names.iter().all(|n| matches!(p.scope.check(n), ScopeDecision::Allowed { .. }))) {
+pub fn select_policy<'a>(
+    policies: &'a [PolicySettings],
+    names: &[DnsName],
+) -> AcmeResult<&'a PolicySettings> {
+    if let Some(p) = policies.iter().find(|p| {
+        names
+            .iter()
+            .all(|n| matches!(p.scope.check(n), ScopeDecision::Allowed { .. }))
+    }) {
         return Ok(p);
     }
     let mut subs = Vec::new();
@@ -64,7 +93,9 @@ pub fn select_policy<'a>(policies: &'a [PolicySettings], names: &[DnsName]) -> A
         for p in policies {
             match p.scope.check(n) {
                 ScopeDecision::Allowed { .. } => allowed_by.push(p.name.clone()),
-                ScopeDecision::Denied { rule } => reasons.push(format!("denied by rule {rule:?} of policy {:?}", p.name)),
+                ScopeDecision::Denied { rule } => {
+                    reasons.push(format!("denied by rule {rule:?} of policy {:?}", p.name))
+                }
                 ScopeDecision::NotAllowed => {}
             }
         }
@@ -76,13 +107,19 @@ pub fn select_policy<'a>(policies: &'a [PolicySettings], names: &[DnsName]) -> A
             // Allowed, but by a policy that does not allow the other names.
             format!("{} is allowed only by policy {}, which does not allow every name of this order; request it in a separate order", n.as_str(), allowed_by.join(", "))
         };
-        subs.push(Subproblem { kind: ProblemType::RejectedIdentifier, detail, identifier: Some(Identifier::dns(n.as_str())) });
+        subs.push(Subproblem {
+            kind: ProblemType::RejectedIdentifier,
+            detail,
+            identifier: Some(Identifier::dns(n.as_str())),
+        });
     }
     let detail = match subs.as_slice() {
         [one] => one.detail.clone(),
         _ => "no single issuance policy allows every identifier of this order".to_string(),
     };
-    Err(Problem::new(ProblemType::RejectedIdentifier, detail).with_subproblems(subs).into())
+    Err(Problem::new(ProblemType::RejectedIdentifier, detail)
+        .with_subproblems(subs)
+        .into())
 }
 
 fn parse_time(field: &str, v: &Option<String>) -> AcmeResult<Option<i64>> {
@@ -90,31 +127,52 @@ fn parse_time(field: &str, v: &Option<String>) -> AcmeResult<Option<i64>> {
         None => Ok(None),
         Some(s) => OffsetDateTime::parse(s, &Rfc3339)
             .map(|t| Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
-            .map_err(|e| AcmeError::new(ProblemType::Malformed, format!("{field} {s:?} is not an RFC 3339 date-time: {e}"))),
+            .map_err(|e| {
+                AcmeError::new(
+                    ProblemType::Malformed,
+                    format!("{field} {s:?} is not an RFC 3339 date-time: {e}"),
+                )
+            }),
     }
 }
 
 /// new-order.
-pub async fn new_order(s: &Services, acct: &AccountRow, req: &NewOrderRequest) -> AcmeResult<(OrderRow, Vec<AuthzRow>)> {
+pub async fn new_order(
+    s: &Services,
+    acct: &AccountRow,
+    req: &NewOrderRequest,
+) -> AcmeResult<(OrderRow, Vec<AuthzRow>)> {
     let names = normalise_identifiers(&req.identifiers)?;
     let policy = select_policy(&s.config.policies, &names)?;
     if let Some(p) = &req.profile {
-        return Err(AcmeError::new(ProblemType::InvalidProfile, format!("profile {p:?} is not offered by this server")));
+        return Err(AcmeError::new(
+            ProblemType::InvalidProfile,
+            format!("profile {p:?} is not offered by this server"),
+        ));
     }
     if req.replaces.is_some() {
-        return Err(AcmeError::new(ProblemType::Malformed, "replaces (ARI) is not supported by this server yet; omit it"));
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            "replaces (ARI) is not supported by this server yet; omit it",
+        ));
     }
     let now = now_ms();
     let not_before = parse_time("notBefore", &req.not_before)?;
     let not_after = parse_time("notAfter", &req.not_after)?;
     if let (Some(nb), Some(na)) = (not_before, not_after) {
         if na <= nb {
-            return Err(AcmeError::new(ProblemType::Malformed, "notAfter must be later than notBefore"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "notAfter must be later than notBefore",
+            ));
         }
     }
     if let Some(na) = not_after {
         if na <= now {
-            return Err(AcmeError::new(ProblemType::Malformed, "notAfter is in the past"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "notAfter is in the past",
+            ));
         }
         let max = max_validity_ms(s, &policy.name);
         let start = not_before.unwrap_or(now).max(now - 60_000);
@@ -127,7 +185,10 @@ pub async fn new_order(s: &Services, acct: &AccountRow, req: &NewOrderRequest) -
     }
     if let Some(nb) = not_before {
         if nb > now + ORDER_LIFETIME_MS {
-            return Err(AcmeError::new(ProblemType::Malformed, "notBefore is too far in the future"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "notBefore is too far in the future",
+            ));
         }
     }
     let expires = now + ORDER_LIFETIME_MS;
@@ -149,7 +210,11 @@ pub async fn new_order(s: &Services, acct: &AccountRow, req: &NewOrderRequest) -
     let authzs: Vec<NewAuthz> = names
         .iter()
         .map(|n| {
-            let kinds: &[&str] = if n.is_wildcard() { &["dns-01"] } else { &["http-01", "dns-01", "tls-alpn-01"] };
+            let kinds: &[&str] = if n.is_wildcard() {
+                &["dns-01"]
+            } else {
+                &["http-01", "dns-01", "tls-alpn-01"]
+            };
             let authz = AuthzRow {
                 id: new_id(),
                 order_id: order.id.clone(),
@@ -199,7 +264,10 @@ fn max_validity_ms(s: &Services, policy: &str) -> i64 {
 pub async fn owned_order(s: &Services, acct: &AccountRow, id: &str) -> AcmeResult<OrderRow> {
     match s.store.order(id).await? {
         Some(o) if o.account_id == acct.id => Ok(o),
-        Some(_) => Err(AcmeError::new(ProblemType::Unauthorized, "this order belongs to another account")),
+        Some(_) => Err(AcmeError::new(
+            ProblemType::Unauthorized,
+            "this order belongs to another account",
+        )),
         None => Err(not_found("order")),
     }
 }
@@ -208,19 +276,32 @@ pub async fn owned_order(s: &Services, acct: &AccountRow, id: &str) -> AcmeResul
 pub async fn owned_authz(s: &Services, acct: &AccountRow, id: &str) -> AcmeResult<AuthzRow> {
     match s.store.authz(id).await? {
         Some(a) if a.account_id == acct.id => Ok(a),
-        Some(_) => Err(AcmeError::new(ProblemType::Unauthorized, "this authorization belongs to another account")),
+        Some(_) => Err(AcmeError::new(
+            ProblemType::Unauthorized,
+            "this authorization belongs to another account",
+        )),
         None => Err(not_found("authorization")),
     }
 }
 
 /// A 404 problem.
 pub fn not_found(what: &str) -> AcmeError {
-    Problem::new(ProblemType::Malformed, format!("no such {what}")).with_status(404).into()
+    Problem::new(ProblemType::Malformed, format!("no such {what}"))
+        .with_status(404)
+        .into()
 }
 
 /// POST to a challenge URL with `{}`: start validation.
-pub async fn respond_challenge(s: &Services, acct: &AccountRow, chall_id: &str) -> AcmeResult<(ChallengeRow, AuthzRow)> {
-    let chall = s.store.challenge(chall_id).await?.ok_or_else(|| not_found("challenge"))?;
+pub async fn respond_challenge(
+    s: &Services,
+    acct: &AccountRow,
+    chall_id: &str,
+) -> AcmeResult<(ChallengeRow, AuthzRow)> {
+    let chall = s
+        .store
+        .challenge(chall_id)
+        .await?
+        .ok_or_else(|| not_found("challenge"))?;
     let authz = owned_authz(s, acct, &chall.authz_id).await?;
     let now = now_ms();
     if chall.status != "pending" {
@@ -229,7 +310,10 @@ pub async fn respond_challenge(s: &Services, acct: &AccountRow, chall_id: &str) 
     }
     let status = super::effective_authz_status(&authz.status, authz.expires, now);
     if status != "pending" {
-        return Err(AcmeError::new(ProblemType::Malformed, format!("the authorization is {status}; its challenges can no longer be answered")));
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            format!("the authorization is {status}; its challenges can no longer be answered"),
+        ));
     }
     let mut tx = s.store.begin().await?;
     if Store::start_challenge(&mut tx, &chall.id).await? {
@@ -237,7 +321,11 @@ pub async fn respond_challenge(s: &Services, acct: &AccountRow, chall_id: &str) 
     }
     tx.commit().await?;
     s.waker.wake();
-    let chall = s.store.challenge(chall_id).await?.ok_or_else(|| not_found("challenge"))?;
+    let chall = s
+        .store
+        .challenge(chall_id)
+        .await?
+        .ok_or_else(|| not_found("challenge"))?;
     Ok((chall, authz))
 }
 
@@ -246,29 +334,60 @@ pub async fn deactivate_authz(s: &Services, acct: &AccountRow, authz: &AuthzRow)
     let _ = acct;
     let mut tx = s.store.begin().await?;
     if !Store::set_authz_status(&mut tx, &authz.id, &["pending", "valid"], "deactivated").await? {
-        return Err(AcmeError::new(ProblemType::Malformed, format!("an authorization in status {} cannot be deactivated", authz.status)));
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            format!(
+                "an authorization in status {} cannot be deactivated",
+                authz.status
+            ),
+        ));
     }
-    let problem = Problem::new(ProblemType::Unauthorized, format!("authorization for {} was deactivated", authz.identifier));
-    Store::set_order_status(&mut tx, &authz.order_id, &["pending", "ready"], "invalid", Some(&problem.to_json().to_string())).await?;
+    let problem = Problem::new(
+        ProblemType::Unauthorized,
+        format!("authorization for {} was deactivated", authz.identifier),
+    );
+    Store::set_order_status(
+        &mut tx,
+        &authz.order_id,
+        &["pending", "ready"],
+        "invalid",
+        Some(&problem.to_json().to_string()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// finalize: check the CSR against the order and the policy, then queue issuance.
-pub async fn finalize(s: &Services, acct: &AccountRow, order_id: &str, req: &FinalizeRequest) -> AcmeResult<OrderRow> {
+pub async fn finalize(
+    s: &Services,
+    acct: &AccountRow,
+    order_id: &str,
+    req: &FinalizeRequest,
+) -> AcmeResult<OrderRow> {
     let order = owned_order(s, acct, order_id).await?;
     let status = effective_order_status(&order.status, order.expires, now_ms());
     if status != "ready" {
         let detail = match status {
-            "pending" => "the order is not ready: its authorizations are not all valid yet".to_string(),
-            "processing" | "valid" => format!("the order is already {status}; it was finalized before"),
+            "pending" => {
+                "the order is not ready: its authorizations are not all valid yet".to_string()
+            }
+            "processing" | "valid" => {
+                format!("the order is already {status}; it was finalized before")
+            }
             other => format!("the order is {other} and cannot be finalized"),
         };
         return Err(AcmeError::new(ProblemType::OrderNotReady, detail));
     }
-    let csr = acme_wire::b64u_decode(&req.csr).map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
+    let csr = acme_wire::b64u_decode(&req.csr)
+        .map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
     let policy = s.policy(&order.policy).map_err(AcmeError::Internal)?;
-    let names: Vec<DnsName> = order.names.iter().map(|n| DnsName::parse(n)).collect::<Result<_, _>>().map_err(|e| AcmeError::Internal(e.into()))?;
+    let names: Vec<DnsName> = order
+        .names
+        .iter()
+        .map(|n| DnsName::parse(n))
+        .collect::<Result<_, _>>()
+        .map_err(|e| AcmeError::Internal(e.into()))?;
     if let Err(refusal) = pki::check_csr(&csr, &names, &policy.csr) {
         let kind = match refusal.kind {
             RefusalKind::BadCsr => ProblemType::BadCsr,
@@ -279,11 +398,17 @@ pub async fn finalize(s: &Services, acct: &AccountRow, order_id: &str, req: &Fin
     }
     let mut tx = s.store.begin().await?;
     if !Store::begin_processing(&mut tx, &order.id, &csr).await? {
-        return Err(AcmeError::new(ProblemType::OrderNotReady, "the order changed state while it was being finalized; fetch it again"));
+        return Err(AcmeError::new(
+            ProblemType::OrderNotReady,
+            "the order changed state while it was being finalized; fetch it again",
+        ));
     }
     Store::enqueue_job(&mut tx, JobKind::Issue, &order.id).await?;
     tx.commit().await?;
     s.waker.wake();
     tracing::info!(target: "ra", order = %order.id, "order finalized; issuance queued");
-    s.store.order(&order.id).await?.ok_or_else(|| not_found("order"))
+    s.store
+        .order(&order.id)
+        .await?
+        .ok_or_else(|| not_found("order"))
 }

@@ -28,20 +28,42 @@ pub async fn revoke(s: &Services, who: Revoker<'_>, req: &RevocationRequest) -> 
             format!("reason code {reason} is not accepted; use one of {ALLOWED_REASONS:?} (RFC 5280 CRLReason)"),
         ));
     }
-    let der = acme_wire::b64u_decode(&req.certificate).map_err(|e| AcmeError::new(ProblemType::Malformed, format!("certificate is not base64url DER: {e}")))?;
-    let serial = pki::serial_hex_of_cert(&der).map_err(|e| AcmeError::new(ProblemType::Malformed, format!("certificate cannot be parsed: {e}")))?;
+    let der = acme_wire::b64u_decode(&req.certificate).map_err(|e| {
+        AcmeError::new(
+            ProblemType::Malformed,
+            format!("certificate is not base64url DER: {e}"),
+        )
+    })?;
+    let serial = pki::serial_hex_of_cert(&der).map_err(|e| {
+        AcmeError::new(
+            ProblemType::Malformed,
+            format!("certificate cannot be parsed: {e}"),
+        )
+    })?;
     let cert = s
         .store
         .cert_by_serial(&serial)
         .await?
         .into_iter()
         .find(|c| c.leaf_der == der)
-        .ok_or_else(|| AcmeError::new(ProblemType::Malformed, "this certificate was not issued by this server"))?;
+        .ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::Malformed,
+                "this certificate was not issued by this server",
+            )
+        })?;
     match who {
         Revoker::Account(acct) if acct.id == cert.account_id => {}
-        Revoker::Account(_) => return Err(AcmeError::new(ProblemType::Unauthorized, "the requesting account does not own this certificate")),
+        Revoker::Account(_) => {
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "the requesting account does not own this certificate",
+            ))
+        }
         Revoker::Key(jwk) => {
-            let spki = pki::spki_of_cert(&cert.leaf_der).map_err(|e| AcmeError::Internal(anyhow::anyhow!("stored certificate unparsable: {e}")))?;
+            let spki = pki::spki_of_cert(&cert.leaf_der).map_err(|e| {
+                AcmeError::Internal(anyhow::anyhow!("stored certificate unparsable: {e}"))
+            })?;
             let cert_key = Jwk::from_spki_der(&spki)?;
             if cert_key.thumbprint() != jwk.thumbprint() {
                 return Err(AcmeError::new(ProblemType::Unauthorized, "the request is signed neither by the owning account nor by the certificate's key"));
@@ -49,7 +71,10 @@ pub async fn revoke(s: &Services, who: Revoker<'_>, req: &RevocationRequest) -> 
         }
     }
     if cert.revoked_at.is_some() || !s.store.revoke_cert(&cert.id, reason as i64).await? {
-        return Err(AcmeError::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
+        return Err(AcmeError::new(
+            ProblemType::AlreadyRevoked,
+            "the certificate is already revoked",
+        ));
     }
     tracing::info!(target: "ra", certificate = %cert.id, serial = %cert.serial, reason, "certificate revoked");
     Ok(())

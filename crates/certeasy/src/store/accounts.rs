@@ -49,19 +49,26 @@ impl Store {
 
     /// Account by key thumbprint.
     pub async fn account_by_thumbprint(&self, thumbprint: &str) -> Result<Option<AccountRow>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE thumbprint = ?"))
-            .bind(thumbprint)
-            .fetch_optional(self.reader())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM accounts WHERE thumbprint = ?"
+        ))
+        .bind(thumbprint)
+        .fetch_optional(self.reader())
+        .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// Same lookup inside a write transaction (race-free create).
-    pub async fn account_by_thumbprint_tx(tx: &mut Tx, thumbprint: &str) -> Result<Option<AccountRow>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE thumbprint = ?"))
-            .bind(thumbprint)
-            .fetch_optional(&mut **tx)
-            .await?;
+    pub async fn account_by_thumbprint_tx(
+        tx: &mut Tx,
+        thumbprint: &str,
+    ) -> Result<Option<AccountRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM accounts WHERE thumbprint = ?"
+        ))
+        .bind(thumbprint)
+        .fetch_optional(&mut **tx)
+        .await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -95,7 +102,12 @@ impl Store {
     /// Replaces the account key; fails with a unique violation when the new
     /// key already belongs to another account (the caller checked first, the
     /// constraint closes the race).
-    pub async fn change_account_key(tx: &mut Tx, id: &str, thumbprint: &str, jwk: &str) -> Result<()> {
+    pub async fn change_account_key(
+        tx: &mut Tx,
+        id: &str,
+        thumbprint: &str,
+        jwk: &str,
+    ) -> Result<()> {
         sqlx::query("UPDATE accounts SET thumbprint = ?, jwk = ? WHERE id = ?")
             .bind(thumbprint)
             .bind(jwk)

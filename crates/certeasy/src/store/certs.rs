@@ -78,28 +78,41 @@ impl Store {
 
     /// Certificate by id.
     pub async fn cert(&self, id: &str) -> Result<Option<CertRow>> {
-        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = ?")).bind(id).fetch_optional(self.reader()).await?;
-        r.as_ref().map(from_row).transpose()
-    }
-
-    /// Certificate of an order.
-    pub async fn cert_of_order(&self, order_id: &str) -> Result<Option<CertRow>> {
-        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE order_id = ?"))
-            .bind(order_id)
+        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = ?"))
+            .bind(id)
             .fetch_optional(self.reader())
             .await?;
         r.as_ref().map(from_row).transpose()
     }
 
+    /// Certificate of an order.
+    pub async fn cert_of_order(&self, order_id: &str) -> Result<Option<CertRow>> {
+        let r = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM certificates WHERE order_id = ?"
+        ))
+        .bind(order_id)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(from_row).transpose()
+    }
+
     /// Certificate id of an order, inside a write transaction.
     pub async fn cert_id_of_order_tx(tx: &mut Tx, order_id: &str) -> Result<Option<String>> {
-        let r: Option<(String,)> = sqlx::query_as("SELECT id FROM certificates WHERE order_id = ?").bind(order_id).fetch_optional(&mut **tx).await?;
+        let r: Option<(String,)> = sqlx::query_as("SELECT id FROM certificates WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
         Ok(r.map(|r| r.0))
     }
 
     /// Certificate by leaf DER (revocation requests carry the certificate).
     pub async fn cert_by_serial(&self, serial_hex: &str) -> Result<Vec<CertRow>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE serial = ?")).bind(serial_hex).fetch_all(self.reader()).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM certificates WHERE serial = ?"
+        ))
+        .bind(serial_hex)
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -116,7 +129,9 @@ impl Store {
 
     /// Number of certificates stored for an order (used by crash tests).
     pub async fn count_certs(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM certificates").fetch_one(self.reader()).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM certificates")
+            .fetch_one(self.reader())
+            .await?;
         Ok(n)
     }
 }

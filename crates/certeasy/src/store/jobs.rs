@@ -79,7 +79,8 @@ impl Store {
         let kind: String = r.try_get("kind")?;
         Ok(Some(ClaimedJob {
             id: r.try_get("id")?,
-            kind: JobKind::parse(&kind).ok_or_else(|| super::StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
+            kind: JobKind::parse(&kind)
+                .ok_or_else(|| super::StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
             subject: r.try_get("subject")?,
             attempts: r.try_get("attempts")?,
         }))
@@ -87,13 +88,19 @@ impl Store {
 
     /// Removes a finished job, in the transaction that records its effect.
     pub async fn complete_job(tx: &mut Tx, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
     /// Removes a finished job on its own.
     pub async fn delete_job(&self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(self.writer()).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id)
+            .execute(self.writer())
+            .await?;
         Ok(())
     }
 
@@ -111,14 +118,19 @@ impl Store {
 
     /// Time (unix ms) at which the next job becomes runnable, if any.
     pub async fn next_job_time(&self) -> Result<Option<i64>> {
-        let (t,): (Option<i64>,) =
-            sqlx::query_as("SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE lease_until END) FROM jobs").fetch_one(self.reader()).await?;
+        let (t,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE lease_until END) FROM jobs",
+        )
+        .fetch_one(self.reader())
+        .await?;
         Ok(t)
     }
 
     /// Number of jobs in the queue (any state).
     pub async fn job_count(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs").fetch_one(self.reader()).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs")
+            .fetch_one(self.reader())
+            .await?;
         Ok(n)
     }
 }

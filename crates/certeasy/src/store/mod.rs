@@ -98,19 +98,24 @@ impl Store {
 
     /// Refuses a database migrated by a newer binary, before touching it.
     async fn check_not_newer(pool: &SqlitePool, path: &Path) -> Result<()> {
-        let has_table: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-                .fetch_optional(pool)
-                .await?;
+        let has_table: Option<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(pool)
+        .await?;
         if has_table.is_none() {
             return Ok(());
         }
-        let (found,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(pool).await?;
+        let (found,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await?;
         let supported = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         match found {
-            Some(found) if found > supported => {
-                Err(StoreError::TooNew { path: path.display().to_string(), found, supported })
-            }
+            Some(found) if found > supported => Err(StoreError::TooNew {
+                path: path.display().to_string(),
+                found,
+                supported,
+            }),
             _ => Ok(()),
         }
     }
@@ -150,7 +155,10 @@ impl Store {
 
 /// Current time in unix milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A fresh random identifier (128 bits, base64url).
@@ -170,7 +178,8 @@ fn json_list(v: &[String]) -> String {
 }
 
 fn parse_list(s: &str) -> Result<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("expected a JSON list of strings: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| StoreError::Corrupt(format!("expected a JSON list of strings: {e}")))
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ impl Store {
 
     /// Deletes expired nonces; returns how many.
     pub async fn purge_nonces(&self) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM nonces WHERE expires <= ?").bind(now_ms()).execute(self.writer()).await?;
+        let done = sqlx::query("DELETE FROM nonces WHERE expires <= ?")
+            .bind(now_ms())
+            .execute(self.writer())
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -194,32 +194,50 @@ impl Store {
 
     /// Order by id.
     pub async fn order(&self, id: &str) -> Result<Option<OrderRow>> {
-        let r = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?")).bind(id).fetch_optional(self.reader()).await?;
+        let r = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
         r.as_ref().map(order_from).transpose()
     }
 
     /// Order by id, inside a write transaction.
     pub async fn order_tx(tx: &mut Tx, id: &str) -> Result<Option<OrderRow>> {
-        let r = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?")).bind(id).fetch_optional(&mut **tx).await?;
+        let r = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
         r.as_ref().map(order_from).transpose()
     }
 
     /// Ids of an account's orders, newest first, with a page limit.
     pub async fn order_ids_of_account(&self, account_id: &str, limit: i64) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM orders WHERE account_id = ? ORDER BY created_at DESC LIMIT ?")
-            .bind(account_id)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM orders WHERE account_id = ? ORDER BY created_at DESC LIMIT ?",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Sets an order's status (and error) when it is currently `from`.
     /// Returns false when the order was not in that state (lost a race).
-    pub async fn set_order_status(tx: &mut Tx, id: &str, from: &[&str], to: &str, error: Option<&str>) -> Result<bool> {
+    pub async fn set_order_status(
+        tx: &mut Tx,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        error: Option<&str>,
+    ) -> Result<bool> {
         let placeholders = vec!["?"; from.len()].join(", ");
         let sql = format!("UPDATE orders SET status = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ? AND status IN ({placeholders})");
-        let mut q = sqlx::query(&sql).bind(to).bind(error).bind(now_ms()).bind(id);
+        let mut q = sqlx::query(&sql)
+            .bind(to)
+            .bind(error)
+            .bind(now_ms())
+            .bind(id);
         for f in from {
             q = q.bind(*f);
         }
@@ -239,38 +257,54 @@ impl Store {
 
     /// Authorizations of an order in creation order.
     pub async fn authzs_of_order(&self, order_id: &str) -> Result<Vec<AuthzRow>> {
-        let rows = sqlx::query(&format!("SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE order_id = ? ORDER BY position"))
-            .bind(order_id)
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE order_id = ? ORDER BY position"
+        ))
+        .bind(order_id)
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(authz_from).collect()
     }
 
     /// Same, inside a write transaction.
     pub async fn authzs_of_order_tx(tx: &mut Tx, order_id: &str) -> Result<Vec<AuthzRow>> {
-        let rows = sqlx::query(&format!("SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE order_id = ? ORDER BY position"))
-            .bind(order_id)
-            .fetch_all(&mut **tx)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE order_id = ? ORDER BY position"
+        ))
+        .bind(order_id)
+        .fetch_all(&mut **tx)
+        .await?;
         rows.iter().map(authz_from).collect()
     }
 
     /// Authorization by id.
     pub async fn authz(&self, id: &str) -> Result<Option<AuthzRow>> {
-        let r = sqlx::query(&format!("SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE id = ?")).bind(id).fetch_optional(self.reader()).await?;
+        let r = sqlx::query(&format!(
+            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(authz_from).transpose()
     }
 
     /// Authorization by id, inside a write transaction.
     pub async fn authz_tx(tx: &mut Tx, id: &str) -> Result<Option<AuthzRow>> {
-        let r = sqlx::query(&format!("SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE id = ?")).bind(id).fetch_optional(&mut **tx).await?;
+        let r = sqlx::query(&format!(
+            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
         r.as_ref().map(authz_from).transpose()
     }
 
     /// Sets an authorization's status when it is currently one of `from`.
     pub async fn set_authz_status(tx: &mut Tx, id: &str, from: &[&str], to: &str) -> Result<bool> {
         let placeholders = vec!["?"; from.len()].join(", ");
-        let sql = format!("UPDATE authorizations SET status = ? WHERE id = ? AND status IN ({placeholders})");
+        let sql = format!(
+            "UPDATE authorizations SET status = ? WHERE id = ? AND status IN ({placeholders})"
+        );
         let mut q = sqlx::query(&sql).bind(to).bind(id);
         for f in from {
             q = q.bind(*f);
@@ -280,36 +314,56 @@ impl Store {
 
     /// Challenges of an authorization.
     pub async fn challenges_of_authz(&self, authz_id: &str) -> Result<Vec<ChallengeRow>> {
-        let rows = sqlx::query(&format!("SELECT {CHALL_COLUMNS} FROM challenges WHERE authz_id = ? ORDER BY position"))
-            .bind(authz_id)
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALL_COLUMNS} FROM challenges WHERE authz_id = ? ORDER BY position"
+        ))
+        .bind(authz_id)
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(chall_from).collect()
     }
 
     /// Challenge by id.
     pub async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>> {
-        let r = sqlx::query(&format!("SELECT {CHALL_COLUMNS} FROM challenges WHERE id = ?")).bind(id).fetch_optional(self.reader()).await?;
+        let r = sqlx::query(&format!(
+            "SELECT {CHALL_COLUMNS} FROM challenges WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(chall_from).transpose()
     }
 
     /// Challenge by id, inside a write transaction.
     pub async fn challenge_tx(tx: &mut Tx, id: &str) -> Result<Option<ChallengeRow>> {
-        let r = sqlx::query(&format!("SELECT {CHALL_COLUMNS} FROM challenges WHERE id = ?")).bind(id).fetch_optional(&mut **tx).await?;
+        let r = sqlx::query(&format!(
+            "SELECT {CHALL_COLUMNS} FROM challenges WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
         r.as_ref().map(chall_from).transpose()
     }
 
     /// Moves a pending challenge to `processing`; false when it was not pending.
     pub async fn start_challenge(tx: &mut Tx, id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE challenges SET status = 'processing' WHERE id = ? AND status = 'pending'")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE challenges SET status = 'processing' WHERE id = ? AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Records a challenge's outcome when it is still `processing`.
-    pub async fn finish_challenge(tx: &mut Tx, id: &str, valid: bool, error: Option<&str>, record: Option<&str>) -> Result<bool> {
+    pub async fn finish_challenge(
+        tx: &mut Tx,
+        id: &str,
+        valid: bool,
+        error: Option<&str>,
+        record: Option<&str>,
+    ) -> Result<bool> {
         let done = sqlx::query("UPDATE challenges SET status = ?, validated = ?, error = ?, record = ? WHERE id = ? AND status = 'processing'")
             .bind(if valid { "valid" } else { "invalid" })
             .bind(valid.then(now_ms))

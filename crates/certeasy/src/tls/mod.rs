@@ -50,26 +50,34 @@ pub fn certified_key_from_pem(chain_pem: &[u8], key_pem: &[u8]) -> anyhow::Resul
         anyhow::bail!("no CERTIFICATE block found");
     }
     let key = private_key_from_pem(key_pem)?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| anyhow::anyhow!("unusable private key: {e}"))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| anyhow::anyhow!("unusable private key: {e}"))?;
     let ck = CertifiedKey::new(certs, signing);
-    ck.keys_match().map_err(|e| anyhow::anyhow!("the private key does not match the certificate: {e}"))?;
+    ck.keys_match()
+        .map_err(|e| anyhow::anyhow!("the private key does not match the certificate: {e}"))?;
     Ok(ck)
 }
 
 fn rustls_pemfile_certs(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject;
-    CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("bad certificate PEM: {e:?}"))
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("bad certificate PEM: {e:?}"))
 }
 
 fn private_key_from_pem(pem: &[u8]) -> anyhow::Result<PrivateKeyDer<'static>> {
     use rustls::pki_types::pem::PemObject;
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| anyhow::anyhow!("no usable private key in PEM: {e:?}"))
+    PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| anyhow::anyhow!("no usable private key in PEM: {e:?}"))
 }
 
 impl ListenerCerts {
     /// Loads or obtains every bundle's certificate and starts the reload /
     /// renewal tasks.
-    pub async fn start(config: &Config, authorities: Arc<Authorities>) -> anyhow::Result<Arc<ListenerCerts>> {
+    pub async fn start(
+        config: &Config,
+        authorities: Arc<Authorities>,
+    ) -> anyhow::Result<Arc<ListenerCerts>> {
         let mut slots = Vec::new();
         for b in &config.tls_bundles {
             let hosts = if b.hosts.is_empty() && config.tls_bundles.len() == 1 {
@@ -78,10 +86,25 @@ impl ListenerCerts {
                 b.hosts.clone()
             };
             let ck = match &b.source {
-                TlsSource::Files { cert, key, .. } => load_files(cert, key).with_context(|| format!("tls bundle {}", b.name))?,
-                TlsSource::Pki { authority, cache_dir, renew_before, acquire_timeout, key } => {
+                TlsSource::Files { cert, key, .. } => {
+                    load_files(cert, key).with_context(|| format!("tls bundle {}", b.name))?
+                }
+                TlsSource::Pki {
+                    authority,
+                    cache_dir,
+                    renew_before,
+                    acquire_timeout,
+                    key,
+                } => {
                     let names = bundle_names(config, &b.hosts);
-                    let fut = obtain_pki(&authorities, authority, cache_dir, *renew_before, *key, &names);
+                    let fut = obtain_pki(
+                        &authorities,
+                        authority,
+                        cache_dir,
+                        *renew_before,
+                        *key,
+                        &names,
+                    );
                     tokio::time::timeout(*acquire_timeout, fut)
                         .await
                         .map_err(|_| anyhow::anyhow!("tls bundle {}: no certificate from authority {authority} within acquire-timeout", b.name))?
@@ -89,14 +112,41 @@ impl ListenerCerts {
                         .0
                 }
             };
-            let slot = Arc::new(Slot { name: b.name.clone(), hosts, current: RwLock::new(Arc::new(ck)) });
+            let slot = Arc::new(Slot {
+                name: b.name.clone(),
+                hosts,
+                current: RwLock::new(Arc::new(ck)),
+            });
             match &b.source {
-                TlsSource::Files { cert, key, watch_interval } => {
-                    tokio::spawn(watch_files(slot.clone(), cert.clone(), key.clone(), *watch_interval));
+                TlsSource::Files {
+                    cert,
+                    key,
+                    watch_interval,
+                } => {
+                    tokio::spawn(watch_files(
+                        slot.clone(),
+                        cert.clone(),
+                        key.clone(),
+                        *watch_interval,
+                    ));
                 }
-                TlsSource::Pki { authority, cache_dir, renew_before, key, .. } => {
+                TlsSource::Pki {
+                    authority,
+                    cache_dir,
+                    renew_before,
+                    key,
+                    ..
+                } => {
                     let names = bundle_names(config, &b.hosts);
-                    tokio::spawn(renew_loop(slot.clone(), authorities.clone(), authority.clone(), cache_dir.clone(), *renew_before, *key, names));
+                    tokio::spawn(renew_loop(
+                        slot.clone(),
+                        authorities.clone(),
+                        authority.clone(),
+                        cache_dir.clone(),
+                        *renew_before,
+                        *key,
+                        names,
+                    ));
                 }
             }
             slots.push(slot);
@@ -120,7 +170,12 @@ impl ListenerCerts {
 /// Names of a `pki` bundle's certificate: its hosts, or every URL host.
 fn bundle_names(config: &Config, hosts: &[String]) -> Vec<String> {
     let mut names: Vec<String> = if hosts.is_empty() {
-        config.server.urls.iter().filter_map(|u| u.host_str().map(|h| h.to_ascii_lowercase())).collect()
+        config
+            .server
+            .urls
+            .iter()
+            .filter_map(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
+            .collect()
     } else {
         hosts.to_vec()
     };
@@ -132,7 +187,8 @@ fn bundle_names(config: &Config, hosts: &[String]) -> Vec<String> {
 fn load_files(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
     let c = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
     let k = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
-    certified_key_from_pem(&c, &k).with_context(|| format!("{} / {}", cert.display(), key.display()))
+    certified_key_from_pem(&c, &k)
+        .with_context(|| format!("{} / {}", cert.display(), key.display()))
 }
 
 fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
@@ -160,7 +216,9 @@ async fn watch_files(slot: Arc<Slot>, cert: PathBuf, key: PathBuf, every: Durati
             }
             // A half-written pair is normal while an operator copies files:
             // keep serving the old certificate and try again next tick.
-            Err(e) => tracing::warn!(target: "tls", bundle = %slot.name, error = format!("{e:#}"), "listener certificate files changed but cannot be loaded yet"),
+            Err(e) => {
+                tracing::warn!(target: "tls", bundle = %slot.name, error = format!("{e:#}"), "listener certificate files changed but cannot be loaded yet")
+            }
         }
     }
 }
@@ -196,20 +254,38 @@ async fn obtain_pki(
     let alg = match key {
         ListenerKey::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         ListenerKey::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        ListenerKey::Rsa(_) => anyhow::bail!("RSA listener keys are not supported in pki mode yet; use key: {{type: ecdsa}}"),
+        ListenerKey::Rsa(_) => anyhow::bail!(
+            "RSA listener keys are not supported in pki mode yet; use key: {{type: ecdsa}}"
+        ),
     };
     let kp = rcgen::KeyPair::generate_for(alg).context("cannot generate the listener key")?;
-    let dns: Vec<DnsName> = names.iter().map(|n| DnsName::parse(n)).collect::<Result<_, _>>().context("listener host names")?;
+    let dns: Vec<DnsName> = names
+        .iter()
+        .map(|n| DnsName::parse(n))
+        .collect::<Result<_, _>>()
+        .context("listener host names")?;
     let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
-    let req = IssueRequest { spki_der: &spki, csr_der: &[], names: &dns, not_before: None, not_after: None };
-    let issued = authorities.issue_with(authority, &req).await.map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))?;
+    let req = IssueRequest {
+        spki_der: &spki,
+        csr_der: &[],
+        names: &dns,
+        not_before: None,
+        not_after: None,
+    };
+    let issued = authorities
+        .issue_with(authority, &req)
+        .await
+        .map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))?;
     let chain_pem = pki::pem_chain(&issued.leaf_der, &issued.chain_der);
     let key_pem = kp.serialize_pem();
-    crate::fsutil::create_private_dir(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
+    crate::fsutil::create_private_dir(cache_dir)
+        .with_context(|| format!("cannot create {}", cache_dir.display()))?;
     crate::fsutil::replace_file(&cert_path, chain_pem.as_bytes(), false)?;
     crate::fsutil::replace_file(&key_path, key_pem.as_bytes(), true)?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(kp.serialize_der())))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+        PrivatePkcs8KeyDer::from(kp.serialize_der()),
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut certs = vec![CertificateDer::from(issued.leaf_der.clone())];
     certs.extend(issued.chain_der.iter().cloned().map(CertificateDer::from));
     let info = cached_info(&issued.leaf_der)?;
@@ -219,13 +295,22 @@ async fn obtain_pki(
 
 /// (notAfter, sorted SAN names) of a certificate.
 fn cached_info(der: &[u8]) -> anyhow::Result<(SystemTime, Vec<String>)> {
-    let (not_after, mut names) = pki::leaf_expiry_and_names(der).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (not_after, mut names) =
+        pki::leaf_expiry_and_names(der).map_err(|e| anyhow::anyhow!("{e}"))?;
     names.sort();
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(not_after.unix_timestamp().max(0) as u64);
     Ok((t, names))
 }
 
-async fn renew_loop(slot: Arc<Slot>, authorities: Arc<Authorities>, authority: String, cache_dir: PathBuf, renew_before: Duration, key: ListenerKey, names: Vec<String>) {
+async fn renew_loop(
+    slot: Arc<Slot>,
+    authorities: Arc<Authorities>,
+    authority: String,
+    cache_dir: PathBuf,
+    renew_before: Duration,
+    key: ListenerKey,
+    names: Vec<String>,
+) {
     loop {
         let due = slot
             .current
@@ -234,13 +319,24 @@ async fn renew_loop(slot: Arc<Slot>, authorities: Arc<Authorities>, authority: S
             .and_then(|c| c.cert.first().and_then(|l| cached_info(l.as_ref()).ok()))
             .map(|(na, _)| na - renew_before)
             .unwrap_or_else(SystemTime::now);
-        let wait = due.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        let wait = due
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
         // Re-check at least daily so clock jumps are noticed.
         tokio::time::sleep(wait.min(Duration::from_secs(86400))).await;
         if SystemTime::now() < due {
             continue;
         }
-        match obtain_pki(&authorities, &authority, &cache_dir, renew_before, key, &names).await {
+        match obtain_pki(
+            &authorities,
+            &authority,
+            &cache_dir,
+            renew_before,
+            key,
+            &names,
+        )
+        .await
+        {
             Ok((ck, _)) => {
                 if let Ok(mut g) = slot.current.write() {
                     *g = Arc::new(ck);

@@ -1,6 +1,6 @@
 //! JWS authentication of POST requests (RFC 8555 §6.2–6.5).
 
-use acme_wire::{Jws, Jwk, KeyRef, ProblemType};
+use acme_wire::{Jwk, Jws, KeyRef, ProblemType};
 use axum::http::{header, HeaderMap};
 
 use crate::error::{AcmeError, AcmeResult};
@@ -31,7 +31,12 @@ pub struct Authenticated {
 impl Authenticated {
     /// The account of a `kid` request.
     pub fn account(&self) -> AcmeResult<&AccountRow> {
-        self.account.as_ref().ok_or_else(|| AcmeError::new(ProblemType::Malformed, "this request must be signed with an account key (kid)"))
+        self.account.as_ref().ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::Malformed,
+                "this request must be signed with an account key (kid)",
+            )
+        })
     }
 
     /// Refuses a non-empty payload (POST-as-GET resources).
@@ -39,29 +44,70 @@ impl Authenticated {
         if self.jws.is_post_as_get() {
             Ok(())
         } else {
-            Err(AcmeError::new(ProblemType::Malformed, "this resource is read with POST-as-GET: the payload must be empty"))
+            Err(AcmeError::new(
+                ProblemType::Malformed,
+                "this resource is read with POST-as-GET: the payload must be empty",
+            ))
         }
     }
 }
 
 /// Authenticates a POST body for `expected_url`.
-pub async fn authenticate(s: &Services, base: &str, headers: &HeaderMap, body: &[u8], expected_url: &str, rule: KeyRule) -> AcmeResult<Authenticated> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/jose+json")) {
-        return Err(acme_wire::Problem::new(ProblemType::Malformed, format!("Content-Type must be application/jose+json, not {ct:?}")).with_status(415).into());
+pub async fn authenticate(
+    s: &Services,
+    base: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    expected_url: &str,
+    rule: KeyRule,
+) -> AcmeResult<Authenticated> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/jose+json"))
+    {
+        return Err(acme_wire::Problem::new(
+            ProblemType::Malformed,
+            format!("Content-Type must be application/jose+json, not {ct:?}"),
+        )
+        .with_status(415)
+        .into());
     }
     let jws = Jws::parse(body)?;
-    let url = jws.protected.url.as_deref().ok_or_else(|| AcmeError::new(ProblemType::Malformed, "the JWS protected header has no url"))?;
+    let url = jws.protected.url.as_deref().ok_or_else(|| {
+        AcmeError::new(
+            ProblemType::Malformed,
+            "the JWS protected header has no url",
+        )
+    })?;
     if url != expected_url {
-        return Err(AcmeError::new(ProblemType::Unauthorized, format!("the JWS url {url:?} does not match the request URL {expected_url:?}")));
+        return Err(AcmeError::new(
+            ProblemType::Unauthorized,
+            format!("the JWS url {url:?} does not match the request URL {expected_url:?}"),
+        ));
     }
-    let nonce = jws.protected.nonce.clone().ok_or_else(|| AcmeError::new(ProblemType::BadNonce, "the JWS protected header has no nonce"))?;
+    let nonce = jws.protected.nonce.clone().ok_or_else(|| {
+        AcmeError::new(
+            ProblemType::BadNonce,
+            "the JWS protected header has no nonce",
+        )
+    })?;
     let (key, account) = match (&jws.protected.key, rule) {
         (KeyRef::Jwk(_), KeyRule::Kid) => {
-            return Err(AcmeError::new(ProblemType::Malformed, "this resource requires a kid (account URL) in the JWS header, not a jwk"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "this resource requires a kid (account URL) in the JWS header, not a jwk",
+            ));
         }
         (KeyRef::Kid(_), KeyRule::Jwk) => {
-            return Err(AcmeError::new(ProblemType::Malformed, "this resource requires a jwk in the JWS header, not a kid"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "this resource requires a jwk in the JWS header, not a kid",
+            ));
         }
         (KeyRef::Jwk(jwk), _) => (jwk.clone(), None),
         (KeyRef::Kid(kid), _) => {
@@ -69,9 +115,20 @@ pub async fn authenticate(s: &Services, base: &str, headers: &HeaderMap, body: &
             let id = kid
                 .strip_prefix(&prefix)
                 .filter(|id| !id.is_empty() && !id.contains('/'))
-                .ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, format!("kid {kid:?} is not an account URL of this server")))?;
-            let acct = s.store.account(id).await?.ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, format!("no account {kid}")))?;
-            let jwk: serde_json::Value = serde_json::from_str(&acct.jwk).map_err(|e| AcmeError::Internal(e.into()))?;
+                .ok_or_else(|| {
+                    AcmeError::new(
+                        ProblemType::AccountDoesNotExist,
+                        format!("kid {kid:?} is not an account URL of this server"),
+                    )
+                })?;
+            let acct = s.store.account(id).await?.ok_or_else(|| {
+                AcmeError::new(
+                    ProblemType::AccountDoesNotExist,
+                    format!("no account {kid}"),
+                )
+            })?;
+            let jwk: serde_json::Value =
+                serde_json::from_str(&acct.jwk).map_err(|e| AcmeError::Internal(e.into()))?;
             (Jwk::from_json(&jwk)?, Some(acct))
         }
     };
@@ -81,7 +138,10 @@ pub async fn authenticate(s: &Services, base: &str, headers: &HeaderMap, body: &
     }
     if let Some(a) = &account {
         if a.status != "valid" {
-            return Err(AcmeError::new(ProblemType::Unauthorized, format!("the account is {}", a.status)));
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                format!("the account is {}", a.status),
+            ));
         }
     }
     Ok(Authenticated { jws, key, account })

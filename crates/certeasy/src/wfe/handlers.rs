@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use acme_wire::{
-    AccountUpdateRequest, Directory, DirectoryMeta, FinalizeRequest, Jws, KeyChangeRequest, KeyRef, NewAccountRequest, NewOrderRequest,
-    OrdersList, ProblemType, RevocationRequest,
+    AccountUpdateRequest, Directory, DirectoryMeta, FinalizeRequest, Jws, KeyChangeRequest, KeyRef,
+    NewAccountRequest, NewOrderRequest, OrdersList, ProblemType, RevocationRequest,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -49,7 +49,10 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> AcmeResult<Response<Body>
     let bytes = serde_json::to_vec(body).map_err(|e| AcmeError::Internal(e.into()))?;
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(r)
 }
 
@@ -76,7 +79,13 @@ pub async fn directory(State(s): S, headers: HeaderMap) -> Response<Body> {
             key_change: url(&base, "key-change"),
             renewal_info: None,
             new_authz: None,
-            meta: DirectoryMeta { terms_of_service: None, website: None, caa_identities: Vec::new(), external_account_required: false, profiles: None },
+            meta: DirectoryMeta {
+                terms_of_service: None,
+                website: None,
+                caa_identities: Vec::new(),
+                external_account_required: false,
+                profiles: None,
+            },
         };
         json(StatusCode::OK, &d)
     })
@@ -87,7 +96,11 @@ pub async fn directory(State(s): S, headers: HeaderMap) -> Response<Body> {
 pub async fn new_nonce(State(s): S, method: Method, headers: HeaderMap) -> Response<Body> {
     respond(s, &headers, |_, _| async move {
         let mut r = Response::new(Body::empty());
-        *r.status_mut() = if method == Method::HEAD { StatusCode::OK } else { StatusCode::NO_CONTENT };
+        *r.status_mut() = if method == Method::HEAD {
+            StatusCode::OK
+        } else {
+            StatusCode::NO_CONTENT
+        };
         Ok(r)
     })
     .await
@@ -96,7 +109,12 @@ pub async fn new_nonce(State(s): S, method: Method, headers: HeaderMap) -> Respo
 /// GET on a POST-only resource.
 pub async fn method_not_allowed(State(s): S, headers: HeaderMap) -> Response<Body> {
     respond(s, &headers, |_, _| async move {
-        Err(acme_wire::Problem::new(ProblemType::Malformed, "this resource only accepts POST (use POST-as-GET to read it)").with_status(405).into())
+        Err(acme_wire::Problem::new(
+            ProblemType::Malformed,
+            "this resource only accepts POST (use POST-as-GET to read it)",
+        )
+        .with_status(405)
+        .into())
     })
     .await
     .pipe(|r| with_header(r, header::ALLOW, "POST"))
@@ -104,7 +122,10 @@ pub async fn method_not_allowed(State(s): S, headers: HeaderMap) -> Response<Bod
 
 /// Unknown path.
 pub async fn not_found(State(s): S, headers: HeaderMap) -> Response<Body> {
-    respond(s, &headers, |_, _| async move { Err(ra::orders::not_found("resource")) }).await
+    respond(s, &headers, |_, _| async move {
+        Err(ra::orders::not_found("resource"))
+    })
+    .await
 }
 
 /// GET /healthz: the process is up.
@@ -118,34 +139,61 @@ pub async fn readyz(State(s): S) -> Response<Body> {
     let authorities = s.authorities.every_policy_served();
     let body = serde_json::json!({ "database": db, "authorities": authorities });
     let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = if db && authorities { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *r.status_mut() = if db && authorities {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 /// POST new-account.
 pub async fn new_account(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(&s, &base, &headers, &body, &url(&base, "new-account"), KeyRule::Jwk).await?;
+        let auth = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, "new-account"),
+            KeyRule::Jwk,
+        )
+        .await?;
         let req: NewAccountRequest = auth.jws.payload_json()?;
         let (row, status) = match ra::accounts::new_account(&s, &auth.key, &req).await? {
             ra::accounts::NewAccount::Created(a) => (a, StatusCode::CREATED),
             ra::accounts::NewAccount::Existing(a) => (a, StatusCode::OK),
         };
         let r = json(status, &views::account(&base, &row))?;
-        Ok(with_header(r, header::LOCATION, &url(&base, &format!("acct/{}", row.id))))
+        Ok(with_header(
+            r,
+            header::LOCATION,
+            &url(&base, &format!("acct/{}", row.id)),
+        ))
     })
     .await
 }
 
 /// POST acct/{id}: read (POST-as-GET), update contact, deactivate.
-pub async fn account(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn account(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
         let acct_url = url(&base, &format!("acct/{id}"));
         let auth = authenticate(&s, &base, &headers, &body, &acct_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
         if acct.id != id {
-            return Err(AcmeError::new(ProblemType::Unauthorized, "the request is signed by another account"));
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "the request is signed by another account",
+            ));
         }
         let acct = if auth.jws.is_post_as_get() {
             acct
@@ -160,15 +208,39 @@ pub async fn account(State(s): S, Path(id): Path<String>, headers: HeaderMap, bo
 }
 
 /// POST acct/{id}/orders (POST-as-GET).
-pub async fn account_orders(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn account_orders(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(&s, &base, &headers, &body, &url(&base, &format!("acct/{id}/orders")), KeyRule::Kid).await?;
+        let auth = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, &format!("acct/{id}/orders")),
+            KeyRule::Kid,
+        )
+        .await?;
         auth.require_post_as_get()?;
         if auth.account()?.id != id {
-            return Err(AcmeError::new(ProblemType::Unauthorized, "the request is signed by another account"));
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "the request is signed by another account",
+            ));
         }
         let ids = s.store.order_ids_of_account(&id, 1000).await?;
-        json(StatusCode::OK, &OrdersList { orders: ids.iter().map(|o| url(&base, &format!("order/{o}"))).collect() })
+        json(
+            StatusCode::OK,
+            &OrdersList {
+                orders: ids
+                    .iter()
+                    .map(|o| url(&base, &format!("order/{o}")))
+                    .collect(),
+            },
+        )
     })
     .await
 }
@@ -181,29 +253,51 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
         let acct = auth.account()?.clone();
         let inner = Jws::parse(&auth.jws.payload)?;
         let KeyRef::Jwk(new_key) = &inner.protected.key else {
-            return Err(AcmeError::new(ProblemType::Malformed, "the inner key-change JWS must carry the new key as jwk"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "the inner key-change JWS must carry the new key as jwk",
+            ));
         };
         if inner.protected.url.as_deref() != Some(kc_url.as_str()) {
-            return Err(AcmeError::new(ProblemType::Malformed, "the inner key-change JWS url must equal the outer one"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "the inner key-change JWS url must equal the outer one",
+            ));
         }
         if inner.protected.nonce.is_some() {
-            return Err(AcmeError::new(ProblemType::Malformed, "the inner key-change JWS must not carry a nonce"));
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "the inner key-change JWS must not carry a nonce",
+            ));
         }
         inner.verify(new_key)?;
         let req: KeyChangeRequest = inner.payload_json()?;
         let acct_url = url(&base, &format!("acct/{}", acct.id));
         match ra::accounts::key_change(&s, &acct, &acct_url, new_key, &req).await? {
             Ok(()) => {
-                let acct = s.store.account(&acct.id).await?.ok_or_else(|| ra::orders::not_found("account"))?;
+                let acct = s
+                    .store
+                    .account(&acct.id)
+                    .await?
+                    .ok_or_else(|| ra::orders::not_found("account"))?;
                 let r = json(StatusCode::OK, &views::account(&base, &acct))?;
                 Ok(with_header(r, header::LOCATION, &acct_url))
             }
             Err(other) => {
                 let r = problem_response(
-                    acme_wire::Problem::new(ProblemType::Conflict, "the new key already belongs to another account").with_status(409).into(),
+                    acme_wire::Problem::new(
+                        ProblemType::Conflict,
+                        "the new key already belongs to another account",
+                    )
+                    .with_status(409)
+                    .into(),
                     "",
                 );
-                Ok(with_header(r, header::LOCATION, &url(&base, &format!("acct/{other}"))))
+                Ok(with_header(
+                    r,
+                    header::LOCATION,
+                    &url(&base, &format!("acct/{other}")),
+                ))
             }
         }
     })
@@ -213,12 +307,24 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
 /// POST new-order.
 pub async fn new_order(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(&s, &base, &headers, &body, &url(&base, "new-order"), KeyRule::Kid).await?;
+        let auth = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, "new-order"),
+            KeyRule::Kid,
+        )
+        .await?;
         let req: NewOrderRequest = auth.jws.payload_json()?;
         let (order, _) = ra::orders::new_order(&s, auth.account()?, &req).await?;
         let view = views::order(&s, &base, &order).await?;
         let r = json(StatusCode::CREATED, &view)?;
-        Ok(with_header(r, header::LOCATION, &url(&base, &format!("order/{}", order.id))))
+        Ok(with_header(
+            r,
+            header::LOCATION,
+            &url(&base, &format!("order/{}", order.id)),
+        ))
     })
     .await
 }
@@ -233,7 +339,12 @@ fn retry_after_if(r: Response<Body>, processing: bool) -> Response<Body> {
 }
 
 /// POST order/{id} (POST-as-GET).
-pub async fn order(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn order(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
         let order_url = url(&base, &format!("order/{id}"));
         let auth = authenticate(&s, &base, &headers, &body, &order_url, KeyRule::Kid).await?;
@@ -242,15 +353,31 @@ pub async fn order(State(s): S, Path(id): Path<String>, headers: HeaderMap, body
         let view = views::order(&s, &base, &order).await?;
         let processing = view.status == "processing";
         let r = json(StatusCode::OK, &view)?;
-        Ok(retry_after_if(with_header(r, header::LOCATION, &order_url), processing))
+        Ok(retry_after_if(
+            with_header(r, header::LOCATION, &order_url),
+            processing,
+        ))
     })
     .await
 }
 
 /// POST authz/{id}: read, or deactivate.
-pub async fn authz(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn authz(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(&s, &base, &headers, &body, &url(&base, &format!("authz/{id}")), KeyRule::Kid).await?;
+        let auth = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, &format!("authz/{id}")),
+            KeyRule::Kid,
+        )
+        .await?;
         let acct = auth.account()?;
         let mut a = ra::orders::owned_authz(&s, acct, &id).await?;
         if !auth.jws.is_post_as_get() {
@@ -260,7 +387,10 @@ pub async fn authz(State(s): S, Path(id): Path<String>, headers: HeaderMap, body
             }
             let u: Update = auth.jws.payload_json()?;
             if u.status.as_deref() != Some("deactivated") {
-                return Err(AcmeError::new(ProblemType::Malformed, "an authorization can only be updated to {\"status\": \"deactivated\"}"));
+                return Err(AcmeError::new(
+                    ProblemType::Malformed,
+                    "an authorization can only be updated to {\"status\": \"deactivated\"}",
+                ));
             }
             ra::orders::deactivate_authz(&s, acct, &a).await?;
             a = ra::orders::owned_authz(&s, acct, &id).await?;
@@ -272,12 +402,29 @@ pub async fn authz(State(s): S, Path(id): Path<String>, headers: HeaderMap, body
 }
 
 /// POST chall/{id}: `{}` starts validation, empty payload reads.
-pub async fn challenge(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn challenge(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(&s, &base, &headers, &body, &url(&base, &format!("chall/{id}")), KeyRule::Kid).await?;
+        let auth = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, &format!("chall/{id}")),
+            KeyRule::Kid,
+        )
+        .await?;
         let acct = auth.account()?;
         let (chall, authz) = if auth.jws.is_post_as_get() {
-            let c = s.store.challenge(&id).await?.ok_or_else(|| ra::orders::not_found("challenge"))?;
+            let c = s
+                .store
+                .challenge(&id)
+                .await?
+                .ok_or_else(|| ra::orders::not_found("challenge"))?;
             let a = ra::orders::owned_authz(&s, acct, &c.authz_id).await?;
             (c, a)
         } else {
@@ -286,37 +433,83 @@ pub async fn challenge(State(s): S, Path(id): Path<String>, headers: HeaderMap, 
         };
         let processing = chall.status == "processing";
         let r = json(StatusCode::OK, &views::challenge(&base, &chall))?;
-        let r = with_header(r, header::LINK, &format!("<{}>;rel=\"up\"", url(&base, &format!("authz/{}", authz.id))));
+        let r = with_header(
+            r,
+            header::LINK,
+            &format!(
+                "<{}>;rel=\"up\"",
+                url(&base, &format!("authz/{}", authz.id))
+            ),
+        );
         Ok(retry_after_if(r, processing))
     })
     .await
 }
 
 /// POST finalize/{id}.
-pub async fn finalize(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn finalize(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(&s, &base, &headers, &body, &url(&base, &format!("finalize/{id}")), KeyRule::Kid).await?;
+        let auth = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, &format!("finalize/{id}")),
+            KeyRule::Kid,
+        )
+        .await?;
         let req: FinalizeRequest = auth.jws.payload_json()?;
         let order = ra::orders::finalize(&s, auth.account()?, &id, &req).await?;
         let view = views::order(&s, &base, &order).await?;
         let processing = view.status == "processing";
         let r = json(StatusCode::OK, &view)?;
-        Ok(retry_after_if(with_header(r, header::LOCATION, &url(&base, &format!("order/{id}"))), processing))
+        Ok(retry_after_if(
+            with_header(r, header::LOCATION, &url(&base, &format!("order/{id}"))),
+            processing,
+        ))
     })
     .await
 }
 
 /// POST cert/{id} (POST-as-GET): the PEM chain.
-pub async fn certificate(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn certificate(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(&s, &base, &headers, &body, &url(&base, &format!("cert/{id}")), KeyRule::Kid).await?;
+        let auth = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, &format!("cert/{id}")),
+            KeyRule::Kid,
+        )
+        .await?;
         auth.require_post_as_get()?;
-        let cert = s.store.cert(&id).await?.ok_or_else(|| ra::orders::not_found("certificate"))?;
+        let cert = s
+            .store
+            .cert(&id)
+            .await?
+            .ok_or_else(|| ra::orders::not_found("certificate"))?;
         if cert.account_id != auth.account()?.id {
-            return Err(AcmeError::new(ProblemType::Unauthorized, "this certificate belongs to another account"));
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "this certificate belongs to another account",
+            ));
         }
         let mut r = Response::new(Body::from(cert.chain_pem));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pem-certificate-chain"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pem-certificate-chain"),
+        );
         Ok(r)
     })
     .await
@@ -325,7 +518,15 @@ pub async fn certificate(State(s): S, Path(id): Path<String>, headers: HeaderMap
 /// POST revoke-cert.
 pub async fn revoke_cert(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth: Authenticated = authenticate(&s, &base, &headers, &body, &url(&base, "revoke-cert"), KeyRule::Either).await?;
+        let auth: Authenticated = authenticate(
+            &s,
+            &base,
+            &headers,
+            &body,
+            &url(&base, "revoke-cert"),
+            KeyRule::Either,
+        )
+        .await?;
         let req: RevocationRequest = auth.jws.payload_json()?;
         let who = match &auth.account {
             Some(a) => ra::revoke::Revoker::Account(a),

@@ -23,18 +23,54 @@ const NONCE_LIFETIME_MS: i64 = 3600 * 1000;
 pub fn router(services: Arc<Services>) -> Router {
     Router::new()
         .route("/acme/directory", get(handlers::directory))
-        .route("/acme/new-nonce", get(handlers::new_nonce).head(handlers::new_nonce))
-        .route("/acme/new-account", post(handlers::new_account).get(handlers::method_not_allowed))
-        .route("/acme/new-order", post(handlers::new_order).get(handlers::method_not_allowed))
-        .route("/acme/revoke-cert", post(handlers::revoke_cert).get(handlers::method_not_allowed))
-        .route("/acme/key-change", post(handlers::key_change).get(handlers::method_not_allowed))
-        .route("/acme/acct/{id}", post(handlers::account).get(handlers::method_not_allowed))
-        .route("/acme/acct/{id}/orders", post(handlers::account_orders).get(handlers::method_not_allowed))
-        .route("/acme/order/{id}", post(handlers::order).get(handlers::method_not_allowed))
-        .route("/acme/authz/{id}", post(handlers::authz).get(handlers::method_not_allowed))
-        .route("/acme/chall/{id}", post(handlers::challenge).get(handlers::method_not_allowed))
-        .route("/acme/finalize/{id}", post(handlers::finalize).get(handlers::method_not_allowed))
-        .route("/acme/cert/{id}", post(handlers::certificate).get(handlers::method_not_allowed))
+        .route(
+            "/acme/new-nonce",
+            get(handlers::new_nonce).head(handlers::new_nonce),
+        )
+        .route(
+            "/acme/new-account",
+            post(handlers::new_account).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/new-order",
+            post(handlers::new_order).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/revoke-cert",
+            post(handlers::revoke_cert).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/key-change",
+            post(handlers::key_change).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/acct/{id}",
+            post(handlers::account).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/acct/{id}/orders",
+            post(handlers::account_orders).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/order/{id}",
+            post(handlers::order).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/authz/{id}",
+            post(handlers::authz).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/chall/{id}",
+            post(handlers::challenge).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/finalize/{id}",
+            post(handlers::finalize).get(handlers::method_not_allowed),
+        )
+        .route(
+            "/acme/cert/{id}",
+            post(handlers::certificate).get(handlers::method_not_allowed),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)
@@ -44,14 +80,27 @@ pub fn router(services: Arc<Services>) -> Router {
 /// The public base URL for a request: the configured URL whose host (and
 /// port) match the request's Host header; the first one otherwise.
 pub(crate) fn base_url(s: &Services, headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     let urls = &s.config.server.urls;
     let chosen = urls
         .iter()
         .find(|u| authority_of(u).eq_ignore_ascii_case(host))
-        .or_else(|| urls.iter().find(|u| u.host_str().is_some_and(|h| host.split(':').next().is_some_and(|x| x.eq_ignore_ascii_case(h)))))
+        .or_else(|| {
+            urls.iter().find(|u| {
+                u.host_str().is_some_and(|h| {
+                    host.split(':')
+                        .next()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(h))
+                })
+            })
+        })
         .or(urls.first());
-    chosen.map(|u| u.as_str().trim_end_matches('/').to_string()).unwrap_or_default()
+    chosen
+        .map(|u| u.as_str().trim_end_matches('/').to_string())
+        .unwrap_or_default()
 }
 
 fn authority_of(u: &url::Url) -> String {
@@ -65,7 +114,9 @@ fn authority_of(u: &url::Url) -> String {
 /// Issues a fresh nonce, stored in the database so every node accepts it.
 pub(crate) async fn fresh_nonce(s: &Services) -> Result<String, AcmeError> {
     let n = acme_wire::new_token();
-    s.store.insert_nonce(&n, now_ms() + NONCE_LIFETIME_MS).await?;
+    s.store
+        .insert_nonce(&n, now_ms() + NONCE_LIFETIME_MS)
+        .await?;
     Ok(n)
 }
 
@@ -90,13 +141,19 @@ pub(crate) fn problem_response(err: AcmeError, request_id: &str) -> Response<Bod
         AcmeError::Problem(p) => p,
         AcmeError::Internal(e) => {
             tracing::error!(target: "wfe", request_id, error = format!("{e:#}"), "internal error");
-            acme_wire::Problem::new(acme_wire::ProblemType::ServerInternal, format!("internal server error (request id {request_id})"))
+            acme_wire::Problem::new(
+                acme_wire::ProblemType::ServerInternal,
+                format!("internal server error (request id {request_id})"),
+            )
         }
     };
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = Response::new(Body::from(problem.to_json().to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if problem.kind == acme_wire::ProblemType::BadNonce {
         // The fresh nonce added by `decorate` lets the client retry at once.
     }

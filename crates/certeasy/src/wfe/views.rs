@@ -1,6 +1,8 @@
 //! Renders stored rows as RFC 8555 resources.
 
-use acme_wire::{AccountResource, AuthorizationResource, ChallengeResource, Identifier, OrderResource, Problem};
+use acme_wire::{
+    AccountResource, AuthorizationResource, ChallengeResource, Identifier, OrderResource, Problem,
+};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -35,7 +37,14 @@ pub fn account(base: &str, a: &AccountRow) -> AccountResource {
 pub async fn order(s: &Services, base: &str, o: &OrderRow) -> anyhow::Result<OrderResource> {
     let authzs = s.store.authzs_of_order(&o.id).await?;
     let status = effective_order_status(&o.status, o.expires, now_ms()).to_string();
-    let certificate = if status == "valid" { s.store.cert_of_order(&o.id).await?.map(|c| format!("{base}/acme/cert/{}", c.id)) } else { None };
+    let certificate = if status == "valid" {
+        s.store
+            .cert_of_order(&o.id)
+            .await?
+            .map(|c| format!("{base}/acme/cert/{}", c.id))
+    } else {
+        None
+    };
     Ok(OrderResource {
         status,
         expires: Some(rfc3339(o.expires)),
@@ -43,7 +52,10 @@ pub async fn order(s: &Services, base: &str, o: &OrderRow) -> anyhow::Result<Ord
         not_before: o.not_before.map(rfc3339),
         not_after: o.not_after.map(rfc3339),
         error: problem(&o.error),
-        authorizations: authzs.iter().map(|a| format!("{base}/acme/authz/{}", a.id)).collect(),
+        authorizations: authzs
+            .iter()
+            .map(|a| format!("{base}/acme/authz/{}", a.id))
+            .collect(),
         finalize: format!("{base}/acme/finalize/{}", o.id),
         certificate,
         replaces: o.replaces.clone(),
@@ -64,7 +76,11 @@ pub fn challenge(base: &str, c: &ChallengeRow) -> ChallengeResource {
 }
 
 /// Authorization resource (loads its challenges).
-pub async fn authz(s: &Services, base: &str, a: &AuthzRow) -> anyhow::Result<AuthorizationResource> {
+pub async fn authz(
+    s: &Services,
+    base: &str,
+    a: &AuthzRow,
+) -> anyhow::Result<AuthorizationResource> {
     let challenges = s.store.challenges_of_authz(&a.id).await?;
     let status = effective_authz_status(&a.status, a.expires, now_ms()).to_string();
     // A valid authorization lists only the challenge that validated it.

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use certeasy::server::RunningServer;
 use certeasy_va::testing::TestDns;
-use instant_acme::{Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy};
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -25,6 +28,7 @@ pub type AlpnCerts = Arc<Mutex<HashMap<String, Arc<rustls::sign::CertifiedKey>>>
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub dns: TestDns,
+    pub extra_dns: Option<TestDns>,
     pub server: Option<RunningServer>,
     pub tokens: Tokens,
     pub alpn: AlpnCerts,
@@ -36,9 +40,14 @@ pub struct Harness {
 /// Extra YAML appended to the generated configuration's policy.
 #[derive(Default, Clone)]
 pub struct Options {
+    /// A second authoritative zone (e.g. "example.com") served in process
+    /// and allowed by the policy.
+    pub extra_zone: Option<String>,
     pub policy_extra: String,
     pub extra_sections: String,
     pub authority_extra: String,
+    pub extra_zone_yaml: String,
+    pub extra_allow: String,
 }
 
 impl Harness {
@@ -49,6 +58,18 @@ impl Harness {
     pub async fn start_with(opts: Options) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let dns = TestDns::start("test").await.unwrap();
+        let extra_dns = match &opts.extra_zone {
+            Some(z) => Some(TestDns::start(z).await.unwrap()),
+            None => None,
+        };
+        let mut opts = opts;
+        if let (Some(z), Some(d)) = (&opts.extra_zone, &extra_dns) {
+            opts.extra_zone_yaml = format!(
+                "      - suffixes: [{z}]\n        dns-server: [\"{}\"]\n",
+                d.addr()
+            );
+            opts.extra_allow = format!(", \"={z}\", \".{z}/3\"");
+        }
         let tokens: Tokens = Arc::default();
         let http_port = spawn_http01_responder(tokens.clone()).await;
         let alpn: AlpnCerts = Arc::default();
@@ -56,10 +77,26 @@ impl Harness {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config_text(dir.path(), port, dns.addr(), http_port, tls_port, &opts)).unwrap();
+        std::fs::write(
+            &config_path,
+            config_text(dir.path(), port, dns.addr(), http_port, tls_port, &opts),
+        )
+        .unwrap();
         let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-        let server = certeasy::server::start_with_listener(config, listener).await.unwrap();
-        Harness { dir, dns, server: Some(server), tokens, alpn, http_port, tls_port, config_path }
+        let server = certeasy::server::start_with_listener(config, listener)
+            .await
+            .unwrap();
+        Harness {
+            dir,
+            dns,
+            extra_dns,
+            server: Some(server),
+            tokens,
+            alpn,
+            http_port,
+            tls_port,
+            config_path,
+        }
     }
 
     pub fn server(&self) -> &RunningServer {
@@ -71,22 +108,36 @@ impl Harness {
     }
 
     pub fn base(&self) -> String {
-        self.directory().trim_end_matches("/acme/directory").to_string()
+        self.directory()
+            .trim_end_matches("/acme/directory")
+            .to_string()
     }
 
     pub fn root_pem(&self) -> PathBuf {
         self.server().root_pem.clone()
     }
 
-    /// Points `name` at 127.0.0.1 in the test zone.
+    /// Points `name` at 127.0.0.1 in the zone that holds it.
     pub fn host(&self, name: &str) {
-        self.dns.set_a(name, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let zone = match &self.extra_dns {
+            Some(d) if name == d.zone() || name.ends_with(&format!(".{}", d.zone())) => d,
+            _ => &self.dns,
+        };
+        zone.set_a(name, IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
 
     pub async fn account(&self) -> Account {
         let (account, _) = Account::builder_with_root(self.root_pem())
             .unwrap()
-            .create(&NewAccount { contact: &["mailto:ops@example.com"], terms_of_service_agreed: true, only_return_existing: false }, self.directory(), None)
+            .create(
+                &NewAccount {
+                    contact: &["mailto:ops@example.com"],
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                self.directory(),
+                None,
+            )
             .await
             .unwrap();
         account
@@ -94,11 +145,20 @@ impl Harness {
 
     /// Runs one complete issuance with instant-acme for `names` using
     /// challenge `kind`, a CSR built by `csr`, and returns the PEM chain.
-    pub async fn issue(&self, account: &Account, names: &[&str], kind: ChallengeType, csr: &[u8]) -> Result<String, instant_acme::Error> {
+    pub async fn issue(
+        &self,
+        account: &Account,
+        names: &[&str],
+        kind: ChallengeType,
+        csr: &[u8],
+    ) -> Result<String, instant_acme::Error> {
         for n in names {
             self.host(n.trim_start_matches("*."));
         }
-        let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns((*n).to_string())).collect();
+        let ids: Vec<Identifier> = names
+            .iter()
+            .map(|n| Identifier::Dns((*n).to_string()))
+            .collect();
         let mut order = account.new_order(&NewOrder::new(&ids)).await?;
         let mut authzs = order.authorizations();
         while let Some(a) = authzs.next().await {
@@ -107,31 +167,50 @@ impl Harness {
                 continue;
             }
             let ident = a.identifier().identifier.clone();
-            let Identifier::Dns(domain) = ident else { panic!("not dns") };
-            let mut ch = a.challenge(kind.clone()).unwrap_or_else(|| panic!("no {kind:?} challenge for {domain}"));
+            let Identifier::Dns(domain) = ident else {
+                panic!("not dns")
+            };
+            let mut ch = a
+                .challenge(kind.clone())
+                .unwrap_or_else(|| panic!("no {kind:?} challenge for {domain}"));
             let key_auth = ch.key_authorization();
             match kind {
                 ChallengeType::Http01 => {
-                    self.tokens.lock().unwrap().insert(ch.token.clone(), key_auth.as_str().to_string());
+                    self.tokens
+                        .lock()
+                        .unwrap()
+                        .insert(ch.token.clone(), key_auth.as_str().to_string());
                 }
                 ChallengeType::Dns01 => {
-                    self.dns.set_txt(&format!("_acme-challenge.{domain}"), &[&key_auth.dns_value()]);
+                    self.dns.set_txt(
+                        &format!("_acme-challenge.{domain}"),
+                        &[&key_auth.dns_value()],
+                    );
                 }
                 ChallengeType::TlsAlpn01 => {
                     let ck = alpn_cert(&domain, key_auth.digest().as_ref());
-                    self.alpn.lock().unwrap().insert(domain.clone(), Arc::new(ck));
+                    self.alpn
+                        .lock()
+                        .unwrap()
+                        .insert(domain.clone(), Arc::new(ck));
                 }
                 _ => unreachable!(),
             }
             ch.set_ready().await?;
         }
-        let status = order.poll_ready(&RetryPolicy::new().timeout(std::time::Duration::from_secs(20))).await?;
+        let status = order
+            .poll_ready(&RetryPolicy::new().timeout(std::time::Duration::from_secs(20)))
+            .await?;
         if status != OrderStatus::Ready {
             let state = order.refresh().await?;
-            return Err(instant_acme::Error::Str(Box::leak(format!("order not ready: {:?}", state.error).into_boxed_str())));
+            return Err(instant_acme::Error::Str(Box::leak(
+                format!("order not ready: {:?}", state.error).into_boxed_str(),
+            )));
         }
         order.finalize_csr(csr).await?;
-        order.poll_certificate(&RetryPolicy::new().timeout(std::time::Duration::from_secs(20))).await
+        order
+            .poll_certificate(&RetryPolicy::new().timeout(std::time::Duration::from_secs(20)))
+            .await
     }
 
     /// Stops the server gracefully.
@@ -142,10 +221,72 @@ impl Harness {
     }
 }
 
+/// Drives a new order for `names` to `ready` through http-01 with the raw
+/// client, polling the order as an ACME client does (bounded).
+pub async fn ready_order(
+    h: &Harness,
+    raw: &raw::Raw,
+    key: &raw::Key,
+    kid: &str,
+    names: &[&str],
+) -> serde_json::Value {
+    use serde_json::json;
+    let ids: Vec<_> = names
+        .iter()
+        .map(|n| json!({"type": "dns", "value": n}))
+        .collect();
+    let r = raw
+        .post(
+            key,
+            Some(kid),
+            &raw.url("new-order"),
+            &json!({ "identifiers": ids }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, http::StatusCode::CREATED, "{}", r.json());
+    let order_url = r.location();
+    let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
+    for authz_url in r.json()["authorizations"].as_array().unwrap() {
+        let a = raw
+            .post(key, Some(kid), authz_url.as_str().unwrap(), "")
+            .await
+            .json();
+        h.host(a["identifier"]["value"].as_str().unwrap());
+        let ch = a["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == json!("http-01"))
+            .unwrap()
+            .clone();
+        let token = ch["token"].as_str().unwrap();
+        h.tokens.lock().unwrap().insert(
+            token.to_string(),
+            acme_wire::key_authorization(token, &thumb),
+        );
+        let r = raw
+            .post(key, Some(kid), ch["url"].as_str().unwrap(), "{}")
+            .await;
+        assert_eq!(r.status, http::StatusCode::OK, "{}", r.json());
+        assert!(r.header("link").unwrap().contains("rel=\"up\""));
+    }
+    for _ in 0..400 {
+        let o = raw.post(key, Some(kid), &order_url, "").await.json();
+        if o["status"] != json!("pending") {
+            assert_eq!(o["status"], json!("ready"), "{o}");
+            return o;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("order never became ready");
+}
+
 /// A CSR for `names` with a fresh key of `alg`.
 pub fn csr(names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (Vec<u8>, rcgen::KeyPair) {
     let key = rcgen::KeyPair::generate_for(alg).unwrap();
-    let params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
     let mut params = params;
     params.distinguished_name = rcgen::DistinguishedName::new();
     let der = params.serialize_request(&key).unwrap().der().to_vec();
@@ -160,7 +301,9 @@ pub fn rsa_csr(names: &[&str], bits: usize) -> Vec<u8> {
     let pkcs8 = key.to_pkcs8_der().unwrap();
     let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.serialize_request(&kp).unwrap().der().to_vec()
 }
@@ -170,7 +313,14 @@ pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
     pki::pem_to_der_certs(pem).unwrap()
 }
 
-pub fn config_text(dir: &Path, port: u16, dns: SocketAddr, http_port: u16, tls_port: u16, opts: &Options) -> String {
+pub fn config_text(
+    dir: &Path,
+    port: u16,
+    dns: SocketAddr,
+    http_port: u16,
+    tls_port: u16,
+    opts: &Options,
+) -> String {
     format!(
         r#"workdir: {work}
 server:
@@ -187,7 +337,7 @@ dns-validation-profiles:
     zones:
       - suffixes: [test]
         dns-server: ["{dns}"]
-    resolved-ip-policy:
+{extra_zone}    resolved-ip-policy:
       allow-cidrs: ["127.0.0.0/8"]
     http-01-port: {http_port}
     tls-alpn-01-port: {tls_port}
@@ -200,7 +350,7 @@ authorities:
 {authority_extra}issuance-policies:
   - name: test
     dns:
-      allow: [".test/3", "*.test", "*..test/2"]
+      allow: [".test/3", "*.test", "*..test/2"{extra_allow}]
       deny: [".denied.test/3"]
     signature:
       min-rsa-bits: 3072
@@ -213,6 +363,8 @@ authorities:
         authority_extra = opts.authority_extra,
         policy_extra = opts.policy_extra,
         extra = opts.extra_sections,
+        extra_zone = opts.extra_zone_yaml,
+        extra_allow = opts.extra_allow,
     )
 }
 
@@ -221,7 +373,9 @@ async fn spawn_http01_responder(tokens: Tokens) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let tokens = tokens.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
@@ -237,11 +391,19 @@ async fn spawn_http01_responder(tokens: Tokens) -> u16 {
                 }
                 let req = String::from_utf8_lossy(&buf[..n]).to_string();
                 let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
-                let token = path.strip_prefix("/.well-known/acme-challenge/").unwrap_or("");
+                let token = path
+                    .strip_prefix("/.well-known/acme-challenge/")
+                    .unwrap_or("");
                 let body = tokens.lock().unwrap().get(token).cloned();
                 let resp = match body {
-                    Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()),
-                    None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    Some(b) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                        b.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_string()
+                    }
                 };
                 let _ = sock.write_all(resp.as_bytes()).await;
             });
@@ -254,7 +416,10 @@ async fn spawn_http01_responder(tokens: Tokens) -> u16 {
 struct AlpnResolver(AlpnCerts);
 
 impl rustls::server::ResolvesServerCert for AlpnResolver {
-    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         let name = hello.server_name()?.to_string();
         self.0.lock().unwrap().get(&name).cloned()
     }
@@ -265,7 +430,9 @@ fn alpn_cert(domain: &str, digest: &[u8]) -> rustls::sign::CertifiedKey {
     let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).unwrap();
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
     let cert = params.self_signed(&key).unwrap();
-    let pk = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let pk = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        key.serialize_der(),
+    ));
     let signing = rustls::crypto::ring::sign::any_supported_type(&pk).unwrap();
     rustls::sign::CertifiedKey::new(vec![cert.der().clone()], signing)
 }
@@ -283,7 +450,9 @@ async fn spawn_tls_alpn_responder(certs: AlpnCerts) -> u16 {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(mut tls) = acceptor.accept(sock).await {

@@ -24,7 +24,10 @@ impl Key {
     pub fn generate() -> Key {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        Key { pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap() }
+        Key {
+            pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                .unwrap(),
+        }
     }
 
     pub fn jwk(&self) -> Value {
@@ -33,7 +36,11 @@ impl Key {
     }
 
     fn sign(&self, input: &[u8]) -> Vec<u8> {
-        self.pair.sign(&SystemRandom::new(), input).unwrap().as_ref().to_vec()
+        self.pair
+            .sign(&SystemRandom::new(), input)
+            .unwrap()
+            .as_ref()
+            .to_vec()
     }
 
     /// A flattened JWS with an explicit protected header.
@@ -41,7 +48,9 @@ impl Key {
         let p = URL_SAFE_NO_PAD.encode(header.to_string());
         let pl = URL_SAFE_NO_PAD.encode(payload);
         let sig = URL_SAFE_NO_PAD.encode(self.sign(format!("{p}.{pl}").as_bytes()));
-        json!({"protected": p, "payload": pl, "signature": sig}).to_string().into_bytes()
+        json!({"protected": p, "payload": pl, "signature": sig})
+            .to_string()
+            .into_bytes()
     }
 
     /// A flattened ES256 JWS authenticated by `kid` or, when None, by `jwk`.
@@ -70,10 +79,17 @@ impl Resp {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
     pub fn problem_type(&self) -> String {
-        self.json()["type"].as_str().unwrap_or_default().trim_start_matches("urn:ietf:params:acme:error:").to_string()
+        self.json()["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("urn:ietf:params:acme:error:")
+            .to_string()
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
     pub fn location(&self) -> String {
         self.header("location").unwrap_or_default()
@@ -91,7 +107,9 @@ impl Raw {
     pub fn new(addr: SocketAddr, base: &str, root_pem: &std::path::Path) -> Raw {
         let mut roots = rustls::RootCertStore::empty();
         for der in pki::pem_to_der_certs(&std::fs::read_to_string(root_pem).unwrap()).unwrap() {
-            roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der))
+                .unwrap();
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -99,50 +117,83 @@ impl Raw {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Raw { addr, tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)), base: base.to_string() }
+        Raw {
+            addr,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            base: base.to_string(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}/acme/{path}", self.base)
     }
 
-    pub async fn send(&self, method: Method, url: &str, content_type: Option<&str>, body: Vec<u8>) -> Resp {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Resp {
         let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = self.tls.connect(name, tcp).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
         tokio::spawn(conn);
         let host = self.base.trim_start_matches("https://").to_string();
-        let mut req = Request::builder().method(method).uri(url.trim_start_matches(&self.base)).header("host", host);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(url.trim_start_matches(&self.base))
+            .header("host", host);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let resp = sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn nonce(&self) -> String {
-        let r = self.send(Method::HEAD, &self.url("new-nonce"), None, Vec::new()).await;
+        let r = self
+            .send(Method::HEAD, &self.url("new-nonce"), None, Vec::new())
+            .await;
         r.header("replay-nonce").expect("replay-nonce")
     }
 
     /// POSTs a JWS body.
     pub async fn post_raw(&self, url: &str, body: Vec<u8>) -> Resp {
-        self.send(Method::POST, url, Some("application/jose+json"), body).await
+        self.send(Method::POST, url, Some("application/jose+json"), body)
+            .await
     }
 
     /// Signs `payload` with a fresh nonce and POSTs it to `url`.
     pub async fn post(&self, key: &Key, kid: Option<&str>, url: &str, payload: &str) -> Resp {
         let nonce = self.nonce().await;
-        self.post_raw(url, key.jws(kid, Some(&nonce), url, payload)).await
+        self.post_raw(url, key.jws(kid, Some(&nonce), url, payload))
+            .await
     }
 
     /// Creates an account, returns its URL (kid).
     pub async fn new_account(&self, key: &Key) -> String {
-        let r = self.post(key, None, &self.url("new-account"), r#"{"termsOfServiceAgreed":true}"#).await;
+        let r = self
+            .post(
+                key,
+                None,
+                &self.url("new-account"),
+                r#"{"termsOfServiceAgreed":true}"#,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
         r.location()
     }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every test layer of certeasy. Installs what the tests need first
+# (Debian packages, a Python venv for the ACME/ADCS clients); every install
+# step is idempotent and quick when already done.
+#
+#   scripts/test.sh            everything
+#   SKIP_INTEROP=1 scripts/test.sh   only the Rust layers (unit, integration, crash)
+#
+# Build artefacts go to $CARGO_TARGET_DIR (default /var/tmp/certeasy-target,
+# outside the clone so CI and later runs reuse them); downloaded tools to
+# $CERTEASY_CACHE (default /var/tmp/certeasy-cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/certeasy-target}"
+export CERTEASY_CACHE="${CERTEASY_CACHE:-/var/tmp/certeasy-cache}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CERTEASY_CACHE"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustc --version
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "unit and integration tests (one build profile for every layer)"
+cargo build --workspace --all-targets --all-features
+set +e
+cargo test --workspace --all-features --no-fail-fast 2>&1 | tee "$CERTEASY_CACHE/cargo-test.log"
+cargo_rc=${PIPESTATUS[0]}
+set -e
+sum_field() { awk -v f="$1" '/^test result:/ { for (i = 1; i < NF; i++) if ($(i+1) ~ "^" f) n += $i } END { print n + 0 }' "$CERTEASY_CACHE/cargo-test.log"; }
+rust_passed=$(sum_field passed)
+rust_failed=$(sum_field failed)
+if [ "$cargo_rc" -ne 0 ] && [ "$rust_failed" -eq 0 ]; then rust_failed=1; fi
+
+interop_passed=0
+interop_failed=0
+if [ -z "${SKIP_INTEROP:-}" ]; then
+  export CERTEASY_BIN="$CARGO_TARGET_DIR/debug/certeasy"
+  export LAB_ADCS_BIN="$CARGO_TARGET_DIR/debug/lab-adcs"
+  for script in scripts/interop.sh scripts/interop-certipy.sh; do
+    [ -x "$script" ] || continue
+    step "interop: $script"
+    log="$CERTEASY_CACHE/$(basename "$script" .sh).log"
+    set +e
+    bash "$script" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+    if [ -n "$line" ]; then
+      interop_passed=$((interop_passed + $(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')))
+      interop_failed=$((interop_failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+    elif [ "$rc" -ne 0 ]; then
+      interop_failed=$((interop_failed + 1))
+    fi
+    if [ "$rc" -ne 0 ] && [ -z "$line" ]; then echo "$script failed (exit $rc)"; fi
+  done
+fi
+
+step "summary"
+echo "rust: ${rust_passed:-0} passed, ${rust_failed:-0} failed"
+echo "interop: $interop_passed passed, $interop_failed failed"
+total_passed=$(( ${rust_passed:-0} + interop_passed ))
+total_failed=$(( ${rust_failed:-0} + interop_failed ))
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]
