@@ -193,3 +193,131 @@ fn write_new(path: &Path, content: &str, private: bool) -> Result<(), FakeCaErro
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(password: &str) -> FakeSettings {
+        FakeSettings {
+            common_name: "test CA".into(),
+            key_type: pki::CaKeyType::EcdsaP256,
+            validity: std::time::Duration::from_secs(86400),
+            intermediate: true,
+            password: password.as_bytes().to_vec(),
+        }
+    }
+
+    fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().to_string(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn first_start_creates_material_and_second_start_reuses_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let first = FakeCa::open(&dir, &settings("pw")).unwrap();
+        let before = snapshot(&dir);
+        assert_eq!(
+            before.len(),
+            4,
+            "root, root key, intermediate, intermediate key"
+        );
+        let second = FakeCa::open(&dir, &settings("pw")).unwrap();
+        assert_eq!(first.root_pem(), second.root_pem());
+        assert_eq!(snapshot(&dir), before, "nothing rewritten");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join(ROOT_KEY))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn wrong_password_refuses_and_leaves_files_byte_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        FakeCa::open(&dir, &settings("right")).unwrap();
+        let before = snapshot(&dir);
+        let err = FakeCa::open(&dir, &settings("wrong")).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                FakeCaError::Load {
+                    source: pki::CaError::WrongPassword,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(snapshot(&dir), before);
+    }
+
+    #[test]
+    fn corrupt_certificate_refuses_and_leaves_files_byte_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        FakeCa::open(&dir, &settings("pw")).unwrap();
+        fs::write(
+            dir.join(INTER),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let before = snapshot(&dir);
+        let err = FakeCa::open(&dir, &settings("pw")).err().unwrap();
+        assert!(matches!(err, FakeCaError::Load { .. }), "{err}");
+        assert_eq!(snapshot(&dir), before);
+    }
+
+    #[test]
+    fn mismatched_key_refuses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        let b = tmp.path().join("b");
+        FakeCa::open(&a, &settings("pw")).unwrap();
+        FakeCa::open(&b, &settings("pw")).unwrap();
+        // Root certificate of one CA with the root key of another.
+        fs::copy(b.join(ROOT_KEY), a.join(ROOT_KEY)).unwrap();
+        let before = snapshot(&a);
+        let err = FakeCa::open(&a, &settings("pw")).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                FakeCaError::Load {
+                    source: pki::CaError::Mismatch { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(snapshot(&a), before);
+    }
+
+    #[test]
+    fn missing_file_is_incomplete_not_regenerated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        FakeCa::open(&dir, &settings("pw")).unwrap();
+        fs::remove_file(dir.join(ROOT_KEY)).unwrap();
+        let before = snapshot(&dir);
+        let err = FakeCa::open(&dir, &settings("pw")).err().unwrap();
+        assert!(err.to_string().contains("root-key.pem is missing"), "{err}");
+        assert_eq!(snapshot(&dir), before);
+    }
+}

@@ -1,1 +1,203 @@
-//! Store tests.
+//! Store tests on a real SQLite file.
+
+use super::jobs::JobKind;
+use super::*;
+
+async fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn reopening_is_idempotent_and_wal_is_on() {
+    let (dir, store) = open().await;
+    store.close().await;
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+        .fetch_one(store.writer())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+}
+
+#[tokio::test]
+async fn database_from_a_newer_binary_is_refused_untouched() {
+    let (dir, store) = open().await;
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (9999, 'future', CURRENT_TIMESTAMP, 1, x'00', 0)")
+        .execute(store.writer())
+        .await
+        .unwrap();
+    store.close().await;
+    let path = dir.path().join("db.sqlite");
+    let err = Store::open_sqlite(&path).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StoreError::TooNew { found: 9999, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("newer than this binary"), "{msg}");
+}
+
+#[tokio::test]
+async fn nonces_are_single_use_and_expire() {
+    let (_dir, store) = open().await;
+    store.insert_nonce("n1", now_ms() + 60_000).await.unwrap();
+    store.insert_nonce("old", now_ms() - 1).await.unwrap();
+    assert!(store.consume_nonce("n1").await.unwrap());
+    assert!(!store.consume_nonce("n1").await.unwrap());
+    assert!(!store.consume_nonce("old").await.unwrap());
+    assert!(!store.consume_nonce("never").await.unwrap());
+    assert_eq!(store.purge_nonces().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn enqueue_is_idempotent_per_subject() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::enqueue_job(&mut tx, JobKind::Issue, "order-1")
+        .await
+        .unwrap();
+    Store::enqueue_job(&mut tx, JobKind::Issue, "order-1")
+        .await
+        .unwrap();
+    Store::enqueue_job(&mut tx, JobKind::Validate, "order-1")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.job_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn an_uncommitted_enqueue_leaves_no_job() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::enqueue_job(&mut tx, JobKind::Issue, "order-1")
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(store.job_count().await.unwrap(), 0);
+    assert!(store.claim_job("w", 1000).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn claimed_job_is_leased_then_reclaimed_after_expiry() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::enqueue_job(&mut tx, JobKind::Validate, "chall-1")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // A lease in the past stands for a worker that died.
+    let job = store.claim_job("dead-worker", -1).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.subject, "chall-1");
+    let again = store
+        .claim_job("live-worker", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, job.id);
+    assert_eq!(again.attempts, 2);
+    // Now leased for a minute: nobody else gets it.
+    assert!(store.claim_job("third", 60_000).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn retry_requeues_for_later_and_only_for_the_lease_owner() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::enqueue_job(&mut tx, JobKind::Issue, "o")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let job = store.claim_job("w1", 60_000).await.unwrap().unwrap();
+    // A stale worker cannot reschedule a job it no longer owns.
+    store
+        .retry_job(job.id, "someone-else", now_ms(), "x")
+        .await
+        .unwrap();
+    assert!(store.claim_job("w2", 60_000).await.unwrap().is_none());
+    store
+        .retry_job(job.id, "w1", now_ms() + 3_600_000, "CA unreachable")
+        .await
+        .unwrap();
+    assert!(
+        store.claim_job("w2", 60_000).await.unwrap().is_none(),
+        "not due yet"
+    );
+    let next = store.next_job_time().await.unwrap().unwrap();
+    assert!(next > now_ms() + 3_000_000);
+    store.retry_job(job.id, "w1", now_ms(), "x").await.unwrap();
+    // Owner was cleared by the first retry; the second one did not apply.
+    assert!(store.claim_job("w2", 60_000).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn one_certificate_per_order_is_enforced_by_the_schema() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    let acct = AccountRow {
+        id: "a".into(),
+        thumbprint: "t".into(),
+        jwk: "{}".into(),
+        contact: vec![],
+        status: "valid".into(),
+        tos_agreed: true,
+        created_at: 0,
+    };
+    Store::insert_account(&mut tx, &acct).await.unwrap();
+    let order = OrderRow {
+        id: "o".into(),
+        account_id: "a".into(),
+        status: "processing".into(),
+        policy: "p".into(),
+        names: vec!["x.test".into()],
+        not_before: None,
+        not_after: None,
+        expires: now_ms() + 1000,
+        error: None,
+        csr: None,
+        replaces: None,
+        profile: None,
+        created_at: now_ms(),
+    };
+    Store::insert_order(
+        &mut tx,
+        &NewOrder {
+            order,
+            authzs: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let cert = |id: &str, serial: &str| CertRow {
+        id: id.into(),
+        order_id: "o".into(),
+        account_id: "a".into(),
+        authority: "ca".into(),
+        serial: serial.into(),
+        names: vec!["x.test".into()],
+        leaf_der: vec![1],
+        chain_pem: String::new(),
+        not_before: 0,
+        not_after: 1,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    Store::insert_cert(&mut tx, &cert("c1", "01"))
+        .await
+        .unwrap();
+    assert!(Store::insert_cert(&mut tx, &cert("c2", "02"))
+        .await
+        .is_err());
+}

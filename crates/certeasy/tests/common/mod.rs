@@ -46,6 +46,8 @@ pub struct Options {
     pub policy_extra: String,
     pub extra_sections: String,
     pub authority_extra: String,
+    /// Replaces the `tls-certificate-manager` section.
+    pub tls_yaml: Option<String>,
     pub extra_zone_yaml: String,
     pub extra_allow: String,
 }
@@ -213,6 +215,20 @@ impl Harness {
             .await
     }
 
+    /// Stops the server gracefully and starts it again on the same port
+    /// with the same configuration and workdir.
+    pub async fn restart(&mut self) {
+        let addr = self.server().addr;
+        self.stop().await;
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let config = certeasy::config::load(&self.config_path).unwrap_or_else(|e| panic!("{e}"));
+        self.server = Some(
+            certeasy::server::start_with_listener(config, listener)
+                .await
+                .unwrap(),
+        );
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
@@ -326,12 +342,7 @@ pub fn config_text(
 server:
   url: ["https://localhost:{port}"]
   listen: "127.0.0.1:{port}"
-tls-certificate-manager:
-  bundles:
-    - name: listener
-      mode: pki
-      authority: builtin
-dns-validation-profiles:
+{tls}dns-validation-profiles:
   - name: test
     timeout: 5s
     zones:
@@ -363,6 +374,7 @@ authorities:
         authority_extra = opts.authority_extra,
         policy_extra = opts.policy_extra,
         extra = opts.extra_sections,
+        tls = opts.tls_yaml.clone().unwrap_or_else(|| "tls-certificate-manager:\n  bundles:\n    - name: listener\n      mode: pki\n      authority: builtin\n".into()),
         extra_zone = opts.extra_zone_yaml,
         extra_allow = opts.extra_allow,
     )
