@@ -132,11 +132,18 @@ pub async fn start_with_listener(
         node_id,
     });
     let pool = WorkerPool::start(services.clone());
-    let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let router = crate::wfe::router(services.clone()).layer(axum::extract::DefaultBodyLimit::max(
-        config.server.max_body_bytes,
-    ));
+    let addr = listener.local_addr()?;
+    let deadline = config.server.read_timeout + config.server.write_timeout;
+    let router = crate::wfe::router(services.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            deadline,
+            request_deadline,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            config.server.max_body_bytes,
+        ));
+    tokio::spawn(purge_nonces(store.clone(), stop.clone()));
     let task = tokio::spawn(accept_loop(
         listener,
         tls,
@@ -152,6 +159,53 @@ pub async fn start_with_listener(
         stop,
         task,
     })
+}
+
+/// Bounds one request (reading its body, handling it) by
+/// `read-timeout + write-timeout`, so a slow or stalled client cannot hold
+/// a handler forever.
+async fn request_deadline(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let p = acme_wire::Problem::new(
+                acme_wire::ProblemType::ServerInternal,
+                format!("the request was not completed within {limit:?}"),
+            )
+            .with_status(503);
+            let mut r =
+                axum::response::Response::new(axum::body::Body::from(p.to_json().to_string()));
+            *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/problem+json"),
+            );
+            r
+        }
+    }
+}
+
+/// Deletes expired nonces every minute: each response mints one and most
+/// are never used.
+async fn purge_nonces(store: Store, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        match store.purge_nonces().await {
+            Ok(n) if n > 0 => {
+                tracing::debug!(target: "server", purged = n, "expired nonces deleted")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(target: "server", error = %e, "cannot purge expired nonces"),
+        }
+    }
 }
 
 async fn accept_loop(

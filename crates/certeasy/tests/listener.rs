@@ -59,7 +59,7 @@ async fn files_mode_reloads_changed_files_without_restart() {
     })
     .await;
     let addr = h.server().addr;
-    assert_eq!(served_cert(addr, &[first.clone()]).await, first);
+    assert_eq!(served_cert(addr, std::slice::from_ref(&first)).await, first);
 
     let second = self_signed(files.path(), "second");
     // The watcher polls every 50ms; observe the switch from the outside.
