@@ -1,6 +1,8 @@
 //! Structured logs: level, format and output from the configuration;
 //! `APP_LOG_LEVEL` overrides the level.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
@@ -19,9 +21,15 @@ pub fn init(logs: &Logs) {
         LogOutput::Stderr => BoxMakeWriter::new(std::io::stderr),
         LogOutput::Stdout => BoxMakeWriter::new(std::io::stdout),
     };
+    // Colour only on a terminal: files, pipes and journald get plain text.
+    let ansi = match logs.output {
+        LogOutput::Stderr => std::io::stderr().is_terminal(),
+        LogOutput::Stdout => std::io::stdout().is_terminal(),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        .with_ansi(ansi);
     let _ = match logs.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

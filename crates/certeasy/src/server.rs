@@ -144,6 +144,7 @@ pub async fn start_with_listener(
             config.server.max_body_bytes,
         ));
     tokio::spawn(purge_nonces(store.clone(), stop.clone()));
+    services.authorities.spawn_health_probes(stop.clone());
     let task = tokio::spawn(accept_loop(
         listener,
         tls,

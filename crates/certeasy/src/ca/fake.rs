@@ -15,6 +15,7 @@ use pki::{BuiltinCa, CaFiles};
 use time::OffsetDateTime;
 
 use super::{AuthorityError, IssueRequest};
+use crate::config::schema::SimulatedFailure;
 use crate::config::FakeSettings;
 
 /// Why the built-in CA cannot start.
@@ -51,6 +52,7 @@ pub struct FakeCa {
     ca: BuiltinCa,
     validity: std::time::Duration,
     dir: PathBuf,
+    simulate: Option<SimulatedFailure>,
 }
 
 const ROOT: &str = "root.pem";
@@ -121,6 +123,7 @@ impl FakeCa {
             ca,
             validity: s.validity,
             dir: dir.to_path_buf(),
+            simulate: s.simulate_failure,
         })
     }
 
@@ -134,8 +137,32 @@ impl FakeCa {
         &self.dir
     }
 
+    /// Health probe: the built-in CA is in process, so it is healthy unless
+    /// an outage is simulated.
+    pub fn probe(&self) -> Result<(), AuthorityError> {
+        match self.simulate {
+            Some(SimulatedFailure::Transient) => Err(AuthorityError::Transient(
+                "simulated outage (simulate-failure: transient)".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Signs a leaf certificate.
     pub fn issue(&self, req: &IssueRequest<'_>) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
+        match self.simulate {
+            Some(SimulatedFailure::Transient) => {
+                return Err(AuthorityError::Transient(
+                    "simulated outage (simulate-failure: transient)".into(),
+                ))
+            }
+            Some(SimulatedFailure::Refused) => {
+                return Err(AuthorityError::Refused(
+                    "request denied by policy (simulate-failure: refused)".into(),
+                ))
+            }
+            None => {}
+        }
         let now = OffsetDateTime::now_utc();
         let from_ms =
             |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok();
@@ -205,6 +232,7 @@ mod tests {
             validity: std::time::Duration::from_secs(86400),
             intermediate: true,
             password: password.as_bytes().to_vec(),
+            simulate_failure: None,
         }
     }
 

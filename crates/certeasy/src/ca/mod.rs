@@ -74,12 +74,19 @@ impl Authority {
             Authority::Fake(ca) => ca.issue(req),
         }
     }
+
+    async fn probe(&self) -> Result<(), AuthorityError> {
+        match self {
+            Authority::Fake(ca) => ca.probe(),
+        }
+    }
 }
 
 struct Entry {
     name: String,
     authority: Authority,
     failures: AtomicU32,
+    probe_every: std::time::Duration,
 }
 
 impl Entry {
@@ -134,6 +141,7 @@ impl Authorities {
                     name: a.name.clone(),
                     authority,
                     failures: AtomicU32::new(0),
+                    probe_every: a.health_check_interval,
                 }),
             );
         }
@@ -164,6 +172,41 @@ impl Authorities {
                 Authority::Fake(ca) => (e.name.clone(), ca.root_pem().to_string()),
             })
             .collect()
+    }
+
+    /// Starts one probe loop per authority: every `health-check-interval` a
+    /// lightweight probe; success makes it healthy again, failure counts like
+    /// a failed request. Stops with `stop`.
+    pub fn spawn_health_probes(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        for e in self.by_name.values() {
+            let e = e.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(e.probe_every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    let was_healthy = e.healthy();
+                    match e.authority.probe().await {
+                        Ok(()) => {
+                            e.failures.store(0, Ordering::Relaxed);
+                            if !was_healthy {
+                                tracing::info!(target: "ca", authority = %e.name, "authority healthy again");
+                            }
+                        }
+                        Err(err) => {
+                            e.failures.fetch_add(1, Ordering::Relaxed);
+                            if was_healthy && !e.healthy() {
+                                tracing::warn!(target: "ca", authority = %e.name, error = %err, "authority unhealthy");
+                            }
+                        }
+                    }
+                }
+            });
+        }
     }
 
     /// Whether the named authority is currently healthy.

@@ -335,6 +335,19 @@ pub struct FakeAuthority {
     /// Health probe interval.
     #[serde(default = "d60s")]
     pub health_check_interval: ConfDuration,
+    /// Test-only fault injection: make every request fail.
+    #[serde(default)]
+    pub simulate_failure: Option<SimulatedFailure>,
+}
+
+/// Test-only fault injection of the built-in CA (exercises bindings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimulatedFailure {
+    /// Unreachable: a transient error, fails over, marks it unhealthy.
+    Transient,
+    /// Denies every request: a final refusal.
+    Refused,
 }
 
 fn default_ca_cn() -> String {

@@ -146,6 +146,8 @@ pub struct FakeSettings {
     pub intermediate: bool,
     /// Key-encryption password.
     pub password: Vec<u8>,
+    /// Test-only fault injection.
+    pub simulate_failure: Option<schema::SimulatedFailure>,
 }
 
 impl std::fmt::Debug for FakeSettings {
@@ -156,6 +158,7 @@ impl std::fmt::Debug for FakeSettings {
             .field("validity", &self.validity)
             .field("intermediate", &self.intermediate)
             .field("password", &"<redacted>")
+            .field("simulate_failure", &self.simulate_failure)
             .finish()
     }
 }
@@ -577,6 +580,9 @@ impl<'a> Checker<'a> {
                 pki::CaKeyType::EcdsaP256
             }
         };
+        if cfg.simulate_failure.is_some() {
+            tracing::warn!(target: "ca", authority = name, "simulate-failure is set: this authority fails every request (test-only setting)");
+        }
         let validity = cfg.validity.get();
         let max_validity = cfg.max_validity.map(|d| d.get()).unwrap_or(validity);
         if validity > max_validity {
@@ -599,6 +605,7 @@ impl<'a> Checker<'a> {
                 validity,
                 intermediate: cfg.intermediate,
                 password: password?,
+                simulate_failure: cfg.simulate_failure,
             }),
         })
     }

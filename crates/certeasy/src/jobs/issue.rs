@@ -26,6 +26,9 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         s.store.delete_job(job.id).await?;
         return Ok(Outcome::Done);
     }
+    if let Some(problem) = crate::ra::orders::scope_refusal(s, &order.policy, &order.names) {
+        return fail(s, job, &order.id, problem.kind, problem.detail).await;
+    }
     let policy = s.policy(&order.policy)?;
     let csr = order
         .csr

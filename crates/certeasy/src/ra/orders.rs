@@ -291,6 +291,44 @@ pub fn not_found(what: &str) -> AcmeError {
         .into()
 }
 
+/// Why an order's names are no longer acceptable under its policy (the
+/// policy was removed or narrowed since the order was created), if they are not.
+pub fn scope_refusal(s: &Services, policy: &str, names: &[String]) -> Option<Problem> {
+    let Some(p) = s.config.policies.iter().find(|p| p.name == policy) else {
+        return Some(Problem::new(
+            ProblemType::RejectedIdentifier,
+            format!("issuance policy {policy:?} of this order is no longer configured"),
+        ));
+    };
+    let mut subs = Vec::new();
+    for n in names {
+        let decision = DnsName::parse(n).map(|d| p.scope.check(&d));
+        let detail = match decision {
+            Ok(ScopeDecision::Allowed { .. }) => continue,
+            Ok(ScopeDecision::Denied { rule }) => {
+                format!("denied by rule {rule:?} of policy {policy:?}")
+            }
+            Ok(ScopeDecision::NotAllowed) => format!("no longer allowed by policy {policy:?}"),
+            Err(e) => e.to_string(),
+        };
+        subs.push(Subproblem {
+            kind: ProblemType::RejectedIdentifier,
+            detail,
+            identifier: Some(Identifier::dns(n.clone())),
+        });
+    }
+    if subs.is_empty() {
+        return None;
+    }
+    Some(
+        Problem::new(
+            ProblemType::RejectedIdentifier,
+            format!("the issuance policy {policy:?} no longer allows every name of this order"),
+        )
+        .with_subproblems(subs),
+    )
+}
+
 /// POST to a challenge URL with `{}`: start validation.
 pub async fn respond_challenge(
     s: &Services,
@@ -381,6 +419,21 @@ pub async fn finalize(
     }
     let csr = acme_wire::b64u_decode(&req.csr)
         .map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
+    // The configuration may have changed since new-order (restart with a
+    // narrower policy): check the scope again before anything is signed.
+    if let Some(problem) = scope_refusal(s, &order.policy, &order.names) {
+        let mut tx = s.store.begin().await?;
+        Store::set_order_status(
+            &mut tx,
+            &order.id,
+            &["ready"],
+            "invalid",
+            Some(&problem.to_json().to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(problem.into());
+    }
     let policy = s.policy(&order.policy).map_err(AcmeError::Internal)?;
     let names: Vec<DnsName> = order
         .names

@@ -129,7 +129,10 @@ impl Harness {
     }
 
     pub async fn account(&self) -> Account {
-        let (account, _) = Account::builder_with_root(self.root_pem())
+        // instant-acme trusts only the first certificate of a PEM file: give
+        // it the root of the authority that issued the listener certificate.
+        let listener_root = self.dir.path().join("work/ca/builtin/root.pem");
+        let (account, _) = Account::builder_with_root(listener_root)
             .unwrap()
             .create(
                 &NewAccount {
