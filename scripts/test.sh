@@ -38,6 +38,21 @@ rust_passed=$(sum_field passed)
 rust_failed=$(sum_field failed)
 if [ "$cargo_rc" -ne 0 ] && [ "$rust_failed" -eq 0 ]; then rust_failed=1; fi
 
+# Brief fuzzing of the parsers when cargo-fuzz is installed (it is not
+# installed by this script: `cargo install cargo-fuzz`). Longer runs:
+#   cd crates/pki/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run csr -s none -- -max_total_time=3600
+if cargo fuzz --version >/dev/null 2>&1; then
+  for dir in crates/pki/fuzz crates/msrpc/fuzz; do
+    [ -d "$dir/fuzz_targets" ] || continue
+    for target in $(cd "$dir" && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+      step "fuzz $dir $target (20s)"
+      (cd "$dir" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -s none -- -max_total_time=20 -rss_limit_mb=2048)
+    done
+  done
+else
+  step "fuzz: skipped (cargo-fuzz not installed)"
+fi
+
 interop_passed=0
 interop_failed=0
 if [ -z "${SKIP_INTEROP:-}" ]; then
