@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw::{Key, Raw};
-use common::{csr, Harness};
+use common::{csr, new_order as order, Harness};
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -13,24 +13,6 @@ async fn setup() -> (Harness, Raw) {
     let h = Harness::start().await;
     let raw = Raw::new(h.server().addr, &h.base(), &h.root_pem());
     (h, raw)
-}
-
-/// Creates an order for `names` and returns (order url, order json).
-async fn order(raw: &Raw, key: &Key, kid: &str, names: &[&str]) -> (String, serde_json::Value) {
-    let ids: Vec<_> = names
-        .iter()
-        .map(|n| json!({"type": "dns", "value": n}))
-        .collect();
-    let r = raw
-        .post(
-            key,
-            Some(kid),
-            &raw.url("new-order"),
-            &json!({ "identifiers": ids }).to_string(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
-    (r.location(), r.json())
 }
 
 #[tokio::test]

@@ -104,7 +104,7 @@ impl FakeCa {
                 dir: dir.to_path_buf(),
                 source,
             })?;
-            create_private_dir(dir).map_err(io(dir))?;
+            crate::fsutil::create_private_dir(dir).map_err(io(dir))?;
             write_new(&dir.join(ROOT), &files.root_cert_pem, false)?;
             write_new(&dir.join(ROOT_KEY), &files.root_key_pem, true)?;
             if let (Some(c), Some(k)) = (&files.intermediate_cert_pem, &files.intermediate_key_pem)
@@ -180,21 +180,6 @@ impl FakeCa {
             .issue(req.spki_der, req.names, not_before, not_after)
             .map_err(|e| AuthorityError::Refused(format!("built-in CA cannot sign: {e}")))?;
         Ok((issued.leaf_der, issued.chain_der))
-    }
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-    }
-    #[cfg(not(unix))]
-    {
-        fs::create_dir_all(dir)
     }
 }
 

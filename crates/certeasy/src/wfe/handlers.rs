@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 
-use super::auth::{authenticate, Authenticated, KeyRule};
+use super::auth::{authenticate as auth, Authenticated, KeyRule};
 use super::{base_url, decorate, problem_response, views};
 use crate::error::{AcmeError, AcmeResult};
 use crate::ra;
@@ -154,7 +154,7 @@ pub async fn readyz(State(s): S) -> Response<Body> {
 /// POST new-account.
 pub async fn new_account(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(
+        let auth = auth(
             &s,
             &base,
             &headers,
@@ -187,7 +187,7 @@ pub async fn account(
 ) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
         let acct_url = url(&base, &format!("acct/{id}"));
-        let auth = authenticate(&s, &base, &headers, &body, &acct_url, KeyRule::Kid).await?;
+        let auth = auth(&s, &base, &headers, &body, &acct_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
         if acct.id != id {
             return Err(AcmeError::new(
@@ -215,7 +215,7 @@ pub async fn account_orders(
     body: Bytes,
 ) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(
+        let auth = auth(
             &s,
             &base,
             &headers,
@@ -249,7 +249,7 @@ pub async fn account_orders(
 pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
         let kc_url = url(&base, "key-change");
-        let auth = authenticate(&s, &base, &headers, &body, &kc_url, KeyRule::Kid).await?;
+        let auth = auth(&s, &base, &headers, &body, &kc_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
         let inner = Jws::parse(&auth.jws.payload)?;
         let KeyRef::Jwk(new_key) = &inner.protected.key else {
@@ -307,7 +307,7 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
 /// POST new-order.
 pub async fn new_order(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(
+        let auth = auth(
             &s,
             &base,
             &headers,
@@ -347,7 +347,7 @@ pub async fn order(
 ) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
         let order_url = url(&base, &format!("order/{id}"));
-        let auth = authenticate(&s, &base, &headers, &body, &order_url, KeyRule::Kid).await?;
+        let auth = auth(&s, &base, &headers, &body, &order_url, KeyRule::Kid).await?;
         auth.require_post_as_get()?;
         let order = ra::orders::owned_order(&s, auth.account()?, &id).await?;
         let view = views::order(&s, &base, &order).await?;
@@ -369,7 +369,7 @@ pub async fn authz(
     body: Bytes,
 ) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(
+        let auth = auth(
             &s,
             &base,
             &headers,
@@ -409,7 +409,7 @@ pub async fn challenge(
     body: Bytes,
 ) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(
+        let auth = auth(
             &s,
             &base,
             &headers,
@@ -454,7 +454,7 @@ pub async fn finalize(
     body: Bytes,
 ) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(
+        let auth = auth(
             &s,
             &base,
             &headers,
@@ -484,7 +484,7 @@ pub async fn certificate(
     body: Bytes,
 ) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth = authenticate(
+        let auth = auth(
             &s,
             &base,
             &headers,
@@ -518,7 +518,7 @@ pub async fn certificate(
 /// POST revoke-cert.
 pub async fn revoke_cert(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
     respond(s, &headers.clone(), |s, base| async move {
-        let auth: Authenticated = authenticate(
+        let auth: Authenticated = auth(
             &s,
             &base,
             &headers,

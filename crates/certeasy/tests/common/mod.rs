@@ -240,6 +240,29 @@ impl Harness {
     }
 }
 
+/// Creates an order for `names` with the raw client: (order URL, order JSON).
+pub async fn new_order(
+    raw: &raw::Raw,
+    key: &raw::Key,
+    kid: &str,
+    names: &[&str],
+) -> (String, serde_json::Value) {
+    let ids: Vec<_> = names
+        .iter()
+        .map(|n| serde_json::json!({"type": "dns", "value": n}))
+        .collect();
+    let r = raw
+        .post(
+            key,
+            Some(kid),
+            &raw.url("new-order"),
+            &serde_json::json!({ "identifiers": ids }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, http::StatusCode::CREATED, "{}", r.json());
+    (r.location(), r.json())
+}
+
 /// Drives a new order for `names` to `ready` through http-01 with the raw
 /// client, polling the order as an ACME client does (bounded).
 pub async fn ready_order(
@@ -250,22 +273,9 @@ pub async fn ready_order(
     names: &[&str],
 ) -> serde_json::Value {
     use serde_json::json;
-    let ids: Vec<_> = names
-        .iter()
-        .map(|n| json!({"type": "dns", "value": n}))
-        .collect();
-    let r = raw
-        .post(
-            key,
-            Some(kid),
-            &raw.url("new-order"),
-            &json!({ "identifiers": ids }).to_string(),
-        )
-        .await;
-    assert_eq!(r.status, http::StatusCode::CREATED, "{}", r.json());
-    let order_url = r.location();
+    let (order_url, order) = new_order(raw, key, kid, names).await;
     let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
-    for authz_url in r.json()["authorizations"].as_array().unwrap() {
+    for authz_url in order["authorizations"].as_array().unwrap() {
         let a = raw
             .post(key, Some(kid), authz_url.as_str().unwrap(), "")
             .await
