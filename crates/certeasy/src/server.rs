@@ -88,6 +88,13 @@ pub async fn start_with_listener(
     let server_id = store
         .meta_get_or_init("server_id", crate::store::new_id)
         .await?;
+    // Shared by every node on this database, so any node accepts a nonce
+    // another minted; never logged.
+    let nonce_secret = store
+        .meta_get_or_init("nonce_key", || {
+            crate::store::new_id() + &crate::store::new_id()
+        })
+        .await?;
     let node_id = config
         .workers
         .worker_id
@@ -130,6 +137,7 @@ pub async fn start_with_listener(
         authorities,
         waker: JobWaker::default(),
         node_id,
+        nonces: crate::wfe::nonce::NonceKey::new(nonce_secret.as_bytes()),
     });
     let pool = WorkerPool::start(services.clone());
     let stop = CancellationToken::new();
@@ -190,8 +198,7 @@ async fn request_deadline(
     }
 }
 
-/// Deletes expired nonces every minute: each response mints one and most
-/// are never used.
+/// Forgets expired used nonces every minute (they would be refused anyway).
 async fn purge_nonces(store: Store, stop: CancellationToken) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {

@@ -24,6 +24,8 @@ pub struct Services {
     pub waker: JobWaker,
     /// Identity of this node (worker lease owner prefix).
     pub node_id: String,
+    /// Mints and verifies replay nonces.
+    pub nonces: crate::wfe::nonce::NonceKey,
 }
 
 impl Services {

@@ -1,31 +1,23 @@
-//! Anti-replay nonces, shared by every node through the database.
+//! Anti-replay: the nonces that were used, shared by every node through the
+//! database. Minting needs no database (see `crate::wfe::nonce`).
 
 use super::{now_ms, Result, Store};
 
 impl Store {
-    /// Records a fresh nonce valid until `expires` (unix ms).
-    pub async fn insert_nonce(&self, value: &str, expires: i64) -> Result<()> {
-        sqlx::query("INSERT INTO nonces (value, expires) VALUES (?, ?)")
+    /// Records the use of a nonce valid until `expires` (unix ms). True when
+    /// this is its first use.
+    pub async fn use_nonce(&self, value: &str, expires: i64) -> Result<bool> {
+        let done = sqlx::query("INSERT OR IGNORE INTO used_nonces (value, expires) VALUES (?, ?)")
             .bind(value)
             .bind(expires)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    /// Consumes a nonce: true when it existed and had not expired.
-    pub async fn consume_nonce(&self, value: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM nonces WHERE value = ? AND expires > ?")
-            .bind(value)
-            .bind(now_ms())
             .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes expired nonces; returns how many.
+    /// Forgets used nonces that have expired anyway; returns how many.
     pub async fn purge_nonces(&self) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM nonces WHERE expires <= ?")
+        let done = sqlx::query("DELETE FROM used_nonces WHERE expires <= ?")
             .bind(now_ms())
             .execute(self.writer())
             .await?;

@@ -49,15 +49,16 @@ async fn database_from_a_newer_binary_is_refused_untouched() {
 }
 
 #[tokio::test]
-async fn nonces_are_single_use_and_expire() {
+async fn nonce_uses_are_recorded_once_and_purged_after_expiry() {
     let (_dir, store) = open().await;
-    store.insert_nonce("n1", now_ms() + 60_000).await.unwrap();
-    store.insert_nonce("old", now_ms() - 1).await.unwrap();
-    assert!(store.consume_nonce("n1").await.unwrap());
-    assert!(!store.consume_nonce("n1").await.unwrap());
-    assert!(!store.consume_nonce("old").await.unwrap());
-    assert!(!store.consume_nonce("never").await.unwrap());
+    assert!(store.use_nonce("n1", now_ms() + 60_000).await.unwrap());
+    assert!(!store.use_nonce("n1", now_ms() + 60_000).await.unwrap());
+    assert!(store.use_nonce("old", now_ms() - 1).await.unwrap());
     assert_eq!(store.purge_nonces().await.unwrap(), 1);
+    assert!(
+        !store.use_nonce("n1", now_ms() + 60_000).await.unwrap(),
+        "unexpired uses are kept"
+    );
 }
 
 #[tokio::test]

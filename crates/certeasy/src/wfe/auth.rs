@@ -133,7 +133,11 @@ pub async fn authenticate(
         }
     };
     jws.verify(&key)?;
-    if !s.store.consume_nonce(&nonce).await? {
+    let fresh = match s.nonces.verify(&nonce) {
+        Some(expires) => s.store.use_nonce(&nonce, expires).await?,
+        None => false,
+    };
+    if !fresh {
         return Err(AcmeError::new(ProblemType::BadNonce, "the nonce is unknown, expired or already used; retry with the fresh nonce in this response"));
     }
     if let Some(a) = &account {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod handlers;
+pub mod nonce;
 mod views;
 
 use std::sync::Arc;
@@ -14,10 +15,6 @@ use axum::Router;
 
 use crate::error::AcmeError;
 use crate::services::Services;
-use crate::store::now_ms;
-
-/// How long an issued nonce stays valid.
-const NONCE_LIFETIME_MS: i64 = 3600 * 1000;
 
 /// Builds the router for the ACME API and the health endpoints.
 pub fn router(services: Arc<Services>) -> Router {
@@ -111,22 +108,11 @@ fn authority_of(u: &url::Url) -> String {
     }
 }
 
-/// Issues a fresh nonce, stored in the database so every node accepts it.
-pub(crate) async fn fresh_nonce(s: &Services) -> Result<String, AcmeError> {
-    let n = acme_wire::new_token();
-    s.store
-        .insert_nonce(&n, now_ms() + NONCE_LIFETIME_MS)
-        .await?;
-    Ok(n)
-}
-
 /// Adds `Replay-Nonce` and `Link: <directory>;rel="index"` to a response.
 pub(crate) async fn decorate(s: &Services, base: &str, mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
-    if let Ok(nonce) = fresh_nonce(s).await {
-        if let Ok(v) = HeaderValue::from_str(&nonce) {
-            h.insert("replay-nonce", v);
-        }
+    if let Ok(v) = HeaderValue::from_str(&s.nonces.mint()) {
+        h.insert("replay-nonce", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("<{base}/acme/directory>;rel=\"index\"")) {
         h.append(header::LINK, v);
@@ -154,8 +140,5 @@ pub(crate) fn problem_response(err: AcmeError, request_id: &str) -> Response<Bod
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    if problem.kind == acme_wire::ProblemType::BadNonce {
-        // The fresh nonce added by `decorate` lets the client retry at once.
-    }
     resp
 }
