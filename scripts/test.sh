@@ -19,6 +19,20 @@ mkdir -p "$CERTEASY_CACHE"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Debian packages the Rust test layers need (the interop scripts install
+# their own): strace for the host-footprint test.
+apt_need=()
+for pkg in strace; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_need+=("$pkg")
+done
+if [ "${#apt_need[@]}" -gt 0 ]; then
+  step "apt-get install ${apt_need[*]}"
+  SUDO=()
+  [ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
+  "${SUDO[@]}" apt-get update -q >/dev/null
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_need[@]}" >/dev/null
+fi
+
 step "toolchain"
 cargo --version
 rustc --version

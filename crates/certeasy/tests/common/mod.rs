@@ -393,7 +393,7 @@ authorities:
     )
 }
 
-async fn spawn_http01_responder(tokens: Tokens) -> u16 {
+pub async fn spawn_http01_responder(tokens: Tokens) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
