@@ -15,6 +15,7 @@ pub mod dnsname;
 mod ext;
 pub mod issued;
 pub mod oids;
+pub mod pkcs7;
 pub mod policy;
 pub mod scope;
 #[cfg(any(test, feature = "test-support"))]
@@ -30,6 +31,7 @@ pub use certs::{
 pub use csr::{check_csr, ApprovedCsr, CsrRefusal, RefusalKind};
 pub use dnsname::{DnsName, NameError};
 pub use issued::{chain_links, check_issued, check_issued_for_csr, IssuedInfo, IssuedRefusal};
+pub use pkcs7::{certs_from_pkcs7, chain_above};
 pub use policy::{CsrPolicy, EcCurve, ExtraEku, KeyPolicy, PolicyError, SignatureAlgorithm};
 pub use scope::{Scope, ScopeDecision, ScopeError, ScopeRule};
 pub use verify::PublicKeyKind;

@@ -1,0 +1,399 @@
+//! The ICertPassage service and the listeners (endpoint mapper + ICPR).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use msrpc::auth::{AuthLevel, CredentialStore};
+use msrpc::icpr::{
+    self, decode_attributes, string_to_utf16le, CertServerRequest, CertServerResponse,
+    CERTSRV_E_NO_REQUEST, CERTSRV_E_UNSUPPORTED_CERT_TYPE, CR_DISP_ISSUED,
+    CR_DISP_UNDER_SUBMISSION, E_INVALIDARG, ICPR_INTERFACE,
+};
+use msrpc::server::{serve, CallContext, EndpointMapper, RpcService, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::ca::{certs_only_pkcs7, Ca, CaError, CsrRefusal, IssueError};
+use crate::config::{Config, Level, Policy, User};
+use crate::state::{b64, RequestRecord, StateError, StateFile, Status};
+
+/// `CRYPT_E_ASN1_BADTAG`-style HRESULT used for unparseable requests (`CRYPT_E_ASN1_*` family).
+pub const CRYPT_E_ASN1_BADTAG: u32 = 0x8009_3102;
+/// HRESULT recorded by `lab-adcs deny` unless another is given.
+pub const DENIED_BY_MANAGER: u32 = icpr::E_ACCESSDENIED;
+
+/// Lab errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// CA.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// State file.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Unknown request or wrong status.
+    #[error("{0}")]
+    Request(String),
+}
+
+/// Accounts from the configuration.
+#[derive(Debug, Clone)]
+pub struct Users(pub Vec<User>);
+
+impl CredentialStore for Users {
+    fn password(&self, domain: &str, user: &str) -> Option<String> {
+        let first_label = domain.split('.').next().unwrap_or("");
+        self.0
+            .iter()
+            .find(|u| {
+                u.name.eq_ignore_ascii_case(user)
+                    && (domain.is_empty()
+                        || u.domain.eq_ignore_ascii_case(domain)
+                        || u.domain.eq_ignore_ascii_case(first_label))
+            })
+            .map(|u| u.password.clone())
+    }
+
+    fn accounts(&self) -> Vec<msrpc::auth::Credentials> {
+        self.0
+            .iter()
+            .map(|u| msrpc::auth::Credentials {
+                domain: u.domain.clone(),
+                username: u.name.clone(),
+                password: u.password.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The lab CA: configuration, CA key, request database.
+pub struct Lab {
+    cfg: Config,
+    ca: Ca,
+    state: StateFile,
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("ca", &self.cfg.ca.name)
+            .finish()
+    }
+}
+
+impl Lab {
+    /// Opens (creating the CA on first use).
+    pub fn open(cfg: Config) -> Result<Lab, LabError> {
+        let dir = cfg.state_dir();
+        let ca = Ca::load_or_create(&dir, &cfg.ca.name)?;
+        Ok(Lab {
+            state: StateFile::new(&dir),
+            ca,
+            cfg,
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The CA.
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
+    /// State file handle.
+    pub fn state(&self) -> &StateFile {
+        &self.state
+    }
+
+    fn issued_response(&self, rec: &RequestRecord) -> CertServerResponse {
+        let cert = rec.cert_der().unwrap_or_default();
+        CertServerResponse {
+            request_id: rec.id,
+            disposition: CR_DISP_ISSUED,
+            cert_chain: certs_only_pkcs7(&[&cert, self.ca.cert_der()]),
+            encoded_cert: cert,
+            disposition_message: string_to_utf16le("Issued"),
+            status: 0,
+        }
+    }
+
+    fn response_for(&self, rec: &RequestRecord) -> CertServerResponse {
+        match rec.status {
+            Status::Issued => self.issued_response(rec),
+            Status::Pending => CertServerResponse {
+                request_id: rec.id,
+                disposition: CR_DISP_UNDER_SUBMISSION,
+                disposition_message: string_to_utf16le(&rec.message),
+                ..Default::default()
+            },
+            Status::Denied => CertServerResponse {
+                request_id: rec.id,
+                disposition: rec.hresult.unwrap_or(icpr::E_ACCESSDENIED),
+                disposition_message: string_to_utf16le(&rec.message),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Serves one `CertServerRequest`.
+    pub fn handle(&self, req: &CertServerRequest, requester: &str) -> CertServerResponse {
+        let fail = |id: u32, code: u32, msg: &str| CertServerResponse {
+            request_id: id,
+            disposition: code,
+            disposition_message: string_to_utf16le(msg),
+            ..Default::default()
+        };
+        let authority = req.authority.as_deref().unwrap_or("");
+        let ca_name = authority.rsplit('\\').next().unwrap_or(authority);
+        if !ca_name.eq_ignore_ascii_case(&self.cfg.ca.name) {
+            return fail(
+                0,
+                E_INVALIDARG,
+                &format!(
+                    "Unknown CA name {authority:?}; this CA is {:?}",
+                    self.cfg.ca.name
+                ),
+            );
+        }
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if req.is_retrieval() {
+            return match self.state.read() {
+                Ok(s) => match s.requests.get(&req.request_id) {
+                    Some(rec) => self.response_for(rec),
+                    None => fail(req.request_id, CERTSRV_E_NO_REQUEST, "No such request"),
+                },
+                Err(e) => fail(
+                    req.request_id,
+                    icpr::E_INVALIDARG,
+                    &format!("state error: {e}"),
+                ),
+            };
+        }
+        let attrs = decode_attributes(&req.attributes).unwrap_or_default();
+        let template_name = attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let template = self.cfg.template(&template_name).cloned();
+        let csr_b64 = b64(&req.request);
+        let outcome: Result<RequestRecord, StateError> = self.state.update(|s| {
+            s.last_id += 1;
+            let id = s.last_id;
+            let mut rec = RequestRecord {
+                id,
+                template: template_name.clone(),
+                requester: requester.to_owned(),
+                status: Status::Denied,
+                csr: csr_b64.clone(),
+                cert: None,
+                hresult: None,
+                message: String::new(),
+            };
+            let deny = |rec: &mut RequestRecord, code: u32, msg: String| {
+                rec.status = Status::Denied;
+                rec.hresult = Some(code);
+                rec.message = msg;
+            };
+            match &template {
+                None => deny(
+                    &mut rec,
+                    CERTSRV_E_UNSUPPORTED_CERT_TYPE,
+                    format!("Denied by Policy Module: the template {template_name:?} is not supported by this CA"),
+                ),
+                Some(t) => match Ca::check(&req.request, t) {
+                    Err(CsrRefusal::Malformed(m)) => deny(&mut rec, CRYPT_E_ASN1_BADTAG, format!("Error Parsing Request: {m}")),
+                    Err(CsrRefusal::Key(m)) => deny(&mut rec, icpr::CERTSRV_E_KEY_LENGTH, format!("Denied by Policy Module: {m}")),
+                    Ok(_) => match t.disposition {
+                        Policy::Deny => deny(
+                            &mut rec,
+                            t.deny_hresult.unwrap_or(icpr::CERTSRV_E_TEMPLATE_DENIED),
+                            "Denied by Policy Module".into(),
+                        ),
+                        Policy::Pend => {
+                            rec.status = Status::Pending;
+                            rec.message = "Taken Under Submission".into();
+                        }
+                        Policy::Issue => match self.ca.issue(&req.request, t, id) {
+                            Ok(der) => {
+                                rec.status = Status::Issued;
+                                rec.cert = Some(b64(&der));
+                                rec.message = "Issued".into();
+                            }
+                            Err(IssueError::Refused(r)) => deny(&mut rec, CRYPT_E_ASN1_BADTAG, r.to_string()),
+                            Err(IssueError::Ca(e)) => deny(&mut rec, icpr::E_INVALIDARG, format!("CA error: {e}")),
+                        },
+                    },
+                },
+            }
+            s.requests.insert(id, rec.clone());
+            rec
+        });
+        match outcome {
+            Ok(rec) => {
+                tracing::info!(id = rec.id, template = %rec.template, status = ?rec.status, requester, "request");
+                self.response_for(&rec)
+            }
+            Err(e) => fail(0, icpr::E_INVALIDARG, &format!("state error: {e}")),
+        }
+    }
+
+    /// Issues a pending request.
+    pub fn approve(&self, id: u32) -> Result<RequestRecord, LabError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self.state.update(|s| -> Result<RequestRecord, LabError> {
+            let rec = s
+                .requests
+                .get_mut(&id)
+                .ok_or_else(|| LabError::Request(format!("no request {id}")))?;
+            if rec.status != Status::Pending {
+                return Err(LabError::Request(format!(
+                    "request {id} is {:?}, not pending",
+                    rec.status
+                )));
+            }
+            let t = self.cfg.template(&rec.template).ok_or_else(|| {
+                LabError::Request(format!("template {} no longer configured", rec.template))
+            })?;
+            let der = self
+                .ca
+                .issue(&rec.csr_der(), t, id)
+                .map_err(|e| LabError::Request(e.to_string()))?;
+            rec.status = Status::Issued;
+            rec.cert = Some(b64(&der));
+            rec.message = "Issued".into();
+            Ok(rec.clone())
+        })?;
+        r
+    }
+
+    /// Denies a pending request with `hresult`.
+    pub fn deny(&self, id: u32, hresult: u32) -> Result<RequestRecord, LabError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self.state.update(|s| -> Result<RequestRecord, LabError> {
+            let rec = s
+                .requests
+                .get_mut(&id)
+                .ok_or_else(|| LabError::Request(format!("no request {id}")))?;
+            if rec.status != Status::Pending {
+                return Err(LabError::Request(format!(
+                    "request {id} is {:?}, not pending",
+                    rec.status
+                )));
+            }
+            rec.status = Status::Denied;
+            rec.hresult = Some(hresult);
+            rec.message = "Denied by the CA administrator".into();
+            Ok(rec.clone())
+        })?;
+        r
+    }
+}
+
+/// The ICertPassage RPC service.
+pub struct IcprService {
+    lab: Arc<Lab>,
+    level: AuthLevel,
+}
+
+impl RpcService for IcprService {
+    fn interface(&self) -> msrpc::uuid::SyntaxId {
+        ICPR_INTERFACE
+    }
+
+    fn required_level(&self) -> AuthLevel {
+        self.level
+    }
+
+    fn call(&self, ctx: &CallContext, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, u32> {
+        if opnum != icpr::OPNUM_CERT_SERVER_REQUEST {
+            return Err(icpr::NCA_S_OP_RNG_ERROR);
+        }
+        let req = CertServerRequest::decode(stub).map_err(|_| icpr::RPC_X_BAD_STUB_DATA)?;
+        let who = ctx
+            .user
+            .as_ref()
+            .map(|u| format!("{}\\{}", u.domain, u.user))
+            .unwrap_or_default();
+        Ok(self.lab.handle(&req, &who).encode())
+    }
+}
+
+/// Running listeners; dropping stops them.
+#[derive(Debug)]
+pub struct Running {
+    /// Endpoint mapper address.
+    pub epm_addr: SocketAddr,
+    /// ICertPassage address.
+    pub icpr_addr: SocketAddr,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Running {
+    /// Serves until one of the listeners fails.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let (Some(b), Some(a)) = (tasks.pop(), tasks.pop()) else {
+            return Ok(());
+        };
+        let r = tokio::select! {
+            r = a => r,
+            r = b => r,
+        };
+        r.map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+}
+
+/// Binds both listeners on `address` and starts serving.
+pub async fn start(
+    lab: Arc<Lab>,
+    address: Ipv4Addr,
+    epm_port: u16,
+    icpr_port: u16,
+) -> std::io::Result<Running> {
+    let icpr_l = TcpListener::bind((address, icpr_port)).await?;
+    let icpr_addr = icpr_l.local_addr()?;
+    let epm_l = TcpListener::bind((address, epm_port)).await?;
+    let epm_addr = epm_l.local_addr()?;
+    let level = match lab.config().auth_level {
+        Level::Privacy => AuthLevel::Privacy,
+        Level::Integrity => AuthLevel::Integrity,
+    };
+    let users: Arc<dyn CredentialStore> = Arc::new(Users(lab.config().users.clone()));
+    let icpr_cfg = ServerConfig::new(
+        vec![Arc::new(IcprService {
+            lab: lab.clone(),
+            level,
+        })],
+        Some(users),
+    );
+    let announce = if address.is_unspecified() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        address
+    };
+    let epm = EndpointMapper::new(vec![(ICPR_INTERFACE, icpr_addr.port())], announce);
+    let epm_cfg = ServerConfig::new(vec![Arc::new(epm)], None);
+    let tasks = vec![
+        tokio::spawn(serve(icpr_l, Arc::new(icpr_cfg))),
+        tokio::spawn(serve(epm_l, Arc::new(epm_cfg))),
+    ];
+    Ok(Running {
+        epm_addr,
+        icpr_addr,
+        tasks,
+    })
+}
