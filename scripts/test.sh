@@ -80,7 +80,7 @@ if [ -z "${SKIP_INTEROP:-}" ]; then
     bash "$script" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+    line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | sed -E 's/^[A-Za-z-]+: //' || true)
     if [ -n "$line" ]; then
       interop_passed=$((interop_passed + $(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')))
       interop_failed=$((interop_failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
