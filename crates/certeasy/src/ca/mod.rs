@@ -7,6 +7,7 @@
 //! again (a request is still sent to it when every authority is unhealthy,
 //! so recovery is noticed).
 
+mod adcs;
 mod fake;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use pki::DnsName;
 
+pub use adcs::AdcsCa;
 pub use fake::{FakeCa, FakeCaError};
 
 use crate::config::{AuthorityKind, Config, Strategy};
@@ -48,6 +50,41 @@ pub struct Issued {
     pub chain_der: Vec<Vec<u8>>,
 }
 
+/// What one authority answered.
+#[derive(Debug)]
+pub enum Signed {
+    /// Signed now.
+    Issued {
+        /// Leaf DER.
+        leaf_der: Vec<u8>,
+        /// Chain DER, issuer first.
+        chain_der: Vec<Vec<u8>>,
+    },
+    /// Taken under submission (a CA officer must approve it).
+    Pending {
+        /// The CA's request id, to retrieve the outcome later.
+        request_id: u32,
+        /// The CA's disposition message.
+        message: String,
+    },
+}
+
+/// What a policy's binding produced.
+#[derive(Debug)]
+pub enum IssueOutcome {
+    /// Signed.
+    Issued(Issued),
+    /// Pending at `authority` under `request_id`.
+    Pending {
+        /// Authority holding the request.
+        authority: String,
+        /// The CA's request id.
+        request_id: u32,
+        /// The CA's message.
+        message: String,
+    },
+}
+
 /// Why an authority did not sign.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorityError {
@@ -63,21 +100,34 @@ pub enum AuthorityError {
 pub enum Authority {
     /// Built-in CA.
     Fake(FakeCa),
+    /// Microsoft ADCS over the native bridge.
+    Adcs(AdcsCa),
 }
 
 impl Authority {
-    async fn issue(
-        &self,
-        req: &IssueRequest<'_>,
-    ) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
+    async fn issue(&self, req: &IssueRequest<'_>) -> Result<Signed, AuthorityError> {
         match self {
-            Authority::Fake(ca) => ca.issue(req),
+            Authority::Fake(ca) => ca.issue(req).map(|(leaf_der, chain_der)| Signed::Issued {
+                leaf_der,
+                chain_der,
+            }),
+            Authority::Adcs(ca) => ca.submit(req.csr_der).await,
+        }
+    }
+
+    async fn retrieve(&self, request_id: u32) -> Result<Signed, AuthorityError> {
+        match self {
+            Authority::Fake(_) => Err(AuthorityError::Refused(format!(
+                "the built-in CA has no pending request {request_id}"
+            ))),
+            Authority::Adcs(ca) => ca.retrieve(request_id).await,
         }
     }
 
     async fn probe(&self) -> Result<(), AuthorityError> {
         match self {
             Authority::Fake(ca) => ca.probe(),
+            Authority::Adcs(ca) => ca.probe().await,
         }
     }
 }
@@ -134,6 +184,7 @@ impl Authorities {
                     })?;
                     Authority::Fake(ca)
                 }
+                AuthorityKind::Adcs(settings) => Authority::Adcs(AdcsCa::new(settings)),
             };
             by_name.insert(
                 a.name.clone(),
@@ -168,8 +219,9 @@ impl Authorities {
     pub fn builtin_roots_pem(&self) -> Vec<(String, String)> {
         self.by_name
             .values()
-            .map(|e| match &e.authority {
-                Authority::Fake(ca) => (e.name.clone(), ca.root_pem().to_string()),
+            .filter_map(|e| match &e.authority {
+                Authority::Fake(ca) => Some((e.name.clone(), ca.root_pem().to_string())),
+                Authority::Adcs(_) => None,
             })
             .collect()
     }
@@ -226,7 +278,7 @@ impl Authorities {
         &self,
         name: &str,
         req: &IssueRequest<'_>,
-    ) -> Result<Issued, AuthorityError> {
+    ) -> Result<IssueOutcome, AuthorityError> {
         let e = self
             .by_name
             .get(name)
@@ -239,7 +291,7 @@ impl Authorities {
         &self,
         policy: &str,
         req: &IssueRequest<'_>,
-    ) -> Result<Issued, AuthorityError> {
+    ) -> Result<IssueOutcome, AuthorityError> {
         let b = self
             .bindings
             .get(policy)
@@ -275,16 +327,48 @@ impl Authorities {
         }
         Err(AuthorityError::Transient(errors.join("; ")))
     }
+
+    /// Asks `authority` for the outcome of its pending request `request_id`.
+    pub async fn retrieve(
+        &self,
+        authority: &str,
+        request_id: u32,
+    ) -> Result<IssueOutcome, AuthorityError> {
+        let e = self.by_name.get(authority).ok_or_else(|| {
+            AuthorityError::Refused(format!("authority {authority}, which holds pending request {request_id}, is no longer configured"))
+        })?;
+        let r = e.authority.retrieve(request_id).await;
+        account(e, r)
+    }
 }
 
-async fn attempt(e: &Entry, req: &IssueRequest<'_>) -> Result<Issued, AuthorityError> {
-    match e.authority.issue(req).await {
-        Ok((leaf_der, chain_der)) => {
+async fn attempt(e: &Entry, req: &IssueRequest<'_>) -> Result<IssueOutcome, AuthorityError> {
+    let r = e.authority.issue(req).await;
+    account(e, r)
+}
+
+/// Updates the health of `e` from one answer and names the authority.
+fn account(e: &Entry, r: Result<Signed, AuthorityError>) -> Result<IssueOutcome, AuthorityError> {
+    match r {
+        Ok(signed) => {
             e.failures.store(0, Ordering::Relaxed);
-            Ok(Issued {
-                authority: e.name.clone(),
-                leaf_der,
-                chain_der,
+            Ok(match signed {
+                Signed::Issued {
+                    leaf_der,
+                    chain_der,
+                } => IssueOutcome::Issued(Issued {
+                    authority: e.name.clone(),
+                    leaf_der,
+                    chain_der,
+                }),
+                Signed::Pending {
+                    request_id,
+                    message,
+                } => IssueOutcome::Pending {
+                    authority: e.name.clone(),
+                    request_id,
+                    message,
+                },
             })
         }
         Err(err) => {

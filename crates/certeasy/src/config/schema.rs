@@ -360,6 +360,127 @@ fn d90d() -> ConfDuration {
     ConfDuration::secs(90 * 86400)
 }
 
+/// `configuration` of an `adcs` authority (native bridge, MS-ICPR over RPC).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdcsAuthority {
+    /// `HOST\CA Common Name`, as in `certreq -config`.
+    pub ca_name: String,
+    /// RPC target when it differs from the HOST part of `ca-name`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Certificate template to request.
+    pub certificate_template: String,
+    /// Credentials of the service account.
+    pub auth: AdcsAuth,
+    /// RPC transport.
+    #[serde(default = "default_transport")]
+    pub transport: AdcsTransport,
+    /// Fixed ICertPassage port (skips the endpoint mapper).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Endpoint mapper port.
+    #[serde(default = "default_epm_port")]
+    pub endpoint_mapper_port: u16,
+    /// RPC authentication level.
+    #[serde(default = "default_auth_level")]
+    pub auth_level: AdcsAuthLevel,
+    /// How long a request may stay pending at the CA.
+    #[serde(default = "d4m")]
+    pub default_timeout: ConfDuration,
+    /// Budget of one RPC exchange (connect, bind, call).
+    #[serde(default = "d30s")]
+    pub request_timeout: ConfDuration,
+    /// PEM chain to serve when the CA's reply carries none.
+    #[serde(default)]
+    pub ca_chain_file: Option<String>,
+    /// Do not propagate revocations to the CA.
+    #[serde(default)]
+    pub disable_ca_revocation: bool,
+    /// Refuse certificates living longer than this.
+    #[serde(default)]
+    pub max_validity: Option<ConfDuration>,
+    /// Health probe interval.
+    #[serde(default = "d60s")]
+    pub health_check_interval: ConfDuration,
+}
+
+fn default_transport() -> AdcsTransport {
+    AdcsTransport::Tcp
+}
+fn default_epm_port() -> u16 {
+    135
+}
+fn default_auth_level() -> AdcsAuthLevel {
+    AdcsAuthLevel::Privacy
+}
+fn d4m() -> ConfDuration {
+    ConfDuration::secs(240)
+}
+
+/// `auth` of an `adcs` authority.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdcsAuth {
+    /// `ntlm`, `kerberos` or `negotiate`.
+    pub method: AdcsAuthMethod,
+    /// NetBIOS or DNS domain.
+    #[serde(default)]
+    pub domain: String,
+    /// Service account.
+    pub username: String,
+    /// File holding the password.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Accepted only to refuse it with a hint: no plain passwords in YAML.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Kerberos keytab.
+    #[serde(default)]
+    pub keytab: Option<String>,
+    /// Kerberos: KDC URL, e.g. `tcp://dc01.corp.example:88`.
+    #[serde(default)]
+    pub kdc: Option<String>,
+    /// Kerberos: service principal of the CA (default `host/<host>`).
+    #[serde(default)]
+    pub spn: Option<String>,
+}
+
+/// ADCS authentication mechanisms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdcsAuthMethod {
+    /// NTLMv2.
+    Ntlm,
+    /// Kerberos.
+    Kerberos,
+    /// SPNEGO: Kerberos when possible, NTLM otherwise.
+    Negotiate,
+}
+
+/// RPC transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdcsTransport {
+    /// `ncacn_ip_tcp`.
+    Tcp,
+    /// `ncacn_np` (`\pipe\cert` over SMB).
+    Np,
+}
+
+/// RPC authentication level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdcsAuthLevel {
+    /// Sign and seal every PDU (what hardened CAs require).
+    Privacy,
+    /// Sign every PDU.
+    Integrity,
+}
+
 /// Key type of the built-in CA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

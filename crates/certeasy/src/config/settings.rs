@@ -131,6 +131,63 @@ pub struct AuthoritySettings {
 pub enum AuthorityKind {
     /// Built-in CA.
     Fake(FakeSettings),
+    /// Microsoft ADCS over the native RPC bridge.
+    Adcs(Box<AdcsSettings>),
+}
+
+/// A native ADCS authority after validation.
+#[derive(Clone)]
+pub struct AdcsSettings {
+    /// RPC target host.
+    pub host: String,
+    /// CA common name (the part after the backslash of `ca-name`).
+    pub ca: String,
+    /// `ca-name` as written, for messages.
+    pub ca_name: String,
+    /// Template requested.
+    pub template: String,
+    /// Mechanism.
+    pub method: schema::AdcsAuthMethod,
+    /// Domain.
+    pub domain: String,
+    /// User.
+    pub username: String,
+    /// Password (from a file or the environment, never the YAML).
+    pub password: String,
+    /// Kerberos KDC.
+    pub kdc: Option<String>,
+    /// Kerberos SPN.
+    pub spn: Option<String>,
+    /// Fixed ICertPassage port, or None for the endpoint mapper.
+    pub port: Option<u16>,
+    /// Endpoint mapper port.
+    pub endpoint_mapper_port: u16,
+    /// Authentication level.
+    pub auth_level: schema::AdcsAuthLevel,
+    /// Longest a request may stay pending.
+    pub default_timeout: Duration,
+    /// Budget of one RPC exchange.
+    pub request_timeout: Duration,
+    /// Chain from `ca-chain-file` (DER, issuer first), possibly empty.
+    pub ca_chain: Vec<Vec<u8>>,
+    /// Do not revoke at the CA.
+    pub disable_ca_revocation: bool,
+}
+
+impl std::fmt::Debug for AdcsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdcsSettings")
+            .field("host", &self.host)
+            .field("ca", &self.ca)
+            .field("template", &self.template)
+            .field("method", &self.method)
+            .field("domain", &self.domain)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("port", &self.port)
+            .field("endpoint_mapper_port", &self.endpoint_mapper_port)
+            .finish()
+    }
 }
 
 /// Built-in CA settings.
@@ -503,11 +560,25 @@ impl<'a> Checker<'a> {
                         out.push(s);
                     }
                 }
-                AuthorityType::Adcs | AuthorityType::AdcsCli => {
-                    self.issue(
-                        format!("{base}.type"),
-                        "ADCS authorities are not available in this build yet; use type: fake (the built-in CA)",
-                    );
+                AuthorityType::Adcs => {
+                    let value = a
+                        .configuration
+                        .clone()
+                        .unwrap_or(serde_norway::Value::Mapping(Default::default()));
+                    let cfg: schema::AdcsAuthority =
+                        match parse_nested(value, self.index, &format!("{base}.configuration")) {
+                            Ok(c) => c,
+                            Err(issue) => {
+                                self.issues.push(issue);
+                                continue;
+                            }
+                        };
+                    if let Some(s) = self.adcs(&base, &a.name, cfg) {
+                        out.push(s);
+                    }
+                }
+                AuthorityType::AdcsCli => {
+                    self.issue(format!("{base}.type"), "type adcs-cli is not available in this build yet; use type: adcs (the native bridge)");
                 }
             }
         }
@@ -607,6 +678,171 @@ impl<'a> Checker<'a> {
                 password: password?,
                 simulate_failure: cfg.simulate_failure,
             }),
+        })
+    }
+
+    fn adcs(
+        &mut self,
+        base: &str,
+        name: &str,
+        cfg: schema::AdcsAuthority,
+    ) -> Option<AuthoritySettings> {
+        let ck = format!("{base}.configuration");
+        let mut ok = true;
+        let (host_part, ca) = match cfg.ca_name.split_once('\\') {
+            Some((h, c)) if !h.trim().is_empty() && !c.trim().is_empty() => {
+                (h.trim().to_string(), c.trim().to_string())
+            }
+            _ => {
+                self.issue(
+                    format!("{ck}.ca-name"),
+                    format!(
+                        "{:?} must be HOST\\CA Common Name, as printed by certutil -config - -ping",
+                        cfg.ca_name
+                    ),
+                );
+                return None;
+            }
+        };
+        let host = cfg.host.clone().unwrap_or(host_part);
+        if cfg.transport == schema::AdcsTransport::Np {
+            ok = false;
+            self.issue(
+                format!("{ck}.transport"),
+                "np (named pipes over SMB) is not available in this build yet; use tcp",
+            );
+        }
+        if cfg.port == Some(0) {
+            ok = false;
+            self.issue(
+                format!("{ck}.port"),
+                "an explicit zero is not allowed; omit the key to use the endpoint mapper",
+            );
+        }
+        if cfg.endpoint_mapper_port == 0 {
+            ok = false;
+            self.issue(
+                format!("{ck}.endpoint-mapper-port"),
+                "an explicit zero is not allowed; omit the key for 135",
+            );
+        }
+        let a = &cfg.auth;
+        if a.password.is_some() {
+            ok = false;
+            self.issue(
+                format!("{ck}.auth.password"),
+                "a password is never written in the configuration; put it in a file readable only by certeasy (password-file) or in an environment variable (password-env)",
+            );
+        }
+        if a.keytab.is_some() {
+            ok = false;
+            self.issue(
+                format!("{ck}.auth.keytab"),
+                "keytabs are not supported yet; use password-file or password-env",
+            );
+        }
+        if a.method == schema::AdcsAuthMethod::Kerberos && a.kdc.is_none() {
+            ok = false;
+            self.issue(
+                format!("{ck}.auth.kdc"),
+                "method kerberos needs kdc, e.g. tcp://dc01.corp.example:88 (or use negotiate)",
+            );
+        }
+        let password = match (&a.password_file, &a.password_env) {
+            (Some(f), None) => {
+                let path = self.work_path(&format!("{ck}.auth.password-file"), f);
+                match std::fs::read_to_string(&path) {
+                    Ok(p) => Some(p.trim_end_matches(['\n', '\r']).to_string()),
+                    Err(e) => {
+                        self.issue(
+                            format!("{ck}.auth.password-file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(p) if !p.is_empty() => Some(p),
+                _ => {
+                    self.issue(
+                        format!("{ck}.auth.password-env"),
+                        format!("environment variable {var} is not set or empty"),
+                    );
+                    None
+                }
+            },
+            (Some(_), Some(_)) => {
+                self.issue(
+                    format!("{ck}.auth"),
+                    "set password-file or password-env, not both",
+                );
+                None
+            }
+            (None, None) => {
+                if a.password.is_none() {
+                    self.issue(
+                        format!("{ck}.auth"),
+                        "set password-file or password-env for the service account",
+                    );
+                }
+                None
+            }
+        };
+        let mut ca_chain = Vec::new();
+        if let Some(f) = &cfg.ca_chain_file {
+            let path = self.work_path(&format!("{ck}.ca-chain-file"), f);
+            let read = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| pki::pem_to_der_certs(&t).map_err(|e| e.to_string()));
+            match read {
+                Ok(certs) if !certs.is_empty() => ca_chain = certs,
+                Ok(_) => {
+                    ok = false;
+                    self.issue(
+                        format!("{ck}.ca-chain-file"),
+                        format!("{} holds no CERTIFICATE block", path.display()),
+                    );
+                }
+                Err(e) => {
+                    ok = false;
+                    self.issue(
+                        format!("{ck}.ca-chain-file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(AuthoritySettings {
+            name: name.to_string(),
+            // CA/Browser Forum ceiling unless the operator says otherwise.
+            max_validity: cfg
+                .max_validity
+                .map(|d| d.get())
+                .unwrap_or(Duration::from_secs(398 * 86400)),
+            health_check_interval: cfg.health_check_interval.get(),
+            kind: AuthorityKind::Adcs(Box::new(AdcsSettings {
+                host,
+                ca,
+                ca_name: cfg.ca_name.clone(),
+                template: cfg.certificate_template.clone(),
+                method: a.method,
+                domain: a.domain.clone(),
+                username: a.username.clone(),
+                password: password?,
+                kdc: a.kdc.clone(),
+                spn: a.spn.clone(),
+                port: cfg.port,
+                endpoint_mapper_port: cfg.endpoint_mapper_port,
+                auth_level: cfg.auth_level,
+                default_timeout: cfg.default_timeout.get(),
+                request_timeout: cfg.request_timeout.get(),
+                ca_chain,
+                disable_ca_revocation: cfg.disable_ca_revocation,
+            })),
         })
     }
 

@@ -81,6 +81,7 @@ fn base_config_is_valid_and_gets_defaults() {
             assert_eq!(f.validity, std::time::Duration::from_secs(90 * 86400));
             assert_eq!(c.authorities[0].max_validity, f.validity);
         }
+        other => panic!("expected the built-in CA, got {other:?}"),
     }
 }
 
@@ -293,9 +294,94 @@ fn missing_password_file_is_reported() {
     );
 }
 
+const ADCS: &str = r#"  - name: corp
+    type: adcs
+    configuration:
+      ca-name: 'ca01.corp.example\Corp Issuing CA'
+      certificate-template: CerteasyWebServer
+      auth:
+        method: ntlm
+        domain: CORP
+        username: svc-certeasy
+        password-env: CERTEASY_TEST_ADCS_PW
+"#;
+
+fn with_adcs(auth_tail: &str) -> String {
+    let text = BASE.replace(
+        "issuance-policies:",
+        &format!("{}{auth_tail}issuance-policies:", ADCS),
+    );
+    format!("{text}policy-bindings:\n  - policy: default\n    authorities: [corp]\n")
+}
+
 #[test]
-fn adcs_is_refused_until_available() {
-    let (path, _, msg) = refuse(&with("    type: fake", "    type: adcs"));
+fn adcs_authority_is_parsed() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let c = load(&with_adcs("")).unwrap_or_else(|e| panic!("{e}"));
+    let a = c.authority("corp").unwrap();
+    let AuthorityKind::Adcs(s) = &a.kind else {
+        panic!("not adcs")
+    };
+    assert_eq!(s.host, "ca01.corp.example");
+    assert_eq!(s.ca, "Corp Issuing CA");
+    assert_eq!(s.password, "s3cret");
+    assert_eq!(s.endpoint_mapper_port, 135);
+    assert_eq!(s.port, None);
+    assert_eq!(s.default_timeout, std::time::Duration::from_secs(240));
+    assert_eq!(a.max_validity, std::time::Duration::from_secs(398 * 86400));
+    assert!(
+        !format!("{s:?}").contains("s3cret"),
+        "password must not appear in Debug"
+    );
+}
+
+#[test]
+fn adcs_plain_password_is_refused_with_a_hint() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let (path, line, msg) = refuse(&with_adcs("        password: hunter2\n"));
+    assert_eq!(path, "authorities[1].configuration.auth.password");
+    assert_eq!(line, Some(32));
+    assert!(
+        msg.contains("password-file") && msg.contains("password-env"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn adcs_ca_name_needs_host_and_ca() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let text = with_adcs("").replace("'ca01.corp.example\\Corp Issuing CA'", "'Corp Issuing CA'");
+    let (path, _, msg) = refuse(&text);
+    assert_eq!(path, "authorities[1].configuration.ca-name");
+    assert!(msg.contains("HOST\\CA Common Name"), "{msg}");
+}
+
+#[test]
+fn adcs_missing_password_env_is_reported() {
+    let text = with_adcs("").replace("CERTEASY_TEST_ADCS_PW", "CERTEASY_TEST_UNSET_VARIABLE");
+    let (path, _, msg) = refuse(&text);
+    assert_eq!(path, "authorities[1].configuration.auth.password-env");
+    assert!(msg.contains("CERTEASY_TEST_UNSET_VARIABLE"), "{msg}");
+}
+
+#[test]
+fn adcs_named_pipes_and_kerberos_without_kdc_are_refused() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let text = with_adcs("").replace(
+        "      certificate-template:",
+        "      transport: np\n      certificate-template:",
+    );
+    let (path, _, _) = refuse(&text);
+    assert_eq!(path, "authorities[1].configuration.transport");
+    let text = with_adcs("").replace("method: ntlm", "method: kerberos");
+    let (path, _, msg) = refuse(&text);
+    assert_eq!(path, "authorities[1].configuration.auth.kdc");
+    assert!(msg.contains("negotiate"), "{msg}");
+}
+
+#[test]
+fn adcs_cli_is_refused_until_available() {
+    let (path, _, msg) = refuse(&with("    type: fake", "    type: adcs-cli"));
     assert_eq!(path, "authorities[0].type");
     assert!(msg.contains("not available in this build"), "{msg}");
 }

@@ -4,6 +4,12 @@
 //! Idempotent: the certificate and the order's status change commit together
 //! with the job's deletion, and `certificates.order_id` is unique, so a job
 //! re-run after a crash finds the order `valid` and does nothing.
+//!
+//! A CA may take a request under submission (ADCS "pending"): the request id
+//! is stored on the order and the job re-runs with backoff, retrieving the
+//! request by id, until it is issued, denied, or older than the authority's
+//! `default-timeout`. The ACME order stays `processing` meanwhile, across
+//! restarts.
 
 use std::sync::Arc;
 
@@ -11,10 +17,11 @@ use acme_wire::{Problem, ProblemType};
 use pki::DnsName;
 
 use super::{Outcome, MAX_ATTEMPTS};
-use crate::ca::{AuthorityError, IssueRequest};
+use crate::ca::{AuthorityError, IssueOutcome, IssueRequest, Issued};
+use crate::config::AuthorityKind;
 use crate::services::Services;
 use crate::store::jobs::ClaimedJob;
-use crate::store::{new_id, CertRow, Store};
+use crate::store::{new_id, now_ms, CertRow, OrderRow, Store};
 
 /// Runs one issuance job.
 pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome> {
@@ -45,61 +52,108 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         Ok(a) => a,
         Err(refusal) => return fail(s, job, &order.id, ProblemType::BadCsr, refusal.detail).await,
     };
-    let request = IssueRequest {
-        spki_der: &approved.spki_der,
-        csr_der: &csr,
-        names: &names,
-        not_before: order.not_before,
-        not_after: order.not_after,
+    let result = match &order.ca_pending {
+        Some((authority, request_id, _)) => {
+            s.authorities.retrieve(authority, *request_id as u32).await
+        }
+        None => {
+            let request = IssueRequest {
+                spki_der: &approved.spki_der,
+                csr_der: &csr,
+                names: &names,
+                not_before: order.not_before,
+                not_after: order.not_after,
+            };
+            s.authorities.issue(&order.policy, &request).await
+        }
     };
-    let issued = match s.authorities.issue(&order.policy, &request).await {
-        Ok(i) => i,
+    let issued = match result {
+        Ok(IssueOutcome::Issued(i)) => i,
+        Ok(IssueOutcome::Pending {
+            authority,
+            request_id,
+            message,
+        }) => return pending(s, job, &order, &authority, request_id, &message).await,
         Err(AuthorityError::Transient(msg)) if job.attempts < MAX_ATTEMPTS => {
             return Ok(Outcome::Retry(msg))
         }
         Err(AuthorityError::Transient(msg)) => {
-            return fail(
-                s,
-                job,
-                &order.id,
-                ProblemType::ServerInternal,
-                format!(
-                    "no authority could issue after {} attempts: {msg}",
-                    job.attempts
-                ),
-            )
-            .await
+            let detail = format!(
+                "no authority could issue after {} attempts: {msg}",
+                job.attempts
+            );
+            return fail(s, job, &order.id, ProblemType::ServerInternal, detail).await;
         }
         Err(AuthorityError::Refused(msg)) => {
             return fail(s, job, &order.id, ProblemType::ServerInternal, msg).await
         }
     };
+    store_certificate(s, job, &order, &names, issued).await
+}
+
+/// A request pending at a CA: remember it, wait, or give up after the
+/// authority's `default-timeout`.
+async fn pending(
+    s: &Arc<Services>,
+    job: &ClaimedJob,
+    order: &OrderRow,
+    authority: &str,
+    request_id: u32,
+    message: &str,
+) -> anyhow::Result<Outcome> {
+    let submitted_at = match &order.ca_pending {
+        Some((_, _, at)) => *at,
+        None => {
+            s.store
+                .set_ca_pending(&order.id, authority, i64::from(request_id))
+                .await?;
+            tracing::info!(target: "ca", order = %order.id, authority, request_id, ca_message = message, "request taken under submission by the CA");
+            now_ms()
+        }
+    };
+    let timeout = s
+        .config
+        .authority(authority)
+        .and_then(|a| match &a.kind {
+            AuthorityKind::Adcs(adcs) => Some(adcs.default_timeout),
+            AuthorityKind::Fake(_) => None,
+        })
+        .unwrap_or(std::time::Duration::from_secs(240));
+    if now_ms() - submitted_at > timeout.as_millis() as i64 {
+        let detail = format!(
+            "request {request_id} is still pending at authority {authority} after {}: a CA officer must issue or deny it (certutil -resubmit {request_id}); order a new certificate afterwards",
+            crate::config::duration::format_duration(timeout)
+        );
+        return fail(s, job, &order.id, ProblemType::ServerInternal, detail).await;
+    }
+    Ok(Outcome::Wait(format!(
+        "request {request_id} pending at {authority}"
+    )))
+}
+
+async fn store_certificate(
+    s: &Arc<Services>,
+    job: &ClaimedJob,
+    order: &OrderRow,
+    names: &[DnsName],
+    issued: Issued,
+) -> anyhow::Result<Outcome> {
+    let policy = s.policy(&order.policy)?;
     let authority = s
         .config
         .authority(&issued.authority)
         .ok_or_else(|| anyhow::anyhow!("unknown authority {}", issued.authority))?;
-    let info = match pki::check_issued(
-        &issued.leaf_der,
-        &names,
-        &policy.csr,
-        authority.max_validity,
-    )
-    .and_then(|info| pki::chain_links(&issued.leaf_der, &issued.chain_der).map(|_| info))
+    let info = match pki::check_issued(&issued.leaf_der, names, &policy.csr, authority.max_validity)
+        .and_then(|info| pki::chain_links(&issued.leaf_der, &issued.chain_der).map(|_| info))
     {
         Ok(info) => info,
         Err(refusal) => {
             tracing::error!(target: "ca", authority = %issued.authority, reason = %refusal, "authority returned a certificate that breaks the policy");
-            return fail(
-                s,
-                job,
-                &order.id,
-                ProblemType::ServerInternal,
-                format!(
-                    "the certificate returned by authority {} was refused: {refusal}",
-                    issued.authority
-                ),
-            )
-            .await;
+            let detail = format!(
+                "the certificate returned by authority {} was refused: {refusal}",
+                issued.authority
+            );
+            return fail(s, job, &order.id, ProblemType::ServerInternal, detail).await;
         }
     };
     let cert = CertRow {

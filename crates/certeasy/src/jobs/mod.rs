@@ -43,6 +43,9 @@ pub enum Outcome {
     Done,
     /// A transient failure: run again after a backoff.
     Retry(String),
+    /// Nothing failed, the job waits for someone else (a CA officer):
+    /// run again after a backoff.
+    Wait(String),
 }
 
 /// Attempts after which a transiently failing job gives up and fails its
@@ -147,6 +150,17 @@ async fn run_one(s: &Arc<Services>, owner: &str, job: ClaimedJob) {
     };
     match outcome {
         Outcome::Done => tracing::debug!(target: "jobs", "job done"),
+        Outcome::Wait(reason) => {
+            let delay = backoff(&s.config.workers, job.attempts);
+            tracing::info!(target: "jobs", %reason, retry_in = ?delay, "job waiting");
+            if let Err(e) = s
+                .store
+                .retry_job(job.id, owner, now_ms() + delay.as_millis() as i64, &reason)
+                .await
+            {
+                tracing::error!(target: "jobs", error = %e, "cannot reschedule job; its lease will expire");
+            }
+        }
         Outcome::Retry(reason) => {
             let delay = backoff(&s.config.workers, job.attempts);
             tracing::warn!(target: "jobs", %reason, retry_in = ?delay, "job failed transiently");

@@ -206,6 +206,7 @@ pub async fn new_order(
         replaces: None,
         profile: None,
         created_at: now,
+        ca_pending: None,
     };
     let authzs: Vec<NewAuthz> = names
         .iter()

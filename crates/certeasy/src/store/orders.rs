@@ -34,6 +34,8 @@ pub struct OrderRow {
     pub profile: Option<String>,
     /// Creation time.
     pub created_at: i64,
+    /// A request pending at a CA: (authority, request id, submitted at ms).
+    pub ca_pending: Option<(String, i64, i64)>,
 }
 
 /// A stored authorization.
@@ -92,8 +94,8 @@ pub struct NewAuthz {
     pub challenges: Vec<ChallengeRow>,
 }
 
-const ORDER_COLUMNS: &str =
-    "id, account_id, status, policy, names, not_before, not_after, expires, error, csr, replaces, profile, created_at";
+const ORDER_COLUMNS: &str = "id, account_id, status, policy, names, not_before, not_after, expires, error, csr, replaces, profile, created_at, \
+     ca_authority, ca_request_id, ca_submitted_at";
 
 fn order_from(r: &SqliteRow) -> Result<OrderRow> {
     Ok(OrderRow {
@@ -110,6 +112,14 @@ fn order_from(r: &SqliteRow) -> Result<OrderRow> {
         replaces: r.try_get("replaces")?,
         profile: r.try_get("profile")?,
         created_at: r.try_get("created_at")?,
+        ca_pending: match (
+            r.try_get::<Option<String>, _>("ca_authority")?,
+            r.try_get::<Option<i64>, _>("ca_request_id")?,
+            r.try_get::<Option<i64>, _>("ca_submitted_at")?,
+        ) {
+            (Some(a), Some(id), Some(at)) => Some((a, id, at)),
+            _ => None,
+        },
     })
 }
 
@@ -253,6 +263,37 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that a processing order's request is pending at a CA.
+    pub async fn set_ca_pending(
+        &self,
+        order_id: &str,
+        authority: &str,
+        request_id: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE orders SET ca_authority = ?, ca_request_id = ?, ca_submitted_at = ?, updated_at = ? \
+             WHERE id = ? AND status = 'processing' AND ca_request_id IS NULL",
+        )
+        .bind(authority)
+        .bind(request_id)
+        .bind(now_ms())
+        .bind(now_ms())
+        .bind(order_id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Orders whose request is pending at a CA: (order id, authority, request id).
+    pub async fn pending_ca_requests(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, ca_authority, ca_request_id FROM orders WHERE status = 'processing' AND ca_request_id IS NOT NULL ORDER BY ca_submitted_at",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows)
     }
 
     /// Authorizations of an order in creation order.

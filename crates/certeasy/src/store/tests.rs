@@ -171,6 +171,7 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
         replaces: None,
         profile: None,
         created_at: now_ms(),
+        ca_pending: None,
     };
     Store::insert_order(
         &mut tx,

@@ -14,7 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::ca::{Authorities, IssueRequest};
+use crate::ca::{Authorities, IssueOutcome, IssueRequest};
 use crate::config::{Config, ListenerKey, TlsSource};
 
 /// One bundle's hosts and current certificate.
@@ -265,17 +265,23 @@ async fn obtain_pki(
         .collect::<Result<_, _>>()
         .context("listener host names")?;
     let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
+    // A real CSR, so any authority (ADCS included) can sign it.
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).context("listener CSR")?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&kp).context("listener CSR")?;
     let req = IssueRequest {
         spki_der: &spki,
-        csr_der: &[],
+        csr_der: csr.der(),
         names: &dns,
         not_before: None,
         not_after: None,
     };
-    let issued = authorities
-        .issue_with(authority, &req)
-        .await
-        .map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))?;
+    let issued = match authorities.issue_with(authority, &req).await.map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))? {
+        IssueOutcome::Issued(i) => i,
+        IssueOutcome::Pending { request_id, .. } => anyhow::bail!(
+            "authority {authority} took the listener certificate request under submission (request {request_id}); use a template that issues without approval for tls-certificate-manager"
+        ),
+    };
     let chain_pem = pki::pem_chain(&issued.leaf_der, &issued.chain_der);
     let key_pem = kp.serialize_pem();
     crate::fsutil::create_private_dir(cache_dir)

@@ -382,6 +382,8 @@ authorities:
   workers: 2
   idle-max: 1s
   lease: 5s
+  base-backoff: 100ms
+  max-backoff: 1s
 {extra}"#,
         work = dir.join("work").display(),
         authority_extra = opts.authority_extra,

@@ -1,0 +1,206 @@
+//! The native ADCS bridge end to end: certeasy issues through lab-adcs (a CA
+//! speaking MS-ICPR over DCE/RPC with NTLM at packet privacy) for a real
+//! ACME client — issued, pending then approved by a CA officer, denied, and
+//! wrong credentials failing over to another authority.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use common::{csr, pem_certs, Harness, Options};
+use instant_acme::ChallengeType;
+use lab_adcs::config::Config as LabConfig;
+use lab_adcs::service::{start, Lab, Running};
+
+const LAB: &str = r#"
+ca: { name: LAB-CA, state-dir: STATE }
+listen: { address: 127.0.0.1, epm-port: 0, icpr-port: 0 }
+auth-level: privacy
+users:
+  - { domain: CORP, name: alice, password: "Passw0rd!" }
+templates:
+  - { name: WebServer, disposition: issue, eku: [serverAuth] }
+  - { name: PendingWebServer, disposition: pend, eku: [serverAuth] }
+  - { name: DeniedTemplate, disposition: deny, deny-hresult: 0x80094012 }
+"#;
+
+struct LabEnv {
+    dir: tempfile::TempDir,
+    lab: Arc<Lab>,
+    running: Running,
+}
+
+async fn lab() -> LabEnv {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        LabConfig::parse(&LAB.replace("STATE", &dir.path().join("state").display().to_string()))
+            .unwrap();
+    let lab = Arc::new(Lab::open(cfg).unwrap());
+    let running = start(lab.clone(), Ipv4Addr::LOCALHOST, 0, 0).await.unwrap();
+    LabEnv { dir, lab, running }
+}
+
+impl LabEnv {
+    /// YAML of an `adcs` authority pointing at this lab CA.
+    fn authority(&self, name: &str, template: &str, password: &str) -> String {
+        let pw = self.dir.path().join(format!("{name}.pw"));
+        std::fs::write(&pw, password).unwrap();
+        format!(
+            "  - name: {name}\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\LAB-CA'\n      certificate-template: {template}\n      endpoint-mapper-port: {epm}\n      request-timeout: 10s\n      default-timeout: 1m\n      health-check-interval: 100ms\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n",
+            epm = self.running.epm_addr.port(),
+            pw = pw.display(),
+        )
+    }
+
+    fn root_der(&self) -> Vec<u8> {
+        let pem = std::fs::read_to_string(self.dir.path().join("state/ca-cert.pem")).unwrap();
+        pem_certs(&pem).remove(0)
+    }
+}
+
+fn binding(authorities: &str) -> String {
+    format!("policy-bindings:\n  - policy: test\n    authorities: [{authorities}]\n")
+}
+
+async fn signer(h: &Harness, pem: &str) -> String {
+    let serial = pki::serial_hex_of_cert(&pem_certs(pem)[0]).unwrap();
+    h.server()
+        .services
+        .store
+        .cert_by_serial(&serial)
+        .await
+        .unwrap()
+        .remove(0)
+        .authority
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issues_through_the_native_bridge() {
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("lab", "WebServer", "Passw0rd!"),
+        extra_sections: binding("lab"),
+        ..Options::default()
+    };
+    let h = Harness::start_with(opts).await;
+    let account = h.account().await;
+    let names = ["adcs1.test", "adcs2.test"];
+    let (der, _) = csr(&names, &rcgen::PKCS_ECDSA_P256_SHA256);
+    let pem = h
+        .issue(&account, &names, ChallengeType::Http01, &der)
+        .await
+        .unwrap();
+    assert_eq!(signer(&h, &pem).await, "lab");
+    let certs = pem_certs(&pem);
+    let (_, mut sans) = pki::leaf_expiry_and_names(&certs[0]).unwrap();
+    sans.sort();
+    assert_eq!(sans, vec!["adcs1.test", "adcs2.test"]);
+    // The chain came from the CA's PKCS #7 reply and ends in its root.
+    assert_eq!(certs.last().unwrap(), &l.root_der());
+    pki::chain_links(&certs[0], &certs[1..]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_request_is_retrieved_after_a_ca_officer_approves_it() {
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("lab", "PendingWebServer", "Passw0rd!"),
+        extra_sections: binding("lab"),
+        ..Options::default()
+    };
+    let h = Arc::new(Harness::start_with(opts).await);
+    let account = h.account().await;
+    let client = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            let (der, _) = csr(&["pend.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+            h.issue(&account, &["pend.test"], ChallengeType::Http01, &der)
+                .await
+        })
+    };
+    // The order waits in `processing` with the CA's request id stored.
+    let mut pending = Vec::new();
+    for _ in 0..400 {
+        pending = h
+            .server()
+            .services
+            .store
+            .pending_ca_requests()
+            .await
+            .unwrap();
+        if !pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(pending.len(), 1, "the request is recorded as pending");
+    let (_, authority, request_id) = pending.remove(0);
+    assert_eq!(authority, "lab");
+    l.lab.approve(request_id as u32).unwrap();
+    let pem = client.await.unwrap().unwrap();
+    assert_eq!(signer(&h, &pem).await, "lab");
+    assert!(h
+        .server()
+        .services
+        .store
+        .pending_ca_requests()
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_request_invalidates_the_order_with_the_cas_reason() {
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("lab", "DeniedTemplate", "Passw0rd!"),
+        extra_sections: binding("lab"),
+        ..Options::default()
+    };
+    let h = Harness::start_with(opts).await;
+    let account = h.account().await;
+    let (der, _) = csr(&["denied.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let err = h
+        .issue(&account, &["denied.test"], ChallengeType::Http01, &der)
+        .await
+        .unwrap_err();
+    let instant_acme::Error::Api(problem) = err else {
+        panic!("expected a problem: {err:?}")
+    };
+    let detail = problem.detail.unwrap_or_default();
+    assert!(detail.contains("CERTSRV_E_TEMPLATE_DENIED"), "{detail}");
+    assert!(detail.contains("authority lab"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_mark_the_authority_unhealthy_and_fail_over() {
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("badcreds", "WebServer", "wrong-password"),
+        extra_sections: binding("badcreds, builtin"),
+        ..Options::default()
+    };
+    let h = Harness::start_with(opts).await;
+    let account = h.account().await;
+    let (der, _) = csr(&["failover.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let pem = h
+        .issue(&account, &["failover.test"], ChallengeType::Http01, &der)
+        .await
+        .unwrap();
+    assert_eq!(signer(&h, &pem).await, "builtin");
+    // The health probe (every 100ms) keeps failing authentication.
+    let mut healthy = true;
+    for _ in 0..100 {
+        healthy = h.server().services.authorities.is_healthy("badcreds");
+        if !healthy {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        !healthy,
+        "an authority that cannot authenticate is unhealthy"
+    );
+}
