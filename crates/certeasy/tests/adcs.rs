@@ -6,59 +6,11 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use common::lab::lab;
 use common::{csr, pem_certs, Harness, Options};
 use instant_acme::ChallengeType;
-use lab_adcs::config::Config as LabConfig;
-use lab_adcs::service::{start, Lab, Running};
-
-const LAB: &str = r#"
-ca: { name: LAB-CA, state-dir: STATE }
-listen: { address: 127.0.0.1, epm-port: 0, icpr-port: 0 }
-auth-level: privacy
-users:
-  - { domain: CORP, name: alice, password: "Passw0rd!" }
-templates:
-  - { name: WebServer, disposition: issue, eku: [serverAuth] }
-  - { name: PendingWebServer, disposition: pend, eku: [serverAuth] }
-  - { name: DeniedTemplate, disposition: deny, deny-hresult: 0x80094012 }
-"#;
-
-struct LabEnv {
-    dir: tempfile::TempDir,
-    lab: Arc<Lab>,
-    running: Running,
-}
-
-async fn lab() -> LabEnv {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        LabConfig::parse(&LAB.replace("STATE", &dir.path().join("state").display().to_string()))
-            .unwrap();
-    let lab = Arc::new(Lab::open(cfg).unwrap());
-    let running = start(lab.clone(), Ipv4Addr::LOCALHOST, 0, 0).await.unwrap();
-    LabEnv { dir, lab, running }
-}
-
-impl LabEnv {
-    /// YAML of an `adcs` authority pointing at this lab CA.
-    fn authority(&self, name: &str, template: &str, password: &str) -> String {
-        let pw = self.dir.path().join(format!("{name}.pw"));
-        std::fs::write(&pw, password).unwrap();
-        format!(
-            "  - name: {name}\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\LAB-CA'\n      certificate-template: {template}\n      endpoint-mapper-port: {epm}\n      request-timeout: 10s\n      default-timeout: 1m\n      health-check-interval: 100ms\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n",
-            epm = self.running.epm_addr.port(),
-            pw = pw.display(),
-        )
-    }
-
-    fn root_der(&self) -> Vec<u8> {
-        let pem = std::fs::read_to_string(self.dir.path().join("state/ca-cert.pem")).unwrap();
-        pem_certs(&pem).remove(0)
-    }
-}
 
 fn binding(authorities: &str) -> String {
     format!("policy-bindings:\n  - policy: test\n    authorities: [{authorities}]\n")

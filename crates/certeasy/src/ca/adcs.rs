@@ -59,6 +59,16 @@ impl AdcsCa {
         }
     }
 
+    /// Client authentication used for every exchange.
+    pub fn auth(&self) -> &ClientAuth {
+        &self.auth
+    }
+
+    /// RPC client options (timeouts).
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
     fn endpoint(&self) -> EndpointSelection {
         match self.s.port {
             Some(p) => EndpointSelection::Fixed(p),

@@ -1,7 +1,10 @@
 //! Command line: one function per subcommand.
 //!
 //! Exit codes: 0 success; 1 runtime failure (cannot bind, database, CA
-//! material); 2 invalid configuration or usage.
+//! material) or a failed `adcs check`; 2 invalid configuration or usage;
+//! 3 `adcs request` left pending at the CA.
+
+pub mod adcs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +37,50 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+    /// Microsoft ADCS tools.
+    Adcs {
+        /// ADCS subcommand.
+        #[command(subcommand)]
+        command: AdcsCommand,
+    },
+}
+
+/// `certeasy adcs …`.
+#[derive(Debug, Subcommand)]
+pub enum AdcsCommand {
+    /// Check each ADCS authority step by step: DNS, endpoint mapper, RPC port,
+    /// authentication, and (with --submit) a test submission. Exit 0 only
+    /// when every check passes.
+    Check {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only this authority.
+        #[arg(long)]
+        authority: Option<String>,
+        /// Also submit a throwaway CSR to the template.
+        #[arg(long)]
+        submit: bool,
+    },
+    /// Submit one CSR (PEM or DER) through an ADCS authority, or retrieve an
+    /// earlier request. Exit 0 when a certificate was obtained, 3 when pending.
+    Request {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Authority name.
+        #[arg(long)]
+        authority: String,
+        /// CSR file.
+        #[arg(long)]
+        csr: Option<PathBuf>,
+        /// Request id to retrieve.
+        #[arg(long)]
+        retrieve: Option<u32>,
+        /// Where to write the certificate chain (PEM); stdout otherwise.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Entry point of the binary.
@@ -69,6 +116,24 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Serve { file } => serve(file),
+        Command::Adcs {
+            command:
+                AdcsCommand::Check {
+                    file,
+                    authority,
+                    submit,
+                },
+        } => adcs::check(&file, authority.as_deref(), submit),
+        Command::Adcs {
+            command:
+                AdcsCommand::Request {
+                    file,
+                    authority,
+                    csr,
+                    retrieve,
+                    out,
+                },
+        } => adcs::request(&file, &authority, csr.as_deref(), retrieve, out.as_deref()),
     }
 }
 

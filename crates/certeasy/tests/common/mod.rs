@@ -3,6 +3,7 @@
 //! DNS zone, and http-01 / tls-alpn-01 responders on loopback.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
+pub mod lab;
 pub mod raw;
 
 use std::collections::HashMap;

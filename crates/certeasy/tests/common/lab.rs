@@ -1,0 +1,56 @@
+//! lab-adcs in process, for the ADCS tests.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use lab_adcs::config::Config as LabConfig;
+use lab_adcs::service::{start, Lab, Running};
+
+use super::pem_certs;
+
+const LAB: &str = r#"
+ca: { name: LAB-CA, state-dir: STATE }
+listen: { address: 127.0.0.1, epm-port: 0, icpr-port: 0 }
+auth-level: privacy
+users:
+  - { domain: CORP, name: alice, password: "Passw0rd!" }
+templates:
+  - { name: WebServer, disposition: issue, eku: [serverAuth] }
+  - { name: PendingWebServer, disposition: pend, eku: [serverAuth] }
+  - { name: DeniedTemplate, disposition: deny, deny-hresult: 0x80094012 }
+"#;
+
+pub struct LabEnv {
+    pub dir: tempfile::TempDir,
+    pub lab: Arc<Lab>,
+    pub running: Running,
+}
+
+pub async fn lab() -> LabEnv {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        LabConfig::parse(&LAB.replace("STATE", &dir.path().join("state").display().to_string()))
+            .unwrap();
+    let lab = Arc::new(Lab::open(cfg).unwrap());
+    let running = start(lab.clone(), Ipv4Addr::LOCALHOST, 0, 0).await.unwrap();
+    LabEnv { dir, lab, running }
+}
+
+impl LabEnv {
+    /// YAML of an `adcs` authority pointing at this lab CA.
+    pub fn authority(&self, name: &str, template: &str, password: &str) -> String {
+        let pw = self.dir.path().join(format!("{name}.pw"));
+        std::fs::write(&pw, password).unwrap();
+        format!(
+            "  - name: {name}\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\LAB-CA'\n      certificate-template: {template}\n      endpoint-mapper-port: {epm}\n      request-timeout: 10s\n      default-timeout: 1m\n      health-check-interval: 100ms\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n",
+            epm = self.running.epm_addr.port(),
+            pw = pw.display(),
+        )
+    }
+
+    pub fn root_der(&self) -> Vec<u8> {
+        let pem = std::fs::read_to_string(self.dir.path().join("state/ca-cert.pem")).unwrap();
+        pem_certs(&pem).remove(0)
+    }
+}
