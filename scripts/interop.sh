@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Interop tests: certbot and lego against the certeasy binary, with a real
-# bind9 for dns-01. Installs what it needs (idempotent, fast when present):
+# bind9 for dns-01, and through certeasy's native ADCS bridge (`type: adcs`)
+# to lab-adcs (endpoint mapper on 127.0.0.1:135: run as root).
+# Installs what it needs (idempotent, fast when present):
 #   apt:  lego bind9 bind9-utils bind9-dnsutils caddy openssl (python3-venv if needed)
 #   PyPI: certbot + certbot-dns-rfc2136 (pinned) in
 #         ${CERTEASY_CACHE:-/var/tmp/certeasy-cache}/venv-certbot
 # then runs tests/interop/run.py. Last line: `N passed, M failed`.
 #
 #   CERTEASY_BIN   certeasy binary (default /var/tmp/certeasy-target/debug/certeasy)
+#   LAB_ADCS_BIN   lab-adcs binary (default /var/tmp/certeasy-target/debug/lab-adcs;
+#                  built with `cargo build -p lab-adcs` when missing and not set)
 #   CERTEASY_CACHE cache dir for the certbot venv (default /var/tmp/certeasy-cache)
 #   INTEROP_KEEP=1 keep the temp dir even when everything passes
 # Arguments are passed to run.py: case names to run a subset, --list to list them.
@@ -14,6 +18,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CERTEASY_BIN="${CERTEASY_BIN:-/var/tmp/certeasy-target/debug/certeasy}"
+LAB_ADCS_DEFAULT=/var/tmp/certeasy-target/debug/lab-adcs
 CACHE="${CERTEASY_CACHE:-/var/tmp/certeasy-cache}"
 VENV="$CACHE/venv-certbot"
 
@@ -81,11 +86,22 @@ fi
 # ---- run ---------------------------------------------------------------------
 [ -x "$CERTEASY_BIN" ] || fail_setup "certeasy binary $CERTEASY_BIN not found (cargo build -p certeasy first)"
 CERTEASY_BIN="$(realpath "$CERTEASY_BIN")"
+if [ -z "${LAB_ADCS_BIN:-}" ]; then
+    LAB_ADCS_BIN="$LAB_ADCS_DEFAULT"
+    if [ ! -x "$LAB_ADCS_BIN" ]; then
+        command -v cargo >/dev/null 2>&1 || fail_setup "lab-adcs binary $LAB_ADCS_BIN not found and no cargo to build it"
+        echo "interop: building lab-adcs"
+        (cd "$ROOT" && CARGO_TARGET_DIR=/var/tmp/certeasy-target cargo build --quiet -p lab-adcs) >"$CACHE/lab-adcs-build.log" 2>&1 \
+            || { tail -20 "$CACHE/lab-adcs-build.log" >&2; fail_setup "cargo build -p lab-adcs"; }
+    fi
+fi
+[ -x "$LAB_ADCS_BIN" ] || fail_setup "lab-adcs binary $LAB_ADCS_BIN not found (cargo build -p lab-adcs first)"
+LAB_ADCS_BIN="$(realpath "$LAB_ADCS_BIN")"
 
 echo "interop: $("$CERTEASY_BIN" --version 2>&1 | head -1); certbot $("$VENV/bin/certbot" --version 2>&1 | awk '{print $2}');" \
     "lego $(dpkg-query -W -f='${Version}' lego); caddy $(dpkg-query -W -f='${Version}' caddy); bind9 $(dpkg-query -W -f='${Version}' bind9)"
 
-export CERTEASY_BIN NAMED
+export CERTEASY_BIN NAMED LAB_ADCS_BIN
 export CERTBOT="$VENV/bin/certbot"
 export LEGO; LEGO="$(command -v lego)"
 export CADDY; CADDY="$(command -v caddy)"

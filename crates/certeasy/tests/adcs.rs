@@ -52,6 +52,11 @@ async fn issues_through_the_native_bridge() {
     // The chain came from the CA's PKCS #7 reply and ends in its root.
     assert_eq!(certs.last().unwrap(), &l.root_der());
     pki::chain_links(&certs[0], &certs[1..]).unwrap();
+    // Health probes (every 100ms here) ran meanwhile; they must not leave
+    // requests in the CA's database: only the real one is there.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let requests = l.lab.state().read().unwrap().requests.len();
+    assert_eq!(requests, 1, "health probes created CA requests");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,8 +124,9 @@ fn control_a_spawning_writing_process_is_flagged() {
     assert!(f.files_created_outside[0].contains("outside.txt"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issuing_with_the_builtin_ca_spawns_nothing_and_writes_only_the_workdir() {
+/// Runs the binary under strace with `opts`, issues five certificates with
+/// instant-acme, stops it gracefully, and returns what the trace shows.
+async fn traced_issuances(opts: common::Options) -> Footprint {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     let dns = certeasy_va::testing::TestDns::start("test").await.unwrap();
@@ -140,14 +141,7 @@ async fn issuing_with_the_builtin_ca_spawns_nothing_and_writes_only_the_workdir(
     let config = dir.path().join("config.yml");
     std::fs::write(
         &config,
-        common::config_text(
-            dir.path(),
-            port,
-            dns.addr(),
-            http_port,
-            1,
-            &common::Options::default(),
-        ),
+        common::config_text(dir.path(), port, dns.addr(), http_port, 1, &opts),
     )
     .unwrap();
 
@@ -225,7 +219,12 @@ async fn issuing_with_the_builtin_ca_spawns_nothing_and_writes_only_the_workdir(
         .success());
     assert!(child.wait().unwrap().success());
 
-    let f = analyse(&std::fs::read_to_string(&trace).unwrap(), dir.path(), &work);
+    analyse(&std::fs::read_to_string(&trace).unwrap(), dir.path(), &work)
+}
+
+/// The server's own footprint must be empty: only its own exec, no process,
+/// no file outside the workdir; and the trace must really cover it.
+fn assert_clean(f: &Footprint) {
     assert_eq!(
         f.execs.len(),
         1,
@@ -243,8 +242,43 @@ async fn issuing_with_the_builtin_ca_spawns_nothing_and_writes_only_the_workdir(
         "files created outside the workdir: {:#?}",
         f.files_created_outside
     );
-    // The trace really covered the server: it created its database, CA
-    // material and listener cache, and its runtime threads.
     assert!(f.files_created_inside >= 5, "{f:?}");
     assert!(f.threads_created >= 2, "{f:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuing_with_the_builtin_ca_spawns_nothing_and_writes_only_the_workdir() {
+    assert_clean(&traced_issuances(common::Options::default()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuing_through_the_native_adcs_bridge_spawns_nothing_and_writes_only_the_workdir() {
+    let l = common::lab::lab().await;
+    let opts = common::Options {
+        authority_extra: l.authority("lab", "WebServer", "Passw0rd!"),
+        extra_sections: "policy-bindings:\n  - policy: test\n    authorities: [lab]\n".into(),
+        ..common::Options::default()
+    };
+    let f = traced_issuances(opts).await;
+    assert_clean(&f);
+    let requests = l.lab.state().read().unwrap().requests.len();
+    assert!(
+        requests >= 5,
+        "the certificates really came from the ADCS lab CA ({requests} requests)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adcs_cli_fallback_shows_its_spawns() {
+    let stub = common::stub::StubCa::new();
+    let opts = common::Options {
+        authority_extra: stub.authority("cli", "StubIssue"),
+        extra_sections: "policy-bindings:\n  - policy: test\n    authorities: [cli]\n".into(),
+        ..common::Options::default()
+    };
+    let f = traced_issuances(opts).await;
+    // What an EDR sees with the fallback: certreq started for every request.
+    let certreq_execs = f.execs.iter().filter(|e| e.contains("certreq")).count();
+    assert!(certreq_execs >= 5, "{:#?}", f.execs);
+    assert!(!f.processes_created.is_empty());
 }

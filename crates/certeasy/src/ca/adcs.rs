@@ -15,6 +15,10 @@ use super::{AuthorityError, Signed};
 use crate::config::schema::{AdcsAuthLevel, AdcsAuthMethod};
 use crate::config::AdcsSettings;
 
+/// Request id retrieved by health probes and `adcs check`: non-zero (so it
+/// is a retrieval, never a submission) and far beyond any real CA's counter.
+pub const PROBE_REQUEST_ID: u32 = 0x7fff_ffff;
+
 /// A native ADCS authority.
 pub struct AdcsCa {
     s: AdcsSettings,
@@ -98,14 +102,15 @@ impl AdcsCa {
         self.outcome(reply)
     }
 
-    /// Health probe: connect, bind, and make one real call — retrieving
-    /// request id 0, which no CA holds. With NTLM's three-leg bind the
-    /// client's AUTH3 gets no reply, so bad credentials only show on a call;
-    /// any answer from the CA itself (even "no such request") proves the
-    /// path and the credentials work.
+    /// Health probe: connect, bind, and make one real call. With NTLM's
+    /// three-leg bind the client's AUTH3 gets no reply, so bad credentials
+    /// only show on a call. The call retrieves [`PROBE_REQUEST_ID`], which no
+    /// CA holds: the CA answers "no such request" without recording
+    /// anything (request id 0 would be a *new submission* and leave a
+    /// denied request in the CA database at every probe).
     pub async fn probe(&self) -> Result<(), AuthorityError> {
         let mut c = self.connect().await?;
-        match c.retrieve(&self.s.ca, 0).await {
+        match c.retrieve(&self.s.ca, PROBE_REQUEST_ID).await {
             Ok(_) | Err(IcprError::Denied { .. }) => Ok(()),
             Err(e) => Err(self.error(e)),
         }

@@ -8,6 +8,7 @@
 //! so recovery is noticed).
 
 mod adcs;
+mod adcs_cli;
 mod fake;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 
 use pki::DnsName;
 
-pub use adcs::AdcsCa;
+pub use adcs::{AdcsCa, PROBE_REQUEST_ID};
+pub use adcs_cli::{parse_certreq_output, AdcsCliCa, CertreqOutcome};
 pub use fake::{FakeCa, FakeCaError};
 
 use crate::config::{AuthorityKind, Config, Strategy};
@@ -102,6 +104,8 @@ pub enum Authority {
     Fake(FakeCa),
     /// Microsoft ADCS over the native bridge.
     Adcs(AdcsCa),
+    /// Microsoft ADCS through certreq.exe.
+    AdcsCli(AdcsCliCa),
 }
 
 impl Authority {
@@ -112,6 +116,7 @@ impl Authority {
                 chain_der,
             }),
             Authority::Adcs(ca) => ca.submit(req.csr_der).await,
+            Authority::AdcsCli(ca) => ca.submit(req.csr_der).await,
         }
     }
 
@@ -121,6 +126,7 @@ impl Authority {
                 "the built-in CA has no pending request {request_id}"
             ))),
             Authority::Adcs(ca) => ca.retrieve(request_id).await,
+            Authority::AdcsCli(ca) => ca.retrieve(request_id).await,
         }
     }
 
@@ -128,6 +134,7 @@ impl Authority {
         match self {
             Authority::Fake(ca) => ca.probe(),
             Authority::Adcs(ca) => ca.probe().await,
+            Authority::AdcsCli(ca) => ca.probe(),
         }
     }
 }
@@ -185,6 +192,9 @@ impl Authorities {
                     Authority::Fake(ca)
                 }
                 AuthorityKind::Adcs(settings) => Authority::Adcs(AdcsCa::new(settings)),
+                AuthorityKind::AdcsCli(settings) => {
+                    Authority::AdcsCli(AdcsCliCa::new(settings.as_ref().clone()))
+                }
             };
             by_name.insert(
                 a.name.clone(),
@@ -221,7 +231,7 @@ impl Authorities {
             .values()
             .filter_map(|e| match &e.authority {
                 Authority::Fake(ca) => Some((e.name.clone(), ca.root_pem().to_string())),
-                Authority::Adcs(_) => None,
+                Authority::Adcs(_) | Authority::AdcsCli(_) => None,
             })
             .collect()
     }

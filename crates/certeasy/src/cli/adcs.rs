@@ -52,7 +52,7 @@ fn adcs_authorities<'a>(
         .filter(|a| only.is_none_or(|n| n == a.name))
         .filter_map(|a| match &a.kind {
             AuthorityKind::Adcs(s) => Some((a.name.as_str(), s.as_ref())),
-            AuthorityKind::Fake(_) => None,
+            AuthorityKind::Fake(_) | AuthorityKind::AdcsCli(_) => None,
         })
         .collect();
     match (list.is_empty(), only) {
@@ -161,7 +161,7 @@ pub async fn check_authority(name: &str, s: &AdcsSettings, submit: bool) -> Vec<
             return out;
         }
     };
-    match client.retrieve(&s.ca, 0).await {
+    match client.retrieve(&s.ca, crate::ca::PROBE_REQUEST_ID).await {
         Ok(_) | Err(IcprError::Denied { .. }) => line(
             format!(
                 "authenticated as {who} ({:?}, packet {:?}); CA {:?} answers",

@@ -418,6 +418,31 @@ fn d4m() -> ConfDuration {
     ConfDuration::secs(240)
 }
 
+/// `configuration` of an `adcs-cli` authority (fallback through certreq.exe).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdcsCliAuthority {
+    /// `HOST\CA Common Name`, given to `certreq -config`.
+    pub ca_name: String,
+    /// Certificate template.
+    pub certificate_template: String,
+    /// Path of certreq.exe (default `C:\Windows\System32\certreq.exe`).
+    #[serde(default)]
+    pub certreq_path: Option<String>,
+    /// Budget of one certreq run, and how long a request may stay pending.
+    #[serde(default = "d4m")]
+    pub default_timeout: ConfDuration,
+    /// PEM chain to serve when certreq returns none.
+    #[serde(default)]
+    pub ca_chain_file: Option<String>,
+    /// Refuse certificates living longer than this.
+    #[serde(default)]
+    pub max_validity: Option<ConfDuration>,
+    /// Health probe interval.
+    #[serde(default = "d60s")]
+    pub health_check_interval: ConfDuration,
+}
+
 /// `auth` of an `adcs` authority.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -133,6 +133,25 @@ pub enum AuthorityKind {
     Fake(FakeSettings),
     /// Microsoft ADCS over the native RPC bridge.
     Adcs(Box<AdcsSettings>),
+    /// Microsoft ADCS through `certreq.exe` (fallback; spawns processes).
+    AdcsCli(Box<AdcsCliSettings>),
+}
+
+/// Settings of an `adcs-cli` authority.
+#[derive(Debug, Clone)]
+pub struct AdcsCliSettings {
+    /// `HOST\CA Common Name`.
+    pub ca_name: String,
+    /// Template.
+    pub template: String,
+    /// Path of certreq.
+    pub certreq_path: PathBuf,
+    /// Budget of one certreq run; also how long a request may stay pending.
+    pub default_timeout: Duration,
+    /// Scratch root (inside the workdir).
+    pub scratch_dir: PathBuf,
+    /// Chain from `ca-chain-file`.
+    pub ca_chain: Vec<Vec<u8>>,
 }
 
 /// A native ADCS authority after validation.
@@ -578,7 +597,21 @@ impl<'a> Checker<'a> {
                     }
                 }
                 AuthorityType::AdcsCli => {
-                    self.issue(format!("{base}.type"), "type adcs-cli is not available in this build yet; use type: adcs (the native bridge)");
+                    let value = a
+                        .configuration
+                        .clone()
+                        .unwrap_or(serde_norway::Value::Mapping(Default::default()));
+                    let cfg: schema::AdcsCliAuthority =
+                        match parse_nested(value, self.index, &format!("{base}.configuration")) {
+                            Ok(c) => c,
+                            Err(issue) => {
+                                self.issues.push(issue);
+                                continue;
+                            }
+                        };
+                    if let Some(s) = self.adcs_cli(&base, &a.name, cfg) {
+                        out.push(s);
+                    }
                 }
             }
         }
@@ -842,6 +875,67 @@ impl<'a> Checker<'a> {
                 request_timeout: cfg.request_timeout.get(),
                 ca_chain,
                 disable_ca_revocation: cfg.disable_ca_revocation,
+            })),
+        })
+    }
+
+    fn adcs_cli(
+        &mut self,
+        base: &str,
+        name: &str,
+        cfg: schema::AdcsCliAuthority,
+    ) -> Option<AuthoritySettings> {
+        let ck = format!("{base}.configuration");
+        if !cfg.ca_name.contains('\\') {
+            self.issue(
+                format!("{ck}.ca-name"),
+                format!(
+                    "{:?} must be HOST\\CA Common Name, as given to certreq -config",
+                    cfg.ca_name
+                ),
+            );
+            return None;
+        }
+        let certreq_path = match &cfg.certreq_path {
+            Some(p) => self.work_path(&format!("{ck}.certreq-path"), p),
+            None if cfg!(windows) => PathBuf::from(r"C:\Windows\System32\certreq.exe"),
+            None => {
+                self.issue(format!("{ck}.certreq-path"), "is required off Windows (certreq.exe exists only there); prefer type: adcs, the native bridge, which needs no certreq");
+                return None;
+            }
+        };
+        let mut ca_chain = Vec::new();
+        if let Some(f) = &cfg.ca_chain_file {
+            let path = self.work_path(&format!("{ck}.ca-chain-file"), f);
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| pki::pem_to_der_certs(&t).map_err(|e| e.to_string()))
+            {
+                Ok(c) => ca_chain = c,
+                Err(e) => {
+                    self.issue(
+                        format!("{ck}.ca-chain-file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    return None;
+                }
+            }
+        }
+        tracing::warn!(target: "ca", authority = name, "authority {name} is type adcs-cli: it starts certreq.exe and writes scratch files; prefer type: adcs");
+        Some(AuthoritySettings {
+            name: name.to_string(),
+            max_validity: cfg
+                .max_validity
+                .map(|d| d.get())
+                .unwrap_or(Duration::from_secs(398 * 86400)),
+            health_check_interval: cfg.health_check_interval.get(),
+            kind: AuthorityKind::AdcsCli(Box::new(AdcsCliSettings {
+                ca_name: cfg.ca_name.clone(),
+                template: cfg.certificate_template.clone(),
+                certreq_path,
+                default_timeout: cfg.default_timeout.get(),
+                scratch_dir: self.workdir.join("adcs-cli"),
+                ca_chain,
             })),
         })
     }

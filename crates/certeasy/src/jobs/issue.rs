@@ -116,6 +116,7 @@ async fn pending(
         .authority(authority)
         .and_then(|a| match &a.kind {
             AuthorityKind::Adcs(adcs) => Some(adcs.default_timeout),
+            AuthorityKind::AdcsCli(cli) => Some(cli.default_timeout),
             AuthorityKind::Fake(_) => None,
         })
         .unwrap_or(std::time::Duration::from_secs(240));

@@ -5,6 +5,7 @@
 
 pub mod lab;
 pub mod raw;
+pub mod stub;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
