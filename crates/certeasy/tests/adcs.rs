@@ -161,3 +161,57 @@ async fn wrong_credentials_mark_the_authority_unhealthy_and_fail_over() {
         "an authority that cannot authenticate is unhealthy"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_request_survives_a_restart() {
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("lab", "PendingWebServer", "Passw0rd!"),
+        extra_sections: binding("lab"),
+        ..Options::default()
+    };
+    let mut h = Harness::start_with(opts).await;
+    let raw = common::raw::Raw::new(h.server().addr, &h.base(), &h.root_pem());
+    let key = common::raw::Key::generate();
+    let kid = raw.new_account(&key).await;
+    let order = common::ready_order(&h, &raw, &key, &kid, &["restart.test"]).await;
+    let (der, _) = csr(&["restart.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let body = serde_json::json!({"csr": acme_wire::b64u_encode(&der)}).to_string();
+    let r = raw
+        .post(&key, Some(&kid), order["finalize"].as_str().unwrap(), &body)
+        .await;
+    let order_url = r.location();
+    let mut pending = Vec::new();
+    for _ in 0..400 {
+        pending = h
+            .server()
+            .services
+            .store
+            .pending_ca_requests()
+            .await
+            .unwrap();
+        if !pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(pending.len(), 1);
+    // Restart while the CA holds the request; the order is still processing
+    // and answers with Retry-After.
+    h.restart().await;
+    let r = raw.post(&key, Some(&kid), &order_url, "").await;
+    assert_eq!(r.json()["status"], serde_json::json!("processing"));
+    assert!(r.header("retry-after").is_some());
+    l.lab.approve(pending[0].2 as u32).unwrap();
+    let mut state = r.json();
+    for _ in 0..400 {
+        state = raw.post(&key, Some(&kid), &order_url, "").await.json();
+        if state["status"] != serde_json::json!("processing") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(state["status"], serde_json::json!("valid"), "{state}");
+    // The request was retrieved, not submitted again: one request at the CA.
+    assert_eq!(l.lab.state().read().unwrap().requests.len(), 1);
+}
