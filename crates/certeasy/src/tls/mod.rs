@@ -317,6 +317,10 @@ async fn renew_loop(
     key: ListenerKey,
     names: Vec<String>,
 ) {
+    // When renew-before exceeds the lifetime the authority gives, a fresh
+    // certificate is due at once; never renew more often than this.
+    const MIN_RENEWAL_GAP: Duration = Duration::from_secs(3600);
+    let mut last_renewal = Some(tokio::time::Instant::now());
     loop {
         let due = slot
             .current
@@ -333,6 +337,12 @@ async fn renew_loop(
         if SystemTime::now() < due {
             continue;
         }
+        if let Some(since) = last_renewal.map(|t| t.elapsed()) {
+            if since < MIN_RENEWAL_GAP {
+                tracing::warn!(target: "tls", bundle = %slot.name, renew_before = ?renew_before, "renew-before is longer than the listener certificate's lifetime; renewing at most hourly");
+                tokio::time::sleep(MIN_RENEWAL_GAP - since).await;
+            }
+        }
         match obtain_pki(
             &authorities,
             &authority,
@@ -344,9 +354,11 @@ async fn renew_loop(
         .await
         {
             Ok((ck, _)) => {
+                last_renewal = Some(tokio::time::Instant::now());
                 if let Ok(mut g) = slot.current.write() {
                     *g = Arc::new(ck);
                 }
+                tracing::info!(target: "tls", bundle = %slot.name, "listener certificate renewed");
             }
             Err(e) => {
                 tracing::error!(target: "tls", bundle = %slot.name, error = format!("{e:#}"), "listener certificate renewal failed; retrying in 5 minutes");
