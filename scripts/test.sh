@@ -52,6 +52,11 @@ rust_passed=$(sum_field passed)
 rust_failed=$(sum_field failed)
 if [ "$cargo_rc" -ne 0 ] && [ "$rust_failed" -eq 0 ]; then rust_failed=1; fi
 
+step "benchmark smoke run (a few issuances through certeasy-bench)"
+bench_passed=0
+bench_failed=0
+if BENCH_BIN_DIR="$CARGO_TARGET_DIR/debug" bash scripts/bench.sh --smoke; then bench_passed=1; else bench_failed=1; fi
+
 # Brief fuzzing of the parsers when cargo-fuzz is installed (it is not
 # installed by this script: `cargo install cargo-fuzz`). Longer runs:
 #   cd crates/pki/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run csr -s none -- -max_total_time=3600
@@ -94,7 +99,8 @@ fi
 step "summary"
 echo "rust: ${rust_passed:-0} passed, ${rust_failed:-0} failed"
 echo "interop: $interop_passed passed, $interop_failed failed"
-total_passed=$(( ${rust_passed:-0} + interop_passed ))
-total_failed=$(( ${rust_failed:-0} + interop_failed ))
+echo "bench smoke: $bench_passed passed, $bench_failed failed"
+total_passed=$(( ${rust_passed:-0} + interop_passed + bench_passed ))
+total_failed=$(( ${rust_failed:-0} + interop_failed + bench_failed ))
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]
