@@ -76,8 +76,14 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .statement_cache_capacity(256);
+            .statement_cache_capacity(256)
+            // Readers map the file instead of copying pages: in WAL mode
+            // every commit invalidates their page caches.
+            .pragma("mmap_size", "268435456");
+        // No ping before each use: a local SQLite connection does not go
+        // stale, and the ping was ~6% of the server's CPU under load.
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -87,6 +93,7 @@ impl Store {
         Self::check_not_newer(&write, path).await?;
         MIGRATOR.run(&write).await?;
         let read = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(8)
             .min_connections(1)
             .idle_timeout(None)
