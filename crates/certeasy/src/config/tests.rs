@@ -380,10 +380,27 @@ fn adcs_named_pipes_and_kerberos_without_kdc_are_refused() {
 }
 
 #[test]
-fn adcs_cli_is_refused_until_available() {
-    let (path, _, msg) = refuse(&with("    type: fake", "    type: adcs-cli"));
-    assert_eq!(path, "authorities[0].type");
-    assert!(msg.contains("not available in this build"), "{msg}");
+fn adcs_cli_needs_certreq_path_off_windows() {
+    let text = with("    type: fake\n    configuration:\n      password: secret\n", "    type: adcs-cli\n    configuration:\n      ca-name: 'ca01\\Corp CA'\n      certificate-template: Web\n");
+    let (path, _, msg) = refuse(&text);
+    assert_eq!(path, "authorities[0].configuration.certreq-path");
+    assert!(msg.contains("prefer type: adcs"), "{msg}");
+}
+
+#[test]
+fn adcs_cli_is_parsed() {
+    let text = with(
+        "    type: fake\n    configuration:\n      password: secret\n",
+        "    type: adcs-cli\n    configuration:\n      ca-name: 'ca01\\Corp CA'\n      certificate-template: Web\n      certreq-path: /opt/certreq\n",
+    )
+    .replace("      mode: pki\n      authority: builtin\n", "      mode: files\n      local-cert-file: /etc/c.pem\n      local-key-file: /etc/k.pem\n");
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::AdcsCli(s) = &c.authorities[0].kind else {
+        panic!("not adcs-cli")
+    };
+    assert_eq!(s.certreq_path, Path::new("/opt/certreq"));
+    assert_eq!(s.scratch_dir, Path::new("/var/lib/certeasy/adcs-cli"));
+    assert_eq!(s.template, "Web");
 }
 
 #[test]
