@@ -88,13 +88,6 @@ pub async fn start_with_listener(
     let server_id = store
         .meta_get_or_init("server_id", crate::store::new_id)
         .await?;
-    // Shared by every node on this database, so any node accepts a nonce
-    // another minted; never logged.
-    let nonce_secret = store
-        .meta_get_or_init("nonce_key", || {
-            crate::store::new_id() + &crate::store::new_id()
-        })
-        .await?;
     let node_id = config
         .workers
         .worker_id
@@ -137,7 +130,7 @@ pub async fn start_with_listener(
         authorities,
         waker: JobWaker::default(),
         node_id,
-        nonces: crate::wfe::nonce::NonceKey::new(nonce_secret.as_bytes()),
+        nonces: crate::wfe::nonce::NonceBook::new(),
     });
     let pool = WorkerPool::start(services.clone());
     let stop = CancellationToken::new();
@@ -151,7 +144,6 @@ pub async fn start_with_listener(
         .layer(axum::extract::DefaultBodyLimit::max(
             config.server.max_body_bytes,
         ));
-    tokio::spawn(purge_nonces(store.clone(), stop.clone()));
     services.authorities.spawn_health_probes(stop.clone());
     let task = tokio::spawn(accept_loop(
         listener,
@@ -194,24 +186,6 @@ async fn request_deadline(
                 http::HeaderValue::from_static("application/problem+json"),
             );
             r
-        }
-    }
-}
-
-/// Forgets expired used nonces every minute (they would be refused anyway).
-async fn purge_nonces(store: Store, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        match store.purge_nonces().await {
-            Ok(n) if n > 0 => {
-                tracing::debug!(target: "server", purged = n, "expired nonces deleted")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(target: "server", error = %e, "cannot purge expired nonces"),
         }
     }
 }

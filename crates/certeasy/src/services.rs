@@ -25,7 +25,7 @@ pub struct Services {
     /// Identity of this node (worker lease owner prefix).
     pub node_id: String,
     /// Mints and verifies replay nonces.
-    pub nonces: crate::wfe::nonce::NonceKey,
+    pub nonces: crate::wfe::nonce::NonceBook,
 }
 
 impl Services {

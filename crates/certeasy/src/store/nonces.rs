@@ -1,5 +1,6 @@
-//! Anti-replay: the nonces that were used, shared by every node through the
-//! database. Minting needs no database (see `crate::wfe::nonce`).
+//! Anti-replay shared through the database: the nonces that were used.
+//! A single node keeps this in memory (`crate::wfe::nonce`); this table is
+//! for several nodes sharing one database (PostgreSQL, not yet available).
 
 use super::{now_ms, Result, Store};
 

@@ -133,10 +133,7 @@ pub async fn authenticate(
         }
     };
     jws.verify(&key)?;
-    let fresh = match s.nonces.verify(&nonce) {
-        Some(expires) => s.store.use_nonce(&nonce, expires).await?,
-        None => false,
-    };
+    let fresh = s.nonces.use_once(&nonce);
     if !fresh {
         return Err(AcmeError::new(ProblemType::BadNonce, "the nonce is unknown, expired or already used; retry with the fresh nonce in this response"));
     }

@@ -1,69 +1,116 @@
-//! Replay nonces (RFC 8555 §6.5).
+//! Replay nonces (RFC 8555 §6.5), kept in memory.
 //!
-//! A nonce is `random(16) || expiry(8, big-endian unix ms) || HMAC-SHA-256`
-//! under a per-installation key stored in the database, base64url-encoded.
-//! Minting touches no database; a nonce is accepted once its MAC verifies,
-//! it has not expired, and its insertion into `used_nonces` succeeds — the
-//! table every node shares, so a replay is refused cluster-wide.
+//! A nonce is `counter(8, big-endian) || HMAC-SHA-256(key, counter)`,
+//! base64url-encoded, under a key drawn at process start. Minting costs an
+//! atomic increment and an HMAC; no database write happens on any request
+//! for nonces (the profile showed one WAL commit per POST for them).
+//!
+//! Single use: the counters of used nonces are kept in a window of at most
+//! [`MAX_TRACKED`] entries with a low-water mark, as Boulder's nonce service
+//! does. A nonce at or below the mark, or already in the window, is refused;
+//! when the window is full its oldest counter becomes the new mark. Memory
+//! stays bounded and a replay is always refused.
+//!
+//! Scope: this is exact for one process, which is what a SQLite deployment
+//! is. A restart draws a new key, so outstanding nonces are refused once
+//! with `badNonce` and clients retry with the fresh nonce in that response,
+//! as RFC 8555 intends. Several nodes sharing PostgreSQL will need the
+//! shared `used_nonces` table instead (see `Store::use_nonce`).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::store::now_ms;
+/// Most used nonces remembered before the low-water mark rises.
+pub const MAX_TRACKED: usize = 65_536;
 
-/// How long a nonce stays valid.
-pub const NONCE_LIFETIME_MS: i64 = 3600 * 1000;
-
-const RAND_LEN: usize = 16;
-const BODY_LEN: usize = RAND_LEN + 8;
 const TAG_LEN: usize = 32;
 
-/// Mints and checks nonces.
-pub struct NonceKey {
+/// Mints nonces and accepts each at most once.
+pub struct NonceBook {
     key: hmac::Key,
-    rng: SystemRandom,
+    next: AtomicU64,
+    used: Mutex<Window>,
 }
 
-impl std::fmt::Debug for NonceKey {
+#[derive(Default)]
+struct Window {
+    low_water: u64,
+    used: BTreeSet<u64>,
+}
+
+impl std::fmt::Debug for NonceBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NonceKey(<secret>)")
+        f.write_str("NonceBook(<secret>)")
     }
 }
 
-impl NonceKey {
-    /// A key from the installation's secret bytes.
-    pub fn new(secret: &[u8]) -> NonceKey {
-        NonceKey {
+impl NonceBook {
+    /// A book with a fresh random key.
+    pub fn new() -> NonceBook {
+        let mut secret = [0u8; 32];
+        if SystemRandom::new().fill(&mut secret).is_err() {
+            // Without an RNG nothing in the server is safe; fail loudly.
+            tracing::error!(target: "wfe", "the system random number generator failed");
+        }
+        NonceBook::with_key(&secret)
+    }
+
+    /// A book with a given key (tests).
+    pub fn with_key(secret: &[u8]) -> NonceBook {
+        NonceBook {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-            rng: SystemRandom::new(),
+            next: AtomicU64::new(1),
+            used: Mutex::new(Window::default()),
         }
     }
 
     /// A fresh nonce.
     pub fn mint(&self) -> String {
-        let mut buf = [0u8; BODY_LEN + TAG_LEN];
-        // The OS RNG failing is not recoverable; a zero prefix would still be
-        // unique per expiry millisecond only, so log loudly.
-        if self.rng.fill(&mut buf[..RAND_LEN]).is_err() {
-            tracing::error!(target: "wfe", "the system random number generator failed");
-        }
-        buf[RAND_LEN..BODY_LEN].copy_from_slice(&(now_ms() + NONCE_LIFETIME_MS).to_be_bytes());
-        let tag = hmac::sign(&self.key, &buf[..BODY_LEN]);
-        buf[BODY_LEN..].copy_from_slice(tag.as_ref());
+        let counter = self.next.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        let mut buf = [0u8; 8 + TAG_LEN];
+        buf[..8].copy_from_slice(&counter);
+        buf[8..].copy_from_slice(hmac::sign(&self.key, &counter).as_ref());
         acme_wire::b64u_encode(&buf)
     }
 
-    /// Checks a nonce's authenticity and expiry; returns its expiry (unix ms).
-    pub fn verify(&self, nonce: &str) -> Option<i64> {
+    /// Accepts `nonce` if this book minted it and it was not used before.
+    pub fn use_once(&self, nonce: &str) -> bool {
+        let Some(counter) = self.counter(nonce) else {
+            return false;
+        };
+        let Ok(mut w) = self.used.lock() else {
+            return false;
+        };
+        if counter <= w.low_water || !w.used.insert(counter) {
+            return false;
+        }
+        if w.used.len() > MAX_TRACKED {
+            if let Some(oldest) = w.used.pop_first() {
+                w.low_water = oldest;
+            }
+        }
+        true
+    }
+
+    fn counter(&self, nonce: &str) -> Option<u64> {
         let raw = acme_wire::b64u_decode(nonce).ok()?;
-        if raw.len() != BODY_LEN + TAG_LEN {
+        if raw.len() != 8 + TAG_LEN {
             return None;
         }
-        hmac::verify(&self.key, &raw[..BODY_LEN], &raw[BODY_LEN..]).ok()?;
-        let mut exp = [0u8; 8];
-        exp.copy_from_slice(&raw[RAND_LEN..BODY_LEN]);
-        let expires = i64::from_be_bytes(exp);
-        (expires > now_ms()).then_some(expires)
+        hmac::verify(&self.key, &raw[..8], &raw[8..]).ok()?;
+        let mut c = [0u8; 8];
+        c.copy_from_slice(&raw[..8]);
+        Some(u64::from_be_bytes(c))
+    }
+}
+
+impl Default for NonceBook {
+    fn default() -> Self {
+        NonceBook::new()
     }
 }
 
@@ -72,33 +119,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn minted_nonces_verify_and_are_distinct() {
-        let k = NonceKey::new(b"secret");
-        let a = k.mint();
-        let b = k.mint();
-        assert_ne!(a, b);
-        assert!(k.verify(&a).is_some());
+    fn a_nonce_is_accepted_once() {
+        let book = NonceBook::with_key(b"k");
+        let n = book.mint();
+        assert!(book.use_once(&n));
+        assert!(!book.use_once(&n));
     }
 
     #[test]
-    fn forged_or_foreign_nonces_do_not_verify() {
-        let k = NonceKey::new(b"secret");
-        let other = NonceKey::new(b"other");
-        assert!(k.verify(&other.mint()).is_none());
-        let mut n = acme_wire::b64u_decode(&k.mint()).unwrap();
-        n[0] ^= 1;
-        assert!(k.verify(&acme_wire::b64u_encode(&n)).is_none());
-        assert!(k.verify("short").is_none());
-        assert!(k.verify("").is_none());
+    fn nonces_from_another_key_or_tampered_are_refused() {
+        let book = NonceBook::with_key(b"k");
+        let other = NonceBook::with_key(b"other");
+        assert!(!book.use_once(&other.mint()));
+        let mut raw = acme_wire::b64u_decode(&book.mint()).unwrap();
+        raw[7] ^= 1;
+        assert!(!book.use_once(&acme_wire::b64u_encode(&raw)));
+        assert!(!book.use_once("short"));
+        assert!(!book.use_once(""));
     }
 
     #[test]
-    fn expired_nonces_do_not_verify() {
-        let k = NonceKey::new(b"secret");
-        let mut buf = [0u8; BODY_LEN + TAG_LEN];
-        buf[RAND_LEN..BODY_LEN].copy_from_slice(&(now_ms() - 1).to_be_bytes());
-        let tag = hmac::sign(&k.key, &buf[..BODY_LEN]);
-        buf[BODY_LEN..].copy_from_slice(tag.as_ref());
-        assert!(k.verify(&acme_wire::b64u_encode(&buf)).is_none());
+    fn out_of_order_use_within_the_window_is_fine() {
+        let book = NonceBook::with_key(b"k");
+        let a = book.mint();
+        let b = book.mint();
+        assert!(book.use_once(&b));
+        assert!(book.use_once(&a));
+    }
+
+    #[test]
+    fn the_window_is_bounded_and_evicted_nonces_are_refused() {
+        let book = NonceBook::with_key(b"k");
+        let old = book.mint();
+        let fresh: Vec<String> = (0..MAX_TRACKED + 10).map(|_| book.mint()).collect();
+        for n in &fresh {
+            assert!(book.use_once(n));
+        }
+        assert!(book.used.lock().unwrap().used.len() <= MAX_TRACKED);
+        // Never used, but older than everything remembered: refused.
+        assert!(!book.use_once(&old));
+        // Replays of remembered and of evicted nonces: refused.
+        assert!(!book.use_once(&fresh[fresh.len() - 1]));
+        assert!(!book.use_once(&fresh[0]));
     }
 }
