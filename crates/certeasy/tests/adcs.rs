@@ -9,31 +9,15 @@ mod common;
 use std::sync::Arc;
 
 use common::lab::lab;
-use common::{csr, pem_certs, Harness, Options};
+use common::{binding, csr, pem_certs, signer, Harness, Options};
 use instant_acme::ChallengeType;
-
-fn binding(authorities: &str) -> String {
-    format!("policy-bindings:\n  - policy: test\n    authorities: [{authorities}]\n")
-}
-
-async fn signer(h: &Harness, pem: &str) -> String {
-    let serial = pki::serial_hex_of_cert(&pem_certs(pem)[0]).unwrap();
-    h.server()
-        .services
-        .store
-        .cert_by_serial(&serial)
-        .await
-        .unwrap()
-        .remove(0)
-        .authority
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issues_through_the_native_bridge() {
     let l = lab().await;
     let opts = Options {
         authority_extra: l.authority("lab", "WebServer", "Passw0rd!"),
-        extra_sections: binding("lab"),
+        extra_sections: binding("lab", "first_available"),
         ..Options::default()
     };
     let h = Harness::start_with(opts).await;
@@ -64,7 +48,7 @@ async fn pending_request_is_retrieved_after_a_ca_officer_approves_it() {
     let l = lab().await;
     let opts = Options {
         authority_extra: l.authority("lab", "PendingWebServer", "Passw0rd!"),
-        extra_sections: binding("lab"),
+        extra_sections: binding("lab", "first_available"),
         ..Options::default()
     };
     let h = Arc::new(Harness::start_with(opts).await);
@@ -78,21 +62,8 @@ async fn pending_request_is_retrieved_after_a_ca_officer_approves_it() {
         })
     };
     // The order waits in `processing` with the CA's request id stored.
-    let mut pending = Vec::new();
-    for _ in 0..400 {
-        pending = h
-            .server()
-            .services
-            .store
-            .pending_ca_requests()
-            .await
-            .unwrap();
-        if !pending.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert_eq!(pending.len(), 1, "the request is recorded as pending");
+    let mut pending = common::wait_for_pending(&h).await;
+    assert_eq!(pending.len(), 1);
     let (_, authority, request_id) = pending.remove(0);
     assert_eq!(authority, "lab");
     l.lab.approve(request_id as u32).unwrap();
@@ -113,7 +84,7 @@ async fn denied_request_invalidates_the_order_with_the_cas_reason() {
     let l = lab().await;
     let opts = Options {
         authority_extra: l.authority("lab", "DeniedTemplate", "Passw0rd!"),
-        extra_sections: binding("lab"),
+        extra_sections: binding("lab", "first_available"),
         ..Options::default()
     };
     let h = Harness::start_with(opts).await;
@@ -136,7 +107,7 @@ async fn wrong_credentials_mark_the_authority_unhealthy_and_fail_over() {
     let l = lab().await;
     let opts = Options {
         authority_extra: l.authority("badcreds", "WebServer", "wrong-password"),
-        extra_sections: binding("badcreds, builtin"),
+        extra_sections: binding("badcreds, builtin", "first_available"),
         ..Options::default()
     };
     let h = Harness::start_with(opts).await;
@@ -167,7 +138,7 @@ async fn a_pending_request_survives_a_restart() {
     let l = lab().await;
     let opts = Options {
         authority_extra: l.authority("lab", "PendingWebServer", "Passw0rd!"),
-        extra_sections: binding("lab"),
+        extra_sections: binding("lab", "first_available"),
         ..Options::default()
     };
     let mut h = Harness::start_with(opts).await;
@@ -181,20 +152,7 @@ async fn a_pending_request_survives_a_restart() {
         .post(&key, Some(&kid), order["finalize"].as_str().unwrap(), &body)
         .await;
     let order_url = r.location();
-    let mut pending = Vec::new();
-    for _ in 0..400 {
-        pending = h
-            .server()
-            .services
-            .store
-            .pending_ca_requests()
-            .await
-            .unwrap();
-        if !pending.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let pending = common::wait_for_pending(&h).await;
     assert_eq!(pending.len(), 1);
     // Restart while the CA holds the request; the order is still processing
     // and answers with Retry-After.

@@ -60,20 +60,7 @@ async fn pending_then_approved_then_retrieved() {
                 .await
         })
     };
-    let mut pending = Vec::new();
-    for _ in 0..400 {
-        pending = h
-            .server()
-            .services
-            .store
-            .pending_ca_requests()
-            .await
-            .unwrap();
-        if !pending.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let pending = common::wait_for_pending(&h).await;
     assert_eq!(pending.len(), 1);
     stub.approve(pending[0].2);
     let pem = client.await.unwrap().unwrap();

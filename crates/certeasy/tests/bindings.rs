@@ -5,28 +5,11 @@
 
 mod common;
 
-use common::{csr, pem_certs, Harness, Options};
+use common::{binding, csr, pem_certs, signer, Harness, Options};
 use instant_acme::ChallengeType;
 
 fn authority(name: &str, extra: &str) -> String {
     format!("  - name: {name}\n    type: fake\n    configuration:\n      common-name: \"{name} CA\"\n      password: \"pw\"\n      health-check-interval: 100ms\n{extra}")
-}
-
-fn binding(authorities: &str, strategy: &str) -> String {
-    format!("policy-bindings:\n  - policy: test\n    authorities: [{authorities}]\n    strategy: {strategy}\n")
-}
-
-/// Name of the authority that signed `pem`'s leaf, from the database.
-async fn signer(h: &Harness, pem: &str) -> String {
-    let serial = pki::serial_hex_of_cert(&pem_certs(pem)[0]).unwrap();
-    h.server()
-        .services
-        .store
-        .cert_by_serial(&serial)
-        .await
-        .unwrap()
-        .remove(0)
-        .authority
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -561,61 +561,40 @@ impl<'a> Checker<'a> {
                 );
                 continue;
             }
-            match a.kind {
-                AuthorityType::Fake => {
-                    let value = a
-                        .configuration
-                        .clone()
-                        .unwrap_or(serde_norway::Value::Mapping(Default::default()));
-                    let cfg: schema::FakeAuthority =
-                        match parse_nested(value, self.index, &format!("{base}.configuration")) {
-                            Ok(c) => c,
-                            Err(issue) => {
-                                self.issues.push(issue);
-                                continue;
-                            }
-                        };
-                    if let Some(s) = self.fake(&base, &a.name, cfg) {
-                        out.push(s);
-                    }
-                }
-                AuthorityType::Adcs => {
-                    let value = a
-                        .configuration
-                        .clone()
-                        .unwrap_or(serde_norway::Value::Mapping(Default::default()));
-                    let cfg: schema::AdcsAuthority =
-                        match parse_nested(value, self.index, &format!("{base}.configuration")) {
-                            Ok(c) => c,
-                            Err(issue) => {
-                                self.issues.push(issue);
-                                continue;
-                            }
-                        };
-                    if let Some(s) = self.adcs(&base, &a.name, cfg) {
-                        out.push(s);
-                    }
-                }
-                AuthorityType::AdcsCli => {
-                    let value = a
-                        .configuration
-                        .clone()
-                        .unwrap_or(serde_norway::Value::Mapping(Default::default()));
-                    let cfg: schema::AdcsCliAuthority =
-                        match parse_nested(value, self.index, &format!("{base}.configuration")) {
-                            Ok(c) => c,
-                            Err(issue) => {
-                                self.issues.push(issue);
-                                continue;
-                            }
-                        };
-                    if let Some(s) = self.adcs_cli(&base, &a.name, cfg) {
-                        out.push(s);
-                    }
-                }
-            }
+            let settings = match a.kind {
+                AuthorityType::Fake => self
+                    .configuration(a, &base)
+                    .and_then(|c| self.fake(&base, &a.name, c)),
+                AuthorityType::Adcs => self
+                    .configuration(a, &base)
+                    .and_then(|c| self.adcs(&base, &a.name, c)),
+                AuthorityType::AdcsCli => self
+                    .configuration(a, &base)
+                    .and_then(|c| self.adcs_cli(&base, &a.name, c)),
+            };
+            out.extend(settings);
         }
         out
+    }
+
+    /// Deserialises an authority's `configuration` into its type's schema,
+    /// recording the issue (with key path and line) when it does not fit.
+    fn configuration<T: serde::de::DeserializeOwned>(
+        &mut self,
+        a: &schema::Authority,
+        base: &str,
+    ) -> Option<T> {
+        let value = a
+            .configuration
+            .clone()
+            .unwrap_or(serde_norway::Value::Mapping(Default::default()));
+        match parse_nested(value, self.index, &format!("{base}.configuration")) {
+            Ok(c) => Some(c),
+            Err(issue) => {
+                self.issues.push(issue);
+                None
+            }
+        }
     }
 
     fn fake(

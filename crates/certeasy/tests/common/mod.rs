@@ -312,6 +312,43 @@ pub async fn ready_order(
     panic!("order never became ready");
 }
 
+/// Waits (bounded) until an order's request is pending at a CA; returns
+/// the pending requests: (order id, authority, request id).
+pub async fn wait_for_pending(h: &Harness) -> Vec<(String, String, i64)> {
+    for _ in 0..400 {
+        let pending = h
+            .server()
+            .services
+            .store
+            .pending_ca_requests()
+            .await
+            .unwrap();
+        if !pending.is_empty() {
+            return pending;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no request became pending at the CA");
+}
+
+/// `policy-bindings` YAML binding the test policy to `authorities`.
+pub fn binding(authorities: &str, strategy: &str) -> String {
+    format!("policy-bindings:\n  - policy: test\n    authorities: [{authorities}]\n    strategy: {strategy}\n")
+}
+
+/// Name of the authority that signed `pem`'s leaf, from the database.
+pub async fn signer(h: &Harness, pem: &str) -> String {
+    let serial = pki::serial_hex_of_cert(&pem_certs(pem)[0]).unwrap();
+    h.server()
+        .services
+        .store
+        .cert_by_serial(&serial)
+        .await
+        .unwrap()
+        .remove(0)
+        .authority
+}
+
 /// A CSR for `names` with a fresh key of `alg`.
 pub fn csr(names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (Vec<u8>, rcgen::KeyPair) {
     let key = rcgen::KeyPair::generate_for(alg).unwrap();
