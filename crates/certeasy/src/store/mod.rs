@@ -76,10 +76,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .statement_cache_capacity(256)
-            // Readers map the file instead of copying pages: in WAL mode
-            // every commit invalidates their page caches.
-            .pragma("mmap_size", "268435456");
+            .statement_cache_capacity(256);
         // No ping before each use: a local SQLite connection does not go
         // stale, and the ping was ~6% of the server's CPU under load.
         let write = SqlitePoolOptions::new()
