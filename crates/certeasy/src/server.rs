@@ -131,6 +131,7 @@ pub async fn start_with_listener(
         waker: JobWaker::default(),
         node_id,
         nonces: crate::wfe::nonce::NonceBook::new(),
+        accounts: Default::default(),
     });
     let pool = WorkerPool::start(services.clone());
     let stop = CancellationToken::new();

@@ -2,9 +2,55 @@
 
 use acme_wire::{AccountUpdateRequest, Jwk, KeyChangeRequest, NewAccountRequest, ProblemType};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::error::{AcmeError, AcmeResult};
 use crate::services::Services;
 use crate::store::{new_id, now_ms, AccountRow, Store};
+
+/// Accounts with their parsed keys, cached in this process: every
+/// authenticated request needs both, and re-reading the row and re-validating
+/// the key cost a database hand-off and a curve check per request. The two
+/// operations that change an account ([`update_account`], [`key_change`])
+/// invalidate its entry after their write commits. Exact for one process,
+/// which is what a SQLite deployment is.
+#[derive(Default)]
+pub struct AccountCache {
+    map: Mutex<HashMap<String, Arc<(AccountRow, Jwk)>>>,
+}
+
+/// Entries kept before the cache starts over (bounded memory).
+const MAX_CACHED_ACCOUNTS: usize = 10_000;
+
+impl AccountCache {
+    /// The account `id` and its key, from the cache or the database.
+    pub async fn get(&self, s: &Services, id: &str) -> AcmeResult<Option<Arc<(AccountRow, Jwk)>>> {
+        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(Some(hit));
+        }
+        let Some(acct) = s.store.account(id).await? else {
+            return Ok(None);
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&acct.jwk).map_err(|e| AcmeError::Internal(e.into()))?;
+        let entry = Arc::new((acct, Jwk::from_json(&json)?));
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= MAX_CACHED_ACCOUNTS {
+                m.clear();
+            }
+            m.insert(id.to_string(), entry.clone());
+        }
+        Ok(Some(entry))
+    }
+
+    /// Forgets account `id` (after it changed).
+    pub fn invalidate(&self, id: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(id);
+        }
+    }
+}
 
 /// Outcome of new-account.
 pub enum NewAccount {
@@ -103,6 +149,7 @@ pub async fn update_account(
         tracing::info!(target: "ra", account = %acct.id, "account deactivated");
     }
     s.store.update_account(&acct).await?;
+    s.accounts.invalidate(&acct.id);
     Ok(acct)
 }
 
@@ -145,6 +192,7 @@ pub async fn key_change(
     }
     Store::change_account_key(&mut tx, &acct.id, &new_tp, &new_key.to_json().to_string()).await?;
     tx.commit().await?;
+    s.accounts.invalidate(&acct.id);
     tracing::info!(target: "ra", account = %acct.id, key = %new_key.describe(), "account key changed");
     Ok(Ok(()))
 }

@@ -121,15 +121,13 @@ pub async fn authenticate(
                         format!("kid {kid:?} is not an account URL of this server"),
                     )
                 })?;
-            let acct = s.store.account(id).await?.ok_or_else(|| {
+            let entry = s.accounts.get(s, id).await?.ok_or_else(|| {
                 AcmeError::new(
                     ProblemType::AccountDoesNotExist,
                     format!("no account {kid}"),
                 )
             })?;
-            let jwk: serde_json::Value =
-                serde_json::from_str(&acct.jwk).map_err(|e| AcmeError::Internal(e.into()))?;
-            (Jwk::from_json(&jwk)?, Some(acct))
+            (entry.1.clone(), Some(entry.0.clone()))
         }
     };
     jws.verify(&key)?;
