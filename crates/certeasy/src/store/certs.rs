@@ -85,15 +85,13 @@ impl Store {
         r.as_ref().map(from_row).transpose()
     }
 
-    /// Certificate of an order.
-    pub async fn cert_of_order(&self, order_id: &str) -> Result<Option<CertRow>> {
-        let r = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM certificates WHERE order_id = ?"
-        ))
-        .bind(order_id)
-        .fetch_optional(self.reader())
-        .await?;
-        r.as_ref().map(from_row).transpose()
+    /// Certificate id of an order (order view: no need for the DER and PEM).
+    pub async fn cert_id_of_order(&self, order_id: &str) -> Result<Option<String>> {
+        let r: Option<(String,)> = sqlx::query_as("SELECT id FROM certificates WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(r.map(|r| r.0))
     }
 
     /// Certificate id of an order, inside a write transaction.

@@ -296,15 +296,14 @@ impl Store {
         Ok(rows)
     }
 
-    /// Authorizations of an order in creation order.
-    pub async fn authzs_of_order(&self, order_id: &str) -> Result<Vec<AuthzRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE order_id = ? ORDER BY position"
-        ))
-        .bind(order_id)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(authz_from).collect()
+    /// Ids of an order's authorizations, in creation order (order view).
+    pub async fn authz_ids_of_order(&self, order_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM authorizations WHERE order_id = ? ORDER BY position")
+                .bind(order_id)
+                .fetch_all(self.reader())
+                .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Same, inside a write transaction.

@@ -35,13 +35,13 @@ pub fn account(base: &str, a: &AccountRow) -> AccountResource {
 
 /// Order resource (loads its authorizations and certificate id).
 pub async fn order(s: &Services, base: &str, o: &OrderRow) -> anyhow::Result<OrderResource> {
-    let authzs = s.store.authzs_of_order(&o.id).await?;
+    let authz_ids = s.store.authz_ids_of_order(&o.id).await?;
     let status = effective_order_status(&o.status, o.expires, now_ms()).to_string();
     let certificate = if status == "valid" {
         s.store
-            .cert_of_order(&o.id)
+            .cert_id_of_order(&o.id)
             .await?
-            .map(|c| format!("{base}/acme/cert/{}", c.id))
+            .map(|id| format!("{base}/acme/cert/{id}"))
     } else {
         None
     };
@@ -52,9 +52,9 @@ pub async fn order(s: &Services, base: &str, o: &OrderRow) -> anyhow::Result<Ord
         not_before: o.not_before.map(rfc3339),
         not_after: o.not_after.map(rfc3339),
         error: problem(&o.error),
-        authorizations: authzs
+        authorizations: authz_ids
             .iter()
-            .map(|a| format!("{base}/acme/authz/{}", a.id))
+            .map(|id| format!("{base}/acme/authz/{id}"))
             .collect(),
         finalize: format!("{base}/acme/finalize/{}", o.id),
         certificate,
