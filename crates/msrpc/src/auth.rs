@@ -268,11 +268,7 @@ impl Protection {
         let (trailer, token) = rest.split_at_mut(lay.auth_value_start - lay.trailer_start);
         let mut head_c = head.to_vec();
         let mut trailer_c = trailer.to_vec();
-        let stub_flags = if level == AuthLevel::Privacy {
-            SecurityBufferFlags::NONE
-        } else {
-            SecurityBufferFlags::SECBUFFER_READONLY_WITH_CHECKSUM
-        };
+        let stub_flags = stub_flags(level);
         let mut bufs = [
             SecurityBufferRef::data_buf(&mut head_c).with_flags(ro),
             SecurityBufferRef::data_buf(stub).with_flags(stub_flags),
@@ -313,11 +309,7 @@ impl Protection {
         let mut head_c = head.to_vec();
         let mut trailer_c = trailer.to_vec();
         let mut token_c = token.to_vec();
-        let stub_flags = if level == AuthLevel::Privacy {
-            SecurityBufferFlags::NONE
-        } else {
-            SecurityBufferFlags::SECBUFFER_READONLY_WITH_CHECKSUM
-        };
+        let stub_flags = stub_flags(level);
         let mut stub_c = stub.to_vec();
         {
             let mut bufs = [
@@ -1010,6 +1002,15 @@ pub fn verify_ntlmv2(msg: &AuthenticateFields, password: &str, server_challenge:
         .zip(proof)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
+}
+
+/// Buffer flags of the stub: sealed at privacy, signed only at integrity.
+fn stub_flags(level: AuthLevel) -> SecurityBufferFlags {
+    if level == AuthLevel::Privacy {
+        SecurityBufferFlags::NONE
+    } else {
+        SecurityBufferFlags::SECBUFFER_READONLY_WITH_CHECKSUM
+    }
 }
 
 #[cfg(test)]

@@ -23,33 +23,12 @@ impl Uuid {
 
     /// Reads the 16-octet little-endian NDR encoding.
     pub fn from_wire(b: &[u8; 16]) -> Self {
-        let mut out = [0u8; 16];
-        out[0] = b[3];
-        out[1] = b[2];
-        out[2] = b[1];
-        out[3] = b[0];
-        out[4] = b[5];
-        out[5] = b[4];
-        out[6] = b[7];
-        out[7] = b[6];
-        out[8..].copy_from_slice(&b[8..]);
-        Uuid(out)
+        Uuid(swap_fields(b))
     }
 
     /// The 16-octet little-endian NDR encoding.
     pub fn to_wire(&self) -> [u8; 16] {
-        let b = &self.0;
-        let mut out = [0u8; 16];
-        out[0] = b[3];
-        out[1] = b[2];
-        out[2] = b[1];
-        out[3] = b[0];
-        out[4] = b[5];
-        out[5] = b[4];
-        out[6] = b[7];
-        out[7] = b[6];
-        out[8..].copy_from_slice(&b[8..]);
-        out
+        swap_fields(&self.0)
     }
 
     /// True for the nil UUID.
@@ -127,6 +106,17 @@ pub const NDR64: SyntaxId = SyntaxId::new(
     1,
     0,
 );
+
+/// Swaps the byte order of the first three fields (u32, u16, u16) between
+/// the RFC 4122 big-endian form and NDR's little-endian one; the operation is
+/// its own inverse.
+fn swap_fields(b: &[u8; 16]) -> [u8; 16] {
+    let mut out = *b;
+    out[..4].reverse();
+    out[4..6].reverse();
+    out[6..8].reverse();
+    out
+}
 
 #[cfg(test)]
 mod tests {
