@@ -33,12 +33,6 @@ impl From<crate::store::StoreError> for AcmeError {
     }
 }
 
-impl From<sqlx::Error> for AcmeError {
-    fn from(e: sqlx::Error) -> Self {
-        AcmeError::Internal(e.into())
-    }
-}
-
 impl From<acme_wire::WireError> for AcmeError {
     fn from(e: acme_wire::WireError) -> Self {
         AcmeError::Problem(e.into())

@@ -1,6 +1,6 @@
 //! Accounts.
 
-use sqlx::Row;
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{json_list, now_ms, parse_list, Result, Store, Tx};
 
@@ -23,39 +23,52 @@ pub struct AccountRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, thumbprint, jwk, contact, status, tos_agreed, created_at";
+const BY_ID: &str = "SELECT id, thumbprint, jwk, contact, status, tos_agreed, created_at FROM accounts WHERE id = ?";
+const BY_THUMBPRINT: &str = "SELECT id, thumbprint, jwk, contact, status, tos_agreed, created_at FROM accounts WHERE thumbprint = ?";
 
-fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AccountRow> {
-    Ok(AccountRow {
-        id: r.try_get("id")?,
-        thumbprint: r.try_get("thumbprint")?,
-        jwk: r.try_get("jwk")?,
-        contact: parse_list(&r.try_get::<String, _>("contact")?)?,
-        status: r.try_get("status")?,
-        tos_agreed: r.try_get::<i64, _>("tos_agreed")? != 0,
-        created_at: r.try_get("created_at")?,
-    })
+/// Columns in the order of the SELECTs above; the JSON list is decoded
+/// after the row callback (which can only return SQLite errors).
+type RawAccount = (String, String, String, String, String, bool, i64);
+
+fn raw(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn one(conn: &Connection, sql: &str, key: &str) -> Result<Option<AccountRow>> {
+    let row = conn.prepare_cached(sql)?.query_row([key], raw).optional()?;
+    row.map(
+        |(id, thumbprint, jwk, contact, status, tos_agreed, created_at)| {
+            Ok(AccountRow {
+                id,
+                thumbprint,
+                jwk,
+                contact: parse_list(&contact)?,
+                status,
+                tos_agreed,
+                created_at,
+            })
+        },
+    )
+    .transpose()
 }
 
 impl Store {
     /// Account by id.
     pub async fn account(&self, id: &str) -> Result<Option<AccountRow>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        self.read(|c| one(c, BY_ID, id))
     }
 
     /// Account by key thumbprint.
     pub async fn account_by_thumbprint(&self, thumbprint: &str) -> Result<Option<AccountRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM accounts WHERE thumbprint = ?"
-        ))
-        .bind(thumbprint)
-        .fetch_optional(self.reader())
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        self.read(|c| one(c, BY_THUMBPRINT, thumbprint))
     }
 
     /// Same lookup inside a write transaction (race-free create).
@@ -63,40 +76,35 @@ impl Store {
         tx: &mut Tx,
         thumbprint: &str,
     ) -> Result<Option<AccountRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM accounts WHERE thumbprint = ?"
-        ))
-        .bind(thumbprint)
-        .fetch_optional(&mut **tx)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        one(tx.conn(), BY_THUMBPRINT, thumbprint)
     }
 
     /// Inserts an account.
     pub async fn insert_account(tx: &mut Tx, a: &AccountRow) -> Result<()> {
-        sqlx::query("INSERT INTO accounts (id, thumbprint, jwk, contact, status, tos_agreed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&a.id)
-            .bind(&a.thumbprint)
-            .bind(&a.jwk)
-            .bind(json_list(&a.contact))
-            .bind(&a.status)
-            .bind(a.tos_agreed as i64)
-            .bind(if a.created_at == 0 { now_ms() } else { a.created_at })
-            .execute(&mut **tx)
-            .await?;
+        tx.conn()
+            .prepare_cached("INSERT INTO accounts (id, thumbprint, jwk, contact, status, tos_agreed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")?
+            .execute(params![
+                a.id,
+                a.thumbprint,
+                a.jwk,
+                json_list(&a.contact),
+                a.status,
+                a.tos_agreed,
+                if a.created_at == 0 { now_ms() } else { a.created_at },
+            ])?;
         Ok(())
     }
 
     /// Updates contact, status and ToS agreement.
     pub async fn update_account(&self, a: &AccountRow) -> Result<()> {
-        sqlx::query("UPDATE accounts SET contact = ?, status = ?, tos_agreed = ? WHERE id = ?")
-            .bind(json_list(&a.contact))
-            .bind(&a.status)
-            .bind(a.tos_agreed as i64)
-            .bind(&a.id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
+        self.write(|c| {
+            c.prepare_cached(
+                "UPDATE accounts SET contact = ?, status = ?, tos_agreed = ? WHERE id = ?",
+            )?
+            .execute(params![json_list(&a.contact), a.status, a.tos_agreed, a.id])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Replaces the account key; fails with a unique violation when the new
@@ -108,12 +116,9 @@ impl Store {
         thumbprint: &str,
         jwk: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE accounts SET thumbprint = ?, jwk = ? WHERE id = ?")
-            .bind(thumbprint)
-            .bind(jwk)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        tx.conn()
+            .prepare_cached("UPDATE accounts SET thumbprint = ?, jwk = ? WHERE id = ?")?
+            .execute(params![thumbprint, jwk, id])?;
         Ok(())
     }
 }

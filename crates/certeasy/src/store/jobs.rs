@@ -1,6 +1,6 @@
 //! Durable jobs: the persistence half of the job engine (`crate::jobs`).
 
-use sqlx::Row;
+use rusqlite::{params, OptionalExtension};
 
 use super::{now_ms, Result, Store, Tx};
 
@@ -49,13 +49,9 @@ impl Store {
     /// same (kind, subject) is a no-op.
     pub async fn enqueue_job(tx: &mut Tx, kind: JobKind, subject: &str) -> Result<()> {
         let now = now_ms();
-        sqlx::query("INSERT OR IGNORE INTO jobs (kind, subject, state, run_at, created_at) VALUES (?, ?, 'queued', ?, ?)")
-            .bind(kind.as_str())
-            .bind(subject)
-            .bind(now)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        tx.conn()
+            .prepare_cached("INSERT OR IGNORE INTO jobs (kind, subject, state, run_at, created_at) VALUES (?, ?, 'queued', ?, ?)")?
+            .execute(params![kind.as_str(), subject, now, now])?;
         Ok(())
     }
 
@@ -63,74 +59,72 @@ impl Store {
     /// running job whose lease expired (its worker died).
     pub async fn claim_job(&self, owner: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
         let now = now_ms();
-        let row = sqlx::query(
-            "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?) \
-                         ORDER BY run_at LIMIT 1) \
-             RETURNING id, kind, subject, attempts",
-        )
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(self.writer())
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let kind: String = r.try_get("kind")?;
+        let row: Option<(i64, String, String, i64)> = self
+            .write(|c| {
+                Ok(c.prepare_cached(
+                    "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1 \
+                     WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?) \
+                                 ORDER BY run_at LIMIT 1) \
+                     RETURNING id, kind, subject, attempts",
+                )?
+                .query_row(params![owner, now + lease_ms, now, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?)
+            })
+            .await?;
+        let Some((id, kind, subject, attempts)) = row else {
+            return Ok(None);
+        };
         Ok(Some(ClaimedJob {
-            id: r.try_get("id")?,
+            id,
             kind: JobKind::parse(&kind)
                 .ok_or_else(|| super::StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
-            subject: r.try_get("subject")?,
-            attempts: r.try_get("attempts")?,
+            subject,
+            attempts,
         }))
     }
 
     /// Removes a finished job, in the transaction that records its effect.
     pub async fn complete_job(tx: &mut Tx, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        tx.conn()
+            .prepare_cached("DELETE FROM jobs WHERE id = ?")?
+            .execute([id])?;
         Ok(())
     }
 
     /// Removes a finished job on its own.
     pub async fn delete_job(&self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
+        self.write(|c| {
+            c.prepare_cached("DELETE FROM jobs WHERE id = ?")?
+                .execute([id])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Puts a job back in the queue to run at `run_at` (unix ms).
     pub async fn retry_job(&self, id: i64, owner: &str, run_at: i64, error: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, last_error = ? WHERE id = ? AND lease_owner = ?")
-            .bind(run_at)
-            .bind(error)
-            .bind(id)
-            .bind(owner)
-            .execute(self.writer())
-            .await?;
-        Ok(())
+        self.write(|c| {
+            c.prepare_cached("UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, last_error = ? WHERE id = ? AND lease_owner = ?")?
+                .execute(params![run_at, error, id, owner])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Time (unix ms) at which the next job becomes runnable, if any.
     pub async fn next_job_time(&self) -> Result<Option<i64>> {
-        let (t,): (Option<i64>,) = sqlx::query_as(
-            "SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE lease_until END) FROM jobs",
-        )
-        .fetch_one(self.reader())
-        .await?;
-        Ok(t)
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE lease_until END) FROM jobs",
+            )?
+            .query_row([], |r| r.get(0))?)
+        })
     }
 
     /// Number of jobs in the queue (any state).
     pub async fn job_count(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs")
-            .fetch_one(self.reader())
-            .await?;
-        Ok(n)
+        self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))?))
     }
 }

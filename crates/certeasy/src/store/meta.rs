@@ -1,15 +1,17 @@
 //! Installation metadata (server id, secrets).
 
+use rusqlite::OptionalExtension;
+
 use super::{Result, Store};
 
 impl Store {
     /// Reads a metadata value.
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.map(|r| r.0))
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
     }
 
     /// Returns the value of `key`, storing `make()` first if it is absent.
@@ -19,15 +21,12 @@ impl Store {
         key: &str,
         make: impl FnOnce() -> String,
     ) -> Result<String> {
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")
-            .bind(key)
-            .bind(make())
-            .execute(self.writer())
-            .await?;
-        let (v,): (String,) = sqlx::query_as("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_one(self.writer())
-            .await?;
-        Ok(v)
+        self.write(|c| {
+            c.prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")?
+                .execute([key, make().as_str()])?;
+            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?")?
+                .query_row([key], |r| r.get(0))?)
+        })
+        .await
     }
 }

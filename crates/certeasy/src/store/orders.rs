@@ -1,7 +1,6 @@
 //! Orders, authorizations and challenges.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::{json_list, now_ms, parse_list, Result, Store, Tx};
 
@@ -94,61 +93,120 @@ pub struct NewAuthz {
     pub challenges: Vec<ChallengeRow>,
 }
 
-const ORDER_COLUMNS: &str = "id, account_id, status, policy, names, not_before, not_after, expires, error, csr, replaces, profile, created_at, \
-     ca_authority, ca_request_id, ca_submitted_at";
+/// The full order SELECT with a WHERE clause, as one literal (cache key).
+macro_rules! select_order {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, account_id, status, policy, names, not_before, not_after, expires, error, csr, replaces, profile, created_at, \
+             ca_authority, ca_request_id, ca_submitted_at FROM orders WHERE ",
+            $where
+        )
+    };
+}
 
-fn order_from(r: &SqliteRow) -> Result<OrderRow> {
-    Ok(OrderRow {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        status: r.try_get("status")?,
-        policy: r.try_get("policy")?,
-        names: parse_list(&r.try_get::<String, _>("names")?)?,
-        not_before: r.try_get("not_before")?,
-        not_after: r.try_get("not_after")?,
-        expires: r.try_get("expires")?,
-        error: r.try_get("error")?,
-        csr: r.try_get("csr")?,
-        replaces: r.try_get("replaces")?,
-        profile: r.try_get("profile")?,
-        created_at: r.try_get("created_at")?,
-        ca_pending: match (
-            r.try_get::<Option<String>, _>("ca_authority")?,
-            r.try_get::<Option<i64>, _>("ca_request_id")?,
-            r.try_get::<Option<i64>, _>("ca_submitted_at")?,
-        ) {
-            (Some(a), Some(id), Some(at)) => Some((a, id, at)),
-            _ => None,
+/// An order with its names still JSON (decoded outside the row callback).
+fn order_raw(r: &Row<'_>) -> rusqlite::Result<(OrderRow, String)> {
+    let ca_pending = match (
+        r.get::<_, Option<String>>(13)?,
+        r.get::<_, Option<i64>>(14)?,
+        r.get::<_, Option<i64>>(15)?,
+    ) {
+        (Some(a), Some(id), Some(at)) => Some((a, id, at)),
+        _ => None,
+    };
+    Ok((
+        OrderRow {
+            id: r.get(0)?,
+            account_id: r.get(1)?,
+            status: r.get(2)?,
+            policy: r.get(3)?,
+            names: Vec::new(),
+            not_before: r.get(5)?,
+            not_after: r.get(6)?,
+            expires: r.get(7)?,
+            error: r.get(8)?,
+            csr: r.get(9)?,
+            replaces: r.get(10)?,
+            profile: r.get(11)?,
+            created_at: r.get(12)?,
+            ca_pending,
         },
-    })
+        r.get(4)?,
+    ))
 }
 
-const AUTHZ_COLUMNS: &str = "id, order_id, account_id, identifier, wildcard, status, expires";
+fn order_on(c: &Connection, id: &str) -> Result<Option<OrderRow>> {
+    c.prepare_cached(select_order!("id = ?"))?
+        .query_row([id], order_raw)
+        .optional()?
+        .map(|(mut o, names)| {
+            o.names = parse_list(&names)?;
+            Ok(o)
+        })
+        .transpose()
+}
 
-fn authz_from(r: &SqliteRow) -> Result<AuthzRow> {
+/// The full authorization SELECT with a WHERE clause.
+macro_rules! select_authz {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, order_id, account_id, identifier, wildcard, status, expires FROM authorizations WHERE ",
+            $where
+        )
+    };
+}
+
+fn authz_from(r: &Row<'_>) -> rusqlite::Result<AuthzRow> {
     Ok(AuthzRow {
-        id: r.try_get("id")?,
-        order_id: r.try_get("order_id")?,
-        account_id: r.try_get("account_id")?,
-        identifier: r.try_get("identifier")?,
-        wildcard: r.try_get::<i64, _>("wildcard")? != 0,
-        status: r.try_get("status")?,
-        expires: r.try_get("expires")?,
+        id: r.get(0)?,
+        order_id: r.get(1)?,
+        account_id: r.get(2)?,
+        identifier: r.get(3)?,
+        wildcard: r.get(4)?,
+        status: r.get(5)?,
+        expires: r.get(6)?,
     })
 }
 
-const CHALL_COLUMNS: &str = "id, authz_id, kind, token, status, validated, error";
+fn authz_on(c: &Connection, id: &str) -> Result<Option<AuthzRow>> {
+    Ok(c.prepare_cached(select_authz!("id = ?"))?
+        .query_row([id], authz_from)
+        .optional()?)
+}
 
-fn chall_from(r: &SqliteRow) -> Result<ChallengeRow> {
+/// The full challenge SELECT with a WHERE clause.
+macro_rules! select_chall {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, authz_id, kind, token, status, validated, error FROM challenges WHERE ",
+            $where
+        )
+    };
+}
+
+fn chall_from(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
     Ok(ChallengeRow {
-        id: r.try_get("id")?,
-        authz_id: r.try_get("authz_id")?,
-        kind: r.try_get("kind")?,
-        token: r.try_get("token")?,
-        status: r.try_get("status")?,
-        validated: r.try_get("validated")?,
-        error: r.try_get("error")?,
+        id: r.get(0)?,
+        authz_id: r.get(1)?,
+        kind: r.get(2)?,
+        token: r.get(3)?,
+        status: r.get(4)?,
+        validated: r.get(5)?,
+        error: r.get(6)?,
     })
+}
+
+fn challenge_on(c: &Connection, id: &str) -> Result<Option<ChallengeRow>> {
+    Ok(c.prepare_cached(select_chall!("id = ?"))?
+        .query_row([id], chall_from)
+        .optional()?)
+}
+
+/// `UPDATE … WHERE … AND status IN (?, …)` for one to three source states
+/// (every caller passes a literal list of at most three).
+fn status_in(prefix: &str, from: &[&str]) -> String {
+    let placeholders = vec!["?"; from.len()].join(", ");
+    format!("{prefix} AND status IN ({placeholders})")
 }
 
 impl Store {
@@ -156,47 +214,48 @@ impl Store {
     pub async fn insert_order(tx: &mut Tx, new: &NewOrder) -> Result<()> {
         let o = &new.order;
         let now = now_ms();
-        sqlx::query(
+        let c = tx.conn();
+        c.prepare_cached(
             "INSERT INTO orders (id, account_id, status, policy, names, not_before, not_after, expires, error, csr, replaces, profile, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?)",
-        )
-        .bind(&o.id)
-        .bind(&o.account_id)
-        .bind(&o.status)
-        .bind(&o.policy)
-        .bind(json_list(&o.names))
-        .bind(o.not_before)
-        .bind(o.not_after)
-        .bind(o.expires)
-        .bind(&o.replaces)
-        .bind(&o.profile)
-        .bind(now)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        )?
+        .execute(params![
+            o.id,
+            o.account_id,
+            o.status,
+            o.policy,
+            json_list(&o.names),
+            o.not_before,
+            o.not_after,
+            o.expires,
+            o.replaces,
+            o.profile,
+            now,
+            now,
+        ])?;
+        let mut authz_stmt = c.prepare_cached("INSERT INTO authorizations (id, order_id, account_id, identifier, wildcard, status, expires, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")?;
+        let mut chall_stmt = c.prepare_cached("INSERT INTO challenges (id, authz_id, kind, token, status, position) VALUES (?, ?, ?, ?, ?, ?)")?;
         for (pos, na) in new.authzs.iter().enumerate() {
             let a = &na.authz;
-            sqlx::query("INSERT INTO authorizations (id, order_id, account_id, identifier, wildcard, status, expires, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(&a.id)
-                .bind(&o.id)
-                .bind(&a.account_id)
-                .bind(&a.identifier)
-                .bind(a.wildcard as i64)
-                .bind(&a.status)
-                .bind(a.expires)
-                .bind(pos as i64)
-                .execute(&mut **tx)
-                .await?;
-            for (cpos, c) in na.challenges.iter().enumerate() {
-                sqlx::query("INSERT INTO challenges (id, authz_id, kind, token, status, position) VALUES (?, ?, ?, ?, ?, ?)")
-                    .bind(&c.id)
-                    .bind(&a.id)
-                    .bind(&c.kind)
-                    .bind(&c.token)
-                    .bind(&c.status)
-                    .bind(cpos as i64)
-                    .execute(&mut **tx)
-                    .await?;
+            authz_stmt.execute(params![
+                a.id,
+                o.id,
+                a.account_id,
+                a.identifier,
+                a.wildcard,
+                a.status,
+                a.expires,
+                pos as i64,
+            ])?;
+            for (cpos, ch) in na.challenges.iter().enumerate() {
+                chall_stmt.execute(params![
+                    ch.id,
+                    a.id,
+                    ch.kind,
+                    ch.token,
+                    ch.status,
+                    cpos as i64
+                ])?;
             }
         }
         Ok(())
@@ -204,32 +263,23 @@ impl Store {
 
     /// Order by id.
     pub async fn order(&self, id: &str) -> Result<Option<OrderRow>> {
-        let r = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        r.as_ref().map(order_from).transpose()
+        self.read(|c| order_on(c, id))
     }
 
     /// Order by id, inside a write transaction.
     pub async fn order_tx(tx: &mut Tx, id: &str) -> Result<Option<OrderRow>> {
-        let r = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        r.as_ref().map(order_from).transpose()
+        order_on(tx.conn(), id)
     }
 
     /// Ids of an account's orders, newest first, with a page limit.
     pub async fn order_ids_of_account(&self, account_id: &str, limit: i64) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM orders WHERE account_id = ? ORDER BY created_at DESC LIMIT ?",
-        )
-        .bind(account_id)
-        .bind(limit)
-        .fetch_all(self.reader())
-        .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM orders WHERE account_id = ? ORDER BY created_at DESC LIMIT ?",
+            )?;
+            let ids = stmt.query_map(params![account_id, limit], |r| r.get(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Sets an order's status (and error) when it is currently `from`.
@@ -241,28 +291,29 @@ impl Store {
         to: &str,
         error: Option<&str>,
     ) -> Result<bool> {
-        let placeholders = vec!["?"; from.len()].join(", ");
-        let sql = format!("UPDATE orders SET status = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ? AND status IN ({placeholders})");
-        let mut q = sqlx::query(&sql)
-            .bind(to)
-            .bind(error)
-            .bind(now_ms())
-            .bind(id);
-        for f in from {
-            q = q.bind(*f);
-        }
-        Ok(q.execute(&mut **tx).await?.rows_affected() == 1)
+        let sql = status_in(
+            "UPDATE orders SET status = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
+            from,
+        );
+        let now = now_ms();
+        let head: [&dyn rusqlite::ToSql; 4] = [&to, &error, &now, &id];
+        let args = head
+            .into_iter()
+            .chain(from.iter().map(|f| f as &dyn rusqlite::ToSql));
+        let n = tx
+            .conn()
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(args))?;
+        Ok(n == 1)
     }
 
     /// Stores the CSR and moves a `ready` order to `processing`.
     pub async fn begin_processing(tx: &mut Tx, id: &str, csr: &[u8]) -> Result<bool> {
-        let done = sqlx::query("UPDATE orders SET status = 'processing', csr = ?, updated_at = ? WHERE id = ? AND status = 'ready'")
-            .bind(csr)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let n = tx
+            .conn()
+            .prepare_cached("UPDATE orders SET status = 'processing', csr = ?, updated_at = ? WHERE id = ? AND status = 'ready'")?
+            .execute(params![csr, now_ms(), id])?;
+        Ok(n == 1)
     }
 
     /// Records that a processing order's request is pending at a CA.
@@ -272,128 +323,101 @@ impl Store {
         authority: &str,
         request_id: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE orders SET ca_authority = ?, ca_request_id = ?, ca_submitted_at = ?, updated_at = ? \
-             WHERE id = ? AND status = 'processing' AND ca_request_id IS NULL",
-        )
-        .bind(authority)
-        .bind(request_id)
-        .bind(now_ms())
-        .bind(now_ms())
-        .bind(order_id)
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        let now = now_ms();
+        self.write(|c| {
+            c.prepare_cached(
+                "UPDATE orders SET ca_authority = ?, ca_request_id = ?, ca_submitted_at = ?, updated_at = ? \
+                 WHERE id = ? AND status = 'processing' AND ca_request_id IS NULL",
+            )?
+            .execute(params![authority, request_id, now, now, order_id])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Orders whose request is pending at a CA: (order id, authority, request id).
     pub async fn pending_ca_requests(&self) -> Result<Vec<(String, String, i64)>> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT id, ca_authority, ca_request_id FROM orders WHERE status = 'processing' AND ca_request_id IS NOT NULL ORDER BY ca_submitted_at",
-        )
-        .fetch_all(self.reader())
-        .await?;
-        Ok(rows)
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, ca_authority, ca_request_id FROM orders WHERE status = 'processing' AND ca_request_id IS NOT NULL ORDER BY ca_submitted_at",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Ids of an order's authorizations, in creation order (order view).
     pub async fn authz_ids_of_order(&self, order_id: &str) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM authorizations WHERE order_id = ? ORDER BY position")
-                .bind(order_id)
-                .fetch_all(self.reader())
-                .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM authorizations WHERE order_id = ? ORDER BY position",
+            )?;
+            let ids = stmt.query_map([order_id], |r| r.get(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
-    /// Same, inside a write transaction.
+    /// An order's authorizations, inside a write transaction.
     pub async fn authzs_of_order_tx(tx: &mut Tx, order_id: &str) -> Result<Vec<AuthzRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE order_id = ? ORDER BY position"
-        ))
-        .bind(order_id)
-        .fetch_all(&mut **tx)
-        .await?;
-        rows.iter().map(authz_from).collect()
+        let mut stmt = tx
+            .conn()
+            .prepare_cached(select_authz!("order_id = ? ORDER BY position"))?;
+        let rows = stmt.query_map([order_id], authz_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Authorization by id.
     pub async fn authz(&self, id: &str) -> Result<Option<AuthzRow>> {
-        let r = sqlx::query(&format!(
-            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(self.reader())
-        .await?;
-        r.as_ref().map(authz_from).transpose()
+        self.read(|c| authz_on(c, id))
     }
 
     /// Authorization by id, inside a write transaction.
     pub async fn authz_tx(tx: &mut Tx, id: &str) -> Result<Option<AuthzRow>> {
-        let r = sqlx::query(&format!(
-            "SELECT {AUTHZ_COLUMNS} FROM authorizations WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        r.as_ref().map(authz_from).transpose()
+        authz_on(tx.conn(), id)
     }
 
     /// Sets an authorization's status when it is currently one of `from`.
     pub async fn set_authz_status(tx: &mut Tx, id: &str, from: &[&str], to: &str) -> Result<bool> {
-        let placeholders = vec!["?"; from.len()].join(", ");
-        let sql = format!(
-            "UPDATE authorizations SET status = ? WHERE id = ? AND status IN ({placeholders})"
-        );
-        let mut q = sqlx::query(&sql).bind(to).bind(id);
-        for f in from {
-            q = q.bind(*f);
-        }
-        Ok(q.execute(&mut **tx).await?.rows_affected() == 1)
+        let sql = status_in("UPDATE authorizations SET status = ? WHERE id = ?", from);
+        let head: [&dyn rusqlite::ToSql; 2] = [&to, &id];
+        let args = head
+            .into_iter()
+            .chain(from.iter().map(|f| f as &dyn rusqlite::ToSql));
+        let n = tx
+            .conn()
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(args))?;
+        Ok(n == 1)
     }
 
     /// Challenges of an authorization.
     pub async fn challenges_of_authz(&self, authz_id: &str) -> Result<Vec<ChallengeRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CHALL_COLUMNS} FROM challenges WHERE authz_id = ? ORDER BY position"
-        ))
-        .bind(authz_id)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(chall_from).collect()
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(select_chall!("authz_id = ? ORDER BY position"))?;
+            let rows = stmt.query_map([authz_id], chall_from)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Challenge by id.
     pub async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>> {
-        let r = sqlx::query(&format!(
-            "SELECT {CHALL_COLUMNS} FROM challenges WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(self.reader())
-        .await?;
-        r.as_ref().map(chall_from).transpose()
+        self.read(|c| challenge_on(c, id))
     }
 
     /// Challenge by id, inside a write transaction.
     pub async fn challenge_tx(tx: &mut Tx, id: &str) -> Result<Option<ChallengeRow>> {
-        let r = sqlx::query(&format!(
-            "SELECT {CHALL_COLUMNS} FROM challenges WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        r.as_ref().map(chall_from).transpose()
+        challenge_on(tx.conn(), id)
     }
 
     /// Moves a pending challenge to `processing`; false when it was not pending.
     pub async fn start_challenge(tx: &mut Tx, id: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE challenges SET status = 'processing' WHERE id = ? AND status = 'pending'",
-        )
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let n = tx
+            .conn()
+            .prepare_cached(
+                "UPDATE challenges SET status = 'processing' WHERE id = ? AND status = 'pending'",
+            )?
+            .execute([id])?;
+        Ok(n == 1)
     }
 
     /// Records a challenge's outcome when it is still `processing`.
@@ -404,14 +428,16 @@ impl Store {
         error: Option<&str>,
         record: Option<&str>,
     ) -> Result<bool> {
-        let done = sqlx::query("UPDATE challenges SET status = ?, validated = ?, error = ?, record = ? WHERE id = ? AND status = 'processing'")
-            .bind(if valid { "valid" } else { "invalid" })
-            .bind(valid.then(now_ms))
-            .bind(error)
-            .bind(record)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let n = tx
+            .conn()
+            .prepare_cached("UPDATE challenges SET status = ?, validated = ?, error = ?, record = ? WHERE id = ? AND status = 'processing'")?
+            .execute(params![
+                if valid { "valid" } else { "invalid" },
+                valid.then(now_ms),
+                error,
+                record,
+                id,
+            ])?;
+        Ok(n == 1)
     }
 }

@@ -2,6 +2,7 @@
 
 use super::jobs::JobKind;
 use super::*;
+use rusqlite::OptionalExtension;
 
 async fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -18,23 +19,26 @@ async fn reopening_is_idempotent_and_wal_is_on() {
     let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
         .await
         .unwrap();
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-        .fetch_one(store.reader())
-        .await
+    let mode: String = store
+        .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
         .unwrap();
     assert_eq!(mode, "wal");
-    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
-        .fetch_one(store.writer())
+    let fk: i64 = store
+        .write(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
         .await
         .unwrap();
     assert_eq!(fk, 1);
+    assert_eq!(
+        store.read(migrate::current).unwrap(),
+        Store::schema_version()
+    );
 }
 
 #[tokio::test]
 async fn database_from_a_newer_binary_is_refused_untouched() {
     let (dir, store) = open().await;
-    sqlx::query("INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (9999, 'future', CURRENT_TIMESTAMP, 1, x'00', 0)")
-        .execute(store.writer())
+    store
+        .write(|c| Ok(c.pragma_update(None, "user_version", 9999)?))
         .await
         .unwrap();
     store.close().await;
@@ -46,6 +50,66 @@ async fn database_from_a_newer_binary_is_refused_untouched() {
         "{msg}"
     );
     assert!(msg.contains("newer than this binary"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_sqlx_builds_keeps_its_version_and_gets_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        // What a build that used sqlx left: its bookkeeping table at
+        // version 3 and the schema of migrations 1 to 3.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+        )
+        .unwrap();
+        for (v, _, sql) in &migrate::MIGRATIONS[..3] {
+            c.execute_batch(sql).unwrap();
+            c.execute(
+                "INSERT INTO _sqlx_migrations VALUES (?, 'x', CURRENT_TIMESTAMP, 1, x'00', 0)",
+                [v],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let index: Option<String> = store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT name FROM sqlite_master WHERE name = 'certificates_by_serial_only'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .unwrap();
+    assert!(index.is_some(), "migration 4 was applied");
+    assert_eq!(
+        store.read(migrate::current).unwrap(),
+        Store::schema_version()
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_rolls_back_and_frees_the_writer() {
+    let (_dir, store) = open().await;
+    {
+        let mut tx = store.begin().await.unwrap();
+        Store::enqueue_job(&mut tx, JobKind::Issue, "o")
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.job_count().await.unwrap(), 0);
+    // The writer is free again: a new transaction commits.
+    let mut tx = store.begin().await.unwrap();
+    Store::enqueue_job(&mut tx, JobKind::Issue, "o")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.job_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
