@@ -254,7 +254,7 @@ async fn accept_loop(
     {
         tracing::warn!(target: "server", "shutdown-timeout reached with requests still in flight");
     }
-    pool.drain(s.config.workers.drain_timeout.get()).await;
+    pool.drain(&s, s.config.workers.drain_timeout.get()).await;
     s.store.close().await;
     tracing::info!(target: "server", "stopped");
 }

@@ -7,14 +7,19 @@
 //! when the lease runs out. A handler records its effect and deletes its job
 //! in one transaction, so a retried job sees the effect and does nothing.
 //!
-//! Waking: enqueueing on this node calls [`JobWaker::wake`], which wakes an
-//! idle worker at once; polling with `idle-min..idle-max` backoff is only the
-//! safety net (jobs enqueued by another node, retries coming due).
+//! Hand-off: a job enqueued on this node is written already leased to the
+//! node ([`enqueue`]) and, once its transaction committed, handed straight
+//! to an idle worker through memory ([`JobWaker::hand_off`]) — no claim
+//! statement. If the process dies first, the lease runs out and the job is
+//! claimed from the database like any other. Polling with
+//! `idle-min..idle-max` backoff is only the safety net (jobs of a node that
+//! died, retries coming due).
 
 mod issue;
 mod validate;
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -23,17 +28,51 @@ use tokio_util::sync::CancellationToken;
 
 use crate::services::Services;
 use crate::store::jobs::{ClaimedJob, JobKind};
-use crate::store::now_ms;
+use crate::store::{now_ms, Store, Tx};
 
-/// Wakes idle workers when a job is enqueued on this node.
+/// Jobs enqueued on this node, waiting for a worker, and the signal that
+/// wakes one.
 #[derive(Clone, Debug, Default)]
-pub struct JobWaker(Arc<Notify>);
+pub struct JobWaker {
+    ready: Arc<Mutex<VecDeque<ClaimedJob>>>,
+    signal: Arc<Notify>,
+}
 
 impl JobWaker {
-    /// Wakes one idle worker (or the next one to go idle).
-    pub fn wake(&self) {
-        self.0.notify_one();
+    /// Gives a job enqueued by [`enqueue`] (after its transaction committed)
+    /// to an idle worker, or to the next one to go idle.
+    pub fn hand_off(&self, job: Option<ClaimedJob>) {
+        if let Some(job) = job {
+            self.queue().push_back(job);
+            self.signal.notify_one();
+        }
     }
+
+    fn take(&self) -> Option<ClaimedJob> {
+        self.queue().pop_front()
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<ClaimedJob>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Lease owner of the jobs handed off within this node.
+fn handoff_owner(s: &Services) -> String {
+    format!("{}/handoff", s.node_id)
+}
+
+/// Enqueues a job in the caller's transaction, leased to this node; give
+/// the result to [`JobWaker::hand_off`] once the transaction committed.
+/// None when the same job was already queued (it runs on its own).
+pub async fn enqueue(
+    s: &Services,
+    tx: &mut Tx,
+    kind: JobKind,
+    subject: &str,
+) -> crate::store::Result<Option<ClaimedJob>> {
+    let lease = s.config.workers.lease.get().as_millis() as i64;
+    Store::enqueue_leased_job(tx, kind, subject, &handoff_owner(s), lease).await
 }
 
 /// What a handler decided.
@@ -74,13 +113,23 @@ impl WorkerPool {
 
     /// Stops claiming new jobs and waits up to `timeout` for running ones.
     /// Jobs still running after that are abandoned; their lease expires and
-    /// another node (or the next start) picks them up.
-    pub async fn drain(mut self, timeout: Duration) {
+    /// another node (or the next start) picks them up. Jobs handed off but
+    /// not started are put back in the queue, runnable at once.
+    pub async fn drain(mut self, services: &Services, timeout: Duration) {
         self.stop.cancel();
         let wait = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(timeout, wait).await.is_err() {
             tracing::warn!(target: "jobs", "drain timeout reached; abandoning running jobs to lease expiry");
             self.tasks.abort_all();
+        }
+        while let Some(job) = services.waker.take() {
+            if let Err(e) = services
+                .store
+                .retry_job(job.id, &job.lease_owner, now_ms(), "released at shutdown")
+                .await
+            {
+                tracing::warn!(target: "jobs", job = job.id, error = %e, "cannot release a job at shutdown; its lease will expire");
+            }
         }
     }
 }
@@ -96,10 +145,15 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
         if stop.is_cancelled() {
             return;
         }
+        if let Some(job) = s.waker.take() {
+            idle = idle_min;
+            run_one(&s, job).await;
+            continue;
+        }
         match s.store.claim_job(&owner, lease.as_millis() as i64).await {
             Ok(Some(job)) => {
                 idle = idle_min;
-                run_one(&s, &owner, job).await;
+                run_one(&s, job).await;
             }
             Ok(None) => {
                 let mut wait = idle;
@@ -108,7 +162,7 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
                     wait = wait.min(until.max(Duration::from_millis(1)));
                 }
                 tokio::select! {
-                    _ = s.waker.0.notified() => { idle = idle_min; }
+                    _ = s.waker.signal.notified() => { idle = idle_min; }
                     _ = tokio::time::sleep(wait) => { idle = (idle * 2).min(idle_max); }
                     _ = stop.cancelled() => return,
                 }
@@ -124,17 +178,34 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
     }
 }
 
-async fn run_one(s: &Arc<Services>, owner: &str, job: ClaimedJob) {
+/// Margin kept between a handler's deadline and its lease's end.
+const LEASE_MARGIN: Duration = Duration::from_millis(500);
+
+async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
     let span = tracing::info_span!("job", id = job.id, kind = job.kind.as_str(), subject = %job.subject, attempt = job.attempts);
     let _enter = span.enter();
+    let lease = s.config.workers.lease.get();
+    // A job handed off in memory may have waited for a worker; renew its
+    // lease when less than half of it is left, so the handler gets its time.
+    let left = Duration::from_millis((job.lease_until - now_ms()).max(0) as u64);
+    if left < lease / 2 {
+        let until = now_ms() + lease.as_millis() as i64;
+        match s.store.renew_lease(job.id, &job.lease_owner, until).await {
+            Ok(true) => job.lease_until = until,
+            Ok(false) => {
+                tracing::debug!(target: "jobs", "lease lost before the job started; another worker has it");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(target: "jobs", error = %e, "cannot renew a job's lease; it runs after the lease expires");
+                return;
+            }
+        }
+    }
     // A handler must finish within its lease, or another worker may start
     // the same job; the handlers are idempotent, this keeps them honest.
-    let budget = s
-        .config
-        .workers
-        .lease
-        .get()
-        .saturating_sub(Duration::from_millis(500))
+    let budget = Duration::from_millis((job.lease_until - now_ms()).max(0) as u64)
+        .saturating_sub(LEASE_MARGIN)
         .max(Duration::from_secs(1));
     let result = tokio::time::timeout(budget, async {
         match job.kind {
@@ -148,30 +219,31 @@ async fn run_one(s: &Arc<Services>, owner: &str, job: ClaimedJob) {
         Ok(Err(e)) => Outcome::Retry(e.to_string()),
         Err(_) => Outcome::Retry(format!("job exceeded its lease budget of {budget:?}")),
     };
-    match outcome {
-        Outcome::Done => tracing::debug!(target: "jobs", "job done"),
-        Outcome::Wait(reason) => {
-            let delay = backoff(&s.config.workers, job.attempts);
-            tracing::info!(target: "jobs", %reason, retry_in = ?delay, "job waiting");
-            if let Err(e) = s
-                .store
-                .retry_job(job.id, owner, now_ms() + delay.as_millis() as i64, &reason)
-                .await
-            {
-                tracing::error!(target: "jobs", error = %e, "cannot reschedule job; its lease will expire");
-            }
+    let (reason, waiting) = match outcome {
+        Outcome::Done => {
+            tracing::debug!(target: "jobs", "job done");
+            return;
         }
-        Outcome::Retry(reason) => {
-            let delay = backoff(&s.config.workers, job.attempts);
-            tracing::warn!(target: "jobs", %reason, retry_in = ?delay, "job failed transiently");
-            if let Err(e) = s
-                .store
-                .retry_job(job.id, owner, now_ms() + delay.as_millis() as i64, &reason)
-                .await
-            {
-                tracing::error!(target: "jobs", error = %e, "cannot reschedule job; its lease will expire");
-            }
-        }
+        Outcome::Wait(reason) => (reason, true),
+        Outcome::Retry(reason) => (reason, false),
+    };
+    let delay = backoff(&s.config.workers, job.attempts);
+    if waiting {
+        tracing::info!(target: "jobs", %reason, retry_in = ?delay, "job waiting");
+    } else {
+        tracing::warn!(target: "jobs", %reason, retry_in = ?delay, "job failed transiently");
+    }
+    if let Err(e) = s
+        .store
+        .retry_job(
+            job.id,
+            &job.lease_owner,
+            now_ms() + delay.as_millis() as i64,
+            &reason,
+        )
+        .await
+    {
+        tracing::error!(target: "jobs", error = %e, "cannot reschedule job; its lease will expire");
     }
 }
 

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::{effective_order_status, MAX_IDENTIFIERS, ORDER_LIFETIME_MS};
 use crate::config::PolicySettings;
 use crate::error::{AcmeError, AcmeResult};
+use crate::jobs;
 use crate::services::Services;
 use crate::store::jobs::JobKind;
 use crate::store::{
@@ -355,11 +356,13 @@ pub async fn respond_challenge(
         ));
     }
     let mut tx = s.store.begin().await?;
-    if Store::start_challenge(&mut tx, &chall.id).await? {
-        Store::enqueue_job(&mut tx, JobKind::Validate, &chall.id).await?;
-    }
+    let job = if Store::start_challenge(&mut tx, &chall.id).await? {
+        jobs::enqueue(s, &mut tx, JobKind::Validate, &chall.id).await?
+    } else {
+        None
+    };
     tx.commit().await?;
-    s.waker.wake();
+    s.waker.hand_off(job);
     let chall = s
         .store
         .challenge(chall_id)
@@ -457,9 +460,9 @@ pub async fn finalize(
             "the order changed state while it was being finalized; fetch it again",
         ));
     }
-    Store::enqueue_job(&mut tx, JobKind::Issue, &order.id).await?;
+    let job = jobs::enqueue(s, &mut tx, JobKind::Issue, &order.id).await?;
     tx.commit().await?;
-    s.waker.wake();
+    s.waker.hand_off(job);
     tracing::info!(target: "ra", order = %order.id, "order finalized; issuance queued");
     s.store
         .order(&order.id)

@@ -42,23 +42,57 @@ pub struct ClaimedJob {
     pub subject: String,
     /// Attempts including this one.
     pub attempts: i64,
+    /// Who holds the lease (rescheduling checks it).
+    pub lease_owner: String,
+    /// When the lease runs out (unix ms); then anyone may claim the job.
+    pub lease_until: i64,
 }
 
 impl Store {
-    /// Enqueues a job in the caller's transaction; a second enqueue of the
-    /// same (kind, subject) is a no-op.
-    pub async fn enqueue_job(tx: &mut Tx, kind: JobKind, subject: &str) -> Result<()> {
+    /// Enqueues a job already leased to `owner`, in the caller's
+    /// transaction, for direct hand-off to a worker of this node (no claim
+    /// round trip). None when the same (kind, subject) is already queued.
+    pub async fn enqueue_leased_job(
+        tx: &mut Tx,
+        kind: JobKind,
+        subject: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedJob>> {
         let now = now_ms();
-        tx.conn()
-            .prepare_cached("INSERT OR IGNORE INTO jobs (kind, subject, state, run_at, created_at) VALUES (?, ?, 'queued', ?, ?)")?
-            .execute(params![kind.as_str(), subject, now, now])?;
-        Ok(())
+        let lease_until = now + lease_ms;
+        let id: Option<i64> = tx
+            .conn()
+            .prepare_cached("INSERT OR IGNORE INTO jobs (kind, subject, state, run_at, lease_owner, lease_until, attempts, created_at) VALUES (?, ?, 'running', ?, ?, ?, 1, ?) RETURNING id")?
+            .query_row(params![kind.as_str(), subject, now, owner, lease_until, now], |r| r.get(0))
+            .optional()?;
+        Ok(id.map(|id| ClaimedJob {
+            id,
+            kind,
+            subject: subject.to_string(),
+            attempts: 1,
+            lease_owner: owner.to_string(),
+            lease_until,
+        }))
+    }
+
+    /// Extends the lease of a job still held by `owner`; false when it was
+    /// lost (expired and claimed by someone else).
+    pub async fn renew_lease(&self, id: i64, owner: &str, lease_until: i64) -> Result<bool> {
+        self.write(|c| {
+            let n = c
+                .prepare_cached("UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND lease_owner = ?")?
+                .execute(params![lease_until, id, owner])?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     /// Claims the oldest runnable job: a queued job whose time has come, or a
     /// running job whose lease expired (its worker died).
     pub async fn claim_job(&self, owner: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
         let now = now_ms();
+        let lease_until = now + lease_ms;
         let row: Option<(i64, String, String, i64)> = self
             .write(|c| {
                 Ok(c.prepare_cached(
@@ -67,7 +101,7 @@ impl Store {
                                  ORDER BY run_at LIMIT 1) \
                      RETURNING id, kind, subject, attempts",
                 )?
-                .query_row(params![owner, now + lease_ms, now, now], |r| {
+                .query_row(params![owner, lease_until, now, now], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .optional()?)
@@ -82,6 +116,8 @@ impl Store {
                 .ok_or_else(|| super::StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
             subject,
             attempts,
+            lease_owner: owner.to_string(),
+            lease_until,
         }))
     }
 

@@ -7,8 +7,9 @@
 //! driver; docs/performance.md). Writes go through exactly one connection
 //! behind an async mutex: SQLite serialises writers anyway, and a single
 //! writer never hits `SQLITE_BUSY` when a read transaction would upgrade to
-//! a write. Reads take a connection from a small pool of read-only
-//! connections and run concurrently with the writer (WAL).
+//! a write. Reads run on the writer connection when it is idle (its page
+//! cache stays valid across its own writes) and otherwise on a small pool of
+//! read-only connections, concurrently with the open write transaction (WAL).
 //!
 //! Callers see typed rows and [`StoreError`]; the SQL dialect stays here so a
 //! PostgreSQL backend can be added behind the same methods.
@@ -180,8 +181,14 @@ impl Store {
         Ok(Tx { conn, open: true })
     }
 
-    /// Runs `f` on a read connection.
+    /// Runs `f` on a read connection: the writer's when it is idle (its page
+    /// cache holds what was just written, where a read-only connection must
+    /// drop its cache after every write and read the pages again), a pooled
+    /// read-only connection when a write transaction is open.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if let Ok(writer) = self.inner.write.try_lock() {
+            return f(&writer);
+        }
         let pooled = self
             .inner
             .read

@@ -98,14 +98,14 @@ async fn a_dropped_transaction_rolls_back_and_frees_the_writer() {
     let (_dir, store) = open().await;
     {
         let mut tx = store.begin().await.unwrap();
-        Store::enqueue_job(&mut tx, JobKind::Issue, "o")
+        Store::enqueue_leased_job(&mut tx, JobKind::Issue, "o", "nobody", -1)
             .await
             .unwrap();
     }
     assert_eq!(store.job_count().await.unwrap(), 0);
     // The writer is free again: a new transaction commits.
     let mut tx = store.begin().await.unwrap();
-    Store::enqueue_job(&mut tx, JobKind::Issue, "o")
+    Store::enqueue_leased_job(&mut tx, JobKind::Issue, "o", "nobody", -1)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -129,24 +129,41 @@ async fn nonce_uses_are_recorded_once_and_purged_after_expiry() {
 async fn enqueue_is_idempotent_per_subject() {
     let (_dir, store) = open().await;
     let mut tx = store.begin().await.unwrap();
-    Store::enqueue_job(&mut tx, JobKind::Issue, "order-1")
-        .await
-        .unwrap();
-    Store::enqueue_job(&mut tx, JobKind::Issue, "order-1")
-        .await
-        .unwrap();
-    Store::enqueue_job(&mut tx, JobKind::Validate, "order-1")
-        .await
-        .unwrap();
+    let first =
+        Store::enqueue_leased_job(&mut tx, JobKind::Issue, "order-1", "node/handoff", 30_000)
+            .await
+            .unwrap()
+            .expect("a new job is handed out");
+    assert_eq!(
+        (first.attempts, first.lease_owner.as_str()),
+        (1, "node/handoff")
+    );
+    let again =
+        Store::enqueue_leased_job(&mut tx, JobKind::Issue, "order-1", "node/handoff", 30_000)
+            .await
+            .unwrap();
+    assert!(again.is_none(), "the second enqueue hands out nothing");
+    Store::enqueue_leased_job(
+        &mut tx,
+        JobKind::Validate,
+        "order-1",
+        "node/handoff",
+        30_000,
+    )
+    .await
+    .unwrap()
+    .expect("another kind is another job");
     tx.commit().await.unwrap();
     assert_eq!(store.job_count().await.unwrap(), 2);
+    // Leased at enqueue: nobody claims them before the lease runs out.
+    assert!(store.claim_job("w", 30_000).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn an_uncommitted_enqueue_leaves_no_job() {
     let (_dir, store) = open().await;
     let mut tx = store.begin().await.unwrap();
-    Store::enqueue_job(&mut tx, JobKind::Issue, "order-1")
+    Store::enqueue_leased_job(&mut tx, JobKind::Issue, "order-1", "nobody", -1)
         .await
         .unwrap();
     tx.rollback().await.unwrap();
@@ -158,13 +175,14 @@ async fn an_uncommitted_enqueue_leaves_no_job() {
 async fn claimed_job_is_leased_then_reclaimed_after_expiry() {
     let (_dir, store) = open().await;
     let mut tx = store.begin().await.unwrap();
-    Store::enqueue_job(&mut tx, JobKind::Validate, "chall-1")
+    Store::enqueue_leased_job(&mut tx, JobKind::Validate, "chall-1", "nobody", -1)
         .await
         .unwrap();
     tx.commit().await.unwrap();
     // A lease in the past stands for a worker that died.
+    // Enqueued with an expired lease: claimable at once.
     let job = store.claim_job("dead-worker", -1).await.unwrap().unwrap();
-    assert_eq!(job.attempts, 1);
+    assert_eq!(job.attempts, 2);
     assert_eq!(job.subject, "chall-1");
     let again = store
         .claim_job("live-worker", 60_000)
@@ -172,7 +190,7 @@ async fn claimed_job_is_leased_then_reclaimed_after_expiry() {
         .unwrap()
         .unwrap();
     assert_eq!(again.id, job.id);
-    assert_eq!(again.attempts, 2);
+    assert_eq!(again.attempts, 3);
     // Now leased for a minute: nobody else gets it.
     assert!(store.claim_job("third", 60_000).await.unwrap().is_none());
 }
@@ -181,7 +199,7 @@ async fn claimed_job_is_leased_then_reclaimed_after_expiry() {
 async fn retry_requeues_for_later_and_only_for_the_lease_owner() {
     let (_dir, store) = open().await;
     let mut tx = store.begin().await.unwrap();
-    Store::enqueue_job(&mut tx, JobKind::Issue, "o")
+    Store::enqueue_leased_job(&mut tx, JobKind::Issue, "o", "nobody", -1)
         .await
         .unwrap();
     tx.commit().await.unwrap();

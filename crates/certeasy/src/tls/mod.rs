@@ -85,8 +85,12 @@ impl ListenerCerts {
             } else {
                 b.hosts.clone()
             };
+            // The files' stamps are taken before they are read, so a change
+            // made while the server starts is seen by the first watch tick.
+            let mut file_stamps = None;
             let ck = match &b.source {
                 TlsSource::Files { cert, key, .. } => {
+                    file_stamps = Some((stamp(cert), stamp(key)));
                     load_files(cert, key).with_context(|| format!("tls bundle {}", b.name))?
                 }
                 TlsSource::Pki {
@@ -127,6 +131,7 @@ impl ListenerCerts {
                         slot.clone(),
                         cert.clone(),
                         key.clone(),
+                        file_stamps.unwrap_or_default(),
                         *watch_interval,
                     ));
                 }
@@ -191,13 +196,22 @@ fn load_files(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
         .with_context(|| format!("{} / {}", cert.display(), key.display()))
 }
 
-fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
+fn stamp(p: &Path) -> Stamp {
     let m = std::fs::metadata(p).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
 
-async fn watch_files(slot: Arc<Slot>, cert: PathBuf, key: PathBuf, every: Duration) {
-    let mut last = (stamp(&cert), stamp(&key));
+/// Size and modification time of a file.
+type Stamp = Option<(SystemTime, u64)>;
+
+async fn watch_files(
+    slot: Arc<Slot>,
+    cert: PathBuf,
+    key: PathBuf,
+    loaded: (Stamp, Stamp),
+    every: Duration,
+) {
+    let mut last = loaded;
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
