@@ -214,14 +214,18 @@ fn directory() -> String {
     for t in all.iter().filter(|t| t.published) {
         l.push_str(&format!("certificateTemplates: {}\n", t.name));
     }
-    l.push_str(&b64(
-        "nTSecurityDescriptor",
-        &security_descriptor(&[
-            allow(READ, None, "S-1-5-11".to_string()),
-            allow(CONTROL_ACCESS, Some(ENROLL), "S-1-5-11".to_string()),
-            allow(FULL_CONTROL, None, domain_sid(519)),
-        ]),
+    let ca_sd = security_descriptor(&[
+        allow(READ, None, "S-1-5-11".to_string()),
+        allow(CONTROL_ACCESS, Some(ENROLL), "S-1-5-11".to_string()),
+        allow(FULL_CONTROL, None, domain_sid(519)),
+    ]);
+    l.push_str(&b64("nTSecurityDescriptor", &ca_sd));
+    l.push('\n');
+    // A CA whose name has characters AD "sanitizes" in the object's cn.
+    l.push_str(&format!(
+        "dn: CN=Corp CA !00282!0029,{es}\nobjectClass: pKIEnrollmentService\ncn: Corp CA !00282!0029\ndisplayName: Corp CA (2)\ncertificateTemplates: WebServer\n"
     ));
+    l.push_str(&b64("nTSecurityDescriptor", &ca_sd));
     l.push('\n');
     l
 }
@@ -237,6 +241,7 @@ async fn slapd() -> Slapd {
 /// `signature` keys.
 struct Case<'a> {
     template: &'a str,
+    ca: &'a str,
     password: &'a str,
     ca_file: Option<&'a Path>,
     signature: &'a str,
@@ -249,6 +254,7 @@ impl Default for Case<'_> {
     fn default() -> Self {
         Case {
             template: "WebServer",
+            ca: "LAB-CA",
             password: PASSWORD,
             ca_file: None,
             signature: RSA_ONLY,
@@ -262,12 +268,13 @@ fn config(dir: &Path, s: &Slapd, c: &Case<'_>) -> PathBuf {
     let pw = dir.join("corp.pw");
     std::fs::write(&pw, c.password).unwrap();
     let authority = format!(
-        "  - name: corp\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\LAB-CA'\n      certificate-template: {template}\n      max-validity: {max}\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n      ldap:\n        url: {url}\n        ca-file: {ca}\n        bind-name: {ALICE_DN}\n        timeout: 5s\n",
+        "  - name: corp\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\{ca}'\n      certificate-template: {template}\n      max-validity: {max}\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n      ldap:\n        url: {url}\n        ca-file: {ca_file}\n        bind-name: {ALICE_DN}\n        timeout: 5s\n",
         template = c.template,
+        ca = c.ca,
         max = c.max_validity,
         pw = pw.display(),
         url = s.url(),
-        ca = c.ca_file.unwrap_or(&s.ca_pem).display(),
+        ca_file = c.ca_file.unwrap_or(&s.ca_pem).display(),
     );
     let opts = common::Options {
         authority_extra: authority,
@@ -441,6 +448,49 @@ async fn unpublished_template() {
         Verdict::Fail("on the CA run certutil -SetCAtemplates +Unpublished, or in certsrv.msc → Certificate Templates → New → Certificate Template to Issue".into())
     );
     assert_eq!(marks(&lines), "✓✓✓✗✓✓✓✓✓✓✓✓✓");
+}
+
+#[tokio::test]
+async fn ca_is_found_by_display_name_when_its_cn_is_sanitized() {
+    let s = slapd().await;
+    let lines = check(
+        &s,
+        Case {
+            ca: "Corp CA (2)",
+            ..Case::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        lines[3].to_string(),
+        "✓ [corp] template \"WebServer\" is published on CA \"Corp CA (2)\""
+    );
+    assert_eq!(
+        lines[12].to_string(),
+        "✓ [corp] service account may enroll on CA \"Corp CA (2)\" (Enroll granted to Authenticated Users (S-1-5-11))"
+    );
+}
+
+#[tokio::test]
+async fn unknown_ca_lists_the_enterprise_cas() {
+    let s = slapd().await;
+    let lines = check(
+        &s,
+        Case {
+            ca: "Nope CA",
+            ..Case::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        lines[3].to_string(),
+        format!("✗ [corp] CA \"Nope CA\" has no enrollment service object under CN=Enrollment Services,CN=Public Key Services,CN=Services,{CONFIG_DN} (enterprise CAs there: \"Corp CA (2)\", \"LAB-CA\") — fix: the part of ca-name after the backslash must be the common name of an enterprise CA of this forest (certutil -config - -ping shows it)")
+    );
+    assert_eq!(
+        lines[12].to_string(),
+        "– [corp] Enroll on CA \"Nope CA\" not checked: enrollment service not read"
+    );
+    assert_eq!(marks(&lines), "✓✓✓✗✓✓✓✓✓✓✓✓–");
 }
 
 #[tokio::test]

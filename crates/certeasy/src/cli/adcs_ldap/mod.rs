@@ -746,11 +746,15 @@ async fn check_published(
     config_dn: &str,
 ) -> Option<Option<Dacl>> {
     let container = enrollment_services_container(config_dn);
-    let dn = format!("CN={},{container}", ldap3::dn_escape(&s.ca));
-    let entry = match session
-        .read(
-            &dn,
-            "(objectClass=pKIEnrollmentService)",
+    // The object's cn is the CA name "sanitized" (MS-WCCE 3.1.1.4.1.1:
+    // some characters become !xxxx, long names are cut and hashed); its
+    // displayName keeps the name as configured. Match either.
+    let ca = ldap3::ldap_escape(&s.ca);
+    let found = session
+        .search(
+            &container,
+            Scope::OneLevel,
+            &format!("(&(objectClass=pKIEnrollmentService)(|(cn={ca})(displayName={ca})))"),
             &[
                 "cn",
                 "certificateTemplates",
@@ -759,29 +763,48 @@ async fn check_published(
             ],
             true,
         )
-        .await
-    {
-        Ok(e) => e,
+        .await;
+    let entry = match found {
+        Ok(f) if f.rc == 0 => f.entries.into_iter().next(),
+        Ok(f) if f.rc == 32 => None,
+        Ok(f) => {
+            lines.push(
+                format!(
+                    "enrollment service of CA {:?} unreadable: {}: {}",
+                    s.ca,
+                    rc_name(f.rc),
+                    f.text
+                ),
+                Verdict::Fail("the service account needs read access to CN=Enrollment Services (Authenticated Users have it by default)".into()),
+            );
+            return None;
+        }
         Err(e) => {
             lines.push(
                 format!("enrollment service of CA {:?}: {e}", s.ca),
-                Verdict::Fail("the service account needs read access to CN=Enrollment Services (Authenticated Users have it by default)".into()),
+                Verdict::Fail("check ldap.url and ldap.timeout".into()),
             );
             return None;
         }
     };
     let Some(entry) = entry else {
-        let cas: Vec<String> = session
+        let mut cas: Vec<String> = session
             .search(
                 &container,
                 Scope::OneLevel,
                 "(objectClass=pKIEnrollmentService)",
-                &["cn"],
+                &["cn", "displayName"],
                 false,
             )
             .await
-            .map(|f| f.entries.iter().filter_map(|e| e.first_str("cn")).collect())
+            .map(|f| {
+                f.entries
+                    .iter()
+                    .filter_map(|e| e.first_str("displayName").or_else(|| e.first_str("cn")))
+                    .collect()
+            })
             .unwrap_or_default();
+        cas.sort();
         lines.push(
             format!(
                 "CA {:?} has no enrollment service object under {container} (enterprise CAs there: {})",
