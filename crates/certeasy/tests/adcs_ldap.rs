@@ -244,6 +244,7 @@ struct Case<'a> {
     ca: &'a str,
     password: &'a str,
     ca_file: Option<&'a Path>,
+    start_tls: bool,
     signature: &'a str,
     max_validity: &'a str,
 }
@@ -257,6 +258,7 @@ impl Default for Case<'_> {
             ca: "LAB-CA",
             password: PASSWORD,
             ca_file: None,
+            start_tls: false,
             signature: RSA_ONLY,
             max_validity: "398d",
         }
@@ -273,7 +275,11 @@ fn config(dir: &Path, s: &Slapd, c: &Case<'_>) -> PathBuf {
         ca = c.ca,
         max = c.max_validity,
         pw = pw.display(),
-        url = s.url(),
+        url = if c.start_tls {
+            format!("{}\n        start-tls: true", s.plain_url())
+        } else {
+            s.url()
+        },
         ca_file = c.ca_file.unwrap_or(&s.ca_pem).display(),
     );
     let opts = common::Options {
@@ -355,6 +361,27 @@ async fn good_template_passes_every_line() {
             "RSA ≥ 2048 bits (schema v2: legacy CSP, RSA only); policies bound to this authority (test) accept RSA ≥ 3072 bits"
         )
     );
+}
+
+#[tokio::test]
+async fn start_tls_on_the_plain_port_works_the_same() {
+    let s = slapd().await;
+    let lines = check(
+        &s,
+        Case {
+            start_tls: true,
+            ..Case::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        lines[0].to_string(),
+        format!(
+            "✓ [corp] LDAP {} with StartTLS: TLS certificate trusted, bound as {ALICE_DN}",
+            s.plain_url()
+        )
+    );
+    assert_eq!(marks(&lines), "✓✓✓✓✓✓✓✓✓✓✓✓✓");
 }
 
 #[tokio::test]

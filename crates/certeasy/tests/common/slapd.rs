@@ -28,7 +28,10 @@ pub const DOMAIN_SID: &str = "S-1-5-21-3623811015-3361044348-30300820";
 pub struct Slapd {
     pub dir: tempfile::TempDir,
     child: Child,
+    /// LDAPS port.
     pub port: u16,
+    /// Plain LDAP port (for StartTLS).
+    pub plain_port: u16,
     /// PEM of the CA that issued slapd's certificate.
     pub ca_pem: PathBuf,
     /// PEM of a CA that did not.
@@ -136,15 +139,20 @@ access to * by users read by * none
         // A free port can be taken between probing and slapd's bind: retry.
         let mut last_log = String::new();
         for _ in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let free = || {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            };
+            let (port, plain_port) = (free(), free());
             let log = std::fs::File::create(d.join("slapd.log")).unwrap();
             let mut child = Command::new(SLAPD)
                 .arg("-h")
-                .arg(format!("ldaps://127.0.0.1:{port}/"))
+                .arg(format!(
+                    "ldaps://127.0.0.1:{port}/ ldap://127.0.0.1:{plain_port}/"
+                ))
                 .arg("-f")
                 .arg(&conf)
                 .arg("-d")
@@ -154,11 +162,12 @@ access to * by users read by * none
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            if wait_ready(&mut child, port).await {
+            if wait_ready(&mut child, port).await && wait_ready(&mut child, plain_port).await {
                 return Slapd {
                     dir,
                     child,
                     port,
+                    plain_port,
                     ca_pem,
                     other_ca_pem,
                 };
@@ -172,6 +181,11 @@ access to * by users read by * none
 
     pub fn url(&self) -> String {
         format!("ldaps://127.0.0.1:{}", self.port)
+    }
+
+    /// The plain LDAP URL (to use with StartTLS).
+    pub fn plain_url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.plain_port)
     }
 }
 
