@@ -20,17 +20,33 @@ mkdir -p "$CERTEASY_CACHE"
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the Rust test layers need (the interop scripts install
-# their own): strace for the host-footprint test.
+# their own): strace for the host-footprint test, slapd for the LDAP part of
+# `adcs check` (the test starts its own slapd on a loopback port).
 apt_need=()
-for pkg in strace; do
+for pkg in strace slapd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_need+=("$pkg")
 done
 if [ "${#apt_need[@]}" -gt 0 ]; then
   step "apt-get install ${apt_need[*]}"
   SUDO=()
   [ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
-  "${SUDO[@]}" apt-get update -q >/dev/null
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_need[@]}" >/dev/null
+  # Keep package scripts from starting services (slapd's postinst would start
+  # a system slapd on port 389, and fails without an init system): a
+  # policy-rc.d that refuses every start, removed again unless it was there.
+  policy_rc=/usr/sbin/policy-rc.d
+  own_policy_rc=
+  if [ ! -e "$policy_rc" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy_rc" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy_rc"
+    own_policy_rc=1
+  fi
+  set +e
+  "${SUDO[@]}" apt-get update -q >/dev/null &&
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_need[@]}" >/dev/null
+  apt_rc=$?
+  set -e
+  [ -z "$own_policy_rc" ] || "${SUDO[@]}" rm -f "$policy_rc"
+  [ "$apt_rc" -eq 0 ] || { echo "apt-get install ${apt_need[*]} failed (exit $apt_rc)" >&2; exit "$apt_rc"; }
 fi
 
 step "toolchain"

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use msrpc::{EndpointSelection, IcprClient, IcprError};
 
+use super::adcs_ldap::{check_ldap, Expectations};
 use crate::ca::AdcsCa;
 use crate::config::{AdcsSettings, AuthorityKind, Config};
 
@@ -64,8 +65,23 @@ fn adcs_authorities<'a>(
     }
 }
 
-/// Runs every check of one ADCS authority.
-pub async fn check_authority(name: &str, s: &AdcsSettings, submit: bool) -> Vec<CheckLine> {
+/// Runs every check of one ADCS authority: the RPC path to the CA, then
+/// (independently, when `ldap` is configured) the template, publication and
+/// rights checks over LDAP.
+pub async fn check_authority(
+    name: &str,
+    s: &AdcsSettings,
+    expect: &Expectations,
+    submit: bool,
+) -> Vec<CheckLine> {
+    let mut out = check_rpc(name, s, submit).await;
+    out.extend(check_ldap(name, s, expect).await);
+    out
+}
+
+/// The RPC checks: DNS, endpoint mapper, port, authentication, and with
+/// `submit` a test submission. Each step depends on the one before.
+async fn check_rpc(name: &str, s: &AdcsSettings, submit: bool) -> Vec<CheckLine> {
     let mut out = Vec::new();
     let mut line = |what: String, verdict: Verdict| {
         out.push(CheckLine {
@@ -186,11 +202,6 @@ pub async fn check_authority(name: &str, s: &AdcsSettings, submit: bool) -> Vec<
             verdict: Verdict::Skipped,
         });
     }
-    out.push(CheckLine {
-        authority: name.to_string(),
-        what: "template publication and key/EKU/subject requirements (LDAP) not checked: LDAP checks are not available in this build".into(),
-        verdict: Verdict::Skipped,
-    });
     out
 }
 
@@ -273,7 +284,10 @@ pub fn check(file: &Path, authority: Option<&str>, submit: bool) -> ExitCode {
     };
     let mut failed = 0;
     for (name, s) in list {
-        for l in rt.block_on(check_authority(name, s, submit)) {
+        let Some(expect) = Expectations::for_authority(&config, name) else {
+            continue;
+        };
+        for l in rt.block_on(check_authority(name, s, &expect, submit)) {
             if matches!(l.verdict, Verdict::Fail(_)) {
                 failed += 1;
             }

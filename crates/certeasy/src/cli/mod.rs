@@ -5,6 +5,7 @@
 //! 3 `adcs request` left pending at the CA.
 
 pub mod adcs;
+pub mod adcs_ldap;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,8 +50,10 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AdcsCommand {
     /// Check each ADCS authority step by step: DNS, endpoint mapper, RPC port,
-    /// authentication, and (with --submit) a test submission. Exit 0 only
-    /// when every check passes.
+    /// authentication, (with --submit) a test submission, and (with an ldap
+    /// section) the template, its publication on the CA and the service
+    /// account's rights in Active Directory. Exit 0 only when every check
+    /// passes.
     Check {
         /// Configuration file.
         #[arg(short = 'f', long = "file")]

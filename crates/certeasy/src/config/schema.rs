@@ -403,6 +403,38 @@ pub struct AdcsAuthority {
     /// Health probe interval.
     #[serde(default = "d60s")]
     pub health_check_interval: ConfDuration,
+    /// Domain controller that `certeasy adcs check` reads the template, the
+    /// enrollment service and the service account's rights from.
+    #[serde(default)]
+    pub ldap: Option<AdcsLdap>,
+}
+
+/// `ldap` of an `adcs` authority: read-only LDAP access to Active Directory
+/// for `certeasy adcs check`, bound with the authority's own `auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdcsLdap {
+    /// `ldaps://dc:636`, or `ldap://dc:389` with `start-tls: true`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    #[serde(default)]
+    pub start_tls: bool,
+    /// PEM trust anchors for the domain controller's certificate (default:
+    /// the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// DN of the configuration naming context (default: the rootDSE's
+    /// `configurationNamingContext`).
+    #[serde(default)]
+    pub configuration_dn: Option<String>,
+    /// Name for the simple bind (default: `username@domain`, or
+    /// `DOMAIN\username` for a NetBIOS domain, or `username` as written when
+    /// it contains `@` or `\`).
+    #[serde(default)]
+    pub bind_name: Option<String>,
+    /// Budget of the connection and of each LDAP operation.
+    #[serde(default = "d10s")]
+    pub timeout: ConfDuration,
 }
 
 fn default_transport() -> AdcsTransport {

@@ -191,6 +191,27 @@ pub struct AdcsSettings {
     pub ca_chain: Vec<Vec<u8>>,
     /// Do not revoke at the CA.
     pub disable_ca_revocation: bool,
+    /// LDAP access to Active Directory for `adcs check`, when configured.
+    pub ldap: Option<AdcsLdapSettings>,
+}
+
+/// `ldap` of an `adcs` authority after validation.
+#[derive(Debug, Clone)]
+pub struct AdcsLdapSettings {
+    /// `ldaps://…` or `ldap://…` (the latter always with StartTLS).
+    pub url: String,
+    /// Upgrade with StartTLS before binding.
+    pub start_tls: bool,
+    /// Trust anchors from `ca-file` (DER); empty means the system's roots.
+    pub ca_certs: Vec<Vec<u8>>,
+    /// `ca-file` as resolved, for messages.
+    pub ca_file: Option<PathBuf>,
+    /// Configured configuration naming context, if any.
+    pub configuration_dn: Option<String>,
+    /// Configured bind name, if any.
+    pub bind_name: Option<String>,
+    /// Budget of the connection and of each operation.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for AdcsSettings {
@@ -205,6 +226,7 @@ impl std::fmt::Debug for AdcsSettings {
             .field("password", &"<redacted>")
             .field("port", &self.port)
             .field("endpoint_mapper_port", &self.endpoint_mapper_port)
+            .field("ldap", &self.ldap)
             .finish()
     }
 }
@@ -825,6 +847,16 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        let ldap = match &cfg.ldap {
+            Some(l) => match self.adcs_ldap(&format!("{ck}.ldap"), l) {
+                Some(v) => Some(v),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
         if !ok {
             return None;
         }
@@ -854,7 +886,132 @@ impl<'a> Checker<'a> {
                 request_timeout: cfg.request_timeout.get(),
                 ca_chain,
                 disable_ca_revocation: cfg.disable_ca_revocation,
+                ldap,
             })),
+        })
+    }
+
+    /// Validates the `ldap` section of an `adcs` authority; `key` is its path.
+    fn adcs_ldap(&mut self, key: &str, l: &schema::AdcsLdap) -> Option<AdcsLdapSettings> {
+        let mut ok = true;
+        match url::Url::parse(&l.url) {
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                ok = false;
+                self.issue(
+                    format!("{key}.url"),
+                    format!(
+                        "{:?} has no host; write ldaps://dc01.corp.example:636",
+                        l.url
+                    ),
+                );
+            }
+            Ok(u) if !matches!(u.path(), "" | "/") || u.query().is_some() => {
+                ok = false;
+                self.issue(
+                    format!("{key}.url"),
+                    format!(
+                        "{:?} carries a DN or query; write only ldaps://host[:port] (the configuration DN goes in configuration-dn)",
+                        l.url
+                    ),
+                );
+            }
+            Ok(u) if u.scheme() == "ldaps" && l.start_tls => {
+                ok = false;
+                self.issue(
+                    format!("{key}.start-tls"),
+                    "an ldaps:// URL is TLS from the first byte; start-tls applies only to ldap:// (remove it)",
+                );
+            }
+            Ok(u) if u.scheme() == "ldap" && !l.start_tls => {
+                ok = false;
+                self.issue(
+                    format!("{key}.url"),
+                    format!(
+                        "{:?} is plaintext LDAP: the simple bind would send the service account's password in clear; use ldaps://HOST:636 (domain controllers of a forest with an enterprise CA get an LDAPS certificate automatically) or add start-tls: true",
+                        l.url
+                    ),
+                );
+            }
+            Ok(u) if u.scheme() != "ldap" && u.scheme() != "ldaps" => {
+                ok = false;
+                self.issue(
+                    format!("{key}.url"),
+                    format!(
+                        "{:?} must start with ldaps:// (or ldap:// with start-tls: true)",
+                        l.url
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ok = false;
+                self.issue(
+                    format!("{key}.url"),
+                    format!(
+                        "{:?} is not a URL ({e}); write ldaps://dc01.corp.example:636",
+                        l.url
+                    ),
+                );
+            }
+        }
+        let mut ca_certs = Vec::new();
+        let ca_file = match &l.ca_file {
+            Some(f) => {
+                let path = self.work_path(&format!("{key}.ca-file"), f);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => match pki::pem_to_der_certs(&text) {
+                        Ok(certs) if !certs.is_empty() => ca_certs = certs,
+                        Ok(_) => {
+                            ok = false;
+                            self.issue(
+                                format!("{key}.ca-file"),
+                                format!("{} holds no CERTIFICATE block; give the PEM of the CA that issued the domain controller's certificate", path.display()),
+                            );
+                        }
+                        Err(e) => {
+                            ok = false;
+                            self.issue(
+                                format!("{key}.ca-file"),
+                                format!("{}: {e}; give the PEM of the CA that issued the domain controller's certificate", path.display()),
+                            );
+                        }
+                    },
+                    Err(e) => {
+                        ok = false;
+                        self.issue(
+                            format!("{key}.ca-file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                    }
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        if let Some(dn) = &l.configuration_dn {
+            if !dn.contains('=') {
+                ok = false;
+                self.issue(
+                    format!("{key}.configuration-dn"),
+                    format!("{dn:?} is not a DN; write e.g. CN=Configuration,DC=corp,DC=example, or omit it to read it from the rootDSE"),
+                );
+            }
+        }
+        if l.bind_name.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            ok = false;
+            self.issue(
+                format!("{key}.bind-name"),
+                "must not be empty (an empty name is an anonymous bind); omit it for username@domain",
+            );
+        }
+        ok.then(|| AdcsLdapSettings {
+            url: l.url.clone(),
+            start_tls: l.start_tls,
+            ca_certs,
+            ca_file,
+            configuration_dn: l.configuration_dn.clone(),
+            bind_name: l.bind_name.clone(),
+            timeout: l.timeout.get(),
         })
     }
 

@@ -380,6 +380,140 @@ fn adcs_named_pipes_and_kerberos_without_kdc_are_refused() {
 }
 
 #[test]
+fn adcs_ldap_section_is_parsed_with_defaults() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let c = load(&with_adcs(
+        "      ldap:\n        url: ldaps://dc01.corp.example:636\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    let l = s.ldap.as_ref().expect("ldap settings");
+    assert_eq!(l.url, "ldaps://dc01.corp.example:636");
+    assert!(!l.start_tls);
+    assert!(l.ca_certs.is_empty(), "system roots by default");
+    assert_eq!(l.configuration_dn, None);
+    assert_eq!(l.bind_name, None);
+    assert_eq!(l.timeout, std::time::Duration::from_secs(10));
+    // Without the section, no LDAP checks.
+    let c = load(&with_adcs("")).unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    assert!(s.ldap.is_none());
+}
+
+#[test]
+fn adcs_ldap_plaintext_url_without_start_tls_is_refused() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let (path, line, msg) = refuse(&with_adcs(
+        "      ldap:\n        url: ldap://dc01.corp.example\n",
+    ));
+    assert_eq!(path, "authorities[1].configuration.ldap.url");
+    assert_eq!(line, Some(33));
+    assert!(msg.contains("password in clear"), "{msg}");
+    assert!(
+        msg.contains("ldaps://") && msg.contains("start-tls: true"),
+        "the message names both fixes: {msg}"
+    );
+    // With StartTLS the same URL is accepted.
+    let text =
+        with_adcs("      ldap:\n        url: ldap://dc01.corp.example\n        start-tls: true\n");
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    assert!(s.ldap.as_ref().is_some_and(|l| l.start_tls));
+}
+
+#[test]
+fn adcs_ldap_bad_values_are_refused_with_their_key() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let cases = [
+        (
+            "        url: ldaps://dc01\n        start-tls: true\n",
+            "ldap.start-tls",
+            "remove it",
+        ),
+        ("        url: https://dc01\n", "ldap.url", "ldaps://"),
+        (
+            "        url: ldaps://dc01/DC=corp,DC=example\n",
+            "ldap.url",
+            "configuration-dn",
+        ),
+        (
+            "        url: ldaps://dc01\n        ca-file: /nonexistent/dc-root.pem\n",
+            "ldap.ca-file",
+            "cannot read /nonexistent/dc-root.pem",
+        ),
+        (
+            "        url: ldaps://dc01\n        configuration-dn: Configuration\n",
+            "ldap.configuration-dn",
+            "not a DN",
+        ),
+        (
+            "        url: ldaps://dc01\n        bind-name: ''\n",
+            "ldap.bind-name",
+            "anonymous",
+        ),
+        (
+            "        url: ldaps://dc01\n        timeout: 0s\n",
+            "ldap.timeout",
+            "explicit zero",
+        ),
+        (
+            "        url: ldaps://dc01\n        bind-dn: x\n",
+            "ldap",
+            "unknown key",
+        ),
+    ];
+    for (tail, key, needle) in cases {
+        let (path, _, msg) = refuse(&with_adcs(&format!("      ldap:\n{tail}")));
+        assert!(
+            path.starts_with(&format!("authorities[1].configuration.{key}")),
+            "{tail}: {path}: {msg}"
+        );
+        assert!(msg.contains(needle), "{tail}: {msg}");
+    }
+}
+
+#[test]
+fn adcs_ldap_ca_file_is_read() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["dc01.corp.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let pem = dir.path().join("dc-root.pem");
+    std::fs::write(&pem, cert.pem()).unwrap();
+    let c = load(&with_adcs(&format!(
+        "      ldap:\n        url: ldaps://dc01\n        ca-file: {}\n",
+        pem.display()
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    let l = s.ldap.as_ref().unwrap();
+    assert_eq!(l.ca_certs, vec![cert.der().to_vec()]);
+    assert_eq!(l.ca_file.as_deref(), Some(pem.as_path()));
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let (path, _, msg) = refuse(&with_adcs(&format!(
+        "      ldap:\n        url: ldaps://dc01\n        ca-file: {}\n",
+        empty.display()
+    )));
+    assert_eq!(path, "authorities[1].configuration.ldap.ca-file");
+    assert!(
+        msg.contains("give the PEM of the CA that issued the domain controller's certificate"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn adcs_cli_needs_certreq_path_off_windows() {
     let text = with("    type: fake\n    configuration:\n      password: secret\n", "    type: adcs-cli\n    configuration:\n      ca-name: 'ca01\\Corp CA'\n      certificate-template: Web\n");
     let (path, _, msg) = refuse(&text);

@@ -5,6 +5,7 @@
 
 pub mod lab;
 pub mod raw;
+pub mod slapd;
 pub mod stub;
 
 use std::collections::HashMap;
