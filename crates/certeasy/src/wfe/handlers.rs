@@ -28,7 +28,7 @@ where
     Fut: Future<Output = AcmeResult<Response<Body>>>,
 {
     let base = base_url(&s, headers);
-    let request_id = crate::store::new_id();
+    let request_id = super::next_request_id();
     let resp = match f(s.clone(), base.clone()).await {
         Ok(r) => r,
         Err(e) => {
@@ -153,7 +153,8 @@ pub async fn readyz(State(s): S) -> Response<Body> {
 
 /// POST new-account.
 pub async fn new_account(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -185,7 +186,8 @@ pub async fn account(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let acct_url = url(&base, &format!("acct/{id}"));
         let auth = auth(&s, &base, &headers, &body, &acct_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
@@ -214,7 +216,8 @@ pub async fn account_orders(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -247,7 +250,8 @@ pub async fn account_orders(
 
 /// POST key-change.
 pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let kc_url = url(&base, "key-change");
         let auth = auth(&s, &base, &headers, &body, &kc_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
@@ -306,7 +310,8 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
 
 /// POST new-order.
 pub async fn new_order(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -345,7 +350,8 @@ pub async fn order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let order_url = url(&base, &format!("order/{id}"));
         let auth = auth(&s, &base, &headers, &body, &order_url, KeyRule::Kid).await?;
         auth.require_post_as_get()?;
@@ -368,7 +374,8 @@ pub async fn authz(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -408,7 +415,8 @@ pub async fn challenge(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -453,7 +461,8 @@ pub async fn finalize(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -483,7 +492,8 @@ pub async fn certificate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -517,7 +527,8 @@ pub async fn certificate(
 
 /// POST revoke-cert.
 pub async fn revoke_cert(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    respond(s, &headers.clone(), |s, base| async move {
+    let headers = &headers;
+    respond(s, headers, |s, base| async move {
         let auth: Authenticated = auth(
             &s,
             &base,

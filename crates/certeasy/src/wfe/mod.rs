@@ -6,7 +6,8 @@ mod handlers;
 pub mod nonce;
 mod views;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
@@ -72,6 +73,15 @@ pub fn router(services: Arc<Services>) -> Router {
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)
         .with_state(services)
+}
+
+/// A request id for logs and problem documents: a random per-process prefix
+/// and a counter (unique, and no system call per request).
+pub(crate) fn next_request_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| crate::store::new_id()[..8].to_string());
+    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The public base URL for a request: the configured URL whose host (and
