@@ -158,7 +158,7 @@ pub async fn new_account(State(s): S, headers: HeaderMap, body: Bytes) -> Respon
         let auth = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, "new-account"),
             KeyRule::Jwk,
@@ -189,7 +189,7 @@ pub async fn account(
     let headers = &headers;
     respond(s, headers, |s, base| async move {
         let acct_url = url(&base, &format!("acct/{id}"));
-        let auth = auth(&s, &base, &headers, &body, &acct_url, KeyRule::Kid).await?;
+        let auth = auth(&s, &base, headers, &body, &acct_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
         if acct.id != id {
             return Err(AcmeError::new(
@@ -221,7 +221,7 @@ pub async fn account_orders(
         let auth = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, &format!("acct/{id}/orders")),
             KeyRule::Kid,
@@ -253,7 +253,7 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
     let headers = &headers;
     respond(s, headers, |s, base| async move {
         let kc_url = url(&base, "key-change");
-        let auth = auth(&s, &base, &headers, &body, &kc_url, KeyRule::Kid).await?;
+        let auth = auth(&s, &base, headers, &body, &kc_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
         let inner = Jws::parse(&auth.jws.payload)?;
         let KeyRef::Jwk(new_key) = &inner.protected.key else {
@@ -315,7 +315,7 @@ pub async fn new_order(State(s): S, headers: HeaderMap, body: Bytes) -> Response
         let auth = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, "new-order"),
             KeyRule::Kid,
@@ -353,7 +353,7 @@ pub async fn order(
     let headers = &headers;
     respond(s, headers, |s, base| async move {
         let order_url = url(&base, &format!("order/{id}"));
-        let auth = auth(&s, &base, &headers, &body, &order_url, KeyRule::Kid).await?;
+        let auth = auth(&s, &base, headers, &body, &order_url, KeyRule::Kid).await?;
         auth.require_post_as_get()?;
         let order = ra::orders::owned_order(&s, auth.account()?, &id).await?;
         let view = views::order(&s, &base, &order).await?;
@@ -379,7 +379,7 @@ pub async fn authz(
         let auth = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, &format!("authz/{id}")),
             KeyRule::Kid,
@@ -420,7 +420,7 @@ pub async fn challenge(
         let auth = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, &format!("chall/{id}")),
             KeyRule::Kid,
@@ -466,7 +466,7 @@ pub async fn finalize(
         let auth = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, &format!("finalize/{id}")),
             KeyRule::Kid,
@@ -497,7 +497,7 @@ pub async fn certificate(
         let auth = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, &format!("cert/{id}")),
             KeyRule::Kid,
@@ -532,7 +532,7 @@ pub async fn revoke_cert(State(s): S, headers: HeaderMap, body: Bytes) -> Respon
         let auth: Authenticated = auth(
             &s,
             &base,
-            &headers,
+            headers,
             &body,
             &url(&base, "revoke-cert"),
             KeyRule::Either,
