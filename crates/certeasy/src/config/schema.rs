@@ -712,9 +712,14 @@ pub struct Workers {
     /// Longest retry delay.
     #[serde(default = "d2m")]
     pub max_backoff: ConfDuration,
-    /// In-memory wake-up queue size.
+    /// Jobs handed to workers in memory at most; more wait in the database
+    /// for a worker's poll.
     #[serde(default = "default_queue")]
     pub queue_size: NonZeroU64,
+    /// How long finalize waits for the issuance before answering
+    /// `processing`.
+    #[serde(default = "d3s")]
+    pub finalize_wait: ConfDuration,
     /// Time allowed to finish running jobs at shutdown.
     #[serde(default = "d30s")]
     pub drain_timeout: ConfDuration,
@@ -731,11 +736,15 @@ impl Default for Workers {
             base_backoff: d1s(),
             max_backoff: d2m(),
             queue_size: default_queue(),
+            finalize_wait: d3s(),
             drain_timeout: d30s(),
         }
     }
 }
 
+fn d3s() -> ConfDuration {
+    ConfDuration::secs(3)
+}
 fn default_workers() -> NonZeroU64 {
     NonZeroU64::new(4).unwrap_or(NonZeroU64::MIN)
 }

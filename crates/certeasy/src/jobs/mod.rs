@@ -18,11 +18,11 @@
 mod issue;
 mod validate;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,31 +30,62 @@ use crate::services::Services;
 use crate::store::jobs::{ClaimedJob, JobKind};
 use crate::store::{now_ms, Store, Tx};
 
-/// Jobs enqueued on this node, waiting for a worker, and the signal that
-/// wakes one.
+/// Jobs enqueued on this node, waiting for a worker; the signal that wakes
+/// one; and the requests waiting for a job's attempt to end.
 #[derive(Clone, Debug, Default)]
 pub struct JobWaker {
     ready: Arc<Mutex<VecDeque<ClaimedJob>>>,
     signal: Arc<Notify>,
+    waiting: Arc<Mutex<HashMap<i64, oneshot::Sender<()>>>>,
 }
 
 impl JobWaker {
     /// Gives a job enqueued by [`enqueue`] (after its transaction committed)
-    /// to an idle worker, or to the next one to go idle.
+    /// to an idle worker, or to the next one to go idle; without a job (it
+    /// waits in the database), wakes a worker to poll for it.
     pub fn hand_off(&self, job: Option<ClaimedJob>) {
         if let Some(job) = job {
-            self.queue().push_back(job);
-            self.signal.notify_one();
+            lock(&self.ready).push_back(job);
+        }
+        self.signal.notify_one();
+    }
+
+    /// [`hand_off`](Self::hand_off), then waits up to `wait` for the job's
+    /// first attempt to end (done, failed, or waiting for the CA).
+    pub async fn hand_off_and_wait(&self, job: Option<ClaimedJob>, wait: Duration) {
+        let Some(id) = job.as_ref().map(|j| j.id).filter(|_| !wait.is_zero()) else {
+            self.hand_off(job);
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiting).insert(id, tx);
+        self.hand_off(job);
+        if tokio::time::timeout(wait, rx).await.is_err() {
+            lock(&self.waiting).remove(&id);
         }
     }
 
-    fn take(&self) -> Option<ClaimedJob> {
-        self.queue().pop_front()
+    /// The lease (ms) of a job to hand off in memory, or None when
+    /// `queue-size` jobs already wait there.
+    fn lease_for_new_job(&self, w: &crate::config::schema::Workers) -> Option<i64> {
+        ((lock(&self.ready).len() as u64) < w.queue_size.get())
+            .then(|| w.lease.get().as_millis() as i64)
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<ClaimedJob>> {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    fn take(&self) -> Option<ClaimedJob> {
+        lock(&self.ready).pop_front()
     }
+
+    /// Tells whoever waits for this job that its attempt ended.
+    fn attempt_ended(&self, id: i64) {
+        if let Some(tx) = lock(&self.waiting).remove(&id) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Lease owner of the jobs handed off within this node.
@@ -64,15 +95,19 @@ fn handoff_owner(s: &Services) -> String {
 
 /// Enqueues a job in the caller's transaction, leased to this node; give
 /// the result to [`JobWaker::hand_off`] once the transaction committed.
-/// None when the same job was already queued (it runs on its own).
+/// None when the same job was already queued (it runs on its own), or when
+/// `queue-size` jobs already wait in memory: then the job is written with
+/// an expired lease and a worker's poll claims it from the database.
 pub async fn enqueue(
     s: &Services,
     tx: &mut Tx,
     kind: JobKind,
     subject: &str,
 ) -> crate::store::Result<Option<ClaimedJob>> {
-    let lease = s.config.workers.lease.get().as_millis() as i64;
-    Store::enqueue_leased_job(tx, kind, subject, &handoff_owner(s), lease).await
+    let lease = s.waker.lease_for_new_job(&s.config.workers);
+    let job = Store::enqueue_leased_job(tx, kind, subject, &handoff_owner(s), lease.unwrap_or(-1))
+        .await?;
+    Ok(job.filter(|_| lease.is_some()))
 }
 
 /// What a handler decided.
@@ -147,13 +182,17 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
         }
         if let Some(job) = s.waker.take() {
             idle = idle_min;
+            let id = job.id;
             run_one(&s, job).await;
+            s.waker.attempt_ended(id);
             continue;
         }
         match s.store.claim_job(&owner, lease.as_millis() as i64).await {
             Ok(Some(job)) => {
                 idle = idle_min;
+                let id = job.id;
                 run_one(&s, job).await;
+                s.waker.attempt_ended(id);
             }
             Ok(None) => {
                 let mut wait = idle;
@@ -260,6 +299,52 @@ pub fn backoff(w: &crate::config::schema::Workers, attempts: i64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(id: i64) -> ClaimedJob {
+        ClaimedJob {
+            id,
+            kind: JobKind::Issue,
+            subject: format!("order-{id}"),
+            attempts: 1,
+            lease_owner: "node/handoff".into(),
+            lease_until: now_ms() + 30_000,
+        }
+    }
+
+    #[test]
+    fn jobs_beyond_queue_size_are_not_leased_for_memory() {
+        let w = crate::config::schema::Workers {
+            queue_size: std::num::NonZeroU64::MIN,
+            ..Default::default()
+        };
+        let waker = JobWaker::default();
+        assert_eq!(waker.lease_for_new_job(&w), Some(30_000));
+        waker.hand_off(Some(job(1)));
+        assert_eq!(waker.lease_for_new_job(&w), None, "the queue is full");
+        assert_eq!(waker.take().map(|j| j.id), Some(1));
+        assert_eq!(waker.lease_for_new_job(&w), Some(30_000));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_request_is_released_when_the_attempt_ends() {
+        let waker = JobWaker::default();
+        let worker = waker.clone();
+        let run = tokio::spawn(async move {
+            // The worker side: take the job, end its attempt.
+            loop {
+                if let Some(j) = worker.take() {
+                    worker.attempt_ended(j.id);
+                    return j.id;
+                }
+                worker.signal.notified().await;
+            }
+        });
+        waker
+            .hand_off_and_wait(Some(job(7)), Duration::from_secs(3600))
+            .await;
+        assert_eq!(run.await.unwrap(), 7);
+        assert!(lock(&waker.waiting).is_empty());
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -462,8 +462,12 @@ pub async fn finalize(
     }
     let job = jobs::enqueue(s, &mut tx, JobKind::Issue, &order.id).await?;
     tx.commit().await?;
-    s.waker.hand_off(job);
     tracing::info!(target: "ra", order = %order.id, "order finalized; issuance queued");
+    // A fast CA issues within the request: the client gets the valid order
+    // with its certificate URL and needs no poll.
+    s.waker
+        .hand_off_and_wait(job, s.config.workers.finalize_wait.get())
+        .await;
     s.store
         .order(&order.id)
         .await?

@@ -53,6 +53,8 @@ pub struct Options {
     pub tls_yaml: Option<String>,
     pub extra_zone_yaml: String,
     pub extra_allow: String,
+    /// Replaces the `workers` section.
+    pub workers_yaml: Option<String>,
 }
 
 impl Harness {
@@ -418,13 +420,7 @@ authorities:
       deny: [".denied.test/3"]
     signature:
       min-rsa-bits: 3072
-{policy_extra}workers:
-  workers: 2
-  idle-max: 1s
-  lease: 5s
-  base-backoff: 100ms
-  max-backoff: 1s
-{extra}"#,
+{policy_extra}{workers}{extra}"#,
         work = dir.join("work").display(),
         authority_extra = opts.authority_extra,
         policy_extra = opts.policy_extra,
@@ -432,6 +428,9 @@ authorities:
         tls = opts.tls_yaml.clone().unwrap_or_else(|| "tls-certificate-manager:\n  bundles:\n    - name: listener\n      mode: pki\n      authority: builtin\n".into()),
         extra_zone = opts.extra_zone_yaml,
         extra_allow = opts.extra_allow,
+        workers = opts.workers_yaml.clone().unwrap_or_else(|| {
+            "workers:\n  workers: 2\n  idle-max: 1s\n  lease: 5s\n  base-backoff: 100ms\n  max-backoff: 1s\n".into()
+        }),
     )
 }
 

@@ -1,0 +1,81 @@
+//! Finalize and the job hand-off: a fast CA issues within the finalize
+//! request; with a short `finalize-wait` the client polls until the order
+//! is valid.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{Key, Raw};
+use common::{csr, ready_order, Harness, Options};
+use http::StatusCode;
+use serde_json::{json, Value};
+
+async fn finalize(raw: &Raw, key: &Key, kid: &str, order: &Value, name: &str) -> (String, Value) {
+    let (der, _) = csr(&[name], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let body = json!({"csr": acme_wire::b64u_encode(&der)}).to_string();
+    let r = raw
+        .post(key, Some(kid), order["finalize"].as_str().unwrap(), &body)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    (r.location(), r.json())
+}
+
+#[tokio::test]
+async fn a_fast_ca_answers_finalize_with_the_valid_order_and_its_certificate() {
+    let h = Harness::start().await;
+    let raw = Raw::new(h.server().addr, &h.base(), &h.root_pem());
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let order = ready_order(&h, &raw, &key, &kid, &["sync.test"]).await;
+    let (_, answer) = finalize(&raw, &key, &kid, &order, "sync.test").await;
+    assert_eq!(answer["status"], json!("valid"), "{answer}");
+    let cert_url = answer["certificate"].as_str().expect("certificate URL");
+    let chain = raw.post(&key, Some(&kid), cert_url, "").await;
+    assert_eq!(chain.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_a_short_finalize_wait_the_client_polls_and_every_order_completes() {
+    let h = Harness::start_with(Options {
+        workers_yaml: Some(
+            "workers:\n  workers: 1\n  idle-max: 1s\n  lease: 10m\n  queue-size: 1\n  finalize-wait: 1ms\n"
+                .into(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    let raw = Raw::new(h.server().addr, &h.base(), &h.root_pem());
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let names = ["q1.test", "q2.test", "q3.test"];
+    let mut ready = Vec::new();
+    for name in names {
+        ready.push(ready_order(&h, &raw, &key, &kid, &[name]).await);
+    }
+    let mut orders = Vec::new();
+    for (order, name) in ready.iter().zip(names) {
+        let (url, answer) = finalize(&raw, &key, &kid, order, name).await;
+        if answer["status"] == json!("processing") {
+            let retry = raw.post(&key, Some(&kid), &url, "").await;
+            assert!(
+                retry.json()["status"] != json!("processing")
+                    || retry.header("retry-after").is_some()
+            );
+        }
+        orders.push(url);
+    }
+    for url in &orders {
+        let mut state = Value::Null;
+        for _ in 0..500 {
+            state = raw.post(&key, Some(&kid), url, "").await.json();
+            if state["status"] == json!("valid") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(state["status"], json!("valid"), "{state}");
+    }
+}
