@@ -285,3 +285,29 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn the_checkpointer_folds_the_wal_into_the_database_file() {
+    let (dir, store) = open().await;
+    let db = dir.path().join("db.sqlite");
+    let before = std::fs::metadata(&db).unwrap().len();
+    // Automatic checkpoints are off on the writer: these commits stay in the
+    // WAL until the checkpointer thread, asked every 100 commits, runs.
+    for i in 0..(2 * COMMITS_PER_CHECKPOINT) {
+        let mut tx = store.begin().await.unwrap();
+        Store::enqueue_leased_job(&mut tx, JobKind::Issue, &format!("order-{i}"), "w", 60_000)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut after = before;
+    while after <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        after = std::fs::metadata(&db).unwrap().len();
+    }
+    assert!(
+        after > before,
+        "the database file grew from {before} bytes: pages were checkpointed"
+    );
+}
