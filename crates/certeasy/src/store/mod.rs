@@ -104,8 +104,12 @@ struct Writer {
 }
 
 /// Commits between two checkpoint requests (a commit of this server writes
-/// about ten pages, so the WAL stays around SQLite's default of 1,000).
+/// a few pages).
 const COMMITS_PER_CHECKPOINT: u32 = 400;
+
+/// WAL size from which a checkpoint briefly holds the writer so the WAL can
+/// start over (and is cut back to this size).
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Writer {
     /// Counts a commit; every [`COMMITS_PER_CHECKPOINT`] asks for a
@@ -119,29 +123,60 @@ impl Writer {
     }
 }
 
-/// Runs checkpoints on a connection of its own, so no request waits for
-/// one: SQLite's automatic checkpoint runs inside the commit that crosses
-/// the threshold, holding the writer for the write-back and its fsync
-/// (the 15–20 ms stalls at the 90th percentile of the benchmark). A passive
-/// checkpoint does not block the writer. Ends when the store is dropped.
-fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>> {
+/// Runs checkpoints on a connection of its own, so requests do not wait
+/// for the write-back: SQLite's automatic checkpoint runs inside the commit
+/// that crosses the threshold and holds the writer for the whole copy and
+/// its fsyncs (the 15–20 ms stalls at the 90th percentile of the
+/// benchmark). A passive checkpoint runs beside the writer and copies
+/// almost everything. But only a checkpoint that copied every frame with no
+/// write in between lets the next transaction start the WAL file over —
+/// without one the file grows for ever — so once the WAL passes
+/// [`WAL_RESTART_BYTES`] a second pass holds the writer and copies the few
+/// frames written meanwhile (a short stall, once per 64 MiB of writes). The
+/// thread ends when the store is dropped.
+fn start_checkpointer(
+    path: &Path,
+) -> Result<(
+    std::sync::mpsc::SyncSender<()>,
+    std::sync::mpsc::Receiver<()>,
+    Connection,
+)> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     configure(&conn)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    Ok((tx, rx, conn))
+}
+
+fn run_checkpointer(
+    wal: PathBuf,
+    conn: Connection,
+    requests: std::sync::mpsc::Receiver<()>,
+    writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
+) -> Result<()> {
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
-            while rx.recv().is_ok() {
+            let checkpoint = || {
                 if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                     tracing::warn!(target: "store", error = %e, "WAL checkpoint failed; retried after the next commits");
                 }
+            };
+            while requests.recv().is_ok() {
+                checkpoint();
+                if std::fs::metadata(&wal).map_or(0, |m| m.len()) < WAL_RESTART_BYTES {
+                    continue;
+                }
+                let Some(writer) = writer.upgrade() else { return };
+                let quiet = writer.blocking_lock();
+                checkpoint();
+                drop(quiet);
             }
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
-    Ok(tx)
+    Ok(())
 }
 
 /// A write transaction: holds the writer connection until it is committed,
@@ -210,18 +245,22 @@ impl Store {
         // Checkpoints run on their own thread (see `start_checkpointer`);
         // the WAL file is cut back to this size after a checkpoint.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_RESTART_BYTES as i64)?;
         migrate::run(&conn, path)?;
-        let checkpoint = start_checkpointer(path)?;
+        let (checkpoint, requests, checkpointer) = start_checkpointer(path)?;
         let first_reader = open_reader(path)?;
+        let write = Arc::new(tokio::sync::Mutex::new(Writer {
+            conn,
+            commits: 0,
+            checkpoint,
+        }));
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        run_checkpointer(wal.into(), checkpointer, requests, Arc::downgrade(&write))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                write: Arc::new(tokio::sync::Mutex::new(Writer {
-                    conn,
-                    commits: 0,
-                    checkpoint,
-                })),
+                write,
                 read: Mutex::new(vec![first_reader]),
             }),
         })

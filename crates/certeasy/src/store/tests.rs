@@ -286,20 +286,25 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
         .is_err());
 }
 
-#[tokio::test]
-async fn the_checkpointer_folds_the_wal_into_the_database_file() {
-    let (dir, store) = open().await;
-    let db = dir.path().join("db.sqlite");
-    let before = std::fs::metadata(&db).unwrap().len();
-    // Automatic checkpoints are off on the writer: these commits stay in the
-    // WAL until the checkpointer thread, asked every 100 commits, runs.
-    for i in 0..(2 * COMMITS_PER_CHECKPOINT) {
+async fn commit_jobs(store: &Store, from: u32, n: u32) {
+    for i in from..from + n {
         let mut tx = store.begin().await.unwrap();
         Store::enqueue_leased_job(&mut tx, JobKind::Issue, &format!("order-{i}"), "w", 60_000)
             .await
             .unwrap();
         tx.commit().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
+    let (dir, store) = open().await;
+    let db = dir.path().join("db.sqlite");
+    let wal = dir.path().join("db.sqlite-wal");
+    let before = std::fs::metadata(&db).unwrap().len();
+    // Automatic checkpoints are off on the writer: these commits stay in the
+    // WAL until the checkpointer thread, asked every N commits, runs.
+    commit_jobs(&store, 0, 2 * COMMITS_PER_CHECKPOINT).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut after = before;
     while after <= before && std::time::Instant::now() < deadline {
@@ -309,5 +314,26 @@ async fn the_checkpointer_folds_the_wal_into_the_database_file() {
     assert!(
         after > before,
         "the database file grew from {before} bytes: pages were checkpointed"
+    );
+    // Past WAL_RESTART_BYTES the WAL starts over instead of growing with
+    // every commit: write three times that much, in commits of ~50 pages.
+    let value = "x".repeat(200 * 1024);
+    let commits = 3 * WAL_RESTART_BYTES / (value.len() as u64);
+    for i in 0..commits {
+        store
+            .write(|c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (format!("filler-{}", i % 8), value.as_str()),
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        size < 2 * WAL_RESTART_BYTES,
+        "the WAL is {size} bytes after {commits} commits of 200 KiB: it never started over"
     );
 }
