@@ -298,13 +298,21 @@ async fn commit_jobs(store: &Store, from: u32, n: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
-    let (dir, store) = open().await;
+    // Small figures for the test; the server's are in CHECKPOINTS.
+    let tuning = Checkpoints {
+        every_commits: 10,
+        wal_restart_bytes: 4 * 1024 * 1024,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(&dir.path().join("db.sqlite"), tuning)
+        .await
+        .unwrap();
     let db = dir.path().join("db.sqlite");
     let wal = dir.path().join("db.sqlite-wal");
     let before = std::fs::metadata(&db).unwrap().len();
     // Automatic checkpoints are off on the writer: these commits stay in the
     // WAL until the checkpointer thread, asked every N commits, runs.
-    commit_jobs(&store, 0, 2 * COMMITS_PER_CHECKPOINT).await;
+    commit_jobs(&store, 0, 2 * tuning.every_commits).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut after = before;
     while after <= before && std::time::Instant::now() < deadline {
@@ -315,10 +323,10 @@ async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
         after > before,
         "the database file grew from {before} bytes: pages were checkpointed"
     );
-    // Past WAL_RESTART_BYTES the WAL starts over instead of growing with
+    // Past wal_restart_bytes the WAL starts over instead of growing with
     // every commit: write three times that much, in commits of ~50 pages.
     let value = "x".repeat(200 * 1024);
-    let commits = 3 * WAL_RESTART_BYTES / (value.len() as u64);
+    let commits = 3 * tuning.wal_restart_bytes / (value.len() as u64);
     for i in 0..commits {
         store
             .write(|c| {
@@ -333,7 +341,7 @@ async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
     }
     let size = std::fs::metadata(&wal).unwrap().len();
     assert!(
-        size < 2 * WAL_RESTART_BYTES,
+        size < 2 * tuning.wal_restart_bytes,
         "the WAL is {size} bytes after {commits} commits of 200 KiB: it never started over"
     );
 }
