@@ -104,24 +104,12 @@ struct Writer {
     checkpoint: std::sync::mpsc::SyncSender<()>,
 }
 
-/// When checkpoints run.
-#[derive(Debug, Clone, Copy)]
-struct Checkpoints {
-    /// Commits between two checkpoint requests (a commit of this server
-    /// writes a few pages).
-    every_commits: u32,
-    /// WAL size from which a checkpoint briefly holds the writer so the WAL
-    /// can start over (and is cut back to this size). The pass under the
-    /// writer costs two fsyncs: 8–16 ms measured at 8 clients, every second
-    /// or two under full load. (1,000 commits and 256 MiB measured worse:
-    /// p99 55 ms instead of 36 ms at 8 clients.)
-    wal_restart_bytes: u64,
-}
+/// Commits between two checkpoints (a commit of this server writes a few
+/// pages, so the WAL stays at a few MiB).
+const COMMITS_PER_CHECKPOINT: u32 = 400;
 
-const CHECKPOINTS: Checkpoints = Checkpoints {
-    every_commits: 400,
-    wal_restart_bytes: 64 * 1024 * 1024,
-};
+/// The WAL file is cut back to this size when it starts over.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 impl Writer {
     /// Counts a commit; every `every_commits` asks for a checkpoint (never
@@ -139,13 +127,15 @@ impl Writer {
 /// for the write-back: SQLite's automatic checkpoint runs inside the commit
 /// that crosses the threshold and holds the writer for the whole copy and
 /// its fsyncs (the 15–20 ms stalls at the 90th percentile of the
-/// benchmark). A passive checkpoint runs beside the writer and copies
-/// almost everything. But only a checkpoint that copied every frame with no
-/// write in between lets the next transaction start the WAL file over —
-/// without one the file grows for ever — so once the WAL passes
-/// `wal_restart_bytes` a second pass holds the writer and copies the few
-/// frames written meanwhile (a short stall, once per that many bytes
-/// written). The thread ends when the store is dropped.
+/// benchmark). Each round has two passes. A passive checkpoint runs beside
+/// the writer and copies almost everything. But only a checkpoint that
+/// copied every frame with no write in between lets the next transaction
+/// start the WAL file over — without one the file grows for ever — so a
+/// second pass holds the writer and copies the few frames written meanwhile
+/// (8–16 ms measured at 8 clients, for its two fsyncs). Running that pass
+/// only once the WAL held 64 MiB measured a worse p99 (53 ms against 36 ms
+/// at 8 clients): the restart of a large WAL stalls the next commit longer.
+/// The thread ends when the store is dropped.
 fn start_checkpointer(
     path: &Path,
 ) -> Result<(
@@ -163,8 +153,6 @@ fn start_checkpointer(
 }
 
 fn run_checkpointer(
-    wal: PathBuf,
-    restart_bytes: u64,
     conn: Connection,
     requests: std::sync::mpsc::Receiver<()>,
     writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
@@ -179,9 +167,6 @@ fn run_checkpointer(
             };
             while requests.recv().is_ok() {
                 checkpoint();
-                if std::fs::metadata(&wal).map_or(0, |m| m.len()) < restart_bytes {
-                    continue;
-                }
                 let Some(writer) = writer.upgrade() else { return };
                 let quiet = writer.blocking_lock();
                 checkpoint();
@@ -247,10 +232,10 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 impl Store {
     /// Opens (creating if needed) the SQLite file and applies migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
-        Self::open_with(path, CHECKPOINTS).await
+        Self::open_with(path, COMMITS_PER_CHECKPOINT).await
     }
 
-    async fn open_with(path: &Path, checkpoints: Checkpoints) -> Result<Store> {
+    async fn open_with(path: &Path, commits_per_checkpoint: u32) -> Result<Store> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -262,29 +247,17 @@ impl Store {
         // Checkpoints run on their own thread (see `start_checkpointer`);
         // the WAL file is cut back to this size after a checkpoint.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(
-            None,
-            "journal_size_limit",
-            checkpoints.wal_restart_bytes as i64,
-        )?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         migrate::run(&conn, path)?;
         let (checkpoint, requests, checkpointer) = start_checkpointer(path)?;
         let first_reader = open_reader(path)?;
         let write = Arc::new(tokio::sync::Mutex::new(Writer {
             conn,
             commits: 0,
-            every_commits: checkpoints.every_commits,
+            every_commits: commits_per_checkpoint,
             checkpoint,
         }));
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        run_checkpointer(
-            wal.into(),
-            checkpoints.wal_restart_bytes,
-            checkpointer,
-            requests,
-            Arc::downgrade(&write),
-        )?;
+        run_checkpointer(checkpointer, requests, Arc::downgrade(&write))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
