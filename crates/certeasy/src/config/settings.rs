@@ -334,6 +334,28 @@ impl<'a> Checker<'a> {
         d
     }
 
+    /// Reads a PEM file of certificates named by `key` (one or more
+    /// CERTIFICATE blocks). Records an issue, ending in `hint`, and returns
+    /// None when the file cannot be read, parsed, or holds none.
+    fn pem_certs_file(
+        &mut self,
+        key: &str,
+        raw: &str,
+        hint: &str,
+    ) -> Option<(PathBuf, Vec<Vec<u8>>)> {
+        let path = self.work_path(key, raw);
+        let problem = match std::fs::read_to_string(&path) {
+            Err(e) => format!("cannot read {}: {e}", path.display()),
+            Ok(text) => match pki::pem_to_der_certs(&text) {
+                Ok(certs) if !certs.is_empty() => return Some((path, certs)),
+                Ok(_) => format!("{} holds no CERTIFICATE block{hint}", path.display()),
+                Err(e) => format!("{}: {e}{hint}", path.display()),
+            },
+        };
+        self.issue(key, problem);
+        None
+    }
+
     /// Resolves a path that must be absolute or start with `%WORKDIR%`.
     fn work_path(&mut self, key: &str, raw: &str) -> PathBuf {
         if let Some(rest) = raw.strip_prefix("%WORKDIR%") {
@@ -825,26 +847,9 @@ impl<'a> Checker<'a> {
         };
         let mut ca_chain = Vec::new();
         if let Some(f) = &cfg.ca_chain_file {
-            let path = self.work_path(&format!("{ck}.ca-chain-file"), f);
-            let read = std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| pki::pem_to_der_certs(&t).map_err(|e| e.to_string()));
-            match read {
-                Ok(certs) if !certs.is_empty() => ca_chain = certs,
-                Ok(_) => {
-                    ok = false;
-                    self.issue(
-                        format!("{ck}.ca-chain-file"),
-                        format!("{} holds no CERTIFICATE block", path.display()),
-                    );
-                }
-                Err(e) => {
-                    ok = false;
-                    self.issue(
-                        format!("{ck}.ca-chain-file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                }
+            match self.pem_certs_file(&format!("{ck}.ca-chain-file"), f, "") {
+                Some((_, certs)) => ca_chain = certs,
+                None => ok = false,
             }
         }
         let ldap = match &cfg.ldap {
@@ -955,39 +960,20 @@ impl<'a> Checker<'a> {
             }
         }
         let mut ca_certs = Vec::new();
-        let ca_file = match &l.ca_file {
-            Some(f) => {
-                let path = self.work_path(&format!("{key}.ca-file"), f);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => match pki::pem_to_der_certs(&text) {
-                        Ok(certs) if !certs.is_empty() => ca_certs = certs,
-                        Ok(_) => {
-                            ok = false;
-                            self.issue(
-                                format!("{key}.ca-file"),
-                                format!("{} holds no CERTIFICATE block; give the PEM of the CA that issued the domain controller's certificate", path.display()),
-                            );
-                        }
-                        Err(e) => {
-                            ok = false;
-                            self.issue(
-                                format!("{key}.ca-file"),
-                                format!("{}: {e}; give the PEM of the CA that issued the domain controller's certificate", path.display()),
-                            );
-                        }
-                    },
-                    Err(e) => {
-                        ok = false;
-                        self.issue(
-                            format!("{key}.ca-file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        );
-                    }
+        let mut ca_file = None;
+        if let Some(f) = &l.ca_file {
+            match self.pem_certs_file(
+                &format!("{key}.ca-file"),
+                f,
+                "; give the PEM of the CA that issued the domain controller's certificate",
+            ) {
+                Some((path, certs)) => {
+                    ca_file = Some(path);
+                    ca_certs = certs;
                 }
-                Some(path)
+                None => ok = false,
             }
-            None => None,
-        };
+        }
         if let Some(dn) = &l.configuration_dn {
             if !dn.contains('=') {
                 ok = false;
@@ -1042,20 +1028,9 @@ impl<'a> Checker<'a> {
         };
         let mut ca_chain = Vec::new();
         if let Some(f) = &cfg.ca_chain_file {
-            let path = self.work_path(&format!("{ck}.ca-chain-file"), f);
-            match std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| pki::pem_to_der_certs(&t).map_err(|e| e.to_string()))
-            {
-                Ok(c) => ca_chain = c,
-                Err(e) => {
-                    self.issue(
-                        format!("{ck}.ca-chain-file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    return None;
-                }
-            }
+            ca_chain = self
+                .pem_certs_file(&format!("{ck}.ca-chain-file"), f, "")?
+                .1;
         }
         tracing::warn!(target: "ca", authority = name, "authority {name} is type adcs-cli: it starts certreq.exe and writes scratch files; prefer type: adcs");
         Some(AuthoritySettings {

@@ -138,25 +138,14 @@ impl Writer {
 /// The thread ends when the store is dropped.
 fn start_checkpointer(
     path: &Path,
-) -> Result<(
-    std::sync::mpsc::SyncSender<()>,
-    std::sync::mpsc::Receiver<()>,
-    Connection,
-)> {
+    requests: std::sync::mpsc::Receiver<()>,
+    writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
+) -> Result<()> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     configure(&conn)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-    Ok((tx, rx, conn))
-}
-
-fn run_checkpointer(
-    conn: Connection,
-    requests: std::sync::mpsc::Receiver<()>,
-    writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
-) -> Result<()> {
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
@@ -249,7 +238,7 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         migrate::run(&conn, path)?;
-        let (checkpoint, requests, checkpointer) = start_checkpointer(path)?;
+        let (checkpoint, requests) = std::sync::mpsc::sync_channel(1);
         let first_reader = open_reader(path)?;
         let write = Arc::new(tokio::sync::Mutex::new(Writer {
             conn,
@@ -257,7 +246,7 @@ impl Store {
             every_commits: commits_per_checkpoint,
             checkpoint,
         }));
-        run_checkpointer(checkpointer, requests, Arc::downgrade(&write))?;
+        start_checkpointer(path, requests, Arc::downgrade(&write))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
