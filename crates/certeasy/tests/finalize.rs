@@ -1,6 +1,6 @@
-//! Finalize and the job hand-off: a fast CA issues within the finalize
-//! request; with a short `finalize-wait` the client polls until the order
-//! is valid.
+//! Finalize, challenges and the job hand-off: a fast CA issues within the
+//! finalize request, a quick validation ends within the challenge POST;
+//! with a short `finalize-wait` the client polls until the order is valid.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::raw::{Key, Raw};
-use common::{csr, ready_order, Harness, Options};
+use common::{csr, new_order, ready_order, Harness, Options};
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -35,6 +35,67 @@ async fn a_fast_ca_answers_finalize_with_the_valid_order_and_its_certificate() {
     let cert_url = answer["certificate"].as_str().expect("certificate URL");
     let chain = raw.post(&key, Some(&kid), cert_url, "").await;
     assert_eq!(chain.status, StatusCode::OK);
+}
+
+/// Answers the http-01 challenge of the order's one authorization (serving
+/// the key authorization only when `serve`); returns the challenge POST's
+/// answer and the order URL.
+async fn answer_challenge(
+    h: &Harness,
+    raw: &Raw,
+    key: &Key,
+    kid: &str,
+    name: &str,
+    serve: bool,
+) -> (Value, String) {
+    let (order_url, order) = new_order(raw, key, kid, &[name]).await;
+    let authz_url = order["authorizations"][0].as_str().unwrap();
+    let authz = raw.post(key, Some(kid), authz_url, "").await.json();
+    let ch = authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == json!("http-01"))
+        .unwrap()
+        .clone();
+    h.host(name);
+    if serve {
+        let token = ch["token"].as_str().unwrap();
+        let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
+        h.tokens.lock().unwrap().insert(
+            token.to_string(),
+            acme_wire::key_authorization(token, &thumb),
+        );
+    }
+    let r = raw
+        .post(key, Some(kid), ch["url"].as_str().unwrap(), "{}")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    (r.json(), order_url)
+}
+
+#[tokio::test]
+async fn a_quick_validation_answers_the_challenge_post_with_its_outcome() {
+    let h = Harness::start().await;
+    let raw = Raw::new(h.server().addr, &h.base(), &h.root_pem());
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+
+    let (answer, order_url) = answer_challenge(&h, &raw, &key, &kid, "quick.test", true).await;
+    assert_eq!(answer["status"], json!("valid"), "{answer}");
+    assert!(answer["validated"].is_string(), "{answer}");
+    let order = raw.post(&key, Some(&kid), &order_url, "").await.json();
+    assert_eq!(
+        order["status"],
+        json!("ready"),
+        "the first poll finds it ready: {order}"
+    );
+
+    let (answer, order_url) = answer_challenge(&h, &raw, &key, &kid, "wrong.test", false).await;
+    assert_eq!(answer["status"], json!("invalid"), "{answer}");
+    assert!(answer["error"]["type"].is_string(), "{answer}");
+    let order = raw.post(&key, Some(&kid), &order_url, "").await.json();
+    assert_eq!(order["status"], json!("invalid"), "{order}");
 }
 
 #[tokio::test]

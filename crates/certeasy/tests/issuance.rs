@@ -133,11 +133,23 @@ async fn failed_http01_invalidates_order_with_precise_problem() {
         .unwrap();
     let mut authzs = order.authorizations();
     let mut a = authzs.next().await.unwrap().unwrap();
-    a.challenge(ChallengeType::Http01)
+    // A validation that ends within the challenge POST (workers.validation-wait)
+    // answers with the failed challenge, which instant-acme reports at once.
+    let answered = a
+        .challenge(ChallengeType::Http01)
         .unwrap()
         .set_ready()
-        .await
-        .unwrap();
+        .await;
+    if let Err(err) = answered {
+        let instant_acme::Error::Api(problem) = err else {
+            panic!("expected the challenge's problem, got {err:?}")
+        };
+        assert_eq!(
+            problem.r#type.as_deref(),
+            Some("urn:ietf:params:acme:error:incorrectResponse"),
+            "{problem:?}"
+        );
+    }
     let err = order
         .poll_ready(&instant_acme::RetryPolicy::new())
         .await

@@ -206,6 +206,33 @@ pub(crate) fn verify(
     msg: &[u8],
     sig: &BitStringRef<'_>,
 ) -> Result<(), VerifyError> {
+    let (ring_alg, sig) = verification(key, alg, sig)?;
+    rs::UnparsedPublicKey::new(ring_alg, key.key)
+        .verify(msg, sig)
+        .map_err(|_| {
+            VerifyError::BadSignature(format!(
+                "{alg} signature does not verify with the {} key",
+                key.kind
+            ))
+        })
+}
+
+/// Every check of [`verify`] but the cryptographic one: the signature's
+/// encoding, and whether `alg` fits `key` and can be verified at all.
+pub(crate) fn check_verifiable(
+    key: &ParsedKey<'_>,
+    alg: SignatureAlgorithm,
+    sig: &BitStringRef<'_>,
+) -> Result<(), VerifyError> {
+    verification(key, alg, sig).map(|_| ())
+}
+
+/// The ring algorithm and the signature bytes for [`verify`].
+fn verification<'s>(
+    key: &ParsedKey<'_>,
+    alg: SignatureAlgorithm,
+    sig: &'s BitStringRef<'_>,
+) -> Result<(&'static dyn rs::VerificationAlgorithm, &'s [u8]), VerifyError> {
     use SignatureAlgorithm as A;
     let sig = sig
         .as_bytes()
@@ -216,7 +243,7 @@ pub(crate) fn verify(
             key.kind
         ))
     };
-    let ring_alg: &dyn rs::VerificationAlgorithm = match (key.kind, alg) {
+    let ring_alg: &'static dyn rs::VerificationAlgorithm = match (key.kind, alg) {
         (PublicKeyKind::Rsa { .. }, A::RsaSha256) => &rs::RSA_PKCS1_2048_8192_SHA256,
         (PublicKeyKind::Rsa { .. }, A::RsaSha384) => &rs::RSA_PKCS1_2048_8192_SHA384,
         (PublicKeyKind::Rsa { .. }, A::RsaSha512) => &rs::RSA_PKCS1_2048_8192_SHA512,
@@ -237,14 +264,7 @@ pub(crate) fn verify(
         (PublicKeyKind::Ed25519, A::Ed25519) => &rs::ED25519,
         _ => return Err(mismatch()),
     };
-    rs::UnparsedPublicKey::new(ring_alg, key.key)
-        .verify(msg, sig)
-        .map_err(|_| {
-            VerifyError::BadSignature(format!(
-                "{alg} signature does not verify with the {} key",
-                key.kind
-            ))
-        })
+    Ok((ring_alg, sig))
 }
 
 /// The three parts of a signed structure (CSR, certificate), borrowed from

@@ -720,6 +720,10 @@ pub struct Workers {
     /// `processing`.
     #[serde(default = "d3s")]
     pub finalize_wait: ConfDuration,
+    /// How long the POST that answers a challenge waits for its validation
+    /// before answering `processing`.
+    #[serde(default = "d2s")]
+    pub validation_wait: ConfDuration,
     /// Time allowed to finish running jobs at shutdown.
     #[serde(default = "d30s")]
     pub drain_timeout: ConfDuration,
@@ -737,6 +741,7 @@ impl Default for Workers {
             max_backoff: d2m(),
             queue_size: default_queue(),
             finalize_wait: d3s(),
+            validation_wait: d2s(),
             drain_timeout: d30s(),
         }
     }
@@ -744,6 +749,9 @@ impl Default for Workers {
 
 fn d3s() -> ConfDuration {
     ConfDuration::secs(3)
+}
+fn d2s() -> ConfDuration {
+    ConfDuration::secs(2)
 }
 fn default_workers() -> NonZeroU64 {
     NonZeroU64::new(4).unwrap_or(NonZeroU64::MIN)

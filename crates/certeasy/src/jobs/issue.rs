@@ -26,11 +26,11 @@ use crate::store::{new_id, now_ms, CertRow, OrderRow, Store};
 /// Runs one issuance job.
 pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some(order) = s.store.order(&job.subject).await? else {
-        s.store.delete_job(job.id).await?;
+        s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     };
     if order.status != "processing" {
-        s.store.delete_job(job.id).await?;
+        s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     }
     if let Some(problem) = crate::ra::orders::scope_refusal(s, &order.policy, &order.names) {
@@ -46,9 +46,10 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         .iter()
         .map(|n| DnsName::parse(n))
         .collect::<Result<_, _>>()?;
-    // The CSR was checked at finalize; checking again costs microseconds and
-    // guarantees that only a CSR that passes today's model is ever signed.
-    let approved = match pki::check_csr(&csr, &names, &policy.csr) {
+    // The CSR was checked at finalize; checking it again (all but the
+    // self-signature verified then) guarantees that only a CSR that passes
+    // today's model and policy is ever signed.
+    let approved = match pki::recheck_stored_csr(&csr, &names, &policy.csr) {
         Ok(a) => a,
         Err(refusal) => return fail(s, job, &order.id, ProblemType::BadCsr, refusal.detail).await,
     };
@@ -175,7 +176,7 @@ async fn store_certificate(
     if Store::set_order_status(&mut tx, &order.id, &["processing"], "valid", None).await? {
         Store::insert_cert(&mut tx, &cert).await?;
     }
-    Store::complete_job(&mut tx, job.id).await?;
+    Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
     tracing::info!(target: "ca", order = %order.id, authority = %cert.authority, serial = %cert.serial, names = ?cert.names, "certificate issued");
     Ok(Outcome::Done)
@@ -199,7 +200,7 @@ async fn fail(
         Some(&problem),
     )
     .await?;
-    Store::complete_job(&mut tx, job.id).await?;
+    Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Outcome::Done)
 }

@@ -30,13 +30,20 @@ use crate::services::Services;
 use crate::store::jobs::{ClaimedJob, JobKind};
 use crate::store::{now_ms, Store, Tx};
 
+/// What identifies a job: its kind and subject.
+type JobId = (JobKind, String);
+
+fn job_id(job: &ClaimedJob) -> JobId {
+    (job.kind, job.subject.clone())
+}
+
 /// Jobs enqueued on this node, waiting for a worker; the signal that wakes
 /// one; and the requests waiting for a job's attempt to end.
 #[derive(Clone, Debug, Default)]
 pub struct JobWaker {
     ready: Arc<Mutex<VecDeque<ClaimedJob>>>,
     signal: Arc<Notify>,
-    waiting: Arc<Mutex<HashMap<i64, oneshot::Sender<()>>>>,
+    waiting: Arc<Mutex<HashMap<JobId, oneshot::Sender<()>>>>,
 }
 
 impl JobWaker {
@@ -53,12 +60,12 @@ impl JobWaker {
     /// [`hand_off`](Self::hand_off), then waits up to `wait` for the job's
     /// first attempt to end (done, failed, or waiting for the CA).
     pub async fn hand_off_and_wait(&self, job: Option<ClaimedJob>, wait: Duration) {
-        let Some(id) = job.as_ref().map(|j| j.id).filter(|_| !wait.is_zero()) else {
+        let Some(id) = job.as_ref().map(job_id).filter(|_| !wait.is_zero()) else {
             self.hand_off(job);
             return;
         };
         let (tx, rx) = oneshot::channel();
-        lock(&self.waiting).insert(id, tx);
+        lock(&self.waiting).insert(id.clone(), tx);
         self.hand_off(job);
         if tokio::time::timeout(wait, rx).await.is_err() {
             lock(&self.waiting).remove(&id);
@@ -77,8 +84,8 @@ impl JobWaker {
     }
 
     /// Tells whoever waits for this job that its attempt ended.
-    fn attempt_ended(&self, id: i64) {
-        if let Some(tx) = lock(&self.waiting).remove(&id) {
+    fn attempt_ended(&self, id: &JobId) {
+        if let Some(tx) = lock(&self.waiting).remove(id) {
             let _ = tx.send(());
         }
     }
@@ -160,10 +167,10 @@ impl WorkerPool {
         while let Some(job) = services.waker.take() {
             if let Err(e) = services
                 .store
-                .retry_job(job.id, &job.lease_owner, now_ms(), "released at shutdown")
+                .retry_job(&job, now_ms(), "released at shutdown")
                 .await
             {
-                tracing::warn!(target: "jobs", job = job.id, error = %e, "cannot release a job at shutdown; its lease will expire");
+                tracing::warn!(target: "jobs", kind = job.kind.as_str(), subject = %job.subject, error = %e, "cannot release a job at shutdown; its lease will expire");
             }
         }
     }
@@ -182,17 +189,17 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
         }
         if let Some(job) = s.waker.take() {
             idle = idle_min;
-            let id = job.id;
+            let id = job_id(&job);
             run_one(&s, job).await;
-            s.waker.attempt_ended(id);
+            s.waker.attempt_ended(&id);
             continue;
         }
         match s.store.claim_job(&owner, lease.as_millis() as i64).await {
             Ok(Some(job)) => {
                 idle = idle_min;
-                let id = job.id;
+                let id = job_id(&job);
                 run_one(&s, job).await;
-                s.waker.attempt_ended(id);
+                s.waker.attempt_ended(&id);
             }
             Ok(None) => {
                 let mut wait = idle;
@@ -221,7 +228,7 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
 const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
 async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
-    let span = tracing::info_span!("job", id = job.id, kind = job.kind.as_str(), subject = %job.subject, attempt = job.attempts);
+    let span = tracing::info_span!("job", kind = job.kind.as_str(), subject = %job.subject, attempt = job.attempts);
     let _enter = span.enter();
     let lease = s.config.workers.lease.get();
     // A job handed off in memory may have waited for a worker; renew its
@@ -229,7 +236,7 @@ async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
     let left = Duration::from_millis((job.lease_until - now_ms()).max(0) as u64);
     if left < lease / 2 {
         let until = now_ms() + lease.as_millis() as i64;
-        match s.store.renew_lease(job.id, &job.lease_owner, until).await {
+        match s.store.renew_lease(&job, until).await {
             Ok(true) => job.lease_until = until,
             Ok(false) => {
                 tracing::debug!(target: "jobs", "lease lost before the job started; another worker has it");
@@ -274,12 +281,7 @@ async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
     }
     if let Err(e) = s
         .store
-        .retry_job(
-            job.id,
-            &job.lease_owner,
-            now_ms() + delay.as_millis() as i64,
-            &reason,
-        )
+        .retry_job(&job, now_ms() + delay.as_millis() as i64, &reason)
         .await
     {
         tracing::error!(target: "jobs", error = %e, "cannot reschedule job; its lease will expire");
@@ -302,7 +304,6 @@ mod tests {
 
     fn job(id: i64) -> ClaimedJob {
         ClaimedJob {
-            id,
             kind: JobKind::Issue,
             subject: format!("order-{id}"),
             attempts: 1,
@@ -321,7 +322,7 @@ mod tests {
         assert_eq!(waker.lease_for_new_job(&w), Some(30_000));
         waker.hand_off(Some(job(1)));
         assert_eq!(waker.lease_for_new_job(&w), None, "the queue is full");
-        assert_eq!(waker.take().map(|j| j.id), Some(1));
+        assert_eq!(waker.take().map(|j| j.subject), Some("order-1".into()));
         assert_eq!(waker.lease_for_new_job(&w), Some(30_000));
     }
 
@@ -333,8 +334,8 @@ mod tests {
             // The worker side: take the job, end its attempt.
             loop {
                 if let Some(j) = worker.take() {
-                    worker.attempt_ended(j.id);
-                    return j.id;
+                    worker.attempt_ended(&job_id(&j));
+                    return j.subject;
                 }
                 worker.signal.notified().await;
             }
@@ -342,7 +343,7 @@ mod tests {
         waker
             .hand_off_and_wait(Some(job(7)), Duration::from_secs(3600))
             .await;
-        assert_eq!(run.await.unwrap(), 7);
+        assert_eq!(run.await.unwrap(), "order-7");
         assert!(lock(&waker.waiting).is_empty());
     }
 

@@ -14,11 +14,11 @@ use crate::store::Store;
 /// Runs one validation job.
 pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some(chall) = s.store.challenge(&job.subject).await? else {
-        s.store.delete_job(job.id).await?;
+        s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     };
     if chall.status != "processing" {
-        s.store.delete_job(job.id).await?;
+        s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     }
     let authz = s
@@ -101,7 +101,7 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
             tracing::info!(target: "va", challenge = %chall.id, kind = %chall.kind, identifier = %domain, reason = %failure.detail, "challenge invalid");
         }
     }
-    Store::complete_job(&mut tx, job.id).await?;
+    Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Outcome::Done)
 }

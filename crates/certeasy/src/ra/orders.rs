@@ -362,7 +362,12 @@ pub async fn respond_challenge(
         None
     };
     tx.commit().await?;
-    s.waker.hand_off(job);
+    // A quick validation ends within the request: the answer is the
+    // challenge's outcome and the client's first poll finds the
+    // authorization decided.
+    s.waker
+        .hand_off_and_wait(job, s.config.workers.validation_wait.get())
+        .await;
     let chall = s
         .store
         .challenge(chall_id)

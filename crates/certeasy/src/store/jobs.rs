@@ -1,11 +1,11 @@
 //! Durable jobs: the persistence half of the job engine (`crate::jobs`).
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{now_ms, Result, Store, Tx};
 
 /// Kinds of job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
     /// Validate one challenge (subject = challenge id).
     Validate,
@@ -31,11 +31,10 @@ impl JobKind {
     }
 }
 
-/// A claimed job.
+/// A claimed job. A job is identified by its kind and subject: there is at
+/// most one job per (kind, subject), and subjects are never reused.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
-    /// Row id.
-    pub id: i64,
     /// Kind.
     pub kind: JobKind,
     /// Subject id.
@@ -61,13 +60,11 @@ impl Store {
     ) -> Result<Option<ClaimedJob>> {
         let now = now_ms();
         let lease_until = now + lease_ms;
-        let id: Option<i64> = tx
+        let inserted = tx
             .conn()
-            .prepare_cached("INSERT OR IGNORE INTO jobs (kind, subject, state, run_at, lease_owner, lease_until, attempts, created_at) VALUES (?, ?, 'running', ?, ?, ?, 1, ?) RETURNING id")?
-            .query_row(params![kind.as_str(), subject, now, owner, lease_until, now], |r| r.get(0))
-            .optional()?;
-        Ok(id.map(|id| ClaimedJob {
-            id,
+            .prepare_cached("INSERT OR IGNORE INTO jobs (kind, subject, state, run_at, lease_owner, lease_until, attempts, created_at) VALUES (?, ?, 'running', ?, ?, ?, 1, ?)")?
+            .execute(params![kind.as_str(), subject, now, owner, lease_until, now])?;
+        Ok((inserted == 1).then(|| ClaimedJob {
             kind,
             subject: subject.to_string(),
             attempts: 1,
@@ -76,13 +73,13 @@ impl Store {
         }))
     }
 
-    /// Extends the lease of a job still held by `owner`; false when it was
-    /// lost (expired and claimed by someone else).
-    pub async fn renew_lease(&self, id: i64, owner: &str, lease_until: i64) -> Result<bool> {
+    /// Extends the lease of a job still held by its owner; false when it
+    /// was lost (expired and claimed by someone else).
+    pub async fn renew_lease(&self, job: &ClaimedJob, lease_until: i64) -> Result<bool> {
         self.write(|c| {
             let n = c
-                .prepare_cached("UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND lease_owner = ?")?
-                .execute(params![lease_until, id, owner])?;
+                .prepare_cached("UPDATE jobs SET lease_until = ? WHERE kind = ? AND subject = ? AND state = 'running' AND lease_owner = ?")?
+                .execute(params![lease_until, job.kind.as_str(), job.subject, job.lease_owner])?;
             Ok(n == 1)
         })
         .await
@@ -93,25 +90,24 @@ impl Store {
     pub async fn claim_job(&self, owner: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
         let now = now_ms();
         let lease_until = now + lease_ms;
-        let row: Option<(i64, String, String, i64)> = self
+        let row: Option<(String, String, i64)> = self
             .write(|c| {
                 Ok(c.prepare_cached(
                     "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1 \
-                     WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?) \
-                                 ORDER BY run_at LIMIT 1) \
-                     RETURNING id, kind, subject, attempts",
+                     WHERE (kind, subject) = (SELECT kind, subject FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?) \
+                                              ORDER BY run_at LIMIT 1) \
+                     RETURNING kind, subject, attempts",
                 )?
                 .query_row(params![owner, lease_until, now, now], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .optional()?)
             })
             .await?;
-        let Some((id, kind, subject, attempts)) = row else {
+        let Some((kind, subject, attempts)) = row else {
             return Ok(None);
         };
         Ok(Some(ClaimedJob {
-            id,
             kind: JobKind::parse(&kind)
                 .ok_or_else(|| super::StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
             subject,
@@ -122,28 +118,21 @@ impl Store {
     }
 
     /// Removes a finished job, in the transaction that records its effect.
-    pub async fn complete_job(tx: &mut Tx, id: i64) -> Result<()> {
-        tx.conn()
-            .prepare_cached("DELETE FROM jobs WHERE id = ?")?
-            .execute([id])?;
-        Ok(())
+    pub async fn complete_job(tx: &mut Tx, job: &ClaimedJob) -> Result<()> {
+        delete_job_on(tx.conn(), job)
     }
 
     /// Removes a finished job on its own.
-    pub async fn delete_job(&self, id: i64) -> Result<()> {
-        self.write(|c| {
-            c.prepare_cached("DELETE FROM jobs WHERE id = ?")?
-                .execute([id])?;
-            Ok(())
-        })
-        .await
+    pub async fn delete_job(&self, job: &ClaimedJob) -> Result<()> {
+        self.write(|c| delete_job_on(c, job)).await
     }
 
-    /// Puts a job back in the queue to run at `run_at` (unix ms).
-    pub async fn retry_job(&self, id: i64, owner: &str, run_at: i64, error: &str) -> Result<()> {
+    /// Puts a job still held by its owner back in the queue to run at
+    /// `run_at` (unix ms).
+    pub async fn retry_job(&self, job: &ClaimedJob, run_at: i64, error: &str) -> Result<()> {
         self.write(|c| {
-            c.prepare_cached("UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, last_error = ? WHERE id = ? AND lease_owner = ?")?
-                .execute(params![run_at, error, id, owner])?;
+            c.prepare_cached("UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, last_error = ? WHERE kind = ? AND subject = ? AND lease_owner = ?")?
+                .execute(params![run_at, error, job.kind.as_str(), job.subject, job.lease_owner])?;
             Ok(())
         })
         .await
@@ -163,4 +152,10 @@ impl Store {
     pub async fn job_count(&self) -> Result<i64> {
         self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))?))
     }
+}
+
+fn delete_job_on(c: &Connection, job: &ClaimedJob) -> Result<()> {
+    c.prepare_cached("DELETE FROM jobs WHERE kind = ? AND subject = ?")?
+        .execute(params![job.kind.as_str(), job.subject])?;
+    Ok(())
 }

@@ -34,6 +34,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "certificate serial index",
         include_str!("../../migrations/sqlite/0004_certificate_serial_index.sql"),
     ),
+    (
+        5,
+        "lean indexes",
+        include_str!("../../migrations/sqlite/0005_lean_indexes.sql"),
+    ),
 ];
 
 /// Newest schema version this binary knows.

@@ -1,8 +1,7 @@
 //! Store tests on a real SQLite file.
 
-use super::jobs::JobKind;
+use super::jobs::{ClaimedJob, JobKind};
 use super::*;
-use rusqlite::OptionalExtension;
 
 async fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -76,21 +75,65 @@ async fn a_database_migrated_by_sqlx_builds_keeps_its_version_and_gets_the_rest(
         }
     }
     let store = Store::open_sqlite(&path).await.unwrap();
-    let index: Option<String> = store
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT name FROM sqlite_master WHERE name = 'certificates_by_serial_only'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .unwrap();
-    assert!(index.is_some(), "migration 4 was applied");
+    assert_eq!(
+        serial_index_columns(&store),
+        ["serial", "authority"],
+        "migrations 4 and 5 were applied"
+    );
     assert_eq!(
         store.read(migrate::current).unwrap(),
         Store::schema_version()
     );
+}
+
+fn serial_index_columns(store: &Store) -> Vec<String> {
+    store
+        .read(|c| {
+            let mut stmt =
+                c.prepare("SELECT name FROM pragma_index_info('certificates_by_serial')")?;
+            let names = stmt.query_map([], |r| r.get(0))?;
+            Ok(names.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn migration_5_keeps_the_jobs_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for (_, _, sql) in &migrate::MIGRATIONS[..4] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        c.execute_batch(
+            "INSERT INTO jobs (kind, subject, state, attempts, run_at, last_error, created_at) \
+             VALUES ('issue', 'order-1', 'queued', 2, 0, 'CA unreachable', 0)",
+        )
+        .unwrap();
+    }
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let job = store
+        .claim_job("w", 60_000)
+        .await
+        .unwrap()
+        .expect("the job survived");
+    assert_eq!(
+        (job.kind, job.subject.as_str(), job.attempts),
+        (JobKind::Issue, "order-1", 3)
+    );
+    let without_rowid: String = store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'jobs'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert!(without_rowid.contains("WITHOUT ROWID"), "{without_rowid}");
+    assert_eq!(serial_index_columns(&store), ["serial", "authority"]);
 }
 
 #[tokio::test]
@@ -189,7 +232,7 @@ async fn claimed_job_is_leased_then_reclaimed_after_expiry() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(again.id, job.id);
+    assert_eq!((again.kind, &again.subject), (job.kind, &job.subject));
     assert_eq!(again.attempts, 3);
     // Now leased for a minute: nobody else gets it.
     assert!(store.claim_job("third", 60_000).await.unwrap().is_none());
@@ -205,13 +248,14 @@ async fn retry_requeues_for_later_and_only_for_the_lease_owner() {
     tx.commit().await.unwrap();
     let job = store.claim_job("w1", 60_000).await.unwrap().unwrap();
     // A stale worker cannot reschedule a job it no longer owns.
-    store
-        .retry_job(job.id, "someone-else", now_ms(), "x")
-        .await
-        .unwrap();
+    let stale = ClaimedJob {
+        lease_owner: "someone-else".into(),
+        ..job.clone()
+    };
+    store.retry_job(&stale, now_ms(), "x").await.unwrap();
     assert!(store.claim_job("w2", 60_000).await.unwrap().is_none());
     store
-        .retry_job(job.id, "w1", now_ms() + 3_600_000, "CA unreachable")
+        .retry_job(&job, now_ms() + 3_600_000, "CA unreachable")
         .await
         .unwrap();
     assert!(
@@ -220,7 +264,7 @@ async fn retry_requeues_for_later_and_only_for_the_lease_owner() {
     );
     let next = store.next_job_time().await.unwrap().unwrap();
     assert!(next > now_ms() + 3_000_000);
-    store.retry_job(job.id, "w1", now_ms(), "x").await.unwrap();
+    store.retry_job(&job, now_ms(), "x").await.unwrap();
     // Owner was cleared by the first retry; the second one did not apply.
     assert!(store.claim_job("w2", 60_000).await.unwrap().is_none());
 }
@@ -341,4 +385,35 @@ async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
         size < 30 * 1024 * 1024,
         "the WAL is {size} bytes after 300 commits of 200 KiB: it never started over"
     );
+}
+
+#[test]
+fn ids_are_url_safe_and_sort_in_creation_order() {
+    assert_eq!(super::sortable_encode(0), "-".repeat(22));
+    assert_eq!(
+        super::sortable_encode(u128::MAX),
+        format!("{}k", "z".repeat(21))
+    );
+    // Order is kept bit by bit, in every position of the 128 bits.
+    for bit in 0..127 {
+        let (lo, hi) = (1u128 << bit, 1u128 << (bit + 1));
+        assert!(
+            super::sortable_encode(lo) < super::sortable_encode(hi),
+            "bit {bit}"
+        );
+        assert!(
+            super::sortable_encode(hi - 1) < super::sortable_encode(hi),
+            "bit {bit}"
+        );
+    }
+    // A later millisecond sorts later whatever the random parts.
+    let now = now_ms();
+    assert!(super::id_at(now, [0xff; 10]) < super::id_at(now + 1, [0; 10]));
+    assert!(super::id_at(now, [0; 10]) < super::id_at(now, [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]));
+    let id = super::new_id();
+    assert_eq!(id.len(), 22);
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert_ne!(super::new_id(), super::new_id(), "the random part differs");
 }

@@ -80,7 +80,8 @@ pub fn router(services: Arc<Services>) -> Router {
 pub(crate) fn next_request_id() -> String {
     static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| crate::store::new_id()[..8].to_string());
+    // Eight characters of the id's random part (its first ones are the time).
+    let prefix = PREFIX.get_or_init(|| crate::store::new_id()[12..20].to_string());
     format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 

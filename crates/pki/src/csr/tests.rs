@@ -34,6 +34,36 @@ fn hostile_corpus_is_refused_by_the_named_rule() {
 }
 
 #[test]
+fn the_recheck_of_a_stored_csr_differs_only_in_not_verifying_the_self_signature() {
+    let mut bad_signatures = 0;
+    for case in &hostile_csr_corpus() {
+        let policy = CsrPolicy::default();
+        let first = check_csr(&case.der, &case.order_names, &policy).unwrap_err();
+        match recheck_stored_csr(&case.der, &case.order_names, &policy) {
+            Ok(_) => {
+                assert!(
+                    first.detail.contains("self-signature does not verify"),
+                    "{}: the recheck accepts what was refused for {}",
+                    case.name,
+                    first.detail
+                );
+                bad_signatures += 1;
+            }
+            Err(again) => assert_eq!(again, first, "{}", case.name),
+        }
+    }
+    assert!(bad_signatures > 0, "the corpus has bad signatures");
+    for case in &accepted_csr_corpus() {
+        assert_eq!(
+            recheck_stored_csr(&case.der, &case.order_names, &case.policy),
+            check_csr(&case.der, &case.order_names, &case.policy),
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
 fn hostile_corpus_names_are_unique() {
     let corpus = hostile_csr_corpus();
     let names: BTreeSet<&str> = corpus.iter().map(|c| c.name.as_str()).collect();
