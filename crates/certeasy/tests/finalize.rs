@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::raw::{Key, Raw};
-use common::{csr, new_order, ready_order, Harness, Options};
+use common::{answer_http01, csr, new_order, ready_order, Harness, Options};
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -37,9 +37,9 @@ async fn a_fast_ca_answers_finalize_with_the_valid_order_and_its_certificate() {
     assert_eq!(chain.status, StatusCode::OK);
 }
 
-/// Answers the http-01 challenge of the order's one authorization (serving
-/// the key authorization only when `serve`); returns the challenge POST's
-/// answer and the order URL.
+/// Orders `name` and answers its http-01 challenge (serving the key
+/// authorization only when `serve`): the challenge POST's answer and the
+/// order URL.
 async fn answer_challenge(
     h: &Harness,
     raw: &Raw,
@@ -50,26 +50,7 @@ async fn answer_challenge(
 ) -> (Value, String) {
     let (order_url, order) = new_order(raw, key, kid, &[name]).await;
     let authz_url = order["authorizations"][0].as_str().unwrap();
-    let authz = raw.post(key, Some(kid), authz_url, "").await.json();
-    let ch = authz["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == json!("http-01"))
-        .unwrap()
-        .clone();
-    h.host(name);
-    if serve {
-        let token = ch["token"].as_str().unwrap();
-        let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
-        h.tokens.lock().unwrap().insert(
-            token.to_string(),
-            acme_wire::key_authorization(token, &thumb),
-        );
-    }
-    let r = raw
-        .post(key, Some(kid), ch["url"].as_str().unwrap(), "{}")
-        .await;
+    let r = answer_http01(h, raw, key, kid, authz_url, serve).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json());
     (r.json(), order_url)
 }

@@ -268,6 +268,40 @@ pub async fn new_order(
     (r.location(), r.json())
 }
 
+/// Answers the http-01 challenge of an authorization with the raw client:
+/// points its name at the harness's responder, serves the key authorization
+/// there when `serve` (a 404 otherwise), and POSTs the challenge; returns
+/// that POST's response.
+pub async fn answer_http01(
+    h: &Harness,
+    raw: &raw::Raw,
+    key: &raw::Key,
+    kid: &str,
+    authz_url: &str,
+    serve: bool,
+) -> raw::Resp {
+    use serde_json::json;
+    let a = raw.post(key, Some(kid), authz_url, "").await.json();
+    h.host(a["identifier"]["value"].as_str().unwrap());
+    let ch = a["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == json!("http-01"))
+        .unwrap()
+        .clone();
+    if serve {
+        let token = ch["token"].as_str().unwrap();
+        let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
+        h.tokens.lock().unwrap().insert(
+            token.to_string(),
+            acme_wire::key_authorization(token, &thumb),
+        );
+    }
+    raw.post(key, Some(kid), ch["url"].as_str().unwrap(), "{}")
+        .await
+}
+
 /// Drives a new order for `names` to `ready` through http-01 with the raw
 /// client, polling the order as an ACME client does (bounded).
 pub async fn ready_order(
@@ -279,28 +313,8 @@ pub async fn ready_order(
 ) -> serde_json::Value {
     use serde_json::json;
     let (order_url, order) = new_order(raw, key, kid, names).await;
-    let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
     for authz_url in order["authorizations"].as_array().unwrap() {
-        let a = raw
-            .post(key, Some(kid), authz_url.as_str().unwrap(), "")
-            .await
-            .json();
-        h.host(a["identifier"]["value"].as_str().unwrap());
-        let ch = a["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == json!("http-01"))
-            .unwrap()
-            .clone();
-        let token = ch["token"].as_str().unwrap();
-        h.tokens.lock().unwrap().insert(
-            token.to_string(),
-            acme_wire::key_authorization(token, &thumb),
-        );
-        let r = raw
-            .post(key, Some(kid), ch["url"].as_str().unwrap(), "{}")
-            .await;
+        let r = answer_http01(h, raw, key, kid, authz_url.as_str().unwrap(), true).await;
         assert_eq!(r.status, http::StatusCode::OK, "{}", r.json());
         assert!(r.header("link").unwrap().contains("rel=\"up\""));
     }
