@@ -128,7 +128,7 @@ pub async fn start_with_listener(
         store: store.clone(),
         validators,
         authorities,
-        waker: JobWaker::default(),
+        waker: JobWaker::new(&config.workers),
         node_id,
         nonces: crate::wfe::nonce::NonceBook::new(),
         accounts: Default::default(),

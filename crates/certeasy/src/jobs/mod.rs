@@ -8,12 +8,15 @@
 //! in one transaction, so a retried job sees the effect and does nothing.
 //!
 //! Hand-off: a job enqueued on this node is written already leased to the
-//! node ([`enqueue`]) and, once its transaction committed, handed straight
-//! to an idle worker through memory ([`JobWaker::hand_off`]) — no claim
-//! statement. If the process dies first, the lease runs out and the job is
-//! claimed from the database like any other. Polling with
-//! `idle-min..idle-max` backoff is only the safety net (jobs of a node that
-//! died, retries coming due).
+//! node ([`enqueue`]) and, once its transaction committed, run at once by
+//! the request that queued it when one of the `workers` slots is free
+//! ([`run_now`]; it goes on in a task of its own if it outlasts the
+//! request's wait), or else handed to a worker through memory
+//! ([`JobWaker::hand_off`]) — no claim statement either way. If the process
+//! dies first, the lease runs out and the job is claimed from the database
+//! like any other. Polling with `idle-min..idle-max` backoff is only the
+//! safety net (jobs of a node that died, retries coming due). Workers and
+//! requests share the slots, so at most `workers` jobs run at once.
 
 mod issue;
 mod validate;
@@ -22,9 +25,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::services::Services;
 use crate::store::jobs::{ClaimedJob, JobKind};
@@ -38,15 +42,54 @@ fn job_id(job: &ClaimedJob) -> JobId {
 }
 
 /// Jobs enqueued on this node, waiting for a worker; the signal that wakes
-/// one; and the requests waiting for a job's attempt to end.
-#[derive(Clone, Debug, Default)]
+/// one; the requests waiting for a job's attempt to end; the slots that
+/// bound how many jobs run at once (`workers.workers`), and the jobs that
+/// a request started and left running.
+#[derive(Clone, Debug)]
 pub struct JobWaker {
     ready: Arc<Mutex<VecDeque<ClaimedJob>>>,
     signal: Arc<Notify>,
     waiting: Arc<Mutex<HashMap<JobId, oneshot::Sender<()>>>>,
+    slots: Arc<Semaphore>,
+    detached: TaskTracker,
 }
 
 impl JobWaker {
+    /// A waker for `workers` concurrent jobs.
+    pub fn new(workers: &crate::config::schema::Workers) -> JobWaker {
+        let slots = usize::try_from(workers.workers.get()).unwrap_or(usize::MAX);
+        JobWaker {
+            ready: Arc::default(),
+            signal: Arc::default(),
+            waiting: Arc::default(),
+            slots: Arc::new(Semaphore::new(slots.min(Semaphore::MAX_PERMITS))),
+            detached: TaskTracker::new(),
+        }
+    }
+
+    /// A worker slot, if one is free.
+    fn free_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Runs `attempt` in `slot` on the calling task for up to `wait`; then
+    /// it goes on in a task of its own (still in its slot), which a drain
+    /// waits for.
+    async fn run_in(
+        &self,
+        slot: OwnedSemaphorePermit,
+        attempt: impl std::future::Future<Output = ()> + Send + 'static,
+        wait: Duration,
+    ) {
+        let mut attempt = Box::pin(async move {
+            attempt.await;
+            drop(slot);
+        });
+        if tokio::time::timeout(wait, &mut attempt).await.is_err() {
+            self.detached.spawn(attempt);
+        }
+    }
+
     /// Gives a job enqueued by [`enqueue`] (after its transaction committed)
     /// to an idle worker, or to the next one to go idle; without a job (it
     /// waits in the database), wakes a worker to poll for it.
@@ -117,6 +160,28 @@ pub async fn enqueue(
     Ok(job.filter(|_| lease.is_some()))
 }
 
+/// Runs a job that [`enqueue`] handed out (once its transaction committed)
+/// on the calling task, when a worker slot is free, for up to `wait`; a job
+/// still running then goes on in a task of its own and the caller returns.
+/// Without a free slot the job goes to the workers' queue and the caller
+/// waits as long for its attempt to end; without a job (it waits in the
+/// database) a worker is woken to poll for it.
+///
+/// Running on the request's task saves the two wake-ups of a hand-off
+/// (worker in, request out), which showed in the profile.
+pub async fn run_now(s: &Arc<Services>, job: Option<ClaimedJob>, wait: Duration) {
+    let Some(job) = job else {
+        s.waker.hand_off(None);
+        return;
+    };
+    let Some(slot) = s.waker.free_slot() else {
+        return s.waker.hand_off_and_wait(Some(job), wait).await;
+    };
+    let services = s.clone();
+    let attempt = async move { run_one(&services, job).await };
+    s.waker.run_in(slot, attempt, wait).await;
+}
+
 /// What a handler decided.
 #[derive(Debug)]
 pub enum Outcome {
@@ -159,7 +224,12 @@ impl WorkerPool {
     /// not started are put back in the queue, runnable at once.
     pub async fn drain(mut self, services: &Services, timeout: Duration) {
         self.stop.cancel();
-        let wait = async { while self.tasks.join_next().await.is_some() {} };
+        let detached = &services.waker.detached;
+        detached.close();
+        let wait = async {
+            while self.tasks.join_next().await.is_some() {}
+            detached.wait().await;
+        };
         if tokio::time::timeout(timeout, wait).await.is_err() {
             tracing::warn!(target: "jobs", "drain timeout reached; abandoning running jobs to lease expiry");
             self.tasks.abort_all();
@@ -184,6 +254,13 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
     let idle_max = w.idle_max.get();
     let mut idle = idle_min;
     loop {
+        let slot: OwnedSemaphorePermit = tokio::select! {
+            slot = s.waker.slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            _ = stop.cancelled() => return,
+        };
         if stop.is_cancelled() {
             return;
         }
@@ -202,6 +279,8 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
                 s.waker.attempt_ended(&id);
             }
             Ok(None) => {
+                // Idle: the slot is free for a request to run a job.
+                drop(slot);
                 let mut wait = idle;
                 if let Ok(Some(next)) = s.store.next_job_time().await {
                     let until = Duration::from_millis((next - now_ms()).max(0) as u64);
@@ -214,6 +293,7 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
                 }
             }
             Err(e) => {
+                drop(slot);
                 tracing::error!(target: "jobs", error = %e, "cannot claim a job");
                 tokio::select! {
                     _ = tokio::time::sleep(idle_max) => {}
@@ -318,7 +398,7 @@ mod tests {
             queue_size: std::num::NonZeroU64::MIN,
             ..Default::default()
         };
-        let waker = JobWaker::default();
+        let waker = JobWaker::new(&crate::config::schema::Workers::default());
         assert_eq!(waker.lease_for_new_job(&w), Some(30_000));
         waker.hand_off(Some(job(1)));
         assert_eq!(waker.lease_for_new_job(&w), None, "the queue is full");
@@ -328,7 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_request_is_released_when_the_attempt_ends() {
-        let waker = JobWaker::default();
+        let waker = JobWaker::new(&crate::config::schema::Workers::default());
         let worker = waker.clone();
         let run = tokio::spawn(async move {
             // The worker side: take the job, end its attempt.
@@ -345,6 +425,49 @@ mod tests {
             .await;
         assert_eq!(run.await.unwrap(), "order-7");
         assert!(lock(&waker.waiting).is_empty());
+    }
+
+    fn one_worker() -> JobWaker {
+        JobWaker::new(&crate::config::schema::Workers {
+            workers: std::num::NonZeroU64::MIN,
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_quick_attempt_ends_on_the_calling_task_and_frees_its_slot() {
+        let waker = one_worker();
+        let slot = waker.free_slot().expect("one slot");
+        assert!(waker.free_slot().is_none(), "one job at a time");
+        let (ran, ended) = oneshot::channel();
+        let attempt = async move {
+            let _ = ran.send(());
+        };
+        waker.run_in(slot, attempt, Duration::from_secs(3600)).await;
+        assert!(ended.await.is_ok());
+        assert!(waker.detached.is_empty(), "nothing was left running");
+        assert!(waker.free_slot().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_long_attempt_goes_on_detached_in_its_slot_and_a_drain_waits_for_it() {
+        let waker = one_worker();
+        let slot = waker.free_slot().expect("one slot");
+        let (finish, finished) = oneshot::channel::<()>();
+        let attempt = async move {
+            let _ = finished.await;
+        };
+        // The attempt outlives the caller's wait: the caller returns.
+        waker.run_in(slot, attempt, Duration::from_millis(1)).await;
+        assert_eq!(waker.detached.len(), 1);
+        assert!(
+            waker.free_slot().is_none(),
+            "the detached attempt keeps its slot"
+        );
+        finish.send(()).unwrap();
+        waker.detached.close();
+        waker.detached.wait().await;
+        assert!(waker.free_slot().is_some(), "its slot is free again");
     }
 
     #[test]

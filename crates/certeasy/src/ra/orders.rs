@@ -1,5 +1,7 @@
 //! Orders, authorizations, challenges and finalize.
 
+use std::sync::Arc;
+
 use acme_wire::{FinalizeRequest, Identifier, NewOrderRequest, Problem, ProblemType, Subproblem};
 use pki::{DnsName, RefusalKind, ScopeDecision};
 use time::format_description::well_known::Rfc3339;
@@ -333,7 +335,7 @@ pub fn scope_refusal(s: &Services, policy: &str, names: &[String]) -> Option<Pro
 
 /// POST to a challenge URL with `{}`: start validation.
 pub async fn respond_challenge(
-    s: &Services,
+    s: &Arc<Services>,
     acct: &AccountRow,
     chall_id: &str,
 ) -> AcmeResult<(ChallengeRow, AuthzRow)> {
@@ -365,9 +367,7 @@ pub async fn respond_challenge(
     // A quick validation ends within the request: the answer is the
     // challenge's outcome and the client's first poll finds the
     // authorization decided.
-    s.waker
-        .hand_off_and_wait(job, s.config.workers.validation_wait.get())
-        .await;
+    jobs::run_now(s, job, s.config.workers.validation_wait.get()).await;
     let chall = s
         .store
         .challenge(chall_id)
@@ -407,7 +407,7 @@ pub async fn deactivate_authz(s: &Services, acct: &AccountRow, authz: &AuthzRow)
 
 /// finalize: check the CSR against the order and the policy, then queue issuance.
 pub async fn finalize(
-    s: &Services,
+    s: &Arc<Services>,
     acct: &AccountRow,
     order_id: &str,
     req: &FinalizeRequest,
@@ -470,9 +470,7 @@ pub async fn finalize(
     tracing::info!(target: "ra", order = %order.id, "order finalized; issuance queued");
     // A fast CA issues within the request: the client gets the valid order
     // with its certificate URL and needs no poll.
-    s.waker
-        .hand_off_and_wait(job, s.config.workers.finalize_wait.get())
-        .await;
+    jobs::run_now(s, job, s.config.workers.finalize_wait.get()).await;
     s.store
         .order(&order.id)
         .await?
