@@ -333,7 +333,8 @@ pub fn scope_refusal(s: &Services, policy: &str, names: &[String]) -> Option<Pro
     )
 }
 
-/// POST to a challenge URL with `{}`: start validation.
+/// POST to a challenge URL with `{}`: start validation, and wait up to
+/// `workers.validation-wait` for it to end; the challenge as it is then.
 pub async fn respond_challenge(
     s: &Arc<Services>,
     acct: &AccountRow,
