@@ -121,3 +121,90 @@ async fn with_a_short_finalize_wait_the_client_polls_and_every_order_completes()
         assert_eq!(state["status"], json!("valid"), "{state}");
     }
 }
+
+/// The EKU OIDs of a leaf, in order.
+fn leaf_ekus(pem: &str) -> Vec<String> {
+    use der::Decode;
+    let leaf = common::pem_certs(pem).remove(0);
+    let cert = x509_cert::Certificate::from_der(&leaf).unwrap();
+    let ext = cert
+        .tbs_certificate()
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id.to_string() == "2.5.29.37")
+        .expect("an extKeyUsage");
+    x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+        .unwrap()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// A CSR asking for serverAuth + clientAuth, as several common clients send.
+fn server_and_client_auth_csr(name: &str) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.serialize_request(&key).unwrap().der().to_vec()
+}
+
+const SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+const CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_auth_request_is_issued_with_the_policys_ekus() {
+    // The policy does not allow clientAuth: the CSR is accepted (its EKU is
+    // a request) and the certificate carries serverAuth only.
+    let h = Harness::start().await;
+    let account = h.account().await;
+    let der = server_and_client_auth_csr("both.test");
+    let pem = h
+        .issue(
+            &account,
+            &["both.test"],
+            instant_acme::ChallengeType::Http01,
+            &der,
+        )
+        .await
+        .unwrap();
+    assert_eq!(leaf_ekus(&pem), vec![SERVER_AUTH]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_auth_is_granted_where_the_policy_allows_it() {
+    let h = Harness::start_with(Options {
+        policy_extra: "    csr:\n      allowed-extra-eku: [clientAuth]\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let account = h.account().await;
+    let der = server_and_client_auth_csr("granted.test");
+    let pem = h
+        .issue(
+            &account,
+            &["granted.test"],
+            instant_acme::ChallengeType::Http01,
+            &der,
+        )
+        .await
+        .unwrap();
+    assert_eq!(leaf_ekus(&pem), vec![SERVER_AUTH, CLIENT_AUTH]);
+    // Not asked, not granted.
+    let (plain, _) = csr(&["plain.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let pem = h
+        .issue(
+            &account,
+            &["plain.test"],
+            instant_acme::ChallengeType::Http01,
+            &plain,
+        )
+        .await
+        .unwrap();
+    assert_eq!(leaf_ekus(&pem), vec![SERVER_AUTH]);
+}

@@ -190,9 +190,16 @@ impl Ca {
                 KeyUsagePurpose::KeyEncipherment,
             ];
         }
-        let cert = csr
-            .signed_by(&self.issuer)
-            .map_err(|e| IssueError::Ca(CaError::Rcgen(e)))?;
+        let cert = if template.substitute_key {
+            // Lab misbehaviour: certify a key of the CA's own making instead
+            // of the request's (a broken or hostile CA).
+            let other = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+                .map_err(|e| IssueError::Ca(CaError::Rcgen(e)))?;
+            csr.params.signed_by(&other, &self.issuer)
+        } else {
+            csr.signed_by(&self.issuer)
+        }
+        .map_err(|e| IssueError::Ca(CaError::Rcgen(e)))?;
         Ok(cert.der().to_vec())
     }
 }

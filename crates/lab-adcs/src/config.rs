@@ -176,6 +176,11 @@ pub struct Template {
     /// Whether ECDSA keys are accepted (default true).
     #[serde(default = "default_true")]
     pub allow_ecdsa: bool,
+    /// Lab misbehaviour for tests of the client's checks: issue the
+    /// certificate for a fresh key of the CA's own instead of the request's
+    /// key (default false).
+    #[serde(default)]
+    pub substitute_key: bool,
 }
 
 fn default_validity() -> u32 {

@@ -400,7 +400,7 @@ impl BuiltinCa {
     /// The leaf has: a random positive 16-byte serial; subject CN = the
     /// first name when it is at most 64 characters, else an empty subject
     /// (the SAN is then the only identity); SAN = `names` as dNSNames; EKU
-    /// serverAuth; keyUsage digitalSignature (+ keyEncipherment for RSA
+    /// serverAuth (see [`issue_with_eku`](Self::issue_with_eku)); keyUsage digitalSignature (+ keyEncipherment for RSA
     /// keys), critical; basicConstraints cA=false, critical; AKI = the
     /// issuer's SKI; SKI = truncated SHA-256 of the key. It is signed by the
     /// intermediate when there is one, else by the root.
@@ -412,6 +412,24 @@ impl BuiltinCa {
         &self,
         spki_der: &[u8],
         names: &[DnsName],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Result<IssuedCert, CaError> {
+        self.issue_with_eku(spki_der, names, &[], not_before, not_after)
+    }
+
+    /// [`issue`](Self::issue) with EKUs beyond serverAuth (normally
+    /// [`crate::ApprovedCsr::extra_eku`]: what the CSR asked for and the
+    /// policy allows). serverAuth is always first; a repeated serverAuth in
+    /// `extra_eku` is ignored.
+    ///
+    /// # Errors
+    /// As [`issue`](Self::issue).
+    pub fn issue_with_eku(
+        &self,
+        spki_der: &[u8],
+        names: &[DnsName],
+        extra_eku: &[const_oid::ObjectIdentifier],
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
     ) -> Result<IssuedCert, CaError> {
@@ -451,7 +469,20 @@ impl BuiltinCa {
             ],
             _ => vec![KeyUsagePurpose::DigitalSignature],
         };
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = std::iter::once(ExtendedKeyUsagePurpose::ServerAuth)
+            .chain(
+                extra_eku
+                    .iter()
+                    .filter(|oid| **oid != crate::oids::KP_SERVER_AUTH)
+                    .map(|oid| {
+                        if *oid == crate::oids::KP_CLIENT_AUTH {
+                            ExtendedKeyUsagePurpose::ClientAuth
+                        } else {
+                            ExtendedKeyUsagePurpose::Other(oid.arcs().map(u64::from).collect())
+                        }
+                    }),
+            )
+            .collect();
         params.use_authority_key_identifier_extension = true;
         params.not_before = not_before;
         params.not_after = not_after;

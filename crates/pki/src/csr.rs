@@ -31,9 +31,14 @@
 //!      rfc822Name, URI, iPAddress, directoryName, … are refused by kind)
 //!      and equal, as a set after normalisation, to the order's names;
 //!    * `extKeyUsage` — optional; must contain serverAuth, and otherwise only
-//!      the policy's `allowed_extra_eku` (anyExtendedKeyUsage, enrollment
-//!      agent, smartcard logon, PKINIT, code signing, e-mail protection,
-//!      Microsoft application policies are refused even if configured);
+//!      clientAuth or the policy's `allowed_extra_eku` (anyExtendedKeyUsage,
+//!      enrollment agent, smartcard logon, PKINIT, code signing, e-mail
+//!      protection, Microsoft application policies are refused even if
+//!      configured). The CSR's EKU is a request, not a demand: common ACME
+//!      clients put serverAuth + clientAuth into every CSR, so clientAuth is
+//!      accepted whatever the policy, and granted
+//!      ([`ApprovedCsr::extra_eku`]) only when the policy allows it — the
+//!      certificate is then issued with the policy's EKUs;
 //!    * `keyUsage` — optional; keyCertSign and cRLSign are refused;
 //!    * `basicConstraints` — optional; only cA=false without pathLen.
 //!
@@ -93,6 +98,10 @@ pub struct ApprovedCsr {
     pub key: PublicKeyKind,
     /// The requested names: equal to the order's, sorted, de-duplicated.
     pub names: Vec<DnsName>,
+    /// The EKUs to grant beyond serverAuth: those the CSR requested that
+    /// the policy allows, in the CSR's order (clientAuth requested under a
+    /// policy that does not allow it is accepted and not granted).
+    pub extra_eku: Vec<const_oid::ObjectIdentifier>,
 }
 
 fn bad_csr(detail: impl Into<String>) -> CsrRefusal {
@@ -372,7 +381,7 @@ fn check_extensions(
     value: &[u8],
     order_names: &[DnsName],
     policy: &CsrPolicy,
-) -> Result<Vec<DnsName>, CsrRefusal> {
+) -> Result<(Vec<DnsName>, Vec<const_oid::ObjectIdentifier>), CsrRefusal> {
     let extensions = Vec::<Extension>::from_der(value).map_err(not_der("extensionRequest"))?;
     // `der` accepts a few BER-isms inside derived types (e.g. an explicitly
     // encoded DEFAULT critical=FALSE); strict DER means the value must be
@@ -392,6 +401,7 @@ fn check_extensions(
         }
     }
     let mut names = None;
+    let mut extra_eku = Vec::new();
     for ext in &extensions {
         let id = ext.extn_id;
         let value = ext.extn_value.as_bytes();
@@ -408,7 +418,7 @@ fn check_extensions(
             }
         } else if id == oids::EXT_KEY_USAGE {
             let eku = ExtendedKeyUsage::from_der(value).map_err(ext_der)?;
-            check_eku(&eku.0, policy)?;
+            extra_eku = check_eku(&eku.0, policy)?;
         } else if id == oids::KEY_USAGE {
             let ku = KeyUsage::from_der(value).map_err(ext_der)?;
             if ku.key_cert_sign() || ku.crl_sign() {
@@ -435,17 +445,34 @@ fn check_extensions(
             )));
         }
     }
-    names.ok_or_else(|| {
+    let names = names.ok_or_else(|| {
         bad_csr("CSR has no subjectAltName extension; the order's names must be requested as dNSName SAN entries")
-    })
+    })?;
+    Ok((names, extra_eku))
 }
 
-fn check_eku(ekus: &[const_oid::ObjectIdentifier], policy: &CsrPolicy) -> Result<(), CsrRefusal> {
+/// Checks the requested EKUs; returns those to grant beyond serverAuth.
+fn check_eku(
+    ekus: &[const_oid::ObjectIdentifier],
+    policy: &CsrPolicy,
+) -> Result<Vec<const_oid::ObjectIdentifier>, CsrRefusal> {
     if ekus.is_empty() {
         return Err(bad_csr("CSR extKeyUsage is empty"));
     }
+    let mut granted = Vec::new();
     for eku in ekus {
+        if *eku == oids::KP_SERVER_AUTH {
+            continue;
+        }
         if policy.allows_eku(eku) {
+            if !granted.contains(eku) {
+                granted.push(*eku);
+            }
+            continue;
+        }
+        if *eku == oids::KP_CLIENT_AUTH {
+            // A request, not a demand (certbot, acme.sh and others ask for
+            // it in every CSR): accepted, not granted.
             continue;
         }
         let what = oids::describe(eku);
@@ -463,7 +490,7 @@ fn check_eku(ekus: &[const_oid::ObjectIdentifier], policy: &CsrPolicy) -> Result
             "CSR extKeyUsage lacks serverAuth (1.3.6.1.5.5.7.3.1)",
         ));
     }
-    Ok(())
+    Ok(granted)
 }
 
 pub(crate) fn allowed_ekus(policy: &CsrPolicy) -> String {
@@ -532,11 +559,12 @@ fn check(
     let attributes = parse_attributes(info.attributes)?;
     let extensions = extension_request(&attributes)?;
     // 7. Extensions.
-    let names = check_extensions(extensions, order_names, policy)?;
+    let (names, extra_eku) = check_extensions(extensions, order_names, policy)?;
     Ok(ApprovedCsr {
         spki_der: info.spki.to_vec(),
         key: key.kind,
         names,
+        extra_eku,
     })
 }
 

@@ -28,6 +28,8 @@ pub use certs::{
     leaf_expiry_and_names, pem_chain, pem_encode, pem_to_der_certs, serial_hex_of_cert,
     spki_of_cert, CertError, PemError,
 };
+/// Object identifiers (EKUs, extensions) as the checks and the CA use them.
+pub use const_oid::ObjectIdentifier;
 pub use csr::{check_csr, recheck_stored_csr, ApprovedCsr, CsrRefusal, RefusalKind};
 pub use dnsname::{DnsName, NameError};
 pub use issued::{chain_links, check_issued, check_issued_for_csr, IssuedInfo, IssuedRefusal};

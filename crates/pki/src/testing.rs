@@ -779,11 +779,24 @@ pub fn hostile_csr_corpus() -> Vec<HostileCase> {
 
     // --- EKU.
     let eku = |list: &[&str]| base().ext(eku_ext(list)).build();
+    // serverAuth + clientAuth is accepted (see the accepted corpus); any
+    // other extra EKU the policy does not list is still refused.
     add(
-        "eku_client_auth",
-        eku(&["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]),
+        "eku_ipsec_ike_not_allowed",
+        eku(&["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.17"]),
         BadCsr,
-        "clientAuth (1.3.6.1.5.5.7.3.2), which the policy does not allow",
+        "which the policy does not allow",
+        &ORDER,
+    );
+    add(
+        "eku_client_auth_and_ipsec_ike",
+        eku(&[
+            "1.3.6.1.5.5.7.3.1",
+            "1.3.6.1.5.5.7.3.2",
+            "1.3.6.1.5.5.7.3.17",
+        ]),
+        BadCsr,
+        "which the policy does not allow",
         &ORDER,
     );
     add(
@@ -839,7 +852,7 @@ pub fn hostile_csr_corpus() -> Vec<HostileCase> {
         "eku_without_server_auth",
         eku(&["1.3.6.1.5.5.7.3.2"]),
         BadCsr,
-        "clientAuth",
+        "lacks serverAuth",
         &ORDER,
     );
     add(
@@ -1359,6 +1372,23 @@ pub fn accepted_csr_corpus() -> Vec<AcceptedCase> {
     add(
         "certbot_style_rsa3072",
         CsrBuilder::new(&rsa3072).san(&ORDER).build(),
+        &ORDER,
+        default(),
+    );
+    // serverAuth + clientAuth under a policy without clientAuth: accepted
+    // (the CSR's EKU is a request; the certificate gets serverAuth only).
+    add(
+        "eku_server_and_client_auth_default_policy",
+        CsrBuilder::new(&p256)
+            .ext(eku_ext(&["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]))
+            .san(&ORDER)
+            .build(),
+        &ORDER,
+        default(),
+    );
+    add(
+        "acmesh_style_openssl_default_policy",
+        include_bytes!("../testdata/csr-acmesh.der").to_vec(),
         &ORDER,
         default(),
     );

@@ -177,7 +177,13 @@ impl FakeCa {
             .unwrap_or(not_before + self.validity);
         let issued = self
             .ca
-            .issue(req.spki_der, req.names, not_before, not_after)
+            .issue_with_eku(
+                req.spki_der,
+                req.names,
+                req.extra_eku,
+                not_before,
+                not_after,
+            )
             .map_err(|e| AuthorityError::Refused(format!("built-in CA cannot sign: {e}")))?;
         Ok((issued.leaf_der, issued.chain_der))
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use pki::DnsName;
 
-pub use adcs::{AdcsCa, PROBE_REQUEST_ID};
+pub use adcs::{is_access_denied, AdcsCa, PRIVACY_HINT, PROBE_REQUEST_ID};
 pub use adcs_cli::{parse_certreq_output, AdcsCliCa, CertreqOutcome};
 pub use fake::{FakeCa, FakeCaError};
 
@@ -35,6 +35,10 @@ pub struct IssueRequest<'a> {
     pub csr_der: &'a [u8],
     /// The order's names.
     pub names: &'a [DnsName],
+    /// EKUs to grant beyond serverAuth (the CSR asked, the policy allows).
+    /// ADCS ignores it: there the template decides, and the issued
+    /// certificate is checked against the policy.
+    pub extra_eku: &'a [pki::ObjectIdentifier],
     /// Requested notBefore (unix ms).
     pub not_before: Option<i64>,
     /// Requested notAfter (unix ms).

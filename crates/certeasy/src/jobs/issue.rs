@@ -1,5 +1,6 @@
 //! `issue` jobs: have the bound authority sign the order's CSR, check what
-//! it returned, and store it with the order's move to `valid`.
+//! it returned (names, EKUs, lifetime, and that it certifies the CSR's key),
+//! and store it with the order's move to `valid`.
 //!
 //! Idempotent: the certificate and the order's status change commit together
 //! with the job's deletion, and `certificates.order_id` is unique, so a job
@@ -62,6 +63,7 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
                 spki_der: &approved.spki_der,
                 csr_der: &csr,
                 names: &names,
+                extra_eku: &approved.extra_eku,
                 not_before: order.not_before,
                 not_after: order.not_after,
             };
@@ -89,7 +91,7 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
             return fail(s, job, &order.id, ProblemType::ServerInternal, msg).await
         }
     };
-    store_certificate(s, job, &order, &names, issued).await
+    store_certificate(s, job, &order, &approved, issued).await
 }
 
 /// A request pending at a CA: remember it, wait, or give up after the
@@ -137,7 +139,7 @@ async fn store_certificate(
     s: &Arc<Services>,
     job: &ClaimedJob,
     order: &OrderRow,
-    names: &[DnsName],
+    approved: &pki::ApprovedCsr,
     issued: Issued,
 ) -> anyhow::Result<Outcome> {
     let policy = s.policy(&order.policy)?;
@@ -145,8 +147,15 @@ async fn store_certificate(
         .config
         .authority(&issued.authority)
         .ok_or_else(|| anyhow::anyhow!("unknown authority {}", issued.authority))?;
-    let info = match pki::check_issued(&issued.leaf_der, names, &policy.csr, authority.max_validity)
-        .and_then(|info| pki::chain_links(&issued.leaf_der, &issued.chain_der).map(|_| info))
+    // Every path (signed now, retrieved after pending, certreq) ends here:
+    // the certificate must carry the approved CSR's key and names.
+    let info = match pki::check_issued_for_csr(
+        &issued.leaf_der,
+        approved,
+        &policy.csr,
+        authority.max_validity,
+    )
+    .and_then(|info| pki::chain_links(&issued.leaf_der, &issued.chain_der).map(|_| info))
     {
         Ok(info) => info,
         Err(refusal) => {

@@ -92,17 +92,38 @@ fn accepted_corpus_is_accepted() {
 }
 
 #[test]
-fn acmesh_style_needs_client_auth_in_policy() {
+fn client_auth_is_a_request_granted_only_by_the_policy() {
+    // acme.sh (and other clients) ask for serverAuth + clientAuth in every
+    // CSR: accepted under any policy, clientAuth granted only where allowed.
     let der = include_bytes!("../../testdata/csr-acmesh.der");
     let order = names(&["www.example.com", "example.com"]);
-    let r = check_csr(der, &order, &CsrPolicy::default()).unwrap_err();
-    assert!(r.detail.contains("clientAuth"), "{}", r.detail);
+    let ok = check_csr(der, &order, &CsrPolicy::default()).unwrap();
+    assert_eq!(ok.key, PublicKeyKind::Ec(EcCurve::P256));
+    assert!(ok.extra_eku.is_empty(), "{:?}", ok.extra_eku);
     let policy = CsrPolicy {
         allowed_extra_eku: vec![ExtraEku::ClientAuth],
         ..CsrPolicy::default()
     };
     let ok = check_csr(der, &order, &policy).unwrap();
-    assert_eq!(ok.key, PublicKeyKind::Ec(EcCurve::P256));
+    assert_eq!(ok.extra_eku, vec![crate::oids::KP_CLIENT_AUTH]);
+    let again = recheck_stored_csr(der, &order, &policy).unwrap();
+    assert_eq!(again.extra_eku, ok.extra_eku);
+}
+
+#[test]
+fn server_auth_alone_grants_nothing_extra() {
+    let key = TestKey::new(TestKeyType::P256);
+    let order = names(&["example.com"]);
+    let der = CsrBuilder::new(&key)
+        .ext(eku_ext(&["1.3.6.1.5.5.7.3.1"]))
+        .san(&["example.com"])
+        .build();
+    let policy = CsrPolicy {
+        allowed_extra_eku: vec![ExtraEku::ClientAuth],
+        ..CsrPolicy::default()
+    };
+    let ok = check_csr(&der, &order, &policy).unwrap();
+    assert!(ok.extra_eku.is_empty(), "not requested, not granted");
 }
 
 #[test]
