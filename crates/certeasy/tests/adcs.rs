@@ -173,3 +173,86 @@ async fn a_pending_request_survives_a_restart() {
     // The request was retrieved, not submitted again: one request at the CA.
     assert_eq!(l.lab.state().read().unwrap().requests.len(), 1);
 }
+
+/// The detail of the problem an issuance through `template` ends with.
+async fn issuance_problem(template: &str, names: &[&str], der: &[u8]) -> (String, i64) {
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("lab", template, "Passw0rd!"),
+        extra_sections: binding("lab", "first_available"),
+        ..Options::default()
+    };
+    let h = Harness::start_with(opts).await;
+    let account = h.account().await;
+    let err = h
+        .issue(&account, names, ChallengeType::Http01, der)
+        .await
+        .unwrap_err();
+    let instant_acme::Error::Api(problem) = err else {
+        panic!("expected a problem: {err:?}")
+    };
+    let stored = h.server().services.store.count_certs().await.unwrap();
+    (problem.detail.unwrap_or_default(), stored)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_key_is_refused_and_not_stored() {
+    // The CA answers with a valid leaf for the right names, signed by the
+    // right CA, but certifying a key of its own: never served, never stored.
+    let (der, _) = csr(&["wrongkey.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (detail, stored) = issuance_problem("WrongKey", &["wrongkey.test"], &der).await;
+    assert!(
+        detail.contains("public key is not the CSR's public key"),
+        "{detail}"
+    );
+    assert!(detail.contains("authority lab"), "{detail}");
+    assert_eq!(stored, 0, "the certificate was stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_adding_client_auth_beyond_the_policy_is_refused() {
+    // The CSR asks for serverAuth + clientAuth (accepted: a request), the
+    // policy does not allow clientAuth, and the template adds it anyway:
+    // the issued-certificate check refuses the CA's answer.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["both.test".to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    let (detail, stored) = issuance_problem("ClientAuthToo", &["both.test"], &der).await;
+    assert!(detail.contains("clientAuth"), "{detail}");
+    assert!(detail.contains("beyond the policy"), "{detail}");
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_below_packet_privacy_says_the_ca_may_require_it() {
+    // lab-adcs requires privacy and, like a CA with
+    // IF_ENFORCEENCRYPTICERTREQUEST, answers E_ACCESSDENIED at integrity.
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: format!(
+            "{}      auth-level: integrity\n",
+            l.authority("lab", "WebServer", "Passw0rd!")
+        ),
+        extra_sections: binding("lab", "first_available"),
+        ..Options::default()
+    };
+    let h = Harness::start_with(opts).await;
+    let account = h.account().await;
+    let (der, _) = csr(&["integrity.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let err = h
+        .issue(&account, &["integrity.test"], ChallengeType::Http01, &der)
+        .await
+        .unwrap_err();
+    let instant_acme::Error::Api(problem) = err else {
+        panic!("expected a problem: {err:?}")
+    };
+    let detail = problem.detail.unwrap_or_default();
+    assert!(detail.contains("E_ACCESSDENIED"), "{detail}");
+    assert!(detail.contains("packet privacy"), "{detail}");
+    assert!(detail.contains("auth-level: privacy"), "{detail}");
+}

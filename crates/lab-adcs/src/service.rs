@@ -306,15 +306,32 @@ impl RpcService for IcprService {
         ICPR_INTERFACE
     }
 
+    /// Packet integrity at least; `auth-level: privacy` is enforced per
+    /// call like a CA with `IF_ENFORCEENCRYPTICERTREQUEST` does (see
+    /// [`IcprService::call`]).
     fn required_level(&self) -> AuthLevel {
-        self.level
+        AuthLevel::Integrity.min(self.level)
     }
 
+    /// A call below the configured level gets `E_ACCESSDENIED` as the
+    /// call's HRESULT, the way ADCS answers an unencrypted request when
+    /// `IF_ENFORCEENCRYPTICERTREQUEST` is set, rather than an RPC fault.
     fn call(&self, ctx: &CallContext, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, u32> {
         if opnum != icpr::OPNUM_CERT_SERVER_REQUEST {
             return Err(icpr::NCA_S_OP_RNG_ERROR);
         }
         let req = CertServerRequest::decode(stub).map_err(|_| icpr::RPC_X_BAD_STUB_DATA)?;
+        if ctx.level < self.level {
+            return Ok(CertServerResponse {
+                request_id: req.request_id,
+                status: icpr::E_ACCESSDENIED,
+                disposition_message: string_to_utf16le(
+                    "Denied: the CA requires encrypted (packet privacy) requests",
+                ),
+                ..Default::default()
+            }
+            .encode());
+        }
         let who = ctx
             .user
             .as_ref()

@@ -138,7 +138,8 @@ fn serve_request_approve_deny() {
             "integrity",
         ],
     );
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("E_ACCESSDENIED"), "{out}");
 
     // pending → approve → retrieve
     let (code, out) = request(

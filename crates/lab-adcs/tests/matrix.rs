@@ -9,7 +9,7 @@ use lab_adcs::config::Config;
 use lab_adcs::service::{start, Lab, Running};
 use msrpc::auth::{AuthLevel, AuthMethod, ClientAuth, Credentials};
 use msrpc::client::ClientOptions;
-use msrpc::icpr::Disposition;
+use msrpc::icpr::{self, Disposition};
 use msrpc::{EndpointSelection, IcprClient, IcprError};
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 
@@ -144,8 +144,9 @@ async fn integrity_refused_when_privacy_required() {
         .submit("LAB-CA", "WebServer", &csr("x.example.test"))
         .await
     {
-        Err(IcprError::Authentication(m)) => assert!(m.contains("refused"), "{m}"),
-        other => panic!("expected an access-denied error, got {other:?}"),
+        // As ADCS with IF_ENFORCEENCRYPTICERTREQUEST: the call's HRESULT.
+        Err(IcprError::Denied { hresult, .. }) => assert_eq!(hresult, icpr::E_ACCESSDENIED),
+        other => panic!("expected E_ACCESSDENIED, got {other:?}"),
     }
 }
 

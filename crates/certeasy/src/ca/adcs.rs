@@ -19,6 +19,22 @@ use crate::config::AdcsSettings;
 /// is a retrieval, never a submission) and far beyond any real CA's counter.
 pub const PROBE_REQUEST_ID: u32 = 0x7fff_ffff;
 
+/// What to add to an access-denied error when the exchange ran below packet
+/// privacy: a CA with `IF_ENFORCEENCRYPTICERTREQUEST` (the default since
+/// the 2022 hardening updates) answers `E_ACCESSDENIED` to such requests,
+/// and the permissions the bare message blames may well be right.
+pub const PRIVACY_HINT: &str = "auth-level is integrity, and a CA with IF_ENFORCEENCRYPTICERTREQUEST (the default since the 2022 updates) denies requests below packet privacy: set auth-level: privacy (or remove the flag on the CA)";
+
+/// Is this an access refusal (rather than an answer about the request)?
+pub fn is_access_denied(e: &IcprError) -> bool {
+    match e {
+        IcprError::Denied { hresult, .. } => *hresult == msrpc::icpr::E_ACCESSDENIED,
+        IcprError::Fault { status, .. } => *status == msrpc::icpr::RPC_S_ACCESS_DENIED,
+        IcprError::Authentication(_) => true,
+        _ => false,
+    }
+}
+
 /// A native ADCS authority.
 pub struct AdcsCa {
     s: AdcsSettings,
@@ -111,6 +127,7 @@ impl AdcsCa {
     pub async fn probe(&self) -> Result<(), AuthorityError> {
         let mut c = self.connect().await?;
         match c.retrieve(&self.s.ca, PROBE_REQUEST_ID).await {
+            Err(e) if is_access_denied(&e) => Err(self.error(e)),
             Ok(_) | Err(IcprError::Denied { .. }) => Ok(()),
             Err(e) => Err(self.error(e)),
         }
@@ -168,12 +185,21 @@ impl AdcsCa {
     /// Denials are final; everything else (unreachable, authentication,
     /// timeouts, faults) may heal and counts against the authority's health.
     fn error(&self, e: IcprError) -> AuthorityError {
+        let hint = match self.privacy_hint(&e) {
+            Some(h) => format!("; {h}"),
+            None => String::new(),
+        };
         match e {
-            IcprError::Denied { .. } => AuthorityError::Refused(format!("{e}")),
+            IcprError::Denied { .. } => AuthorityError::Refused(format!("{e}{hint}")),
             other => AuthorityError::Transient(format!(
-                "CA {} ({}): {other}",
+                "CA {} ({}): {other}{hint}",
                 self.s.ca_name, self.s.host
             )),
         }
+    }
+
+    /// [`PRIVACY_HINT`] for an access refusal below packet privacy.
+    pub fn privacy_hint(&self, e: &IcprError) -> Option<&'static str> {
+        (self.s.auth_level != AdcsAuthLevel::Privacy && is_access_denied(e)).then_some(PRIVACY_HINT)
     }
 }

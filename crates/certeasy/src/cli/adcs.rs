@@ -172,12 +172,19 @@ async fn check_rpc(name: &str, s: &AdcsSettings, submit: bool) -> Vec<CheckLine>
         Err(e) => {
             line(
                 format!("bind as {who} ({:?}, {:?}): {e}", s.method, s.auth_level),
-                Verdict::Fail(auth_fix(&e)),
+                Verdict::Fail(auth_fix(&ca, &e)),
             );
             return out;
         }
     };
     match client.retrieve(&s.ca, crate::ca::PROBE_REQUEST_ID).await {
+        Err(e) if crate::ca::is_access_denied(&e) => {
+            line(
+                format!("call as {who}: {e}"),
+                Verdict::Fail(auth_fix(&ca, &e)),
+            );
+            return out;
+        }
         Ok(_) | Err(IcprError::Denied { .. }) => line(
             format!(
                 "authenticated as {who} ({:?}, packet {:?}); CA {:?} answers",
@@ -186,7 +193,10 @@ async fn check_rpc(name: &str, s: &AdcsSettings, submit: bool) -> Vec<CheckLine>
             Verdict::Pass,
         ),
         Err(e) => {
-            line(format!("call as {who}: {e}"), Verdict::Fail(auth_fix(&e)));
+            line(
+                format!("call as {who}: {e}"),
+                Verdict::Fail(auth_fix(&ca, &e)),
+            );
             return out;
         }
     }
@@ -205,7 +215,10 @@ async fn check_rpc(name: &str, s: &AdcsSettings, submit: bool) -> Vec<CheckLine>
     out
 }
 
-fn auth_fix(e: &IcprError) -> String {
+fn auth_fix(ca: &AdcsCa, e: &IcprError) -> String {
+    if let Some(hint) = ca.privacy_hint(e) {
+        return hint.to_owned();
+    }
     match e {
         IcprError::Authentication(_) => "check auth.domain, auth.username and the password (password-file/password-env); the account must be enabled and not locked".into(),
         IcprError::Fault { .. } => "check ca-name (the CA common name after the backslash) and that the account has Enroll rights on the CA".into(),

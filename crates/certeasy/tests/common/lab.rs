@@ -19,6 +19,8 @@ templates:
   - { name: WebServer, disposition: issue, eku: [serverAuth] }
   - { name: PendingWebServer, disposition: pend, eku: [serverAuth] }
   - { name: DeniedTemplate, disposition: deny, deny-hresult: 0x80094012 }
+  - { name: WrongKey, disposition: issue, eku: [serverAuth], substitute-key: true }
+  - { name: ClientAuthToo, disposition: issue, eku: [serverAuth, clientAuth] }
 "#;
 
 pub struct LabEnv {
@@ -41,7 +43,7 @@ impl LabEnv {
     /// YAML of an `adcs` authority pointing at this lab CA.
     pub fn authority(&self, name: &str, template: &str, password: &str) -> String {
         let pw = self.dir.path().join(format!("{name}.pw"));
-        std::fs::write(&pw, password).unwrap();
+        super::write_secret(&pw, password);
         format!(
             "  - name: {name}\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\LAB-CA'\n      certificate-template: {template}\n      endpoint-mapper-port: {epm}\n      request-timeout: 10s\n      default-timeout: 1m\n      health-check-interval: 100ms\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n",
             epm = self.running.epm_addr.port(),
