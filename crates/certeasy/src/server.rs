@@ -130,7 +130,7 @@ pub async fn start_with_listener(
         authorities,
         waker: JobWaker::new(&config.workers),
         node_id,
-        nonces: crate::wfe::nonce::NonceBook::new(),
+        nonces: crate::wfe::nonce::NonceBook::new()?,
         accounts: Default::default(),
     });
     let pool = WorkerPool::start(services.clone());

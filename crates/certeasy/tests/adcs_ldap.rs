@@ -268,7 +268,7 @@ impl Default for Case<'_> {
 /// Writes the configuration of an `adcs` authority `corp` using `ldap`.
 fn config(dir: &Path, s: &Slapd, c: &Case<'_>) -> PathBuf {
     let pw = dir.join("corp.pw");
-    std::fs::write(&pw, c.password).unwrap();
+    common::write_secret(&pw, c.password);
     let authority = format!(
         "  - name: corp\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\{ca}'\n      certificate-template: {template}\n      max-validity: {max}\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n      ldap:\n        url: {url}\n        ca-file: {ca_file}\n        bind-name: {ALICE_DN}\n        timeout: 5s\n",
         template = c.template,

@@ -35,6 +35,8 @@ pub struct Config {
     pub database_path: PathBuf,
     /// Job engine settings.
     pub workers: schema::Workers,
+    /// Abuse limits.
+    pub rate_limiting: schema::RateLimiting,
     /// Logging settings.
     pub logs: schema::Logs,
 }
@@ -393,6 +395,7 @@ impl<'a> Checker<'a> {
             bindings,
             database_path,
             workers: doc.workers,
+            rate_limiting: doc.rate_limiting,
             logs: doc.logs,
         })
     }
@@ -641,6 +644,42 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Reads a secret from `file` (`key` names it in errors): refused when
+    /// every user may read or change the file; trailing newlines dropped.
+    fn secret_file(&mut self, key: &str, file: &str) -> Option<Vec<u8>> {
+        let path = self.work_path(key, file);
+        if let Err(e) = crate::fsutil::check_secret_file(&path) {
+            self.issue(key, e);
+            return None;
+        }
+        match std::fs::read(&path) {
+            Ok(mut bytes) => {
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                Some(bytes)
+            }
+            Err(e) => {
+                self.issue(key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// Reads a secret from the environment variable `var`.
+    fn secret_env(&mut self, key: &str, var: &str) -> Option<String> {
+        match std::env::var(var) {
+            Ok(p) if !p.is_empty() => Some(p),
+            _ => {
+                self.issue(
+                    key,
+                    format!("environment variable {var} is not set or empty"),
+                );
+                None
+            }
+        }
+    }
+
     fn fake(
         &mut self,
         base: &str,
@@ -648,34 +687,26 @@ impl<'a> Checker<'a> {
         cfg: schema::FakeAuthority,
     ) -> Option<AuthoritySettings> {
         let ck = format!("{base}.configuration");
-        let password = match (&cfg.password, &cfg.password_file) {
-            (Some(p), None) => Some(p.as_bytes().to_vec()),
-            (None, Some(f)) => {
-                let path = self.work_path(&format!("{ck}.password-file"), f);
-                match std::fs::read(&path) {
-                    Ok(mut bytes) => {
-                        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                            bytes.pop();
-                        }
-                        Some(bytes)
-                    }
-                    Err(e) => {
-                        self.issue(
-                            format!("{ck}.password-file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        );
-                        None
-                    }
-                }
+        let password = match (&cfg.password, &cfg.password_file, &cfg.password_env) {
+            (Some(p), None, None) => {
+                tracing::warn!(target: "ca", authority = name, "the built-in CA's key password is written in the configuration: fine for trials; put it in password-file or password-env otherwise");
+                Some(p.as_bytes().to_vec())
             }
-            (Some(_), Some(_)) => {
-                self.issue(&ck, "set password or password-file, not both");
-                None
-            }
-            (None, None) => {
+            (None, Some(f), None) => self.secret_file(&format!("{ck}.password-file"), f),
+            (None, None, Some(var)) => self
+                .secret_env(&format!("{ck}.password-env"), var)
+                .map(String::into_bytes),
+            (None, None, None) => {
                 self.issue(
                     &ck,
-                    "set password or password-file: the built-in CA keys are stored encrypted",
+                    "set password-file, password-env or password: the built-in CA keys are stored encrypted",
+                );
+                None
+            }
+            _ => {
+                self.issue(
+                    &ck,
+                    "set only one of password, password-file and password-env",
                 );
                 None
             }
@@ -806,28 +837,17 @@ impl<'a> Checker<'a> {
         }
         let password = match (&a.password_file, &a.password_env) {
             (Some(f), None) => {
-                let path = self.work_path(&format!("{ck}.auth.password-file"), f);
-                match std::fs::read_to_string(&path) {
-                    Ok(p) => Some(p.trim_end_matches(['\n', '\r']).to_string()),
-                    Err(e) => {
-                        self.issue(
-                            format!("{ck}.auth.password-file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        );
-                        None
-                    }
-                }
+                let key = format!("{ck}.auth.password-file");
+                self.secret_file(&key, f)
+                    .and_then(|bytes| match String::from_utf8(bytes) {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            self.issue(key, "the password file is not UTF-8 text");
+                            None
+                        }
+                    })
             }
-            (None, Some(var)) => match std::env::var(var) {
-                Ok(p) if !p.is_empty() => Some(p),
-                _ => {
-                    self.issue(
-                        format!("{ck}.auth.password-env"),
-                        format!("environment variable {var} is not set or empty"),
-                    );
-                    None
-                }
-            },
+            (None, Some(var)) => self.secret_env(&format!("{ck}.auth.password-env"), var),
             (Some(_), Some(_)) => {
                 self.issue(
                     format!("{ck}.auth"),

@@ -267,7 +267,73 @@ fn fake_authority_needs_a_password() {
     ));
     assert_eq!(path, "authorities[0].configuration");
     assert_eq!(line, Some(20));
-    assert!(msg.contains("password or password-file"), "{msg}");
+    assert!(
+        msg.contains("password-file, password-env or password"),
+        "{msg}"
+    );
+}
+
+#[cfg(unix)]
+fn secret_file(dir: &std::path::Path, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let f = dir.join(format!("pw-{mode:o}"));
+    std::fs::write(&f, "s3cret\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    f
+}
+
+#[cfg(unix)]
+#[test]
+fn world_readable_password_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The built-in CA's password file.
+    let open = secret_file(dir.path(), 0o644);
+    let (path, _, msg) = refuse(&with(
+        "      password: secret",
+        &format!("      password-file: {}", open.display()),
+    ));
+    assert_eq!(path, "authorities[0].configuration.password-file");
+    assert!(
+        msg.contains("mode 644") && msg.contains("chmod 600"),
+        "{msg}"
+    );
+    // The ADCS service account's.
+    let (path, _, msg) = refuse(&with_adcs("").replace(
+        "password-env: CERTEASY_TEST_ADCS_PW",
+        &format!("password-file: {}", open.display()),
+    ));
+    assert_eq!(path, "authorities[1].configuration.auth.password-file");
+    assert!(msg.contains("chmod 600"), "{msg}");
+    // A private one is read, newline dropped.
+    let private = secret_file(dir.path(), 0o600);
+    let c = load(&with(
+        "      password: secret",
+        &format!("      password-file: {}", private.display()),
+    ))
+    .unwrap();
+    let crate::config::AuthorityKind::Fake(f) = &c.authorities[0].kind else {
+        panic!("not the built-in CA")
+    };
+    assert_eq!(f.password, b"s3cret");
+}
+
+#[test]
+fn builtin_ca_password_may_come_from_the_environment() {
+    std::env::set_var("CERTEASY_TEST_BUILTIN_PW", "from-env");
+    let c = load(&with(
+        "      password: secret",
+        "      password-env: CERTEASY_TEST_BUILTIN_PW",
+    ))
+    .unwrap();
+    let crate::config::AuthorityKind::Fake(f) = &c.authorities[0].kind else {
+        panic!("not the built-in CA")
+    };
+    assert_eq!(f.password, b"from-env");
+    let (_, _, msg) = refuse(&with(
+        "      password: secret",
+        "      password: secret\n      password-env: CERTEASY_TEST_BUILTIN_PW",
+    ));
+    assert!(msg.contains("only one of"), "{msg}");
 }
 
 #[test]

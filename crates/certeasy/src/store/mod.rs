@@ -62,6 +62,9 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A file of the database could not be prepared.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// Result alias.
@@ -225,6 +228,14 @@ impl Store {
     }
 
     async fn open_with(path: &Path, commits_per_checkpoint: u32) -> Result<Store> {
+        // Mode 0600 whatever the umask, also outside the workdir; SQLite
+        // gives the -wal and -shm files the database file's mode.
+        crate::fsutil::prepare_private_db(path).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot prepare {} with mode 0600: {e}",
+                path.display()
+            ))
+        })?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -350,14 +361,13 @@ const SORTABLE_ALPHABET: &[u8; 64] =
 pub fn new_id() -> String {
     use ring::rand::SecureRandom;
     let mut random = [0u8; 10];
-    // The OS RNG failing is not recoverable; ring reports it as an error we
-    // cannot act on. The id stays unique within a millisecond only through
-    // the random part, so a failure leaves a process-wide counter there.
-    if ring::rand::SystemRandom::new().fill(&mut random).is_err() {
-        static FALLBACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = FALLBACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        random[2..].copy_from_slice(&n.to_be_bytes());
-    }
+    // Ids must stay unguessable: without a working RNG nothing the server
+    // mints (ids, tokens, nonces) is safe, so this aborts like
+    // `acme_wire::new_token` rather than fall back to a counter.
+    #[allow(clippy::expect_used)]
+    ring::rand::SystemRandom::new()
+        .fill(&mut random)
+        .expect("the operating system random number generator failed");
     id_at(now_ms(), random)
 }
 

@@ -417,3 +417,42 @@ fn ids_are_url_safe_and_sort_in_creation_order() {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert_ne!(super::new_id(), super::new_id(), "the random part differs");
 }
+
+#[cfg(unix)]
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_private_whatever_the_umask() {
+    // A database path outside any workdir, in a directory others may read:
+    // the file and its -wal / -shm companions are 0600 all the same.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("elsewhere.sqlite");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    store
+        .write(|c| Ok(c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")?))
+        .await
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert!(p.exists(), "{} missing", p.display());
+        assert_eq!(mode_of(&p), 0o600, "{}", p.display());
+    }
+    store.close().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_readable_database_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, store) = open().await;
+    store.close().await;
+    let path = dir.path().join("db.sqlite");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(mode_of(&path), 0o600);
+    store.close().await;
+}

@@ -50,13 +50,22 @@ impl std::fmt::Debug for NonceBook {
 
 impl NonceBook {
     /// A book with a fresh random key.
-    pub fn new() -> NonceBook {
+    ///
+    /// # Errors
+    /// When the system's random number generator fails: nonces under a
+    /// predictable key could be forged, so the server must not start.
+    pub fn new() -> Result<NonceBook, RngFailed> {
+        NonceBook::from_random(|buf| SystemRandom::new().fill(buf))
+    }
+
+    /// A book keyed with 32 bytes from `fill`; its failure is an error, never
+    /// a zero key.
+    fn from_random(
+        fill: impl FnOnce(&mut [u8]) -> Result<(), ring::error::Unspecified>,
+    ) -> Result<NonceBook, RngFailed> {
         let mut secret = [0u8; 32];
-        if SystemRandom::new().fill(&mut secret).is_err() {
-            // Without an RNG nothing in the server is safe; fail loudly.
-            tracing::error!(target: "wfe", "the system random number generator failed");
-        }
-        NonceBook::with_key(&secret)
+        fill(&mut secret).map_err(|_| RngFailed)?;
+        Ok(NonceBook::with_key(&secret))
     }
 
     /// A book with a given key (tests).
@@ -108,15 +117,26 @@ impl NonceBook {
     }
 }
 
-impl Default for NonceBook {
-    fn default() -> Self {
-        NonceBook::new()
-    }
-}
+/// The system's random number generator failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the system random number generator failed; nonces cannot be keyed safely")]
+pub struct RngFailed;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_random_generator_is_an_error_not_a_zero_key() {
+        let failed = NonceBook::from_random(|_| Err(ring::error::Unspecified));
+        assert!(failed.is_err());
+        let ok = NonceBook::from_random(|b| {
+            b.fill(7);
+            Ok(())
+        })
+        .unwrap();
+        assert!(ok.use_once(&ok.mint()));
+    }
 
     #[test]
     fn a_nonce_is_accepted_once() {

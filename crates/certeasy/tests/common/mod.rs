@@ -393,6 +393,17 @@ pub fn rsa_csr(names: &[&str], bits: usize) -> Vec<u8> {
     params.serialize_request(&kp).unwrap().der().to_vec()
 }
 
+/// Writes a password file readable only by its owner (certeasy refuses
+/// secret files every user may read).
+pub fn write_secret(path: &Path, secret: &str) {
+    std::fs::write(path, secret).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 /// Certificates of a PEM chain, DER.
 pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
     pki::pem_to_der_certs(pem).unwrap()
