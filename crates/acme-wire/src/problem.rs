@@ -282,6 +282,10 @@ pub struct Problem {
     /// A URL with more information (for `userActionRequired`); omitted when
     /// `None`.
     pub instance: Option<String>,
+    /// Seconds after which the client may try again, sent as the HTTP
+    /// `Retry-After` header (not part of the JSON document); set on
+    /// `rateLimited` refusals.
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -293,7 +297,14 @@ impl Problem {
             status: kind.default_status(),
             subproblems: Vec::new(),
             instance: None,
+            retry_after: None,
         }
+    }
+
+    /// Sets the `Retry-After` delay, in seconds.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Overrides the HTTP status.
@@ -379,6 +390,7 @@ impl<'de> Deserialize<'de> for Problem {
             status,
             subproblems: r.subproblems,
             instance: r.instance,
+            retry_after: None,
         })
     }
 }

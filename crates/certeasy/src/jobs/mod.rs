@@ -52,6 +52,27 @@ pub struct JobWaker {
     waiting: Arc<Mutex<HashMap<JobId, oneshot::Sender<()>>>>,
     slots: Arc<Semaphore>,
     detached: TaskTracker,
+    accounts: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// One of an account's validations running (see
+/// [`JobWaker::account_slot`]); dropping it frees the place.
+#[derive(Debug)]
+pub struct AccountSlot {
+    accounts: Arc<Mutex<HashMap<String, u64>>>,
+    account: String,
+}
+
+impl Drop for AccountSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.accounts);
+        if let Some(n) = map.get_mut(&self.account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.account);
+            }
+        }
+    }
 }
 
 impl JobWaker {
@@ -64,7 +85,24 @@ impl JobWaker {
             waiting: Arc::default(),
             slots: Arc::new(Semaphore::new(slots.min(Semaphore::MAX_PERMITS))),
             detached: TaskTracker::new(),
+            accounts: Arc::default(),
         }
+    }
+
+    /// A place for one more running validation of `account`, unless `cap`
+    /// of its validations already run on this node: one account's slow or
+    /// blackholed validations then cannot hold every worker slot.
+    pub fn account_slot(&self, account: &str, cap: u64) -> Option<AccountSlot> {
+        let mut map = lock(&self.accounts);
+        let running = map.entry(account.to_owned()).or_insert(0);
+        if *running >= cap {
+            return None;
+        }
+        *running += 1;
+        Some(AccountSlot {
+            accounts: self.accounts.clone(),
+            account: account.to_owned(),
+        })
     }
 
     /// A worker slot, if one is free.
@@ -192,6 +230,9 @@ pub enum Outcome {
     /// Nothing failed, the job waits for someone else (a CA officer):
     /// run again after a backoff.
     Wait(String),
+    /// Not run now, for fairness (its account has enough validations
+    /// running): run again after `base-backoff`, without growing backoff.
+    Defer(String),
 }
 
 /// Attempts after which a transiently failing job gives up and fails its
@@ -345,20 +386,28 @@ async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
         Ok(Err(e)) => Outcome::Retry(e.to_string()),
         Err(_) => Outcome::Retry(format!("job exceeded its lease budget of {budget:?}")),
     };
-    let (reason, waiting) = match outcome {
+    let w = &s.config.workers;
+    let (reason, delay) = match outcome {
         Outcome::Done => {
             tracing::debug!(target: "jobs", "job done");
             return;
         }
-        Outcome::Wait(reason) => (reason, true),
-        Outcome::Retry(reason) => (reason, false),
+        Outcome::Wait(reason) => {
+            let delay = backoff(w, job.attempts);
+            tracing::info!(target: "jobs", %reason, retry_in = ?delay, "job waiting");
+            (reason, delay)
+        }
+        Outcome::Retry(reason) => {
+            let delay = backoff(w, job.attempts);
+            tracing::warn!(target: "jobs", %reason, retry_in = ?delay, "job failed transiently");
+            (reason, delay)
+        }
+        Outcome::Defer(reason) => {
+            let delay = w.base_backoff.get();
+            tracing::debug!(target: "jobs", %reason, retry_in = ?delay, "job deferred");
+            (reason, delay)
+        }
     };
-    let delay = backoff(&s.config.workers, job.attempts);
-    if waiting {
-        tracing::info!(target: "jobs", %reason, retry_in = ?delay, "job waiting");
-    } else {
-        tracing::warn!(target: "jobs", %reason, retry_in = ?delay, "job failed transiently");
-    }
     if let Err(e) = s
         .store
         .retry_job(&job, now_ms() + delay.as_millis() as i64, &reason)
@@ -468,6 +517,21 @@ mod tests {
         waker.detached.close();
         waker.detached.wait().await;
         assert!(waker.free_slot().is_some(), "its slot is free again");
+    }
+
+    #[test]
+    fn an_account_gets_at_most_its_cap_of_validation_slots() {
+        let waker = JobWaker::new(&crate::config::schema::Workers::default());
+        let a1 = waker.account_slot("a", 2).expect("first");
+        let a2 = waker.account_slot("a", 2).expect("second");
+        assert!(waker.account_slot("a", 2).is_none(), "cap reached");
+        let b = waker
+            .account_slot("b", 2)
+            .expect("another account is not held up");
+        drop(a1);
+        let a3 = waker.account_slot("a", 2).expect("a place freed");
+        drop((a2, a3, b));
+        assert!(lock(&waker.accounts).is_empty(), "no account left behind");
     }
 
     #[test]

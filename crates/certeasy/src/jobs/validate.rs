@@ -26,6 +26,13 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         .authz(&chall.authz_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("authorization {} vanished", chall.authz_id))?;
+    let cap = s.config.workers.validations_per_account();
+    let Some(_running) = s.waker.account_slot(&authz.account_id, cap) else {
+        return Ok(Outcome::Defer(format!(
+            "account {} already has {cap} validations running (workers.validations-per-account)",
+            authz.account_id
+        )));
+    };
     let order = s
         .store
         .order(&authz.order_id)

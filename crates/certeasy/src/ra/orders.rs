@@ -245,10 +245,50 @@ pub async fn new_order(
         .collect();
     let new = NewOrder { order, authzs };
     let mut tx = s.store.begin().await?;
+    if let Err(refusal) = pending_authz_limit(s, &mut tx, &acct.id, new.authzs.len(), now).await {
+        tx.rollback().await?;
+        return Err(refusal);
+    }
     Store::insert_order(&mut tx, &new).await?;
     tx.commit().await?;
     tracing::info!(target: "ra", order = %new.order.id, account = %acct.id, policy = %policy.name, names = ?new.order.names, "order created");
     Ok((new.order, new.authzs.into_iter().map(|a| a.authz).collect()))
+}
+
+/// `rate-limiting.pending-authorizations`: an order of `adding` names must
+/// not take the account beyond `max` pending authorizations. Checked in the
+/// order's transaction, so concurrent new-orders cannot overshoot. The
+/// refusal's `Retry-After` is when enough of the account's pending
+/// authorizations expire for this order to fit (validating or deactivating
+/// them frees room sooner).
+async fn pending_authz_limit(
+    s: &Services,
+    tx: &mut crate::store::Tx,
+    account: &str,
+    adding: usize,
+    now: i64,
+) -> AcmeResult<()> {
+    let limit = &s.config.rate_limiting.pending_authorizations;
+    if !limit.enabled {
+        return Ok(());
+    }
+    let max = i64::try_from(limit.max.get()).unwrap_or(i64::MAX);
+    let adding = i64::try_from(adding).unwrap_or(i64::MAX);
+    let pending = Store::pending_authzs_of_account_tx(tx, account, now).await?;
+    let excess = pending.saturating_add(adding).saturating_sub(max);
+    if excess <= 0 {
+        return Ok(());
+    }
+    let detail = format!(
+        "rate-limiting.pending-authorizations: this account holds {pending} pending authorizations and this order adds {adding}, beyond the limit of {max}; validate or deactivate pending authorizations, or wait for them to expire"
+    );
+    let mut problem = Problem::new(ProblemType::RateLimited, detail);
+    if adding <= max {
+        if let Some(at) = Store::nth_pending_authz_expiry_tx(tx, account, now, excess).await? {
+            problem = problem.with_retry_after(((at - now).max(0) as u64).div_ceil(1000).max(1));
+        }
+    }
+    Err(problem.into())
 }
 
 /// Smallest `max-validity` among the authorities bound to a policy.
@@ -359,12 +399,16 @@ pub async fn respond_challenge(
         ));
     }
     let mut tx = s.store.begin().await?;
-    let job = if Store::start_challenge(&mut tx, &chall.id).await? {
+    let started = Store::start_challenge(&mut tx, &chall.id).await?;
+    let job = if started {
         jobs::enqueue(s, &mut tx, JobKind::Validate, &chall.id).await?
     } else {
         None
     };
     tx.commit().await?;
+    if !started {
+        return not_started(s, chall_id, authz).await;
+    }
     // A quick validation ends within the request: the answer is the
     // challenge's outcome and the client's first poll finds the
     // authorization decided.
@@ -375,6 +419,37 @@ pub async fn respond_challenge(
         .await?
         .ok_or_else(|| not_found("challenge"))?;
     Ok((chall, authz))
+}
+
+/// A challenge POST that did not start a validation: either the challenge
+/// itself moved on meanwhile (answer it as it is), or another challenge of
+/// its authorization was answered first — one challenge validates an
+/// authorization, so this one is refused.
+async fn not_started(
+    s: &Services,
+    chall_id: &str,
+    authz: AuthzRow,
+) -> AcmeResult<(ChallengeRow, AuthzRow)> {
+    let chall = s
+        .store
+        .challenge(chall_id)
+        .await?
+        .ok_or_else(|| not_found("challenge"))?;
+    if chall.status != "pending" {
+        return Ok((chall, authz));
+    }
+    let answered = s
+        .store
+        .challenges_of_authz(&authz.id)
+        .await?
+        .into_iter()
+        .find(|c| c.status != "pending")
+        .map(|c| format!("its {} challenge", c.kind))
+        .unwrap_or_else(|| "another challenge".into());
+    Err(AcmeError::new(
+        ProblemType::Malformed,
+        format!("{answered} was already answered; an authorization is validated by one challenge"),
+    ))
 }
 
 /// POST to an authorization URL with `{"status":"deactivated"}`.

@@ -39,6 +39,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lean indexes",
         include_str!("../../migrations/sqlite/0005_lean_indexes.sql"),
     ),
+    (
+        6,
+        "pending orders by account",
+        include_str!("../../migrations/sqlite/0006_pending_orders_by_account.sql"),
+    ),
 ];
 
 /// Newest schema version this binary knows.

@@ -409,15 +409,57 @@ impl Store {
         challenge_on(tx.conn(), id)
     }
 
-    /// Moves a pending challenge to `processing`; false when it was not pending.
+    /// Moves a pending challenge to `processing`; false when it was not
+    /// pending, or when another challenge of its authorization was already
+    /// answered (an authorization is validated by one challenge: three
+    /// validations per name would multiply what a client can make the
+    /// validator contact).
     pub async fn start_challenge(tx: &mut Tx, id: &str) -> Result<bool> {
         let n = tx
             .conn()
             .prepare_cached(
-                "UPDATE challenges SET status = 'processing' WHERE id = ? AND status = 'pending'",
+                "UPDATE challenges SET status = 'processing' WHERE id = ?1 AND status = 'pending' \
+                 AND NOT EXISTS (SELECT 1 FROM challenges AS other \
+                   WHERE other.authz_id = challenges.authz_id AND other.id != ?1 AND other.status != 'pending')",
             )?
             .execute([id])?;
         Ok(n == 1)
+    }
+
+    /// How many pending authorizations of unexpired pending orders the
+    /// account holds (the partial index `orders_pending_by_account` keeps
+    /// this to the account's pending orders).
+    pub async fn pending_authzs_of_account_tx(
+        tx: &mut Tx,
+        account_id: &str,
+        now: i64,
+    ) -> Result<i64> {
+        Ok(tx
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*) FROM orders AS o JOIN authorizations AS a ON a.order_id = o.id \
+                 WHERE o.account_id = ?1 AND o.status = 'pending' AND o.expires > ?2 AND a.status = 'pending'",
+            )?
+            .query_row(params![account_id, now], |r| r.get(0))?)
+    }
+
+    /// When the `nth` (1-based) of the account's pending authorizations to
+    /// expire does (unix ms): the moment that many have left the count.
+    pub async fn nth_pending_authz_expiry_tx(
+        tx: &mut Tx,
+        account_id: &str,
+        now: i64,
+        nth: i64,
+    ) -> Result<Option<i64>> {
+        Ok(tx
+            .conn()
+            .prepare_cached(
+                "SELECT o.expires FROM orders AS o JOIN authorizations AS a ON a.order_id = o.id \
+                 WHERE o.account_id = ?1 AND o.status = 'pending' AND o.expires > ?2 AND a.status = 'pending' \
+                 ORDER BY o.expires LIMIT 1 OFFSET ?3",
+            )?
+            .query_row(params![account_id, now, nth - 1], |r| r.get(0))
+            .optional()?)
     }
 
     /// Records a challenge's outcome when it is still `processing`.

@@ -151,5 +151,9 @@ pub(crate) fn problem_response(err: AcmeError, request_id: &str) -> Response<Bod
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    if let Some(secs) = problem.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     resp
 }
