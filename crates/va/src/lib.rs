@@ -39,6 +39,9 @@
 //!   [`Validator::new`]);
 //! - every address is checked against the IP policy *before* a socket is
 //!   opened to it, on every hop;
+//! - a failure detail never carries content read from a redirect target,
+//!   nor any response body bytes: it must not become a way to read internal
+//!   servers through the validator;
 //! - with the `test-dns` feature, [`testing::TestDns`] is an in-process
 //!   authoritative DNS server for tests.
 #![forbid(unsafe_code)]
