@@ -33,9 +33,9 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
-    /// Builds the validator: checks the profile and builds one resolver per
-    /// zone (see the crate's `dns` module notes: no response cache, no search
-    /// list, no hosts file). Does no network I/O and needs no Tokio runtime;
+    /// Builds the validator: checks the profile and builds one DNS client
+    /// per zone (see the crate's `dns` module notes: no response cache, no
+    /// search list, no hosts file). Does no network I/O and needs no Tokio runtime;
     /// the validation methods must run on a Tokio runtime.
     pub fn new(profile: ValidationProfile) -> Result<Self, VaConfigError> {
         let profile_error = |reason: String| VaConfigError::Profile {
@@ -70,7 +70,9 @@ impl Validator {
     }
 
     /// A and AAAA of `domain` through its zone's resolver (CNAMEs followed
-    /// within the profile), IPv6 first, filtered by the IP policy.
+    /// within the profile), IPv6 first, filtered by the IP policy. One
+    /// address family answering is enough: a REFUSED or SERVFAIL for the
+    /// other is not a failure.
     ///
     /// Fails with `RejectedIdentifier` outside every zone, `Dns` when
     /// nothing resolves, `Unauthorized` when every address is denied.

@@ -2,7 +2,7 @@
 
 mod common;
 
-use certeasy_va::testing::TestDns;
+use certeasy_va::testing::{RecordType, TestDns};
 use certeasy_va::{FailureKind, Validator};
 use common::*;
 
@@ -516,5 +516,69 @@ async fn silent_server_times_out_with_a_precise_message() {
             "timed out after 300ms waiting for http://www.test:{port}{} at 127.0.0.1",
             challenge_path()
         )
+    );
+}
+
+fn key_authorization_server() -> impl Fn(&str) -> Reply + Send + Sync + 'static {
+    |path: &str| {
+        if path == challenge_path() {
+            (200, vec![], KEY_AUTH.into())
+        } else {
+            (404, vec![], String::new())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_answers_only_a_records_still_validates() {
+    let dns = zone_with(&["www.test"]).await;
+    dns.refuse_types(&[RecordType::CNAME, RecordType::AAAA]);
+    let http = HttpResponder::start(key_authorization_server()).await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let record = va.http01("www.test", TOKEN, KEY_AUTH).await.expect("valid");
+    assert_eq!(record.addresses_resolved, vec![LOCALHOST]);
+}
+
+#[tokio::test]
+async fn a_cname_chain_in_the_a_answer_is_followed() {
+    let dns = zone_with(&["web.test"]).await;
+    dns.set_cname("www.test", "alias.test");
+    dns.set_cname("alias.test", "web.test");
+    // No CNAME query can succeed: the chain must come from the A answer.
+    dns.refuse_types(&[RecordType::CNAME, RecordType::AAAA]);
+    let http = HttpResponder::start(key_authorization_server()).await;
+    let va = Validator::new(profile(&dns, http.addr.port(), 1)).expect("validator");
+    let record = va.http01("www.test", TOKEN, KEY_AUTH).await.expect("valid");
+    assert_eq!(record.hostname, "www.test");
+    assert_eq!(record.addresses_resolved, vec![LOCALHOST]);
+    assert_eq!(http.seen(), vec![("www.test".to_owned(), challenge_path())]);
+}
+
+#[tokio::test]
+async fn an_aaaa_answer_alone_is_enough() {
+    let dns = zone_with(&[]).await;
+    dns.set_a("v6only.test", "::1".parse().expect("ip"));
+    dns.refuse_types(&[RecordType::A]);
+    let va = Validator::new(profile(&dns, 1, 1)).expect("validator");
+    assert_eq!(
+        va.resolve_addresses("v6only.test").await.expect("resolved"),
+        vec!["::1".parse::<std::net::IpAddr>().expect("ip")]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_aaaa_query_is_named_when_there_is_no_a_record() {
+    let dns = zone_with(&[]).await;
+    dns.set_txt("txt-only.test", &["x"]);
+    dns.refuse_types(&[RecordType::AAAA]);
+    let va = Validator::new(profile(&dns, 1, 1)).expect("validator");
+    let err = va
+        .resolve_addresses("txt-only.test")
+        .await
+        .expect_err("no address");
+    assert_eq!(err.kind, FailureKind::Dns);
+    assert_eq!(
+        err.detail,
+        "no A records found for txt-only.test; the AAAA query failed: REFUSED for txt-only.test (AAAA)"
     );
 }
