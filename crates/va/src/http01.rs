@@ -1,5 +1,11 @@
 //! http-01 (RFC 8555 §8.3).
 //!
+//! The validator fetches a URL the client chose, from inside the network,
+//! and follows redirects the client's server chose: without care that is a
+//! server-side request forgery whose result is read back through the
+//! failure detail. So each hop is checked before it is contacted, and a
+//! failure describes only what the client already knows.
+//!
 //! - The first request is `GET http://{domain}:{http01_port}/.well-known/
 //!   acme-challenge/{token}` with `Host: {domain}`.
 //! - Addresses are tried IPv6 first, then IPv4 (like Boulder), falling over
@@ -7,16 +13,29 @@
 //!   of any kind is final. Each attempt gets a fair share of the remaining
 //!   time budget.
 //! - At most [`MAX_REDIRECTS`] redirects (301, 302, 303, 307, 308), only to
-//!   `http` / `https`, only to port 80 or 443. The profile's `http01_port`
-//!   and `tls_alpn01_port` are the test-time stand-ins for 80 and 443: a URL
-//!   without an explicit port (or with the scheme's default port) is dialled
-//!   on `http01_port` for `http` and `tls_alpn01_port` for `https`, and an
-//!   explicit port must be one of 80, 443, `http01_port`, `tls_alpn01_port`.
+//!   `http` / `https`, only to port 80 or 443, and only to DNS names: a
+//!   redirect to an IP literal is refused (as Let's Encrypt does). The
+//!   profile's `http01_port` and `tls_alpn01_port` are the test-time
+//!   stand-ins for 80 and 443: a URL without an explicit port (or with the
+//!   scheme's default port) is dialled on `http01_port` for `http` and
+//!   `tls_alpn01_port` for `https`, and an explicit port must be one of 80,
+//!   443, `http01_port`, `tls_alpn01_port`.
 //! - Every hop is re-resolved through the profile (its name must be inside a
-//!   zone) and every address, IP-literal targets included, passes the IP
-//!   policy before it is contacted.
+//!   zone) and every address passes the IP policy before it is contacted.
+//! - **Nothing read from the network is echoed but the original URL's
+//!   status.** A failure at the challenge URL names the URL, the address
+//!   used and the HTTP status, and the body's length, never its bytes; a
+//!   refused redirect out of it names the `Location` it gave. Once a
+//!   redirect has been followed, every failure — DNS, policy, connection,
+//!   TLS, status, body, a further redirect refused or one too many — is
+//!   reported as [`REDIRECT_TARGET_FAILED`] and nothing else; the precise
+//!   reason is logged at debug level. A redirect target may be an internal
+//!   server the client cannot reach; the failure detail must not become a
+//!   way to read it.
 //! - HTTPS targets: TLS without certificate verification (as Let's Encrypt
-//!   does), SNI = the target host.
+//!   does for redirects), SNI = the target host. Since nothing of a redirect
+//!   target is echoed, an unverified HTTPS target reads nothing back to the
+//!   client either.
 //! - The body is read up to [`MAX_BODY`] bytes (more is a failure), trailing
 //!   whitespace is trimmed, and the rest must equal the key authorization.
 //! - The [`ValidationRecord`] describes the hop that served the key
@@ -34,7 +53,7 @@ use tokio::task::JoinHandle;
 use url::{Host, Url};
 
 use crate::error::{excerpt, FailureKind, ValidationFailure};
-use crate::net::{dial_first, permitted, Deadline};
+use crate::net::{dial_first, Deadline};
 use crate::profile::normalise;
 use crate::record::ValidationRecord;
 use crate::validator::Validator;
@@ -43,6 +62,10 @@ use crate::validator::Validator;
 pub const MAX_REDIRECTS: usize = 10;
 /// Largest accepted response body.
 pub const MAX_BODY: usize = 8 * 1024;
+
+/// The whole failure detail for anything that goes wrong after a redirect.
+pub const REDIRECT_TARGET_FAILED: &str =
+    "the redirect target did not answer with the key authorization";
 
 const USER_AGENT: &str = "certeasy-va (ACME validation)";
 
@@ -73,113 +96,162 @@ pub(crate) async fn validate(
     let first = format!("http://{domain}{port}/.well-known/acme-challenge/{token}");
     let mut url = Url::parse(&first)
         .map_err(|e| ValidationFailure::internal(format!("cannot build the URL {first}: {e}")))?;
+    if !matches!(url.host(), Some(Host::Domain(_))) {
+        return Err(ValidationFailure::new(
+            FailureKind::RejectedIdentifier,
+            format!("http-01 validates DNS names, and {domain} is not one"),
+        ));
+    }
+    let mut target = Target::of(&url, va)?;
     let deadline = Deadline::after(profile.timeout);
     let mut host_header = domain.clone();
 
     for hop in 0..=MAX_REDIRECTS {
-        let target = Target::of(&url, va)?;
-        let (resolved, allowed) = match target.literal {
-            Some(ip) => {
-                let allowed = permitted(&profile.ip_policy, &profile.name, url.as_str(), &[ip])?;
-                (vec![ip], allowed)
-            }
-            None => va.resolve_checked(&target.host, &deadline).await?,
-        };
-        let (stream, ip) = dial_first(
-            &profile.ip_policy,
-            &profile.name,
-            &target.host,
-            &allowed,
-            target.port,
+        let step = fetch(
+            va,
+            &url,
+            &target,
+            &host_header,
+            key_authorization,
+            hop,
             &deadline,
         )
-        .await?;
-        let (response, _conn) = if target.https {
-            let sni = crate::tls::server_name(&target.host).ok_or_else(|| {
-                ValidationFailure::connection(format!("invalid TLS server name in {url}"))
-            })?;
-            let connector = tokio_rustls::TlsConnector::from(va.https_tls.clone());
-            let tls = deadline
-                .run(
-                    FailureKind::Tls,
-                    || format!("in the TLS handshake with {ip} for {url}"),
-                    async {
-                        connector.connect(sni, stream).await.map_err(|e| {
-                            ValidationFailure::tls(format!(
-                                "TLS handshake with {ip} for {url} failed: {e}"
-                            ))
-                        })
-                    },
-                )
-                .await?;
-            send(tls, &url, &host_header, ip, &deadline).await?
-        } else {
-            send(stream, &url, &host_header, ip, &deadline).await?
-        };
-
-        let status = response.status();
-        if is_redirect(status) {
-            if hop == MAX_REDIRECTS {
-                return Err(ValidationFailure::connection(format!(
-                    "too many redirects: {url} redirects again after {MAX_REDIRECTS} redirects"
-                )));
+        .await;
+        match step {
+            Ok(Step::Served(record)) => return Ok(record),
+            Ok(Step::Redirect(next, next_target)) => {
+                host_header = match next.port() {
+                    Some(p) => format!("{}:{p}", next_target.host),
+                    None => next_target.host.clone(),
+                };
+                url = next;
+                target = next_target;
             }
-            let location = response
-                .headers()
-                .get(header::LOCATION)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .ok_or_else(|| {
-                    ValidationFailure::incorrect(format!(
-                        "{url} answered {status} without a Location header"
-                    ))
-                })?;
-            let next = url.join(&location).map_err(|e| {
-                ValidationFailure::connection(format!(
-                    "invalid redirect from {url} to \"{}\": {e}",
-                    excerpt(&location, 128)
-                ))
-            })?;
-            tracing::debug!(from = %url, to = %next, %status, "http-01 redirect");
-            host_header = match next.port() {
-                Some(p) => format!("{}:{p}", next.host_str().unwrap_or_default()),
-                None => next.host_str().unwrap_or_default().to_owned(),
-            };
-            url = next;
-            continue;
+            Err(failure) if hop == 0 => return Err(failure),
+            Err(failure) => {
+                tracing::debug!(
+                    %url,
+                    hop,
+                    kind = ?failure.kind,
+                    reason = %failure.detail,
+                    "http-01 failed at a redirect target; the client is told only that it did not answer"
+                );
+                return Err(ValidationFailure::incorrect(REDIRECT_TARGET_FAILED));
+            }
         }
-        if status != StatusCode::OK {
-            return Err(ValidationFailure::incorrect(format!(
-                "{url} answered HTTP {status} (from {ip}), expected 200 with the key authorization"
-            )));
-        }
-        let body = deadline
-            .run(
-                FailureKind::Connection,
-                || format!("reading the response body of {url}"),
-                read_body(response, &url),
-            )
-            .await?;
-        let text = String::from_utf8_lossy(&body);
-        let served = text.trim_end();
-        if served != key_authorization {
-            return Err(ValidationFailure::incorrect(format!(
-                "the key authorization served at {url} did not match (got \"{}\")",
-                excerpt(served, 128)
-            )));
-        }
-        return Ok(ValidationRecord {
-            hostname: target.host.clone(),
-            port: Some(target.port),
-            addresses_resolved: resolved,
-            address_used: Some(ip),
-            url: Some(url.to_string()),
-        });
     }
-    // The loop returns on every path; this is only reached if MAX_REDIRECTS
-    // were negative, which it cannot be.
+    // The loop returns on every path: the last hop that redirects again
+    // fails in `fetch`.
     Err(ValidationFailure::internal(
         "redirect loop ended unexpectedly",
     ))
+}
+
+/// What one hop gave.
+enum Step {
+    /// The key authorization: the validation succeeded.
+    Served(ValidationRecord),
+    /// A redirect to an acceptable URL.
+    Redirect(Url, Target),
+}
+
+/// Contacts one hop (`hop` 0 is the challenge URL) and reads its answer.
+/// Failures here are detailed; the caller hides those of redirect targets.
+async fn fetch(
+    va: &Validator,
+    url: &Url,
+    target: &Target,
+    host_header: &str,
+    key_authorization: &str,
+    hop: usize,
+    deadline: &Deadline,
+) -> Result<Step, ValidationFailure> {
+    let profile = va.profile();
+    let (resolved, allowed) = va.resolve_checked(&target.host, deadline).await?;
+    let (stream, ip) = dial_first(
+        &profile.ip_policy,
+        &profile.name,
+        &target.host,
+        &allowed,
+        target.port,
+        deadline,
+    )
+    .await?;
+    let (response, _conn) = if target.https {
+        let sni = crate::tls::server_name(&target.host).ok_or_else(|| {
+            ValidationFailure::connection(format!("invalid TLS server name in {url}"))
+        })?;
+        let connector = tokio_rustls::TlsConnector::from(va.https_tls.clone());
+        let tls = deadline
+            .run(
+                FailureKind::Tls,
+                || format!("in the TLS handshake with {ip} for {url}"),
+                async {
+                    connector.connect(sni, stream).await.map_err(|e| {
+                        ValidationFailure::tls(format!(
+                            "TLS handshake with {ip} for {url} failed: {e}"
+                        ))
+                    })
+                },
+            )
+            .await?;
+        send(tls, url, host_header, ip, deadline).await?
+    } else {
+        send(stream, url, host_header, ip, deadline).await?
+    };
+
+    let status = response.status();
+    if is_redirect(status) {
+        if hop == MAX_REDIRECTS {
+            return Err(ValidationFailure::connection(format!(
+                "too many redirects: {url} redirects again after {MAX_REDIRECTS} redirects"
+            )));
+        }
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .ok_or_else(|| {
+                ValidationFailure::incorrect(format!(
+                    "{url} answered {status} without a Location header"
+                ))
+            })?;
+        let next = url.join(&location).map_err(|e| {
+            ValidationFailure::connection(format!(
+                "invalid redirect from {url} to \"{}\": {e}",
+                excerpt(&location, 128)
+            ))
+        })?;
+        tracing::debug!(from = %url, to = %next, %status, "http-01 redirect");
+        let next_target = Target::of(&next, va)?;
+        return Ok(Step::Redirect(next, next_target));
+    }
+    if status != StatusCode::OK {
+        return Err(ValidationFailure::incorrect(format!(
+            "{url} answered HTTP {status} (from {ip}), expected 200 with the key authorization"
+        )));
+    }
+    let body = deadline
+        .run(
+            FailureKind::Connection,
+            || format!("reading the response body of {url}"),
+            read_body(response, url),
+        )
+        .await?;
+    let text = String::from_utf8_lossy(&body);
+    if text.trim_end() != key_authorization {
+        return Err(ValidationFailure::incorrect(format!(
+            "the response at {url} did not match the key authorization ({} bytes)",
+            body.len()
+        )));
+    }
+    Ok(Step::Served(ValidationRecord {
+        hostname: target.host.clone(),
+        port: Some(target.port),
+        addresses_resolved: resolved,
+        address_used: Some(ip),
+        url: Some(url.to_string()),
+    }))
 }
 
 fn is_redirect(status: StatusCode) -> bool {
@@ -188,15 +260,15 @@ fn is_redirect(status: StatusCode) -> bool {
 
 /// Where one hop goes.
 struct Target {
-    /// Normalised DNS name, or the IP literal's text.
+    /// Normalised DNS name.
     host: String,
-    /// Set for IP-literal targets.
-    literal: Option<IpAddr>,
     port: u16,
     https: bool,
 }
 
 impl Target {
+    /// Checks `url` (the challenge URL or a redirect's) before anything is
+    /// contacted: scheme, port, a DNS name inside the profile.
     fn of(url: &Url, va: &Validator) -> Result<Self, ValidationFailure> {
         let profile = va.profile();
         let https = match url.scheme() {
@@ -219,9 +291,12 @@ impl Target {
                 "redirect to {url} refused: only ports 80 and 443 are allowed"
             )));
         }
-        let (host, literal) = match url.host() {
-            Some(Host::Ipv4(ip)) => (ip.to_string(), Some(IpAddr::V4(ip))),
-            Some(Host::Ipv6(ip)) => (ip.to_string(), Some(IpAddr::V6(ip))),
+        let host = match url.host() {
+            Some(Host::Ipv4(_) | Host::Ipv6(_)) => {
+                return Err(ValidationFailure::connection(format!(
+                    "redirect to {url} refused: redirect targets must be DNS names, not IP addresses"
+                )))
+            }
             Some(Host::Domain(name)) => {
                 let name = normalise(name);
                 if !is_dns_name(&name) {
@@ -230,7 +305,7 @@ impl Target {
                     )));
                 }
                 va.resolvers.check_in_profile(&name)?;
-                (name, None)
+                name
             }
             None => {
                 return Err(ValidationFailure::connection(format!(
@@ -238,12 +313,7 @@ impl Target {
                 )))
             }
         };
-        Ok(Self {
-            host,
-            literal,
-            port,
-            https,
-        })
+        Ok(Self { host, port, https })
     }
 }
 

@@ -34,11 +34,16 @@
 //! ```
 //!
 //! Design notes (details on each item):
-//! - one [`Validator`] per profile; it builds one hickory resolver per zone
-//!   at construction and reuses it (the response cache is disabled, see
-//!   [`Validator::new`]);
+//! - one [`Validator`] per profile; it builds one DNS client per zone at
+//!   construction and reuses it (no response cache, see [`Validator::new`]);
+//!   only the record types a challenge needs are asked for, and CNAMEs are
+//!   followed by the crate within the profile's zones;
 //! - every address is checked against the IP policy *before* a socket is
-//!   opened to it, on every hop;
+//!   opened to it, on every hop — and so are the addresses of authoritative
+//!   name servers found in DNS;
+//! - a failure detail never carries content read from a redirect target,
+//!   nor any response body bytes: it must not become a way to read internal
+//!   servers through the validator;
 //! - with the `test-dns` feature, [`testing::TestDns`] is an in-process
 //!   authoritative DNS server for tests.
 #![forbid(unsafe_code)]

@@ -1,6 +1,12 @@
 //! The resolved-IP policy: which addresses a validation may contact.
+//!
+//! The policy is what stops validation from being pointed at internal
+//! services (cloud metadata, admin interfaces). An address can reach an
+//! IPv4 host while being spelt as IPv6 — IPv4-mapped, through a NAT64
+//! gateway, through a 6to4 relay — so those spellings are also judged by the
+//! IPv4 address they carry.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
 
@@ -10,7 +16,9 @@ use ipnet::{IpNet, Ipv4Net};
 /// is permitted. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are checked
 /// as the IPv4 address they carry, and IPv4-mapped entries in the lists are
 /// stored as IPv4 networks, so a policy cannot be bypassed by spelling an
-/// IPv4 address as IPv6.
+/// IPv4 address as IPv6. NAT64 (`64:ff9b::/96`, RFC 6052) and 6to4
+/// (`2002::/16`, RFC 3056) addresses must pass twice: as themselves, and as
+/// the IPv4 address they embed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpPolicy {
     allow: Vec<IpNet>,
@@ -55,6 +63,11 @@ impl IpPolicy {
     /// Whether `ip` may be contacted under this policy.
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
+        self.passes(ip) && embedded_ipv4(ip).is_none_or(|v4| self.passes(IpAddr::V4(v4)))
+    }
+
+    /// The lists applied to `ip` as it is.
+    fn passes(&self, ip: IpAddr) -> bool {
         if self.deny.iter().any(|net| net.contains(&ip)) {
             return false;
         }
@@ -77,6 +90,20 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// The IPv4 address a NAT64 well-known-prefix address (`64:ff9b::/96`, the
+/// last 32 bits) or a 6to4 address (`2002::/16`, the next 32 bits) carries.
+pub(crate) fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = v6.octets();
+    match [a, b, c, d, e, f, g, h, i, j, k, l] {
+        [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0] => Some(Ipv4Addr::new(m, n, o, p)),
+        [0x20, 0x02, ..] => Some(Ipv4Addr::new(c, d, e, f)),
+        _ => None,
     }
 }
 
@@ -180,6 +207,42 @@ mod tests {
         let mapped_entry = IpPolicy::new(&[], &s(&["::ffff:10.0.0.0/104"])).expect("policy");
         assert!(!mapped_entry.permits(ip("10.9.9.9")));
         assert_eq!(mapped_entry.deny()[0].to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn nat64_and_6to4_are_checked_by_their_embedded_ipv4() {
+        let p = IpPolicy::new(&[], &s(&["169.254.0.0/16", "127.0.0.0/8"])).expect("policy");
+        // NAT64 well-known prefix (RFC 6052): the IPv4 is the last 32 bits.
+        assert!(!p.permits(ip("64:ff9b::a9fe:a9fe")), "169.254.169.254");
+        assert!(!p.permits(ip("64:ff9b::127.0.0.1")));
+        assert!(p.permits(ip("64:ff9b::c000:201")), "192.0.2.1");
+        // 6to4 (RFC 3056): the IPv4 follows the 2002::/16 prefix.
+        assert!(!p.permits(ip("2002:a9fe:a9fe::1")), "169.254.169.254");
+        assert!(!p.permits(ip("2002:7f00:1:ffff::5")), "127.0.0.1");
+        assert!(p.permits(ip("2002:c000:201::1")), "192.0.2.1");
+        // Not those prefixes: no embedded address is read.
+        assert!(p.permits(ip("64:ff9c::7f00:1")));
+        assert!(p.permits(ip("2003:7f00:1::1")));
+
+        // Both must pass, deny wins: allowing the IPv6 prefix does not allow
+        // an embedded IPv4 outside the allow list, or a denied one.
+        let allow =
+            IpPolicy::new(&s(&["10.0.0.0/8", "64:ff9b::/96", "2002::/16"]), &[]).expect("policy");
+        assert!(allow.permits(ip("64:ff9b::a00:1")), "10.0.0.1");
+        assert!(
+            !allow.permits(ip("64:ff9b::c000:201")),
+            "192.0.2.1 not allowed"
+        );
+        assert!(allow.permits(ip("2002:a00:1::1")), "10.0.0.1");
+        assert!(
+            !allow.permits(ip("2002:c000:201::1")),
+            "192.0.2.1 not allowed"
+        );
+        // ... nor does allowing the IPv4 allow the IPv6 spelling by itself.
+        let v4_only = IpPolicy::new(&s(&["10.0.0.0/8"]), &[]).expect("policy");
+        assert!(!v4_only.permits(ip("64:ff9b::a00:1")));
+        let deny_prefix = IpPolicy::new(&[], &s(&["2002::/16"])).expect("policy");
+        assert!(!deny_prefix.permits(ip("2002:c000:201::1")));
     }
 
     #[test]

@@ -12,6 +12,14 @@
 //! NOERROR with the SOA when the name exists (or is an empty non-terminal)
 //! without that type; NXDOMAIN with the SOA otherwise; REFUSED for names
 //! outside the zone. Dropping the [`TestDns`] stops the server.
+//!
+//! Misbehaviour on demand, for the failure modes validation must cope with:
+//! [`TestDns::set_servfail`] (SERVFAIL for a name), [`TestDns::refuse_types`]
+//! (REFUSED for whole record types, like a server set up to answer only A
+//! records), [`TestDns::set_silent`] (no answer at all for a name, like an
+//! unreachable upstream); [`TestDns::set_ns`] makes a name a zone cut with
+//! its own SOA and NS records, and [`TestDns::wait_for_query`] lets a test
+//! wait until a query has arrived instead of sleeping.
 
 use std::collections::{HashMap, HashSet};
 use std::iter;
@@ -21,13 +29,17 @@ use std::time::Duration;
 
 use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+/// Record types, as [`TestDns::refuse_types`] takes them.
+pub use hickory_proto::rr::RecordType;
 
 use crate::profile::{in_suffix, normalise};
 
@@ -42,6 +54,8 @@ pub struct TestDns {
     addr: SocketAddr,
     zone: String,
     state: Arc<Mutex<State>>,
+    /// Bumped after every query (see [`TestDns::wait_for_query`]).
+    queries: Arc<watch::Sender<()>>,
     _server: Server<Handler>,
 }
 
@@ -60,6 +74,12 @@ struct State {
     records: HashMap<String, Vec<Record>>,
     /// Names that answer SERVFAIL.
     servfail: HashSet<String>,
+    /// Names whose queries are never answered.
+    silent: HashSet<String>,
+    /// Record types that answer REFUSED, whatever the name.
+    refused_types: HashSet<RecordType>,
+    /// Every name queried so far.
+    queried: HashSet<String>,
     udp_queries: usize,
     tcp_queries: usize,
 }
@@ -112,9 +132,11 @@ impl TestDns {
                 vec![Record::from_rdata(ns_fqdn, TTL, ip_rdata(addr.ip()))],
             );
         }
+        let queries = Arc::new(watch::Sender::new(()));
         let handler = Handler {
             zone: zone.clone(),
             state: Arc::clone(&state),
+            queries: Arc::clone(&queries),
         };
         let mut server = Server::new(handler);
         server.register_socket(udp);
@@ -123,6 +145,7 @@ impl TestDns {
             addr,
             zone,
             state,
+            queries,
             _server: server,
         })
     }
@@ -188,12 +211,77 @@ impl TestDns {
         lock(&self.state).servfail.insert(normalise(name));
     }
 
-    /// Removes every record of `name` (and a SERVFAIL mark).
+    /// Makes every query of one of `types` answer REFUSED, for every name
+    /// (replacing the previous set; an empty slice answers every type
+    /// again). Models a server configured to answer only some record types,
+    /// e.g. only A records for a name.
+    pub fn refuse_types(&self, types: &[RecordType]) {
+        lock(&self.state).refused_types = types.iter().copied().collect();
+    }
+
+    /// Makes every query for `name` go unanswered (until
+    /// [`TestDns::remove`]): the server reads it and sends nothing back, like
+    /// a resolver whose upstream is unreachable.
+    pub fn set_silent(&self, name: &str) {
+        lock(&self.state).silent.insert(normalise(name));
+    }
+
+    /// Makes `apex` (the zone itself or a name inside it) a zone cut served
+    /// by `servers`: an SOA and one NS record per server at `apex`,
+    /// replacing the previous SOA and NS records there. Negative answers for
+    /// names at or below `apex` then carry its SOA, so `authoritative: true`
+    /// profiles find `apex` as the zone of those names. The servers'
+    /// addresses are set with [`TestDns::set_a`].
+    pub fn set_ns(&self, apex: &str, servers: &[&str]) {
+        let key = normalise(apex);
+        let Ok(owner) = fqdn(&key) else {
+            return;
+        };
+        let Ok(names) = servers
+            .iter()
+            .map(|s| fqdn(&normalise(s)))
+            .collect::<std::io::Result<Vec<Name>>>()
+        else {
+            return;
+        };
+        let (Some(primary), Ok(hostmaster)) = (names.first(), fqdn(&join("hostmaster", &key)))
+        else {
+            return;
+        };
+        let soa = SOA::new(primary.clone(), hostmaster, 1, 3600, 600, 86400, 0);
+        let mut st = lock(&self.state);
+        let records = st.records.entry(key).or_default();
+        records.retain(|r| !matches!(r.record_type(), RecordType::SOA | RecordType::NS));
+        records.push(Record::from_rdata(owner.clone(), TTL, RData::SOA(soa)));
+        records.extend(
+            names
+                .into_iter()
+                .map(|ns| Record::from_rdata(owner.clone(), TTL, RData::NS(NS(ns)))),
+        );
+    }
+
+    /// Removes every record of `name` (and a SERVFAIL or silent mark).
     pub fn remove(&self, name: &str) {
         let key = normalise(name);
         let mut st = lock(&self.state);
         st.records.remove(&key);
         st.servfail.remove(&key);
+        st.silent.remove(&key);
+    }
+
+    /// Waits until a query for `name` (any type, answered or not) has
+    /// arrived; returns at once if one already has.
+    pub async fn wait_for_query(&self, name: &str) {
+        let key = normalise(name);
+        let mut changes = self.queries.subscribe();
+        loop {
+            if lock(&self.state).queried.contains(&key) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Queries received over UDP so far.
@@ -267,35 +355,51 @@ async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)
 struct Handler {
     zone: String,
     state: Arc<Mutex<State>>,
+    queries: Arc<watch::Sender<()>>,
+}
+
+/// What the server does with one question.
+enum Reply {
+    /// (response code, answers, authority).
+    Answer(ResponseCode, Vec<Record>, Vec<Record>),
+    /// Nothing is sent back.
+    Silence,
 }
 
 impl Handler {
+    /// Counts and records one question, then answers it.
+    fn reply(&self, qname: &str, qtype: RecordType, protocol: Protocol) -> Reply {
+        let reply = {
+            let mut st = lock(&self.state);
+            match protocol {
+                Protocol::Tcp => st.tcp_queries += 1,
+                _ => st.udp_queries += 1,
+            }
+            st.queried.insert(qname.to_owned());
+            if st.silent.contains(qname) {
+                Reply::Silence
+            } else {
+                let (rcode, answers, authority) = self.answer(&st, qname, qtype);
+                Reply::Answer(rcode, answers, authority)
+            }
+        };
+        self.queries.send_replace(());
+        reply
+    }
+
     /// (response code, answers, authority) for one question.
     fn answer(
         &self,
+        st: &State,
         qname: &str,
         qtype: RecordType,
-        protocol: Protocol,
     ) -> (ResponseCode, Vec<Record>, Vec<Record>) {
-        let mut st = lock(&self.state);
-        match protocol {
-            Protocol::Tcp => st.tcp_queries += 1,
-            _ => st.udp_queries += 1,
-        }
-        if !in_suffix(qname, &self.zone) {
+        if !in_suffix(qname, &self.zone) || st.refused_types.contains(&qtype) {
             return (ResponseCode::Refused, Vec::new(), Vec::new());
         }
         if st.servfail.contains(qname) {
             return (ResponseCode::ServFail, Vec::new(), Vec::new());
         }
-        let soa: Vec<Record> = st
-            .records
-            .get(&self.zone)
-            .into_iter()
-            .flatten()
-            .filter(|r| r.record_type() == RecordType::SOA)
-            .cloned()
-            .collect();
 
         let mut answers = Vec::new();
         let mut name = qname.to_owned();
@@ -323,6 +427,7 @@ impl Handler {
                     name = target;
                 }
                 None => {
+                    let soa = self.soa_above(st, &name);
                     if !answers.is_empty() {
                         return (ResponseCode::NoError, answers, soa);
                     }
@@ -339,6 +444,26 @@ impl Handler {
         }
         (ResponseCode::NoError, answers, Vec::new())
     }
+
+    /// The SOA of the closest zone cut at or above `name` (the zone's own
+    /// SOA unless [`TestDns::set_ns`] made a cut below it).
+    fn soa_above(&self, st: &State, name: &str) -> Vec<Record> {
+        let mut at = name;
+        loop {
+            let soa: Vec<Record> = st
+                .records
+                .get(at)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.record_type() == RecordType::SOA)
+                .cloned()
+                .collect();
+            if !soa.is_empty() || at == self.zone || at.is_empty() {
+                return soa;
+            }
+            at = at.split_once('.').map_or("", |(_, parent)| parent);
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -350,13 +475,22 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
-        let (rcode, answers, authority) = match request.request_info() {
-            Ok(info) => self.answer(
+        let reply = match request.request_info() {
+            Ok(info) => self.reply(
                 &normalise(&info.query.name().to_string()),
                 info.query.query_type(),
                 request.protocol(),
             ),
-            Err(_) => (ResponseCode::FormErr, Vec::new(), Vec::new()),
+            Err(_) => Reply::Answer(ResponseCode::FormErr, Vec::new(), Vec::new()),
+        };
+        let (rcode, answers, authority) = match reply {
+            Reply::Answer(rcode, answers, authority) => (rcode, answers, authority),
+            Reply::Silence => {
+                return ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
         };
         metadata.response_code = rcode;
         let response = MessageResponseBuilder::from_message_request(request).build(

@@ -2,7 +2,9 @@
 //!
 //! Validation never verifies the server's certificate chain (the name is
 //! what is being proven; Let's Encrypt does the same for HTTPS redirects and
-//! tls-alpn-01 uses a self-signed certificate by design). The handshake
+//! tls-alpn-01 uses a self-signed certificate by design). An unverified
+//! HTTPS redirect target reads nothing back to the client: nothing of a
+//! redirect target appears in a failure detail (see the `http01` module). The handshake
 //! signature *is* verified against the leaf's public key, so the peer must
 //! hold the certificate's private key. The signature check does not go
 //! through webpki's certificate parser, which refuses certificates with

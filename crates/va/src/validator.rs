@@ -33,9 +33,9 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
-    /// Builds the validator: checks the profile and builds one resolver per
-    /// zone (see the crate's `dns` module notes: no response cache, no search
-    /// list, no hosts file). Does no network I/O and needs no Tokio runtime;
+    /// Builds the validator: checks the profile and builds one DNS client
+    /// per zone (see the crate's `dns` module notes: no response cache, no
+    /// search list, no hosts file). Does no network I/O and needs no Tokio runtime;
     /// the validation methods must run on a Tokio runtime.
     pub fn new(profile: ValidationProfile) -> Result<Self, VaConfigError> {
         let profile_error = |reason: String| VaConfigError::Profile {
@@ -70,7 +70,9 @@ impl Validator {
     }
 
     /// A and AAAA of `domain` through its zone's resolver (CNAMEs followed
-    /// within the profile), IPv6 first, filtered by the IP policy.
+    /// within the profile), IPv6 first, filtered by the IP policy. One
+    /// address family answering is enough: a REFUSED or SERVFAIL for the
+    /// other is not a failure.
     ///
     /// Fails with `RejectedIdentifier` outside every zone, `Dns` when
     /// nothing resolves, `Unauthorized` when every address is denied.
@@ -113,8 +115,10 @@ impl Validator {
 
     /// Validates an http-01 challenge (RFC 8555 §8.3): GET
     /// `http://{domain}/.well-known/acme-challenge/{token}` (on the profile's
-    /// http-01 port), following at most 10 redirects, each hop re-resolved
-    /// and checked against the IP policy. See the `http01` module notes.
+    /// http-01 port), following at most 10 redirects (to DNS names only),
+    /// each hop re-resolved and checked against the IP policy. A failure
+    /// after a redirect says only that the redirect target did not answer
+    /// with the key authorization. See the `http01` module notes.
     pub async fn http01(
         &self,
         domain: &str,

@@ -3,10 +3,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use certeasy_va::testing::TestDns;
-use certeasy_va::{DnsProtocol, FailureKind, Validator};
+use certeasy_va::testing::{RecordType, TestDns};
+use certeasy_va::{DnsProtocol, FailureKind, ValidationProfile, Validator};
 use common::*;
 
 const EXPECTED: &str = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
@@ -232,4 +233,155 @@ async fn resolve_addresses_filters_by_policy() {
         .await
         .expect_err("nxdomain");
     assert_eq!(err.detail, "NXDOMAIN for nothing.test");
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_cname_and_aaaa_queries_still_validates() {
+    let dns = TestDns::start("test").await.expect("dns");
+    dns.refuse_types(&[RecordType::CNAME, RecordType::AAAA]);
+    dns.set_txt("_acme-challenge.www.test", &[EXPECTED]);
+    let va = Validator::new(profile(&dns, 1, 1)).expect("validator");
+    va.dns01("www.test", EXPECTED)
+        .await
+        .expect("the TXT answer is all that matters");
+
+    // A CNAME arrives in the TXT answer, with the TXT of its target.
+    dns.set_cname("_acme-challenge.alias.test", "_acme-challenge.www.test");
+    va.dns01("alias.test", EXPECTED)
+        .await
+        .expect("valid through the CNAME in the TXT answer");
+}
+
+#[tokio::test]
+async fn a_cname_into_another_zone_is_asked_of_that_zones_server() {
+    // "test" is served by `outer`, "inner.test" by `inner`; `outer` knows
+    // only the CNAME, and answers a wrong TXT for the target if asked.
+    let outer = TestDns::start("test").await.expect("dns");
+    let inner = TestDns::start("inner.test").await.expect("dns");
+    outer.set_cname("_acme-challenge.www.test", "v.inner.test");
+    outer.set_txt("v.inner.test", &["outer must not be asked"]);
+    inner.set_txt("v.inner.test", &[EXPECTED]);
+    let mut p = profile(&outer, 1, 1);
+    let mut inner_zone = zone(&inner, DnsProtocol::Udp);
+    inner_zone.suffixes = vec!["inner.test".into()];
+    p.zones.push(inner_zone);
+    let va = Validator::new(p).expect("validator");
+    va.dns01("www.test", EXPECTED)
+        .await
+        .expect("the target is resolved by its own zone's server");
+}
+
+/// A recursor for "test" on 127.0.0.1 whose NS `ns1.test` points at an
+/// authoritative server on 127.0.0.2 (same port), returned as (recursor,
+/// authority).
+async fn recursor_and_authority() -> (TestDns, TestDns) {
+    let recursor = TestDns::start("test").await.expect("dns");
+    let port = recursor.addr().port();
+    let authority = TestDns::start_at("test", SocketAddr::from(([127, 0, 0, 2], port)))
+        .await
+        .expect("127.0.0.2 listens on the same port");
+    recursor.set_a("ns1.test", "127.0.0.2".parse().expect("ip"));
+    (recursor, authority)
+}
+
+fn authoritative_profile(recursor: &TestDns) -> ValidationProfile {
+    let mut p = profile(recursor, 1, 1);
+    p.zones[0].authoritative = true;
+    p
+}
+
+#[tokio::test]
+async fn a_stalled_authoritative_lookup_does_not_delay_other_names() {
+    let (recursor, authority) = recursor_and_authority().await;
+    authority.set_txt("_acme-challenge.www.test", &[EXPECTED]);
+    // slow.test is a zone of its own whose server's address never arrives.
+    recursor.set_ns("slow.test", &["ns1.slow.test"]);
+    recursor.set_silent("ns1.slow.test");
+    let va = Arc::new(Validator::new(authoritative_profile(&recursor)).expect("validator"));
+
+    let stalled = tokio::spawn({
+        let va = Arc::clone(&va);
+        async move { va.dns01("x.slow.test", EXPECTED).await }
+    });
+    recursor.wait_for_query("ns1.slow.test").await;
+    let started = Instant::now();
+    va.dns01("www.test", EXPECTED)
+        .await
+        .expect("another zone validates meanwhile");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "waited {took:?} behind the stalled lookup"
+    );
+    assert!(
+        !stalled.is_finished(),
+        "the stalled lookup is still waiting"
+    );
+    stalled.abort();
+}
+
+#[tokio::test]
+async fn authoritative_servers_denied_by_the_policy_are_not_contacted() {
+    let (recursor, authority) = recursor_and_authority().await;
+    authority.set_txt("_acme-challenge.www.test", &[EXPECTED]);
+    let mut p = authoritative_profile(&recursor);
+    p.ip_policy = policy(&[], &["127.0.0.2"]);
+    let va = Validator::new(p).expect("validator");
+    let err = va.dns01("www.test", EXPECTED).await.expect_err("denied");
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+    assert_eq!(
+        err.detail,
+        "the authoritative servers of zone test are denied by the resolved-ip-policy of profile P: ns1.test (127.0.0.2)"
+    );
+    assert_eq!(
+        authority.udp_queries() + authority.tcp_queries(),
+        0,
+        "a denied name server is never asked"
+    );
+}
+
+#[tokio::test]
+async fn only_the_permitted_authoritative_servers_are_asked() {
+    let (recursor, denied) = recursor_and_authority().await;
+    let port = recursor.addr().port();
+    let allowed = TestDns::start_at("test", SocketAddr::from(([127, 0, 0, 3], port)))
+        .await
+        .expect("127.0.0.3 listens on the same port");
+    recursor.set_ns("test", &["ns1.test", "ns2.test"]);
+    recursor.set_a("ns2.test", "127.0.0.3".parse().expect("ip"));
+    denied.set_txt("_acme-challenge.www.test", &[EXPECTED]);
+    allowed.set_txt("_acme-challenge.www.test", &[EXPECTED]);
+    let mut p = authoritative_profile(&recursor);
+    p.ip_policy = policy(&[], &["127.0.0.2"]);
+    let va = Validator::new(p).expect("validator");
+    for _ in 0..4 {
+        va.dns01("www.test", EXPECTED)
+            .await
+            .expect("ns2.test answers");
+    }
+    assert!(allowed.udp_queries() > 0);
+    assert_eq!(denied.udp_queries() + denied.tcp_queries(), 0);
+}
+
+#[tokio::test]
+async fn authoritative_zone_follows_a_cname_into_a_child_zone() {
+    // test (ns1.test = 127.0.0.2) delegates child.test to ns.child.test
+    // (127.0.0.3); the challenge name is a CNAME into the child zone.
+    let (recursor, authority) = recursor_and_authority().await;
+    let port = recursor.addr().port();
+    let child = TestDns::start_at("child.test", SocketAddr::from(([127, 0, 0, 3], port)))
+        .await
+        .expect("127.0.0.3 listens on the same port");
+    recursor.set_ns("child.test", &["ns.child.test"]);
+    recursor.set_a("ns.child.test", "127.0.0.3".parse().expect("ip"));
+    for server in [&recursor, &authority] {
+        server.set_cname("_acme-challenge.www.test", "v.child.test");
+    }
+    authority.set_txt("v.child.test", &["the parent zone must not answer"]);
+    child.set_txt("v.child.test", &[EXPECTED]);
+    let va = Validator::new(authoritative_profile(&recursor)).expect("validator");
+    va.dns01("www.test", EXPECTED)
+        .await
+        .expect("the target is asked of the child zone's server");
+    assert!(child.udp_queries() > 0);
 }
