@@ -278,12 +278,7 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
         let req: KeyChangeRequest = inner.payload_json()?;
         let acct_url = url(&base, &format!("acct/{}", acct.id));
         match ra::accounts::key_change(&s, &acct, &acct_url, new_key, &req).await? {
-            Ok(()) => {
-                let acct = s
-                    .store
-                    .account(&acct.id)
-                    .await?
-                    .ok_or_else(|| ra::orders::not_found("account"))?;
+            Ok(acct) => {
                 let r = json(StatusCode::OK, &views::account(&base, &acct))?;
                 Ok(with_header(r, header::LOCATION, &acct_url))
             }
