@@ -406,6 +406,13 @@ pub async fn deactivate_authz(s: &Services, acct: &AccountRow, authz: &AuthzRow)
     Ok(())
 }
 
+/// Whether `spki_der` (a CSR's SubjectPublicKeyInfo) is the key of `acct`.
+/// Compared as RFC 7638 thumbprints, which depend on the key alone, not on
+/// how the SPKI encodes it (RSA parameters NULL or absent, and so on).
+fn is_account_key(spki_der: &[u8], acct: &AccountRow) -> bool {
+    acme_wire::Jwk::from_spki_der(spki_der).is_ok_and(|k| k.thumbprint() == acct.thumbprint)
+}
+
 /// finalize: check the CSR against the order and the policy, then queue issuance.
 pub async fn finalize(
     s: &Arc<Services>,
@@ -451,13 +458,23 @@ pub async fn finalize(
         .map(|n| DnsName::parse(n))
         .collect::<Result<_, _>>()
         .map_err(|e| AcmeError::Internal(e.into()))?;
-    if let Err(refusal) = pki::check_csr(&csr, &names, &policy.csr) {
-        let kind = match refusal.kind {
-            RefusalKind::BadCsr => ProblemType::BadCsr,
-            RefusalKind::BadPublicKey => ProblemType::BadPublicKey,
-        };
-        tracing::info!(target: "ra", order = %order.id, reason = %refusal.detail, "CSR refused");
-        return Err(AcmeError::new(kind, refusal.detail));
+    let approved = match pki::check_csr(&csr, &names, &policy.csr) {
+        Ok(approved) => approved,
+        Err(refusal) => {
+            let kind = match refusal.kind {
+                RefusalKind::BadCsr => ProblemType::BadCsr,
+                RefusalKind::BadPublicKey => ProblemType::BadPublicKey,
+            };
+            tracing::info!(target: "ra", order = %order.id, reason = %refusal.detail, "CSR refused");
+            return Err(AcmeError::new(kind, refusal.detail));
+        }
+    };
+    if is_account_key(&approved.spki_der, acct) {
+        tracing::info!(target: "ra", order = %order.id, "CSR refused: its key is the account key");
+        return Err(AcmeError::new(
+            ProblemType::BadPublicKey,
+            "the CSR's public key is the ACME account key; a certificate needs a key of its own",
+        ));
     }
     let mut tx = s.store.begin().await?;
     if !Store::begin_processing(&mut tx, &order.id, &csr).await? {
@@ -476,4 +493,71 @@ pub async fn finalize(
         .order(&order.id)
         .await?
         .ok_or_else(|| not_found("order"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DER TLV with a definite length.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// An RSA SubjectPublicKeyInfo, with the algorithm parameters NULL or absent.
+    fn rsa_spki(n: &[u8], e: &[u8], null_params: bool) -> Vec<u8> {
+        let oid = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+        ];
+        let mut alg = oid.to_vec();
+        if null_params {
+            alg.extend([0x05, 0x00]);
+        }
+        let mut n_int = vec![0u8];
+        n_int.extend_from_slice(n);
+        let key = tlv(0x30, &[tlv(0x02, &n_int), tlv(0x02, e)].concat());
+        let mut bits = vec![0u8];
+        bits.extend(key);
+        tlv(0x30, &[tlv(0x30, &alg), tlv(0x03, &bits)].concat())
+    }
+
+    fn account_with(jwk: &acme_wire::Jwk) -> AccountRow {
+        AccountRow {
+            id: "a".into(),
+            thumbprint: jwk.thumbprint(),
+            jwk: jwk.to_json().to_string(),
+            contact: vec![],
+            status: "valid".into(),
+            tos_agreed: true,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_account_key_is_recognised_in_any_spki_encoding() {
+        let mut n = vec![0xc5u8; 256];
+        n[255] |= 1;
+        let e = [1u8, 0, 1];
+        let acct = account_with(&acme_wire::Jwk::rsa(n.clone(), e.to_vec()).unwrap());
+        assert!(is_account_key(&rsa_spki(&n, &e, true), &acct));
+        assert!(is_account_key(&rsa_spki(&n, &e, false), &acct));
+        let mut other = n.clone();
+        other[10] ^= 0x40;
+        assert!(!is_account_key(&rsa_spki(&other, &e, true), &acct));
+        assert!(!is_account_key(b"not DER", &acct));
+    }
 }
