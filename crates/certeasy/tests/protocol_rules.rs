@@ -9,6 +9,7 @@ use common::raw::{Key, Raw, Resp};
 use common::{csr, ready_order, Harness};
 use http::StatusCode;
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
 
 fn raw_for(h: &Harness) -> Raw {
     Raw::new(h.server().addr, &h.base(), &h.root_pem())
@@ -77,4 +78,119 @@ async fn a_csr_with_the_account_key_is_a_bad_public_key() {
     let (der, _) = csr(&["same-key.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
     let r = finalize_with(&raw, &key, &kid, &order, &der).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+}
+
+fn rfc3339_from_now(offset: time::Duration) -> String {
+    (time::OffsetDateTime::now_utc() + offset)
+        .format(&Rfc3339)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_not_before_in_the_past_beyond_the_clock_skew_allowance_is_refused() {
+    let h = Harness::start().await;
+    let raw = raw_for(&h);
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let order = |not_before: String| {
+        json!({"identifiers": [{"type": "dns", "value": "nb.test"}], "notBefore": not_before})
+            .to_string()
+    };
+    let r = raw
+        .post(
+            &key,
+            Some(&kid),
+            &raw.url("new-order"),
+            &order(rfc3339_from_now(-time::Duration::hours(1))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert_eq!(r.problem_type(), "malformed");
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("notBefore") && detail.contains("5 minutes"),
+        "{detail}"
+    );
+    // Within the allowance (a client clock a minute fast or slow): accepted.
+    let r = raw
+        .post(
+            &key,
+            Some(&kid),
+            &raw.url("new-order"),
+            &order(rfc3339_from_now(-time::Duration::minutes(1))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+}
+
+#[tokio::test]
+async fn a_not_after_is_measured_from_the_start_the_certificate_will_have() {
+    let h = Harness::start().await;
+    let raw = raw_for(&h);
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let order = |not_after: String| {
+        json!({"identifiers": [{"type": "dns", "value": "na.test"}], "notAfter": not_after})
+            .to_string()
+    };
+    // The test authority signs for at most 90 days (its validity), from a
+    // start backdated by a minute when no notBefore is asked for: this
+    // notAfter would make a certificate of 90 days and 40 s.
+    let too_long = rfc3339_from_now(time::Duration::days(90) - time::Duration::seconds(20));
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("new-order"), &order(too_long))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("exceeds the maximum"), "{detail}");
+    let fits = rfc3339_from_now(time::Duration::days(90) - time::Duration::minutes(2));
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("new-order"), &order(fits))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_before_that_grew_old_before_finalize_is_refused() {
+    let h = Harness::start().await;
+    let raw = raw_for(&h);
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let body = json!({
+        "identifiers": [{"type": "dns", "value": "old-nb.test"}],
+        "notBefore": rfc3339_from_now(time::Duration::ZERO),
+    });
+    let r = raw
+        .post(&key, Some(&kid), &raw.url("new-order"), &body.to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let (order_url, order) = (r.location(), r.json());
+    let authz = order["authorizations"][0].as_str().unwrap();
+    let r = common::answer_http01(&h, &raw, &key, &kid, authz, true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    for _ in 0..400 {
+        let o = raw.post(&key, Some(&kid), &order_url, "").await.json();
+        if o["status"] != json!("pending") {
+            assert_eq!(o["status"], json!("ready"), "{o}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // An hour passes (the order lives for days): its notBefore is now old.
+    let db = rusqlite::Connection::open(h.dir.path().join("work/db.sqlite")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let order_id = order_url.rsplit('/').next().unwrap();
+    let changed = db
+        .execute(
+            "UPDATE orders SET not_before = not_before - 3600000 WHERE id = ?",
+            [order_id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let (der, _) = csr(&["old-nb.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let r = finalize_with(&raw, &key, &kid, &order, &der).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert_eq!(r.problem_type(), "malformed");
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("5 minutes"), "{detail}");
 }

@@ -139,6 +139,33 @@ fn parse_time(field: &str, v: &Option<String>) -> AcmeResult<Option<i64>> {
     }
 }
 
+/// How far in the past a client-chosen notBefore may lie: room for a
+/// client clock that is a little behind, not for backdating.
+pub const NOT_BEFORE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// How far the built-in CA backdates a certificate whose order names no
+/// notBefore (`ca::fake`): the lifetime a notAfter asks for is measured
+/// from there, as the issued certificate's will be.
+const UNSPECIFIED_NOT_BEFORE_BACKDATE_MS: i64 = 60_000;
+
+/// Refuses a notBefore more than [`NOT_BEFORE_SKEW_MS`] before `now`.
+fn check_not_before(not_before: i64, now: i64, when: &str) -> AcmeResult<()> {
+    if not_before >= now - NOT_BEFORE_SKEW_MS {
+        return Ok(());
+    }
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(not_before) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{not_before} ms"));
+    Err(AcmeError::new(
+        ProblemType::Malformed,
+        format!(
+            "notBefore {at} lies more than {} minutes in the past{when}; certificates are not backdated beyond that clock-skew allowance: omit notBefore or use the current time",
+            NOT_BEFORE_SKEW_MS / 60_000
+        ),
+    ))
+}
+
 /// new-order.
 pub async fn new_order(
     s: &Services,
@@ -162,6 +189,9 @@ pub async fn new_order(
     let now = now_ms();
     let not_before = parse_time("notBefore", &req.not_before)?;
     let not_after = parse_time("notAfter", &req.not_after)?;
+    if let Some(nb) = not_before {
+        check_not_before(nb, now, "")?;
+    }
     if let (Some(nb), Some(na)) = (not_before, not_after) {
         if na <= nb {
             return Err(AcmeError::new(
@@ -178,7 +208,9 @@ pub async fn new_order(
             ));
         }
         let max = max_validity_ms(s, &policy.name);
-        let start = not_before.unwrap_or(now).max(now - 60_000);
+        // The lifetime the issued certificate will have: from the
+        // notBefore asked for, or from the CA's backdated start.
+        let start = not_before.unwrap_or(now - UNSPECIFIED_NOT_BEFORE_BACKDATE_MS);
         if na - start > max {
             return Err(AcmeError::new(
                 ProblemType::Malformed,
@@ -433,6 +465,14 @@ pub async fn finalize(
             other => format!("the order is {other} and cannot be finalized"),
         };
         return Err(AcmeError::new(ProblemType::OrderNotReady, detail));
+    }
+    if let Some(nb) = order.not_before {
+        // Days may have passed since new-order: the rule holds at signing.
+        check_not_before(
+            nb,
+            now_ms(),
+            " now; order a new certificate without notBefore",
+        )?;
     }
     let csr = acme_wire::b64u_decode(&req.csr)
         .map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
