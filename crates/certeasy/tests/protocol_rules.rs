@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::raw::{Key, Raw, Resp};
 use common::{csr, ready_order, Harness};
 use http::StatusCode;
@@ -193,4 +195,74 @@ async fn a_not_before_that_grew_old_before_finalize_is_refused() {
     assert_eq!(r.problem_type(), "malformed");
     let detail = r.json()["detail"].as_str().unwrap().to_string();
     assert!(detail.contains("5 minutes"), "{detail}");
+}
+
+/// GET `url` over HTTP/2 (ALPN h2), whose requests carry `:authority` and
+/// no Host header.
+async fn get_h2(h: &Harness, url: &str) -> (http::Version, Value) {
+    use http_body_util::{BodyExt, Empty};
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read_to_string(h.root_pem()).unwrap();
+    for der in pki::pem_to_der_certs(&pem).unwrap() {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(h.server().addr)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(url)
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert!(req.headers().get(http::header::HOST).is_none());
+    let resp = sender.send_request(req).await.unwrap();
+    let version = resp.version();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (version, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_request_gets_the_urls_of_the_server_url_it_addressed() {
+    let mut h = Harness::start().await;
+    let port = h.server().addr.port();
+    let first = format!("https://localhost:{port}");
+    let second = format!("https://acme-alias.test:{port}");
+    let config = std::fs::read_to_string(&h.config_path).unwrap();
+    let one = format!("url: [\"{first}\"]");
+    assert!(config.contains(&one));
+    std::fs::write(
+        &h.config_path,
+        config.replace(&one, &format!("url: [\"{first}\", \"{second}\"]")),
+    )
+    .unwrap();
+    h.restart().await;
+    for base in [&second, &first] {
+        let (version, dir) = get_h2(&h, &format!("{base}/acme/directory")).await;
+        assert_eq!(version, http::Version::HTTP_2);
+        assert_eq!(
+            dir["newNonce"],
+            json!(format!("{base}/acme/new-nonce")),
+            "{dir}"
+        );
+    }
 }
