@@ -7,8 +7,9 @@ mod common;
 
 use std::sync::Arc;
 
+use common::lab::lab;
 use common::raw::{Key, Raw, Resp};
-use common::{csr, ready_order, Harness};
+use common::{binding, csr, ready_order, Harness, Options};
 use http::StatusCode;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -265,4 +266,45 @@ async fn an_http2_request_gets_the_urls_of_the_server_url_it_addressed() {
             "{dir}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_bound_only_to_adcs_refuses_ed25519_keys_at_finalize() {
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("lab", "WebServer", "Passw0rd!"),
+        extra_sections: binding("lab", "first_available"),
+        ..Options::default()
+    };
+    let h = Harness::start_with(opts).await;
+    let raw = raw_for(&h);
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let order = ready_order(&h, &raw, &key, &kid, &["ed.test"]).await;
+    let (der, _) = csr(&["ed.test"], &rcgen::PKCS_ED25519);
+    let r = finalize_with(&raw, &key, &kid, &order, &der).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert_eq!(r.problem_type(), "badPublicKey", "{}", r.json());
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("Ed25519") && detail.contains("lab"),
+        "{detail}"
+    );
+    // The order is still ready; an ECDSA key is issued by ADCS.
+    let (der, _) = csr(&["ed.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let r = finalize_with(&raw, &key, &kid, &order, &der).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_ca_issues_for_ed25519_keys() {
+    let h = Harness::start().await;
+    let raw = raw_for(&h);
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let order = ready_order(&h, &raw, &key, &kid, &["ed-builtin.test"]).await;
+    let (der, _) = csr(&["ed-builtin.test"], &rcgen::PKCS_ED25519);
+    let r = finalize_with(&raw, &key, &kid, &order, &der).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    assert_eq!(r.json()["status"], json!("valid"), "{}", r.json());
 }

@@ -438,6 +438,35 @@ pub async fn deactivate_authz(s: &Services, acct: &AccountRow, authz: &AuthzRow)
     Ok(())
 }
 
+/// The refusal of a CSR key of type `key` when no authority bound to
+/// `policy` can issue for it (an ADCS-only binding and an Ed25519 key):
+/// better `badPublicKey` now than a denial by the CA after finalize.
+fn key_refusal(s: &Services, policy: &str, key: pki::PublicKeyKind) -> Option<AcmeError> {
+    let authorities: Vec<_> = s
+        .config
+        .bindings
+        .get(policy)
+        .into_iter()
+        .flat_map(|b| b.authorities.iter())
+        .filter_map(|a| s.config.authority(a))
+        .collect();
+    // A policy without authorities fails at issuance, with its own message.
+    if authorities.is_empty() || authorities.iter().any(|a| a.kind.issues_for(key)) {
+        return None;
+    }
+    let names: Vec<String> = authorities
+        .iter()
+        .map(|a| format!("{} (type {})", a.name, a.kind.type_name()))
+        .collect();
+    Some(AcmeError::new(
+        ProblemType::BadPublicKey,
+        format!(
+            "the authorities of issuance policy {policy:?}, {}, cannot issue certificates for {key} keys; use a key of another type (RSA or ECDSA)",
+            names.join(", ")
+        ),
+    ))
+}
+
 /// Whether `spki_der` (a CSR's SubjectPublicKeyInfo) is the key of `acct`.
 /// Compared as RFC 7638 thumbprints, which depend on the key alone, not on
 /// how the SPKI encodes it (RSA parameters NULL or absent, and so on).
@@ -515,6 +544,10 @@ pub async fn finalize(
             ProblemType::BadPublicKey,
             "the CSR's public key is the ACME account key; a certificate needs a key of its own",
         ));
+    }
+    if let Some(refusal) = key_refusal(s, &order.policy, approved.key) {
+        tracing::info!(target: "ra", order = %order.id, key = %approved.key, "CSR refused: no authority of the policy issues for its key type");
+        return Err(refusal);
     }
     let mut tx = s.store.begin().await?;
     if !Store::begin_processing(&mut tx, &order.id, &csr).await? {
