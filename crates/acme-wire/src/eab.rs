@@ -7,7 +7,7 @@ use ring::hmac;
 use serde_json::Value;
 
 use crate::json::type_name;
-use crate::jws::{non_empty_string, parse_flattened, refuse_extensions};
+use crate::jws::{non_empty_string, parse_flattened, refuse_empty_signature, refuse_extensions};
 use crate::{Jwk, WireError};
 
 /// A MAC algorithm allowed for external account bindings.
@@ -106,6 +106,7 @@ impl ExternalAccountBinding {
                 ))
             }
         };
+        refuse_empty_signature(&f.signature, WHAT)?;
         refuse_extensions(&f.header)?;
         for forbidden in ["nonce", "jwk"] {
             if f.header.contains_key(forbidden) {

@@ -146,6 +146,7 @@ pub(crate) fn non_empty_string(raw: &Map<String, Value>, name: &str) -> Result<S
 }
 
 /// The structural parts of a flattened JWS, before header interpretation.
+/// `signature` may be empty: see [`refuse_empty_signature`].
 pub(crate) struct Flattened {
     pub(crate) header: Map<String, Value>,
     pub(crate) payload: Vec<u8>,
@@ -217,10 +218,10 @@ pub(crate) fn parse_flattened(body: &[u8], what: &str) -> Result<Flattened, Wire
         }
     };
     let payload = decode_member("payload", payload_b64)?;
+    // An empty signature is refused by the caller once it has read "alg":
+    // an unsecured JWS (`"alg": "none"`) must be answered with the
+    // algorithm refusal (RFC 8555 §6.2), not with a structural error.
     let signature = decode_member("signature", signature_b64)?;
-    if signature.is_empty() {
-        return Err(WireError::malformed(format!("{what} signature is empty")));
-    }
     let mut signing_input = Vec::with_capacity(protected_b64.len() + 1 + payload_b64.len());
     signing_input.extend_from_slice(protected_b64.as_bytes());
     signing_input.push(b'.');
@@ -231,6 +232,14 @@ pub(crate) fn parse_flattened(body: &[u8], what: &str) -> Result<Flattened, Wire
         signing_input,
         signature,
     })
+}
+
+/// Refuses an empty signature; called after the algorithm was accepted.
+pub(crate) fn refuse_empty_signature(signature: &[u8], what: &str) -> Result<(), WireError> {
+    if signature.is_empty() {
+        return Err(WireError::malformed(format!("{what} signature is empty")));
+    }
+    Ok(())
 }
 
 /// `xxx.yyy.zzz` with base64url segments: a compact serialization.
@@ -266,8 +275,10 @@ impl Jws {
     /// An empty payload (POST-as-GET) is allowed.
     pub fn parse(body: &[u8]) -> Result<Jws, WireError> {
         let f = parse_flattened(body, "JWS")?;
+        let protected = ProtectedHeader::from_map(f.header)?;
+        refuse_empty_signature(&f.signature, "JWS")?;
         Ok(Jws {
-            protected: ProtectedHeader::from_map(f.header)?,
+            protected,
             payload: f.payload,
             signing_input: f.signing_input,
             signature: f.signature,
@@ -776,6 +787,17 @@ mod tests {
                 malformed(&serde_json::to_vec(&v2).unwrap(), needle);
             }
         }
+    }
+
+    #[test]
+    fn alg_none_with_an_empty_signature_is_a_bad_signature_algorithm() {
+        // An unsecured JWS (RFC 7515 Appendix A.5) has an empty signature;
+        // RFC 8555 §6.2 wants badSignatureAlgorithm for it, not malformed.
+        let header = br#"{"alg":"none","kid":"k","nonce":"n","url":"u"}"#;
+        let body = json!({"protected": b64u_encode(header), "payload": "", "signature": ""});
+        let m = bad_alg(&serde_json::to_vec(&body).unwrap());
+        assert!(m.contains("\"none\""), "{m}");
+        assert!(m.contains("RS256, ES256, ES384, ES512, EdDSA"), "{m}");
     }
 
     #[test]

@@ -272,7 +272,8 @@ async fn account_update_and_deactivation() {
             r#"{"identifiers":[{"type":"dns","value":"x.test"}]}"#,
         )
         .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // RFC 8555 §7.3.6: a deactivated account's requests are 401.
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.problem_type(), "unauthorized");
 }
 

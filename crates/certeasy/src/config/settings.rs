@@ -139,6 +139,32 @@ pub enum AuthorityKind {
     AdcsCli(Box<AdcsCliSettings>),
 }
 
+impl AuthorityKind {
+    /// The `type` of this kind in the configuration.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AuthorityKind::Fake(_) => "fake",
+            AuthorityKind::Adcs(_) => "adcs",
+            AuthorityKind::AdcsCli(_) => "adcs-cli",
+        }
+    }
+
+    /// Whether an authority of this kind can issue a certificate for a
+    /// public key of type `key` (one the CSR model accepted). The built-in
+    /// CA signs every such key; Microsoft ADCS cannot issue for Ed25519
+    /// keys (its policy module denies the request), so finalize refuses
+    /// them up front with `badPublicKey` when no authority of the policy
+    /// can.
+    pub fn issues_for(&self, key: pki::PublicKeyKind) -> bool {
+        match self {
+            AuthorityKind::Fake(_) => true,
+            AuthorityKind::Adcs(_) | AuthorityKind::AdcsCli(_) => {
+                !matches!(key, pki::PublicKeyKind::Ed25519)
+            }
+        }
+    }
+}
+
 /// Settings of an `adcs-cli` authority.
 #[derive(Debug, Clone)]
 pub struct AdcsCliSettings {

@@ -604,6 +604,27 @@ fn adcs_cli_is_parsed() {
 }
 
 #[test]
+fn adcs_authorities_cannot_issue_for_ed25519_keys_the_built_in_ca_can() {
+    use pki::{EcCurve, PublicKeyKind};
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let c = load(&with_adcs("")).unwrap_or_else(|e| panic!("{e}"));
+    let adcs = &c.authority("corp").unwrap().kind;
+    let builtin = &c.authority("builtin").unwrap().kind;
+    let keys = [
+        PublicKeyKind::Rsa { bits: 3072 },
+        PublicKeyKind::Ec(EcCurve::P256),
+        PublicKeyKind::Ec(EcCurve::P384),
+    ];
+    for key in keys {
+        assert!(adcs.issues_for(key), "{key}");
+        assert!(builtin.issues_for(key), "{key}");
+    }
+    assert!(!adcs.issues_for(PublicKeyKind::Ed25519));
+    assert!(builtin.issues_for(PublicKeyKind::Ed25519));
+    assert_eq!((adcs.type_name(), builtin.type_name()), ("adcs", "fake"));
+}
+
+#[test]
 fn validity_over_max_validity_is_refused() {
     let (path, _, msg) = refuse(&with(
         "      password: secret",

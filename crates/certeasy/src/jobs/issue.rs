@@ -34,6 +34,13 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     }
+    // Deactivating the account removed its queued jobs, not one a worker
+    // already held: nothing is asked of a CA for a deactivated account.
+    let account = s.accounts.get(s, &order.account_id).await?;
+    if account.is_none_or(|a| a.0.status != "valid") {
+        let detail = "the account was deactivated before the certificate was issued".to_string();
+        return fail(s, job, &order.id, ProblemType::Unauthorized, detail).await;
+    }
     if let Some(problem) = crate::ra::orders::scope_refusal(s, &order.policy, &order.names) {
         return fail(s, job, &order.id, problem.kind, problem.detail).await;
     }

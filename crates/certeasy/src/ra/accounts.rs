@@ -1,54 +1,158 @@
 //! Accounts: creation, lookup by key, contact update, deactivation, key roll-over.
 
-use acme_wire::{AccountUpdateRequest, Jwk, KeyChangeRequest, NewAccountRequest, ProblemType};
+use acme_wire::{
+    AccountUpdateRequest, Jwk, KeyChangeRequest, NewAccountRequest, Problem, ProblemType,
+};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::{AcmeError, AcmeResult};
 use crate::services::Services;
-use crate::store::{new_id, now_ms, AccountRow, Store};
+use crate::store::{new_id, now_ms, AccountChange, AccountRow, Store};
 
 /// Accounts with their parsed keys, cached in this process: every
 /// authenticated request needs both, and re-reading the row and re-validating
-/// the key cost a database hand-off and a curve check per request. The two
-/// operations that change an account ([`update_account`], [`key_change`])
-/// invalidate its entry after their write commits. Exact for one process,
-/// which is what a SQLite deployment is.
+/// the key cost a database hand-off and a curve check per request.
+///
+/// The cache never serves an account older than the last change this
+/// process made to it: the operations that change an account
+/// ([`update_account`], [`key_change`]) call [`AccountCache::invalidate`]
+/// after their write commits, and a lookup that missed inserts the row it
+/// read only if no invalidation happened since it started (the
+/// invalidation counter is read and compared under the lock that guards
+/// the map), so a row read just before a deactivation or a key change
+/// cannot come back after it. The account rows are written conditionally
+/// besides (`status = 'valid'` and the old key in the WHERE clause), so
+/// even a stale entry cannot undo a change. Entries expire after
+/// [`CACHED_ACCOUNT_LIFETIME`] (which bounds how long a change made by
+/// another process can go unseen) and the map is bounded.
 #[derive(Default)]
 pub struct AccountCache {
-    map: Mutex<HashMap<String, Arc<(AccountRow, Jwk)>>>,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<String, CachedAccount>,
+    /// Invalidations so far.
+    invalidations: u64,
+}
+
+struct CachedAccount {
+    entry: Arc<(AccountRow, Jwk)>,
+    loaded: Instant,
 }
 
 /// Entries kept before the cache starts over (bounded memory).
 const MAX_CACHED_ACCOUNTS: usize = 10_000;
 
+/// How long a cached account is served before it is read again.
+pub const CACHED_ACCOUNT_LIFETIME: Duration = Duration::from_secs(60);
+
 impl AccountCache {
     /// The account `id` and its key, from the cache or the database.
     pub async fn get(&self, s: &Services, id: &str) -> AcmeResult<Option<Arc<(AccountRow, Jwk)>>> {
-        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(id).cloned()) {
-            return Ok(Some(hit));
-        }
-        let Some(acct) = s.store.account(id).await? else {
+        self.get_or_load(id, || async { Ok(s.store.account(id).await?) })
+            .await
+    }
+
+    /// The account `id` from the cache, or from `load` on a miss.
+    async fn get_or_load<F, Fut>(
+        &self,
+        id: &str,
+        load: F,
+    ) -> AcmeResult<Option<Arc<(AccountRow, Jwk)>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = AcmeResult<Option<AccountRow>>>,
+    {
+        let epoch = {
+            let m = lock(&self.inner);
+            if let Some(hit) = m.map.get(id) {
+                if hit.loaded.elapsed() < CACHED_ACCOUNT_LIFETIME {
+                    return Ok(Some(hit.entry.clone()));
+                }
+            }
+            m.invalidations
+        };
+        let read_at = Instant::now();
+        let Some(acct) = load().await? else {
             return Ok(None);
         };
-        let json: serde_json::Value =
-            serde_json::from_str(&acct.jwk).map_err(|e| AcmeError::Internal(e.into()))?;
+        let json: serde_json::Value = serde_json::from_str(&acct.jwk)
+            .map_err(|e| AcmeError::Internal(anyhow::anyhow!("stored key of account {id}: {e}")))?;
         let entry = Arc::new((acct, Jwk::from_json(&json)?));
-        if let Ok(mut m) = self.map.lock() {
-            if m.len() >= MAX_CACHED_ACCOUNTS {
-                m.clear();
+        let mut m = lock(&self.inner);
+        // An invalidation since `epoch` may concern this account: the row
+        // read above may predate it, so it is used once, not kept.
+        if m.invalidations == epoch {
+            if m.map.len() >= MAX_CACHED_ACCOUNTS {
+                m.map
+                    .retain(|_, a| a.loaded.elapsed() < CACHED_ACCOUNT_LIFETIME);
+                if m.map.len() >= MAX_CACHED_ACCOUNTS {
+                    m.map.clear();
+                }
             }
-            m.insert(id.to_string(), entry.clone());
+            m.map.insert(
+                id.to_string(),
+                CachedAccount {
+                    entry: entry.clone(),
+                    loaded: read_at,
+                },
+            );
         }
         Ok(Some(entry))
     }
 
-    /// Forgets account `id` (after it changed).
+    /// Forgets account `id` (after a change to it committed).
     pub fn invalidate(&self, id: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            m.remove(id);
-        }
+        let mut m = lock(&self.inner);
+        m.map.remove(id);
+        m.invalidations += 1;
+    }
+}
+
+fn lock(m: &Mutex<CacheInner>) -> std::sync::MutexGuard<'_, CacheInner> {
+    // The map is only ever left consistent (no panics while it is held).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The refusal of a request by an account that is not `valid` (RFC 8555
+/// §7.3.6: 401 `unauthorized`).
+pub fn account_not_valid(status: &str) -> AcmeError {
+    Problem::new(
+        ProblemType::Unauthorized,
+        format!("the account is {status}; it can no longer be used"),
+    )
+    .with_status(401)
+    .into()
+}
+
+/// Why a conditional write to account `acct` (as authenticated) changed
+/// nothing: the account changed since the request was authenticated.
+async fn changed_meanwhile(s: &Services, acct: &AccountRow) -> AcmeError {
+    let now = match s.store.account(&acct.id).await {
+        Ok(now) => now,
+        Err(e) => return e.into(),
+    };
+    match now {
+        None => AcmeError::new(
+            ProblemType::AccountDoesNotExist,
+            format!("account {} no longer exists", acct.id),
+        ),
+        Some(now) if now.status != "valid" => account_not_valid(&now.status),
+        Some(now) if now.thumbprint != acct.thumbprint => Problem::new(
+            ProblemType::Unauthorized,
+            "the account key was changed by a concurrent request; this request is signed with the previous key",
+        )
+        .with_status(401)
+        .into(),
+        Some(_) => AcmeError::Internal(anyhow::anyhow!(
+            "the conditional update of account {} matched no row although it is valid with the same key",
+            acct.id
+        )),
     }
 }
 
@@ -123,10 +227,15 @@ pub async fn new_account(
     Ok(NewAccount::Created(row))
 }
 
-/// POST to the account URL: contact update and/or deactivation.
+/// POST to the account URL: contact update and/or deactivation of `acct`
+/// (as the request was authenticated). Only what the request names is
+/// written, and only while the account is still `valid` with the key that
+/// signed the request; otherwise the request is refused (401). A
+/// deactivation cancels the account's pending work in the same transaction
+/// ([`Store::cancel_account_work`]).
 pub async fn update_account(
     s: &Services,
-    mut acct: AccountRow,
+    acct: AccountRow,
     req: &AccountUpdateRequest,
 ) -> AcmeResult<AccountRow> {
     if let Some(status) = &req.status {
@@ -139,30 +248,59 @@ pub async fn update_account(
     }
     if let Some(contact) = &req.contact {
         check_contacts(contact)?;
-        acct.contact = contact.clone();
     }
-    if req.terms_of_service_agreed == Some(true) {
-        acct.tos_agreed = true;
+    let change = AccountChange {
+        contact: req.contact.as_deref(),
+        agree_tos: req.terms_of_service_agreed == Some(true),
+        deactivate: req.status.is_some(),
+    };
+    if change.is_empty() {
+        return Ok(acct);
     }
-    if req.status.is_some() {
-        acct.status = "deactivated".into();
-        tracing::info!(target: "ra", account = %acct.id, "account deactivated");
-    }
-    s.store.update_account(&acct).await?;
+    let updated = if change.deactivate {
+        let problem = Problem::new(
+            ProblemType::Unauthorized,
+            "the account was deactivated; its pending orders and authorizations were cancelled",
+        )
+        .to_json()
+        .to_string();
+        let mut tx = s.store.begin().await?;
+        let row = Store::update_account_tx(&mut tx, &acct.id, &acct.thumbprint, &change).await?;
+        if row.is_some() {
+            Store::cancel_account_work(&mut tx, &acct.id, &problem).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        row
+    } else {
+        s.store
+            .update_account(&acct.id, &acct.thumbprint, &change)
+            .await?
+    };
+    let Some(updated) = updated else {
+        return Err(changed_meanwhile(s, &acct).await);
+    };
     s.accounts.invalidate(&acct.id);
-    Ok(acct)
+    if change.deactivate {
+        tracing::info!(target: "ra", account = %acct.id, "account deactivated; its pending work was cancelled");
+    }
+    Ok(updated)
 }
 
 /// key-change: `inner` is the verified inner JWS's payload, `new_key` its key.
 /// On success returns the updated account; when the new key already has an
-/// account returns `Err(Conflict(url_id))`.
+/// account returns `Err(account id)`. The key is replaced only while the
+/// account is still `valid` with the key that signed the request: of two
+/// concurrent key changes from one key, one wins and the other is refused
+/// (401).
 pub async fn key_change(
     s: &Services,
     acct: &AccountRow,
     acct_url: &str,
     new_key: &Jwk,
     inner: &KeyChangeRequest,
-) -> AcmeResult<Result<(), String>> {
+) -> AcmeResult<Result<AccountRow, String>> {
     if inner.account != acct_url {
         return Err(AcmeError::new(
             ProblemType::Malformed,
@@ -190,16 +328,84 @@ pub async fn key_change(
     if let Some(other) = Store::account_by_thumbprint_tx(&mut tx, &new_tp).await? {
         return Ok(Err(other.id));
     }
-    Store::change_account_key(&mut tx, &acct.id, &new_tp, &new_key.to_json().to_string()).await?;
+    let jwk = new_key.to_json().to_string();
+    let Some(updated) =
+        Store::change_account_key(&mut tx, &acct.id, &acct.thumbprint, &new_tp, &jwk).await?
+    else {
+        tx.rollback().await?;
+        return Err(changed_meanwhile(s, acct).await);
+    };
     tx.commit().await?;
     s.accounts.invalidate(&acct.id);
     tracing::info!(target: "ra", account = %acct.id, key = %new_key.describe(), "account key changed");
-    Ok(Ok(()))
+    Ok(Ok(updated))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(id: &str, status: &str) -> AccountRow {
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let jwk = Jwk::ed25519(pair.public_key().as_ref().to_vec()).unwrap();
+        AccountRow {
+            id: id.into(),
+            thumbprint: jwk.thumbprint(),
+            jwk: jwk.to_json().to_string(),
+            contact: vec![],
+            status: status.into(),
+            tos_agreed: true,
+            created_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_read_before_an_invalidation_is_used_once_but_not_kept() {
+        let cache = AccountCache::default();
+        // The lookup reads the row, then (before it can insert it) a
+        // deactivation commits and invalidates the account.
+        let stale = cache
+            .get_or_load("a", || async {
+                let r = row("a", "valid");
+                cache.invalidate("a");
+                Ok(Some(r))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stale.0.status, "valid");
+        let fresh = cache
+            .get_or_load("a", || async { Ok(Some(row("a", "deactivated"))) })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh.0.status, "deactivated", "the stale row was cached");
+        // Without an invalidation in between, a row read is kept.
+        let kept = cache
+            .get_or_load("a", || async { panic!("a cache hit was expected") })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.0.status, "deactivated");
+    }
+
+    #[tokio::test]
+    async fn an_invalidated_account_is_read_again() {
+        let cache = AccountCache::default();
+        cache
+            .get_or_load("a", || async { Ok(Some(row("a", "valid"))) })
+            .await
+            .unwrap();
+        cache.invalidate("a");
+        let again = cache
+            .get_or_load("a", || async { Ok(Some(row("a", "deactivated"))) })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.0.status, "deactivated");
+    }
 
     #[test]
     fn contacts_are_checked() {

@@ -139,6 +139,33 @@ fn parse_time(field: &str, v: &Option<String>) -> AcmeResult<Option<i64>> {
     }
 }
 
+/// How far in the past a client-chosen notBefore may lie: room for a
+/// client clock that is a little behind, not for backdating.
+pub const NOT_BEFORE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// How far the built-in CA backdates a certificate whose order names no
+/// notBefore (`ca::fake`): the lifetime a notAfter asks for is measured
+/// from there, as the issued certificate's will be.
+const UNSPECIFIED_NOT_BEFORE_BACKDATE_MS: i64 = 60_000;
+
+/// Refuses a notBefore more than [`NOT_BEFORE_SKEW_MS`] before `now`.
+fn check_not_before(not_before: i64, now: i64, when: &str) -> AcmeResult<()> {
+    if not_before >= now - NOT_BEFORE_SKEW_MS {
+        return Ok(());
+    }
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(not_before) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{not_before} ms"));
+    Err(AcmeError::new(
+        ProblemType::Malformed,
+        format!(
+            "notBefore {at} lies more than {} minutes in the past{when}; certificates are not backdated beyond that clock-skew allowance: omit notBefore or use the current time",
+            NOT_BEFORE_SKEW_MS / 60_000
+        ),
+    ))
+}
+
 /// new-order.
 pub async fn new_order(
     s: &Services,
@@ -162,6 +189,9 @@ pub async fn new_order(
     let now = now_ms();
     let not_before = parse_time("notBefore", &req.not_before)?;
     let not_after = parse_time("notAfter", &req.not_after)?;
+    if let Some(nb) = not_before {
+        check_not_before(nb, now, "")?;
+    }
     if let (Some(nb), Some(na)) = (not_before, not_after) {
         if na <= nb {
             return Err(AcmeError::new(
@@ -178,7 +208,9 @@ pub async fn new_order(
             ));
         }
         let max = max_validity_ms(s, &policy.name);
-        let start = not_before.unwrap_or(now).max(now - 60_000);
+        // The lifetime the issued certificate will have: from the
+        // notBefore asked for, or from the CA's backdated start.
+        let start = not_before.unwrap_or(now - UNSPECIFIED_NOT_BEFORE_BACKDATE_MS);
         if na - start > max {
             return Err(AcmeError::new(
                 ProblemType::Malformed,
@@ -481,6 +513,42 @@ pub async fn deactivate_authz(s: &Services, acct: &AccountRow, authz: &AuthzRow)
     Ok(())
 }
 
+/// The refusal of a CSR key of type `key` when no authority bound to
+/// `policy` can issue for it (an ADCS-only binding and an Ed25519 key):
+/// better `badPublicKey` now than a denial by the CA after finalize.
+fn key_refusal(s: &Services, policy: &str, key: pki::PublicKeyKind) -> Option<AcmeError> {
+    let authorities: Vec<_> = s
+        .config
+        .bindings
+        .get(policy)
+        .into_iter()
+        .flat_map(|b| b.authorities.iter())
+        .filter_map(|a| s.config.authority(a))
+        .collect();
+    // A policy without authorities fails at issuance, with its own message.
+    if authorities.is_empty() || authorities.iter().any(|a| a.kind.issues_for(key)) {
+        return None;
+    }
+    let names: Vec<String> = authorities
+        .iter()
+        .map(|a| format!("{} (type {})", a.name, a.kind.type_name()))
+        .collect();
+    Some(AcmeError::new(
+        ProblemType::BadPublicKey,
+        format!(
+            "the authorities of issuance policy {policy:?}, {}, cannot issue certificates for {key} keys; use a key of another type (RSA or ECDSA)",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// Whether `spki_der` (a CSR's SubjectPublicKeyInfo) is the key of `acct`.
+/// Compared as RFC 7638 thumbprints, which depend on the key alone, not on
+/// how the SPKI encodes it (RSA parameters NULL or absent, and so on).
+fn is_account_key(spki_der: &[u8], acct: &AccountRow) -> bool {
+    acme_wire::Jwk::from_spki_der(spki_der).is_ok_and(|k| k.thumbprint() == acct.thumbprint)
+}
+
 /// finalize: check the CSR against the order and the policy, then queue issuance.
 pub async fn finalize(
     s: &Arc<Services>,
@@ -501,6 +569,14 @@ pub async fn finalize(
             other => format!("the order is {other} and cannot be finalized"),
         };
         return Err(AcmeError::new(ProblemType::OrderNotReady, detail));
+    }
+    if let Some(nb) = order.not_before {
+        // Days may have passed since new-order: the rule holds at signing.
+        check_not_before(
+            nb,
+            now_ms(),
+            " now; order a new certificate without notBefore",
+        )?;
     }
     let csr = acme_wire::b64u_decode(&req.csr)
         .map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
@@ -526,13 +602,27 @@ pub async fn finalize(
         .map(|n| DnsName::parse(n))
         .collect::<Result<_, _>>()
         .map_err(|e| AcmeError::Internal(e.into()))?;
-    if let Err(refusal) = pki::check_csr(&csr, &names, &policy.csr) {
-        let kind = match refusal.kind {
-            RefusalKind::BadCsr => ProblemType::BadCsr,
-            RefusalKind::BadPublicKey => ProblemType::BadPublicKey,
-        };
-        tracing::info!(target: "ra", order = %order.id, reason = %refusal.detail, "CSR refused");
-        return Err(AcmeError::new(kind, refusal.detail));
+    let approved = match pki::check_csr(&csr, &names, &policy.csr) {
+        Ok(approved) => approved,
+        Err(refusal) => {
+            let kind = match refusal.kind {
+                RefusalKind::BadCsr => ProblemType::BadCsr,
+                RefusalKind::BadPublicKey => ProblemType::BadPublicKey,
+            };
+            tracing::info!(target: "ra", order = %order.id, reason = %refusal.detail, "CSR refused");
+            return Err(AcmeError::new(kind, refusal.detail));
+        }
+    };
+    if is_account_key(&approved.spki_der, acct) {
+        tracing::info!(target: "ra", order = %order.id, "CSR refused: its key is the account key");
+        return Err(AcmeError::new(
+            ProblemType::BadPublicKey,
+            "the CSR's public key is the ACME account key; a certificate needs a key of its own",
+        ));
+    }
+    if let Some(refusal) = key_refusal(s, &order.policy, approved.key) {
+        tracing::info!(target: "ra", order = %order.id, key = %approved.key, "CSR refused: no authority of the policy issues for its key type");
+        return Err(refusal);
     }
     let mut tx = s.store.begin().await?;
     if !Store::begin_processing(&mut tx, &order.id, &csr).await? {
@@ -551,4 +641,71 @@ pub async fn finalize(
         .order(&order.id)
         .await?
         .ok_or_else(|| not_found("order"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DER TLV with a definite length.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// An RSA SubjectPublicKeyInfo, with the algorithm parameters NULL or absent.
+    fn rsa_spki(n: &[u8], e: &[u8], null_params: bool) -> Vec<u8> {
+        let oid = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+        ];
+        let mut alg = oid.to_vec();
+        if null_params {
+            alg.extend([0x05, 0x00]);
+        }
+        let mut n_int = vec![0u8];
+        n_int.extend_from_slice(n);
+        let key = tlv(0x30, &[tlv(0x02, &n_int), tlv(0x02, e)].concat());
+        let mut bits = vec![0u8];
+        bits.extend(key);
+        tlv(0x30, &[tlv(0x30, &alg), tlv(0x03, &bits)].concat())
+    }
+
+    fn account_with(jwk: &acme_wire::Jwk) -> AccountRow {
+        AccountRow {
+            id: "a".into(),
+            thumbprint: jwk.thumbprint(),
+            jwk: jwk.to_json().to_string(),
+            contact: vec![],
+            status: "valid".into(),
+            tos_agreed: true,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_account_key_is_recognised_in_any_spki_encoding() {
+        let mut n = vec![0xc5u8; 256];
+        n[255] |= 1;
+        let e = [1u8, 0, 1];
+        let acct = account_with(&acme_wire::Jwk::rsa(n.clone(), e.to_vec()).unwrap());
+        assert!(is_account_key(&rsa_spki(&n, &e, true), &acct));
+        assert!(is_account_key(&rsa_spki(&n, &e, false), &acct));
+        let mut other = n.clone();
+        other[10] ^= 0x40;
+        assert!(!is_account_key(&rsa_spki(&other, &e, true), &acct));
+        assert!(!is_account_key(b"not DER", &acct));
+    }
 }

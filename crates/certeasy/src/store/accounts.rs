@@ -23,8 +23,19 @@ pub struct AccountRow {
     pub created_at: i64,
 }
 
-const BY_ID: &str = "SELECT id, thumbprint, jwk, contact, status, tos_agreed, created_at FROM accounts WHERE id = ?";
-const BY_THUMBPRINT: &str = "SELECT id, thumbprint, jwk, contact, status, tos_agreed, created_at FROM accounts WHERE thumbprint = ?";
+/// The columns of an [`AccountRow`], in the order [`raw`] reads them.
+macro_rules! account_columns {
+    () => {
+        "id, thumbprint, jwk, contact, status, tos_agreed, created_at"
+    };
+}
+
+const BY_ID: &str = concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = ?");
+const BY_THUMBPRINT: &str = concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE thumbprint = ?"
+);
 
 /// Columns in the order of the SELECTs above; the JSON list is decoded
 /// after the row callback (which can only return SQLite errors).
@@ -42,22 +53,23 @@ fn raw(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
     ))
 }
 
+fn decode(
+    (id, thumbprint, jwk, contact, status, tos_agreed, created_at): RawAccount,
+) -> Result<AccountRow> {
+    Ok(AccountRow {
+        id,
+        thumbprint,
+        jwk,
+        contact: parse_list(&contact)?,
+        status,
+        tos_agreed,
+        created_at,
+    })
+}
+
 fn one(conn: &Connection, sql: &str, key: &str) -> Result<Option<AccountRow>> {
     let row = conn.prepare_cached(sql)?.query_row([key], raw).optional()?;
-    row.map(
-        |(id, thumbprint, jwk, contact, status, tos_agreed, created_at)| {
-            Ok(AccountRow {
-                id,
-                thumbprint,
-                jwk,
-                contact: parse_list(&contact)?,
-                status,
-                tos_agreed,
-                created_at,
-            })
-        },
-    )
-    .transpose()
+    row.map(decode).transpose()
 }
 
 impl Store {
@@ -95,30 +107,144 @@ impl Store {
         Ok(())
     }
 
-    /// Updates contact, status and ToS agreement.
-    pub async fn update_account(&self, a: &AccountRow) -> Result<()> {
-        self.write(|c| {
-            c.prepare_cached(
-                "UPDATE accounts SET contact = ?, status = ?, tos_agreed = ? WHERE id = ?",
-            )?
-            .execute(params![json_list(&a.contact), a.status, a.tos_agreed, a.id])?;
-            Ok(())
-        })
-        .await
+    /// Applies `change` to account `id` if it is still `valid` and still
+    /// has the key of thumbprint `thumbprint` (the key the request was
+    /// authenticated with): the account as it is now, or None when it was
+    /// deactivated or re-keyed meanwhile (nothing written). Only the
+    /// columns the change names are written.
+    pub async fn update_account(
+        &self,
+        id: &str,
+        thumbprint: &str,
+        change: &AccountChange<'_>,
+    ) -> Result<Option<AccountRow>> {
+        self.write(|c| update_on(c, id, thumbprint, change)).await
     }
 
-    /// Replaces the account key; fails with a unique violation when the new
-    /// key already belongs to another account (the caller checked first, the
-    /// constraint closes the race).
-    pub async fn change_account_key(
+    /// [`Store::update_account`] inside a write transaction.
+    pub async fn update_account_tx(
         tx: &mut Tx,
         id: &str,
         thumbprint: &str,
+        change: &AccountChange<'_>,
+    ) -> Result<Option<AccountRow>> {
+        update_on(tx.conn(), id, thumbprint, change)
+    }
+
+    /// Replaces the key of account `id` if it is still `valid` and still
+    /// has the key `old_thumbprint`: the account with its new key, or None
+    /// when it was deactivated or re-keyed meanwhile. Fails with a unique
+    /// violation when the new key already belongs to another account (the
+    /// caller checked first, the constraint closes the race).
+    pub async fn change_account_key(
+        tx: &mut Tx,
+        id: &str,
+        old_thumbprint: &str,
+        thumbprint: &str,
         jwk: &str,
-    ) -> Result<()> {
-        tx.conn()
-            .prepare_cached("UPDATE accounts SET thumbprint = ?, jwk = ? WHERE id = ?")?
-            .execute(params![thumbprint, jwk, id])?;
+    ) -> Result<Option<AccountRow>> {
+        let row = tx
+            .conn()
+            .prepare_cached(concat!(
+                "UPDATE accounts SET thumbprint = ?, jwk = ? WHERE id = ? AND status = 'valid' AND thumbprint = ? RETURNING ",
+                account_columns!()
+            ))?
+            .query_row(params![thumbprint, jwk, id, old_thumbprint], raw)
+            .optional()?;
+        row.map(decode).transpose()
+    }
+
+    /// Cancels what a just-deactivated account left open (RFC 8555
+    /// §7.3.6), in the deactivation's transaction: its pending and ready
+    /// orders become `invalid` with `problem` as their error, its pending
+    /// authorizations `deactivated`; the validation and issuance jobs no
+    /// worker holds (queued, or with an expired lease) are removed, and
+    /// their challenges and orders become `invalid`. A job a worker holds
+    /// runs to its end: an issuance job checks the account first
+    /// (`jobs::issue`), a validation no longer changes a deactivated
+    /// authorization.
+    ///
+    /// Orders and authorizations are reached through the account's orders
+    /// (index `orders_by_account`), jobs by scanning the jobs table, which
+    /// holds only the jobs in flight.
+    pub async fn cancel_account_work(tx: &mut Tx, account_id: &str, problem: &str) -> Result<()> {
+        let now = now_ms();
+        let c = tx.conn();
+        // Validations nobody holds: the challenge fails, the job goes.
+        c.prepare_cached(
+            "UPDATE challenges SET status = 'invalid', error = ?1 WHERE status = 'processing' \
+             AND id IN (SELECT subject FROM jobs WHERE kind = 'validate' AND (state = 'queued' OR lease_until < ?2)) \
+             AND EXISTS (SELECT 1 FROM authorizations a WHERE a.id = challenges.authz_id AND a.account_id = ?3)",
+        )?
+        .execute(params![problem, now, account_id])?;
+        c.prepare_cached(
+            "DELETE FROM jobs WHERE kind = 'validate' AND (state = 'queued' OR lease_until < ?1) \
+             AND EXISTS (SELECT 1 FROM challenges ch JOIN authorizations a ON a.id = ch.authz_id \
+                         WHERE ch.id = jobs.subject AND a.account_id = ?2)",
+        )?
+        .execute(params![now, account_id])?;
+        // Issuances nobody holds: the order fails, the job goes.
+        c.prepare_cached(
+            "UPDATE orders SET status = 'invalid', error = ?1, updated_at = ?2 WHERE status = 'processing' AND account_id = ?3 \
+             AND id IN (SELECT subject FROM jobs WHERE kind = 'issue' AND (state = 'queued' OR lease_until < ?2))",
+        )?
+        .execute(params![problem, now, account_id])?;
+        c.prepare_cached(
+            "DELETE FROM jobs WHERE kind = 'issue' AND (state = 'queued' OR lease_until < ?1) \
+             AND EXISTS (SELECT 1 FROM orders o WHERE o.id = jobs.subject AND o.account_id = ?2)",
+        )?
+        .execute(params![now, account_id])?;
+        c.prepare_cached(
+            "UPDATE orders SET status = 'invalid', error = ?1, updated_at = ?2 \
+             WHERE account_id = ?3 AND status IN ('pending', 'ready')",
+        )?
+        .execute(params![problem, now, account_id])?;
+        c.prepare_cached(
+            "UPDATE authorizations SET status = 'deactivated' WHERE status = 'pending' \
+             AND order_id IN (SELECT id FROM orders WHERE account_id = ?)",
+        )?
+        .execute([account_id])?;
         Ok(())
     }
+}
+
+/// What a POST to an account URL changes; what it leaves out keeps its
+/// stored value (never the value the request was authenticated with).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountChange<'a> {
+    /// New contact URIs.
+    pub contact: Option<&'a [String]>,
+    /// The terms of service are agreed now.
+    pub agree_tos: bool,
+    /// The account is deactivated.
+    pub deactivate: bool,
+}
+
+impl AccountChange<'_> {
+    /// True when nothing would be written.
+    pub fn is_empty(&self) -> bool {
+        self.contact.is_none() && !self.agree_tos && !self.deactivate
+    }
+}
+
+fn update_on(
+    c: &Connection,
+    id: &str,
+    thumbprint: &str,
+    change: &AccountChange<'_>,
+) -> Result<Option<AccountRow>> {
+    let contact = change.contact.map(json_list);
+    let row = c
+        .prepare_cached(concat!(
+            "UPDATE accounts SET contact = COALESCE(?, contact), tos_agreed = (tos_agreed OR ?), \
+             status = CASE WHEN ? THEN 'deactivated' ELSE status END \
+             WHERE id = ? AND status = 'valid' AND thumbprint = ? RETURNING ",
+            account_columns!()
+        ))?
+        .query_row(
+            params![contact, change.agree_tos, change.deactivate, id, thumbprint],
+            raw,
+        )
+        .optional()?;
+    row.map(decode).transpose()
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::OwnedMutexGuard;
 
-pub use accounts::AccountRow;
+pub use accounts::{AccountChange, AccountRow};
 pub use certs::CertRow;
 pub use orders::{AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow};
 

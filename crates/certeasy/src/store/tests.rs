@@ -455,4 +455,253 @@ async fn an_existing_readable_database_is_tightened() {
     let store = Store::open_sqlite(&path).await.unwrap();
     assert_eq!(mode_of(&path), 0o600);
     store.close().await;
+
+fn account_row(id: &str) -> AccountRow {
+    AccountRow {
+        id: id.into(),
+        thumbprint: format!("thumb-{id}"),
+        jwk: "{}".into(),
+        contact: vec![],
+        status: "valid".into(),
+        tos_agreed: true,
+        created_at: 0,
+    }
+}
+
+/// An order `id` of `account` in `status` with one authorization `z-{id}`
+/// (`authz_status`) holding one challenge `c-{id}` (`chall_status`).
+fn order_with(
+    id: &str,
+    account: &str,
+    status: &str,
+    authz_status: &str,
+    chall_status: &str,
+) -> NewOrder {
+    NewOrder {
+        order: OrderRow {
+            id: id.into(),
+            account_id: account.into(),
+            status: status.into(),
+            policy: "p".into(),
+            names: vec![format!("{id}.test")],
+            not_before: None,
+            not_after: None,
+            expires: now_ms() + 60_000,
+            error: None,
+            csr: None,
+            replaces: None,
+            profile: None,
+            created_at: now_ms(),
+            ca_pending: None,
+        },
+        authzs: vec![NewAuthz {
+            authz: AuthzRow {
+                id: format!("z-{id}"),
+                order_id: id.into(),
+                account_id: account.into(),
+                identifier: format!("{id}.test"),
+                wildcard: false,
+                status: authz_status.into(),
+                expires: now_ms() + 60_000,
+            },
+            challenges: vec![ChallengeRow {
+                id: format!("c-{id}"),
+                authz_id: format!("z-{id}"),
+                kind: "http-01".into(),
+                token: format!("token-{id}"),
+                status: chall_status.into(),
+                validated: None,
+                error: None,
+            }],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn cancelling_an_accounts_work_spares_jobs_a_worker_holds_and_other_accounts() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    for a in ["a", "b"] {
+        Store::insert_account(&mut tx, &account_row(a))
+            .await
+            .unwrap();
+    }
+    let orders = [
+        // (order, account, status, authz, challenge, job: kind and lease)
+        ("idle", "a", "pending", "pending", "pending", None),
+        ("ready", "a", "ready", "valid", "valid", None),
+        (
+            "val-free",
+            "a",
+            "pending",
+            "pending",
+            "processing",
+            Some((JobKind::Validate, -1)),
+        ),
+        (
+            "val-held",
+            "a",
+            "pending",
+            "pending",
+            "processing",
+            Some((JobKind::Validate, 60_000)),
+        ),
+        (
+            "iss-free",
+            "a",
+            "processing",
+            "valid",
+            "valid",
+            Some((JobKind::Issue, -1)),
+        ),
+        (
+            "iss-held",
+            "a",
+            "processing",
+            "valid",
+            "valid",
+            Some((JobKind::Issue, 60_000)),
+        ),
+        ("done", "a", "valid", "valid", "valid", None),
+        (
+            "other",
+            "b",
+            "pending",
+            "pending",
+            "processing",
+            Some((JobKind::Validate, -1)),
+        ),
+    ];
+    for (id, account, status, authz, chall, job) in orders {
+        Store::insert_order(&mut tx, &order_with(id, account, status, authz, chall))
+            .await
+            .unwrap();
+        if let Some((kind, lease)) = job {
+            let subject = match kind {
+                JobKind::Validate => format!("c-{id}"),
+                JobKind::Issue => id.to_string(),
+            };
+            Store::enqueue_leased_job(&mut tx, kind, &subject, "w", lease)
+                .await
+                .unwrap();
+        }
+    }
+    Store::cancel_account_work(&mut tx, "a", "{\"detail\":\"deactivated\"}")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let order = |id: &str| {
+        let store = store.clone();
+        let id = id.to_string();
+        async move { store.order(&id).await.unwrap().unwrap().status }
+    };
+    let authz = |id: &str| {
+        let store = store.clone();
+        let id = format!("z-{id}");
+        async move { store.authz(&id).await.unwrap().unwrap().status }
+    };
+    let chall = |id: &str| {
+        let store = store.clone();
+        let id = format!("c-{id}");
+        async move { store.challenge(&id).await.unwrap().unwrap().status }
+    };
+    for id in ["idle", "ready", "val-free", "val-held", "iss-free"] {
+        assert_eq!(order(id).await, "invalid", "{id}");
+        let error = store.order(id).await.unwrap().unwrap().error;
+        assert_eq!(
+            error.as_deref(),
+            Some("{\"detail\":\"deactivated\"}"),
+            "{id}"
+        );
+    }
+    assert_eq!(order("iss-held").await, "processing", "its worker decides");
+    assert_eq!(order("done").await, "valid");
+    assert_eq!(order("other").await, "pending", "another account");
+    for id in ["idle", "val-free", "val-held"] {
+        assert_eq!(authz(id).await, "deactivated", "{id}");
+    }
+    assert_eq!(authz("ready").await, "valid");
+    assert_eq!(authz("other").await, "pending");
+    assert_eq!(chall("val-free").await, "invalid");
+    assert_eq!(chall("val-held").await, "processing", "its worker decides");
+    assert_eq!(chall("other").await, "processing");
+    let jobs: Vec<String> = store
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT subject FROM jobs ORDER BY subject")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert_eq!(jobs, ["c-other", "c-val-held", "iss-held"]);
+}
+
+#[tokio::test]
+async fn account_writes_apply_only_to_a_valid_account_with_the_signing_key() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::insert_account(&mut tx, &account_row("a"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let contact = ["mailto:x@example.com".to_string()];
+    let update = AccountChange {
+        contact: Some(&contact),
+        ..AccountChange::default()
+    };
+    assert!(store
+        .update_account("a", "another-key", &update)
+        .await
+        .unwrap()
+        .is_none());
+    let row = store
+        .update_account("a", "thumb-a", &update)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.contact.as_slice(), row.status.as_str()),
+        (&contact[..], "valid")
+    );
+    // A key change from a key that is no longer the account's: nothing.
+    let mut tx = store.begin().await.unwrap();
+    assert!(Store::change_account_key(&mut tx, "a", "old", "new", "{}")
+        .await
+        .unwrap()
+        .is_none());
+    let rekeyed = Store::change_account_key(&mut tx, "a", "thumb-a", "thumb-new", "{}")
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rekeyed.thumbprint, "thumb-new");
+    let deactivate = AccountChange {
+        deactivate: true,
+        ..AccountChange::default()
+    };
+    let row = store
+        .update_account("a", "thumb-new", &deactivate)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.as_str(), row.contact.len()), ("deactivated", 1));
+    // Once deactivated, neither a contact update nor a key change applies.
+    assert!(store
+        .update_account("a", "thumb-new", &update)
+        .await
+        .unwrap()
+        .is_none());
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        Store::change_account_key(&mut tx, "a", "thumb-new", "t3", "{}")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tx.commit().await.unwrap();
+    let stored = store.account("a").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.thumbprint.as_str()),
+        ("deactivated", "thumb-new")
+    );
 }

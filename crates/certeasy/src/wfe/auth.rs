@@ -137,10 +137,7 @@ pub async fn authenticate(
     }
     if let Some(a) = &account {
         if a.status != "valid" {
-            return Err(AcmeError::new(
-                ProblemType::Unauthorized,
-                format!("the account is {}", a.status),
-            ));
+            return Err(crate::ra::accounts::account_not_valid(&a.status));
         }
     }
     Ok(Authenticated { jws, key, account })

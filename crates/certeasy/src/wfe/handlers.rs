@@ -9,7 +9,7 @@ use acme_wire::{
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use serde::Serialize;
 
 use super::auth::{authenticate as auth, Authenticated, KeyRule};
@@ -22,12 +22,12 @@ type S = State<Arc<Services>>;
 
 /// Runs a handler body: picks the base URL, maps errors to problems and adds
 /// the headers every ACME response carries.
-async fn respond<F, Fut>(s: Arc<Services>, headers: &HeaderMap, f: F) -> Response<Body>
+async fn respond<F, Fut>(s: Arc<Services>, uri: &Uri, headers: &HeaderMap, f: F) -> Response<Body>
 where
     F: FnOnce(Arc<Services>, String) -> Fut,
     Fut: Future<Output = AcmeResult<Response<Body>>>,
 {
-    let base = base_url(&s, headers);
+    let base = base_url(&s, uri, headers);
     let request_id = super::next_request_id();
     let resp = match f(s.clone(), base.clone()).await {
         Ok(r) => r,
@@ -68,8 +68,8 @@ fn url(base: &str, path: &str) -> String {
 }
 
 /// GET directory.
-pub async fn directory(State(s): S, headers: HeaderMap) -> Response<Body> {
-    respond(s, &headers, |s, base| async move {
+pub async fn directory(State(s): S, uri: Uri, headers: HeaderMap) -> Response<Body> {
+    respond(s, &uri, &headers, |s, base| async move {
         let _ = &s;
         let d = Directory {
             new_nonce: url(&base, "new-nonce"),
@@ -93,8 +93,13 @@ pub async fn directory(State(s): S, headers: HeaderMap) -> Response<Body> {
 }
 
 /// HEAD/GET new-nonce.
-pub async fn new_nonce(State(s): S, method: Method, headers: HeaderMap) -> Response<Body> {
-    respond(s, &headers, |_, _| async move {
+pub async fn new_nonce(
+    State(s): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
+    respond(s, &uri, &headers, |_, _| async move {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = if method == Method::HEAD {
             StatusCode::OK
@@ -107,8 +112,8 @@ pub async fn new_nonce(State(s): S, method: Method, headers: HeaderMap) -> Respo
 }
 
 /// GET on a POST-only resource.
-pub async fn method_not_allowed(State(s): S, headers: HeaderMap) -> Response<Body> {
-    respond(s, &headers, |_, _| async move {
+pub async fn method_not_allowed(State(s): S, uri: Uri, headers: HeaderMap) -> Response<Body> {
+    respond(s, &uri, &headers, |_, _| async move {
         Err(acme_wire::Problem::new(
             ProblemType::Malformed,
             "this resource only accepts POST (use POST-as-GET to read it)",
@@ -121,8 +126,8 @@ pub async fn method_not_allowed(State(s): S, headers: HeaderMap) -> Response<Bod
 }
 
 /// Unknown path.
-pub async fn not_found(State(s): S, headers: HeaderMap) -> Response<Body> {
-    respond(s, &headers, |_, _| async move {
+pub async fn not_found(State(s): S, uri: Uri, headers: HeaderMap) -> Response<Body> {
+    respond(s, &uri, &headers, |_, _| async move {
         Err(ra::orders::not_found("resource"))
     })
     .await
@@ -152,9 +157,9 @@ pub async fn readyz(State(s): S) -> Response<Body> {
 }
 
 /// POST new-account.
-pub async fn new_account(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn new_account(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -183,11 +188,12 @@ pub async fn new_account(State(s): S, headers: HeaderMap, body: Bytes) -> Respon
 pub async fn account(
     State(s): S,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let acct_url = url(&base, &format!("acct/{id}"));
         let auth = auth(&s, &base, headers, &body, &acct_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
@@ -213,11 +219,12 @@ pub async fn account(
 pub async fn account_orders(
     State(s): S,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -249,9 +256,9 @@ pub async fn account_orders(
 }
 
 /// POST key-change.
-pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn key_change(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let kc_url = url(&base, "key-change");
         let auth = auth(&s, &base, headers, &body, &kc_url, KeyRule::Kid).await?;
         let acct = auth.account()?.clone();
@@ -278,12 +285,7 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
         let req: KeyChangeRequest = inner.payload_json()?;
         let acct_url = url(&base, &format!("acct/{}", acct.id));
         match ra::accounts::key_change(&s, &acct, &acct_url, new_key, &req).await? {
-            Ok(()) => {
-                let acct = s
-                    .store
-                    .account(&acct.id)
-                    .await?
-                    .ok_or_else(|| ra::orders::not_found("account"))?;
+            Ok(acct) => {
                 let r = json(StatusCode::OK, &views::account(&base, &acct))?;
                 Ok(with_header(r, header::LOCATION, &acct_url))
             }
@@ -309,9 +311,9 @@ pub async fn key_change(State(s): S, headers: HeaderMap, body: Bytes) -> Respons
 }
 
 /// POST new-order.
-pub async fn new_order(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn new_order(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -347,11 +349,12 @@ fn retry_after_if(r: Response<Body>, processing: bool) -> Response<Body> {
 pub async fn order(
     State(s): S,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let order_url = url(&base, &format!("order/{id}"));
         let auth = auth(&s, &base, headers, &body, &order_url, KeyRule::Kid).await?;
         auth.require_post_as_get()?;
@@ -371,11 +374,12 @@ pub async fn order(
 pub async fn authz(
     State(s): S,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -412,11 +416,12 @@ pub async fn authz(
 pub async fn challenge(
     State(s): S,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -458,11 +463,12 @@ pub async fn challenge(
 pub async fn finalize(
     State(s): S,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -489,11 +495,12 @@ pub async fn finalize(
 pub async fn certificate(
     State(s): S,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
             &s,
             &base,
@@ -526,9 +533,9 @@ pub async fn certificate(
 }
 
 /// POST revoke-cert.
-pub async fn revoke_cert(State(s): S, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn revoke_cert(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
     let headers = &headers;
-    respond(s, headers, |s, base| async move {
+    respond(s, &uri, headers, |s, base| async move {
         let auth: Authenticated = auth(
             &s,
             &base,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -86,12 +86,20 @@ pub(crate) fn next_request_id() -> String {
 }
 
 /// The public base URL for a request: the configured URL whose host (and
-/// port) match the request's Host header; the first one otherwise.
-pub(crate) fn base_url(s: &Services, headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+/// port) match the authority the request addressed, else the first whose
+/// host matches, else the first one. The authority is the request URI's
+/// when it has one — an HTTP/2 request's `:authority` (which carries no
+/// Host header), or an absolute-form HTTP/1.1 target, which takes
+/// precedence over Host (RFC 9112 §3.2.2) — and the Host header otherwise.
+pub(crate) fn base_url(s: &Services, uri: &Uri, headers: &HeaderMap) -> String {
+    let host = match uri.authority() {
+        // Without userinfo, which a URL of this server never has.
+        Some(a) => a.as_str().rsplit('@').next().unwrap_or(""),
+        None => headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    };
     let urls = &s.config.server.urls;
     let chosen = urls
         .iter()

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 /// An account key (ECDSA P-256).
 pub struct Key {
     pair: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
 }
 
 impl Key {
@@ -27,7 +28,13 @@ impl Key {
         Key {
             pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
                 .unwrap(),
+            pkcs8: pkcs8.as_ref().to_vec(),
         }
+    }
+
+    /// The private key as PKCS #8 DER (to sign a CSR with the account key).
+    pub fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
     }
 
     pub fn jwk(&self) -> Value {
