@@ -412,11 +412,7 @@ pub async fn respond_challenge(
     acct: &AccountRow,
     chall_id: &str,
 ) -> AcmeResult<(ChallengeRow, AuthzRow)> {
-    let chall = s
-        .store
-        .challenge(chall_id)
-        .await?
-        .ok_or_else(|| not_found("challenge"))?;
+    let chall = challenge(s, chall_id).await?;
     let authz = owned_authz(s, acct, &chall.authz_id).await?;
     let now = now_ms();
     if chall.status != "pending" {
@@ -445,12 +441,16 @@ pub async fn respond_challenge(
     // challenge's outcome and the client's first poll finds the
     // authorization decided.
     jobs::run_now(s, job, s.config.workers.validation_wait.get()).await;
-    let chall = s
-        .store
-        .challenge(chall_id)
-        .await?
-        .ok_or_else(|| not_found("challenge"))?;
+    let chall = challenge(s, chall_id).await?;
     Ok((chall, authz))
+}
+
+/// The challenge `id`, or a 404 problem.
+async fn challenge(s: &Services, id: &str) -> AcmeResult<ChallengeRow> {
+    s.store
+        .challenge(id)
+        .await?
+        .ok_or_else(|| not_found("challenge"))
 }
 
 /// A challenge POST that did not start a validation: either the challenge
@@ -462,11 +462,7 @@ async fn not_started(
     chall_id: &str,
     authz: AuthzRow,
 ) -> AcmeResult<(ChallengeRow, AuthzRow)> {
-    let chall = s
-        .store
-        .challenge(chall_id)
-        .await?
-        .ok_or_else(|| not_found("challenge"))?;
+    let chall = challenge(s, chall_id).await?;
     if chall.status != "pending" {
         return Ok((chall, authz));
     }
