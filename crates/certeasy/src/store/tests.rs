@@ -455,6 +455,7 @@ async fn an_existing_readable_database_is_tightened() {
     let store = Store::open_sqlite(&path).await.unwrap();
     assert_eq!(mode_of(&path), 0o600);
     store.close().await;
+}
 
 fn account_row(id: &str) -> AccountRow {
     AccountRow {
