@@ -234,7 +234,8 @@ impl Template {
     }
 }
 
-/// What certeasy's configuration expects from the template.
+/// What the caller's configuration expects from the template (certeasy
+/// builds it from the authority and the issuance policies bound to it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectations {
     /// The authority's `max-validity`.
