@@ -10,9 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use certeasy::cli::adcs::{CheckLine, Verdict};
-use certeasy::cli::adcs_ldap::{check_ldap, Expectations};
-use certeasy::config::AuthorityKind;
+use certeasy::config::{AuthorityKind, ExpectationsExt};
+use certeasy_adcs::preflight::{check_ldap, CheckLine, Expectations, Verdict};
 use common::slapd::{
     allow, b64, domain_sid, period, security_descriptor, sid, Slapd, CONFIG_DN, DOMAIN_DN, ENROLL,
 };

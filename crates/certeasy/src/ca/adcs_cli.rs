@@ -1,251 +1,52 @@
-//! `type: adcs-cli` — the fallback that drives `certreq.exe`.
-//!
-//! **This is the only code in certeasy allowed to start a process or write
-//! scratch files.** It exists for hosts whose EDR policy trusts only
-//! Microsoft-signed binaries talking to the CA; everywhere else the native
-//! bridge (`type: adcs`) does the same work in process. Each exchange runs
-//! in a private directory under `%WORKDIR%/adcs-cli/` (mode 0700), deleted on
-//! every path, success or failure.
-//!
-//! `certreq -submit -q -attrib "CertificateTemplate:T" -config "HOST\CA" req cert chain`
-//! and `certreq -retrieve -q -config "HOST\CA" ID cert chain`; the outcome is
-//! read from the files written and from certreq's output (`RequestId: N`,
-//! "Issued", "Taken Under Submission", "Denied … 0x80094012").
+//! `type: adcs-cli`: the `certreq.exe` fallback of `certeasy_adcs` (the
+//! only code of the workspace that starts a process) as an authority. Its
+//! scratch directories live under `%WORKDIR%/adcs-cli/`, which this adapter
+//! keeps private (mode 0700) before each exchange.
 
-use std::path::Path;
 use std::time::Duration;
 
+use certeasy_adcs::{Certreq, CertreqTarget};
+
+use super::adcs::{authority_error, signed};
 use super::{AuthorityError, Signed};
-pub use crate::config::AdcsCliSettings;
 
 /// The certreq-driving authority.
 pub struct AdcsCliCa {
-    s: AdcsCliSettings,
-}
-
-/// What one certreq run reported.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CertreqOutcome {
-    /// Certificate written.
-    Issued,
-    /// Pending with this request id.
-    Pending(u32, String),
-    /// Denied or failed, with certreq's message.
-    Denied(String),
-}
-
-/// Parses certreq's console output.
-pub fn parse_certreq_output(out: &str) -> (Option<u32>, CertreqOutcome) {
-    let id = out.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("RequestId:")
-            .and_then(|v| v.trim().trim_matches('"').parse().ok())
-    });
-    let lower = out.to_ascii_lowercase();
-    let outcome =
-        if lower.contains("taken under submission") || lower.contains("request is pending") {
-            let msg = out
-                .lines()
-                .find(|l| l.to_ascii_lowercase().contains("pending"))
-                .unwrap_or("pending")
-                .trim()
-                .to_string();
-            CertreqOutcome::Pending(id.unwrap_or(0), msg)
-        } else if lower.contains("(issued)")
-            || lower.contains("certificate retrieved") && lower.contains("issued")
-        {
-            CertreqOutcome::Issued
-        } else {
-            let msg = out
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("RequestId"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            CertreqOutcome::Denied(if msg.is_empty() {
-                "certreq reported no outcome".into()
-            } else {
-                msg
-            })
-        };
-    (id, outcome)
+    c: Certreq,
 }
 
 impl AdcsCliCa {
     /// A certreq-driving authority.
-    pub fn new(s: AdcsCliSettings) -> AdcsCliCa {
-        AdcsCliCa { s }
+    pub fn new(t: CertreqTarget) -> AdcsCliCa {
+        AdcsCliCa { c: Certreq::new(t) }
     }
 
     /// Longest a request may stay pending.
     pub fn default_timeout(&self) -> Duration {
-        self.s.default_timeout
+        self.c.default_timeout()
     }
 
     /// Submits a CSR.
     pub async fn submit(&self, csr_der: &[u8]) -> Result<Signed, AuthorityError> {
-        let dir = self.scratch()?;
-        let req = dir.path().join("request.req");
-        let pem = pki::pem_encode("CERTIFICATE REQUEST", csr_der);
-        tokio::fs::write(&req, pem).await.map_err(|e| {
-            AuthorityError::Transient(format!("cannot write {}: {e}", req.display()))
-        })?;
-        let attrib = format!("CertificateTemplate:{}", self.s.template);
-        let args: Vec<String> = vec![
-            "-submit".into(),
-            "-q".into(),
-            "-attrib".into(),
-            attrib,
-            "-config".into(),
-            self.s.ca_name.clone(),
-            path_str(&req),
-            path_str(&dir.path().join("cert.cer")),
-            path_str(&dir.path().join("chain.p7b")),
-        ];
-        self.run(&args, dir.path()).await
+        self.prepare()?;
+        signed(self.c.submit(csr_der).await)
     }
 
     /// Retrieves a pending request.
     pub async fn retrieve(&self, request_id: u32) -> Result<Signed, AuthorityError> {
-        let dir = self.scratch()?;
-        let args: Vec<String> = vec![
-            "-retrieve".into(),
-            "-q".into(),
-            "-config".into(),
-            self.s.ca_name.clone(),
-            request_id.to_string(),
-            path_str(&dir.path().join("cert.cer")),
-            path_str(&dir.path().join("chain.p7b")),
-        ];
-        self.run(&args, dir.path()).await
+        self.prepare()?;
+        signed(self.c.retrieve(request_id).await)
     }
 
     /// Health: certreq exists and is executable.
     pub fn probe(&self) -> Result<(), AuthorityError> {
-        match std::fs::metadata(&self.s.certreq_path) {
-            Ok(m) if m.is_file() => Ok(()),
-            _ => Err(AuthorityError::Transient(format!(
-                "certreq not found at {}",
-                self.s.certreq_path.display()
-            ))),
-        }
+        self.c.probe().map_err(authority_error)
     }
 
-    fn scratch(&self) -> Result<tempfile::TempDir, AuthorityError> {
-        crate::fsutil::create_private_dir(&self.s.scratch_dir).map_err(|e| {
-            AuthorityError::Transient(format!(
-                "cannot create {}: {e}",
-                self.s.scratch_dir.display()
-            ))
-        })?;
-        tempfile::Builder::new()
-            .prefix("req-")
-            .tempdir_in(&self.s.scratch_dir)
-            .map_err(|e| {
-                AuthorityError::Transient(format!(
-                    "cannot create a scratch directory in {}: {e}",
-                    self.s.scratch_dir.display()
-                ))
-            })
-    }
-
-    async fn run(&self, args: &[String], dir: &Path) -> Result<Signed, AuthorityError> {
-        let child = tokio::process::Command::new(&self.s.certreq_path)
-            .args(args)
-            .current_dir(dir)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(self.s.default_timeout, child)
-            .await
-            .map_err(|_| {
-                AuthorityError::Transient(format!(
-                    "certreq did not finish within {:?}",
-                    self.s.default_timeout
-                ))
-            })?
-            .map_err(|e| {
-                AuthorityError::Transient(format!(
-                    "cannot run {}: {e}",
-                    self.s.certreq_path.display()
-                ))
-            })?;
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (_, outcome) = parse_certreq_output(&text);
-        match outcome {
-            CertreqOutcome::Issued => {
-                let cert = tokio::fs::read(dir.join("cert.cer")).await.map_err(|e| {
-                    AuthorityError::Transient(format!(
-                        "certreq reported issued but wrote no certificate: {e}"
-                    ))
-                })?;
-                let leaf = match std::str::from_utf8(&cert)
-                    .ok()
-                    .and_then(|t| pki::pem_to_der_certs(t).ok())
-                    .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)))
-                {
-                    Some(der) => der,
-                    None => cert,
-                };
-                let mut pool = match tokio::fs::read(dir.join("chain.p7b")).await {
-                    Ok(p7) => pki::certs_from_pkcs7(&p7).unwrap_or_default(),
-                    Err(_) => Vec::new(),
-                };
-                pool.extend(self.s.ca_chain.iter().cloned());
-                let chain = pki::chain_above(&leaf, &pool).map_err(|e| {
-                    AuthorityError::Refused(format!(
-                        "certreq returned an unreadable certificate: {e}"
-                    ))
-                })?;
-                Ok(Signed::Issued {
-                    leaf_der: leaf,
-                    chain_der: chain,
-                })
-            }
-            CertreqOutcome::Pending(id, message) => Ok(Signed::Pending {
-                request_id: id,
-                message,
-            }),
-            CertreqOutcome::Denied(msg) => Err(AuthorityError::Refused(format!(
-                "certreq (exit {}): {msg}",
-                out.status.code().unwrap_or(-1)
-            ))),
-        }
-    }
-}
-
-fn path_str(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_certreq_outputs() {
-        let issued = "RequestId: 12\nRequestId: \"12\"\nCertificate retrieved(Issued) Issued\n";
-        assert_eq!(
-            parse_certreq_output(issued),
-            (Some(12), CertreqOutcome::Issued)
-        );
-        let pending = "RequestId: 13\nRequestId: \"13\"\nCertificate request is pending: Taken Under Submission (0)\n";
-        assert!(matches!(
-            parse_certreq_output(pending),
-            (Some(13), CertreqOutcome::Pending(13, _))
-        ));
-        let denied = "RequestId: 14\nRequestId: \"14\"\nCertificate not issued (Denied) Denied by Policy Module  0x80094012, The request was denied by a certificate manager or CA administrator.\n";
-        match parse_certreq_output(denied) {
-            (Some(14), CertreqOutcome::Denied(m)) => assert!(m.contains("0x80094012"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            parse_certreq_output(""),
-            (None, CertreqOutcome::Denied(_))
-        ));
+    /// Creates the scratch root (or tightens it to 0700).
+    fn prepare(&self) -> Result<(), AuthorityError> {
+        let dir = &self.c.target().scratch_dir;
+        crate::fsutil::create_private_dir(dir)
+            .map_err(|e| AuthorityError::Transient(format!("cannot create {}: {e}", dir.display())))
     }
 }

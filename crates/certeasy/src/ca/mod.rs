@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use pki::DnsName;
 
-pub use adcs::{is_access_denied, AdcsCa, PRIVACY_HINT, PROBE_REQUEST_ID};
-pub use adcs_cli::{parse_certreq_output, AdcsCliCa, CertreqOutcome};
+pub use adcs::AdcsCa;
+pub use adcs_cli::AdcsCliCa;
 pub use fake::{FakeCa, FakeCaError};
 
 use crate::config::{AuthorityKind, Config, Strategy};

@@ -5,7 +5,6 @@
 //! 3 `adcs request` left pending at the CA.
 
 pub mod adcs;
-pub mod adcs_ldap;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

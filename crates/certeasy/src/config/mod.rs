@@ -4,6 +4,7 @@
 //! `certeasy validate` and `certeasy serve` call the same function. Errors
 //! name the file, the line, the key path and the fix.
 
+mod adcs;
 pub mod duration;
 mod locate;
 pub mod schema;
@@ -12,6 +13,7 @@ mod settings;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use adcs::ExpectationsExt;
 pub use schema::Strategy;
 pub use settings::*;
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use certeasy_adcs::{AdcsTarget, CertreqTarget, LdapTarget};
 use certeasy_va::{
     DnsProtocol as VaProtocol, IpPolicy, ValidationProfile, ZoneConfig, ZoneServers,
 };
@@ -134,9 +135,9 @@ pub enum AuthorityKind {
     /// Built-in CA.
     Fake(FakeSettings),
     /// Microsoft ADCS over the native RPC bridge.
-    Adcs(Box<AdcsSettings>),
+    Adcs(Box<AdcsTarget>),
     /// Microsoft ADCS through `certreq.exe` (fallback; spawns processes).
-    AdcsCli(Box<AdcsCliSettings>),
+    AdcsCli(Box<CertreqTarget>),
 }
 
 impl AuthorityKind {
@@ -162,100 +163,6 @@ impl AuthorityKind {
                 !matches!(key, pki::PublicKeyKind::Ed25519)
             }
         }
-    }
-}
-
-/// Settings of an `adcs-cli` authority.
-#[derive(Debug, Clone)]
-pub struct AdcsCliSettings {
-    /// `HOST\CA Common Name`.
-    pub ca_name: String,
-    /// Template.
-    pub template: String,
-    /// Path of certreq.
-    pub certreq_path: PathBuf,
-    /// Budget of one certreq run; also how long a request may stay pending.
-    pub default_timeout: Duration,
-    /// Scratch root (inside the workdir).
-    pub scratch_dir: PathBuf,
-    /// Chain from `ca-chain-file`.
-    pub ca_chain: Vec<Vec<u8>>,
-}
-
-/// A native ADCS authority after validation.
-#[derive(Clone)]
-pub struct AdcsSettings {
-    /// RPC target host.
-    pub host: String,
-    /// CA common name (the part after the backslash of `ca-name`).
-    pub ca: String,
-    /// `ca-name` as written, for messages.
-    pub ca_name: String,
-    /// Template requested.
-    pub template: String,
-    /// Mechanism.
-    pub method: schema::AdcsAuthMethod,
-    /// Domain.
-    pub domain: String,
-    /// User.
-    pub username: String,
-    /// Password (from a file or the environment, never the YAML).
-    pub password: String,
-    /// Kerberos KDC.
-    pub kdc: Option<String>,
-    /// Kerberos SPN.
-    pub spn: Option<String>,
-    /// Fixed ICertPassage port, or None for the endpoint mapper.
-    pub port: Option<u16>,
-    /// Endpoint mapper port.
-    pub endpoint_mapper_port: u16,
-    /// Authentication level.
-    pub auth_level: schema::AdcsAuthLevel,
-    /// Longest a request may stay pending.
-    pub default_timeout: Duration,
-    /// Budget of one RPC exchange.
-    pub request_timeout: Duration,
-    /// Chain from `ca-chain-file` (DER, issuer first), possibly empty.
-    pub ca_chain: Vec<Vec<u8>>,
-    /// Do not revoke at the CA.
-    pub disable_ca_revocation: bool,
-    /// LDAP access to Active Directory for `adcs check`, when configured.
-    pub ldap: Option<AdcsLdapSettings>,
-}
-
-/// `ldap` of an `adcs` authority after validation.
-#[derive(Debug, Clone)]
-pub struct AdcsLdapSettings {
-    /// `ldaps://…` or `ldap://…` (the latter always with StartTLS).
-    pub url: String,
-    /// Upgrade with StartTLS before binding.
-    pub start_tls: bool,
-    /// Trust anchors from `ca-file` (DER); empty means the system's roots.
-    pub ca_certs: Vec<Vec<u8>>,
-    /// `ca-file` as resolved, for messages.
-    pub ca_file: Option<PathBuf>,
-    /// Configured configuration naming context, if any.
-    pub configuration_dn: Option<String>,
-    /// Configured bind name, if any.
-    pub bind_name: Option<String>,
-    /// Budget of the connection and of each operation.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for AdcsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdcsSettings")
-            .field("host", &self.host)
-            .field("ca", &self.ca)
-            .field("template", &self.template)
-            .field("method", &self.method)
-            .field("domain", &self.domain)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("port", &self.port)
-            .field("endpoint_mapper_port", &self.endpoint_mapper_port)
-            .field("ldap", &self.ldap)
-            .finish()
     }
 }
 
@@ -919,12 +826,16 @@ impl<'a> Checker<'a> {
                 .map(|d| d.get())
                 .unwrap_or(Duration::from_secs(398 * 86400)),
             health_check_interval: cfg.health_check_interval.get(),
-            kind: AuthorityKind::Adcs(Box::new(AdcsSettings {
+            kind: AuthorityKind::Adcs(Box::new(AdcsTarget {
                 host,
                 ca,
                 ca_name: cfg.ca_name.clone(),
                 template: cfg.certificate_template.clone(),
-                method: a.method,
+                method: match a.method {
+                    schema::AdcsAuthMethod::Ntlm => certeasy_adcs::AuthMethod::Ntlm,
+                    schema::AdcsAuthMethod::Kerberos => certeasy_adcs::AuthMethod::Kerberos,
+                    schema::AdcsAuthMethod::Negotiate => certeasy_adcs::AuthMethod::Negotiate,
+                },
                 domain: a.domain.clone(),
                 username: a.username.clone(),
                 password: password?,
@@ -932,7 +843,10 @@ impl<'a> Checker<'a> {
                 spn: a.spn.clone(),
                 port: cfg.port,
                 endpoint_mapper_port: cfg.endpoint_mapper_port,
-                auth_level: cfg.auth_level,
+                auth_level: match cfg.auth_level {
+                    schema::AdcsAuthLevel::Privacy => certeasy_adcs::AuthLevel::Privacy,
+                    schema::AdcsAuthLevel::Integrity => certeasy_adcs::AuthLevel::Integrity,
+                },
                 default_timeout: cfg.default_timeout.get(),
                 request_timeout: cfg.request_timeout.get(),
                 ca_chain,
@@ -943,7 +857,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Validates the `ldap` section of an `adcs` authority; `key` is its path.
-    fn adcs_ldap(&mut self, key: &str, l: &schema::AdcsLdap) -> Option<AdcsLdapSettings> {
+    fn adcs_ldap(&mut self, key: &str, l: &schema::AdcsLdap) -> Option<LdapTarget> {
         let mut ok = true;
         match url::Url::parse(&l.url) {
             Ok(u) if u.host_str().is_none_or(str::is_empty) => {
@@ -1036,7 +950,7 @@ impl<'a> Checker<'a> {
                 "must not be empty (an empty name is an anonymous bind); omit it for username@domain",
             );
         }
-        ok.then(|| AdcsLdapSettings {
+        ok.then(|| LdapTarget {
             url: l.url.clone(),
             start_tls: l.start_tls,
             ca_certs,
@@ -1086,7 +1000,7 @@ impl<'a> Checker<'a> {
                 .map(|d| d.get())
                 .unwrap_or(Duration::from_secs(398 * 86400)),
             health_check_interval: cfg.health_check_interval.get(),
-            kind: AuthorityKind::AdcsCli(Box::new(AdcsCliSettings {
+            kind: AuthorityKind::AdcsCli(Box::new(CertreqTarget {
                 ca_name: cfg.ca_name.clone(),
                 template: cfg.certificate_template.clone(),
                 certreq_path,

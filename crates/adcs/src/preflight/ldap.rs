@@ -1,17 +1,13 @@
-//! The LDAP part of `certeasy adcs check`: reads the certificate template,
+//! The LDAP part of the preflight: reads the certificate template,
 //! the CA's enrollment service and the service account's rights from Active
 //! Directory (a domain controller over LDAPS or StartTLS, simple bind with
 //! the authority's own credentials) and says, per line, what is wrong and
 //! how to fix it.
 //!
-//! The decisions live in [`template`] (template attributes) and [`sd`]
+//! The decisions live in [`super::template`] (template attributes) and [`super::sd`]
 //! (security descriptors); this module does the I/O and orders the lines.
 //! A line whose input could not be read is skipped, not failed, unless
 //! reading it is itself the check.
-
-mod entry;
-pub mod sd;
-pub mod template;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +15,11 @@ use std::time::Duration;
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchResult};
 
-use self::entry::{decode_entry, filter_escape_bytes, Entry};
-use self::sd::{Dacl, Decision, Sid};
-use self::template::{names_list, Template};
-pub use self::template::{AcceptedKeys, Expectations};
-use crate::cli::adcs::{CheckLine, Verdict};
-use crate::config::{AdcsLdapSettings, AdcsSettings, AuthorityKind, Config};
+use super::entry::{decode_entry, filter_escape_bytes, Entry};
+use super::sd::{self, Dacl, Decision, Sid};
+use super::template::{self, names_list, Expectations, Template};
+use super::{CheckLine, Verdict};
+use crate::{AdcsTarget, LdapTarget};
 
 /// LDAP_SERVER_SD_FLAGS_OID: which parts of `nTSecurityDescriptor` to return.
 const SD_FLAGS_OID: &str = "1.2.840.113556.1.4.801";
@@ -32,49 +27,11 @@ const SD_FLAGS_OID: &str = "1.2.840.113556.1.4.801";
 /// with READ_CONTROL gets (the SACL would need a privilege).
 const SD_FLAGS_DACL: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x04];
 
-impl Expectations {
-    /// What the configuration expects of authority `name`: its
-    /// `max-validity` and `default-timeout`, and the keys and extra EKUs of
-    /// the issuance policies bound to it. None when `name` is not an `adcs`
-    /// authority.
-    pub fn for_authority(config: &Config, name: &str) -> Option<Expectations> {
-        let a = config.authority(name)?;
-        let AuthorityKind::Adcs(s) = &a.kind else {
-            return None;
-        };
-        let bound: Vec<&crate::config::PolicySettings> = config
-            .policies
-            .iter()
-            .filter(|p| {
-                config
-                    .bindings
-                    .get(&p.name)
-                    .is_some_and(|b| b.authorities.iter().any(|x| x == name))
-            })
-            .collect();
-        let mut extra_ekus: Vec<String> = Vec::new();
-        for p in &bound {
-            for e in &p.csr.allowed_extra_eku {
-                let oid = e.oid().to_string();
-                if !extra_ekus.contains(&oid) {
-                    extra_ekus.push(oid);
-                }
-            }
-        }
-        Some(Expectations {
-            max_validity: a.max_validity,
-            default_timeout: s.default_timeout,
-            keys: AcceptedKeys::from_policies(bound.iter().map(|p| (p.name.as_str(), &p.csr.key))),
-            extra_ekus,
-        })
-    }
-}
-
 /// The name the simple bind uses: `ldap.bind-name` when set; the username
 /// as written when it already is `user@suffix` or `DOMAIN\user`;
 /// `user@domain` for a DNS domain; `DOMAIN\user` for a NetBIOS domain
 /// (Active Directory accepts both forms, and `user@NETBIOS` is not a UPN).
-pub fn bind_name(s: &AdcsSettings) -> String {
+pub fn bind_name(s: &AdcsTarget) -> String {
     if let Some(n) = s.ldap.as_ref().and_then(|l| l.bind_name.clone()) {
         return n;
     }
@@ -250,7 +207,7 @@ impl Lines {
     }
 }
 
-fn tls_config(l: &AdcsLdapSettings) -> Result<Arc<rustls::ClientConfig>, (String, String)> {
+fn tls_config(l: &LdapTarget) -> Result<Arc<rustls::ClientConfig>, (String, String)> {
     let mut roots = rustls::RootCertStore::empty();
     if l.ca_certs.is_empty() {
         for cert in rustls_native_certs::load_native_certs().certs {
@@ -288,7 +245,7 @@ fn tls_config(l: &AdcsLdapSettings) -> Result<Arc<rustls::ClientConfig>, (String
     Ok(Arc::new(config))
 }
 
-fn tls_fix(e: &rustls::Error, l: &AdcsLdapSettings) -> String {
+fn tls_fix(e: &rustls::Error, l: &LdapTarget) -> String {
     use rustls::CertificateError as C;
     let anchors = match &l.ca_file {
         Some(f) => format!(
@@ -309,7 +266,7 @@ fn tls_fix(e: &rustls::Error, l: &AdcsLdapSettings) -> String {
 }
 
 /// Connects (TCP, TLS or StartTLS) and binds; the line for that step.
-async fn connect(s: &AdcsSettings, l: &AdcsLdapSettings) -> (Option<Ldap>, String, Verdict) {
+async fn connect(s: &AdcsTarget, l: &LdapTarget) -> (Option<Ldap>, String, Verdict) {
     let how = if l.start_tls {
         format!("LDAP {} with StartTLS", l.url)
     } else {
@@ -437,7 +394,7 @@ impl Account {
 
 /// Runs the LDAP checks of one `adcs` authority. Without an `ldap` section
 /// the result is one skipped line saying how to enable them.
-pub async fn check_ldap(name: &str, s: &AdcsSettings, expect: &Expectations) -> Vec<CheckLine> {
+pub async fn check_ldap(name: &str, s: &AdcsTarget, expect: &Expectations) -> Vec<CheckLine> {
     let mut lines = Lines {
         authority: name.to_string(),
         out: Vec::new(),
@@ -470,8 +427,8 @@ pub async fn check_ldap(name: &str, s: &AdcsSettings, expect: &Expectations) -> 
 async fn run(
     lines: &mut Lines,
     session: &mut Session,
-    s: &AdcsSettings,
-    l: &AdcsLdapSettings,
+    s: &AdcsTarget,
+    l: &LdapTarget,
     expect: &Expectations,
 ) {
     // Naming contexts.
@@ -641,7 +598,7 @@ async fn run(
 async fn check_template(
     lines: &mut Lines,
     session: &mut Session,
-    s: &AdcsSettings,
+    s: &AdcsTarget,
     config_dn: &str,
 ) -> Option<TemplateLookup> {
     let container = templates_container(config_dn);
@@ -742,7 +699,7 @@ async fn check_template(
 async fn check_published(
     lines: &mut Lines,
     session: &mut Session,
-    s: &AdcsSettings,
+    s: &AdcsTarget,
     config_dn: &str,
 ) -> Option<Option<Dacl>> {
     let container = enrollment_services_container(config_dn);
@@ -850,7 +807,7 @@ async fn check_published(
 async fn find_account(
     lines: &mut Lines,
     session: &mut Session,
-    s: &AdcsSettings,
+    s: &AdcsTarget,
     domain_dn: &str,
 ) -> Option<Account> {
     let sam = sam_account_name(&s.username);
@@ -1043,13 +1000,13 @@ fn template_rights(lines: &mut Lines, account: &Account, name: &str, dacl: &Dacl
 mod tests {
     use super::*;
 
-    fn settings(domain: &str, username: &str, bind: Option<&str>) -> AdcsSettings {
-        AdcsSettings {
+    fn settings(domain: &str, username: &str, bind: Option<&str>) -> AdcsTarget {
+        AdcsTarget {
             host: "ca01".into(),
             ca: "Corp CA".into(),
             ca_name: "ca01\\Corp CA".into(),
             template: "WebServer".into(),
-            method: crate::config::schema::AdcsAuthMethod::Ntlm,
+            method: crate::AuthMethod::Ntlm,
             domain: domain.into(),
             username: username.into(),
             password: "pw".into(),
@@ -1057,12 +1014,12 @@ mod tests {
             spn: None,
             port: None,
             endpoint_mapper_port: 135,
-            auth_level: crate::config::schema::AdcsAuthLevel::Privacy,
+            auth_level: crate::AuthLevel::Privacy,
             default_timeout: Duration::from_secs(240),
             request_timeout: Duration::from_secs(30),
             ca_chain: Vec::new(),
             disable_ca_revocation: false,
-            ldap: Some(AdcsLdapSettings {
+            ldap: Some(LdapTarget {
                 url: "ldaps://dc01".into(),
                 start_tls: false,
                 ca_certs: Vec::new(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pki::EcCurve;
 
 use super::entry::Entry;
-use crate::cli::adcs::Verdict;
+use super::Verdict;
 
 /// CT_FLAG_ENROLLEE_SUPPLIES_SUBJECT (`msPKI-Certificate-Name-Flag`).
 pub const CT_FLAG_ENROLLEE_SUPPLIES_SUBJECT: u32 = 0x0000_0001;
@@ -112,7 +112,21 @@ pub fn days(d: Duration) -> String {
     if d.as_secs() % 86400 == 0 && d.subsec_nanos() == 0 && d.as_secs() > 0 {
         format!("{}d", d.as_secs() / 86400)
     } else {
-        crate::config::duration::format_duration(d)
+        format_duration(d)
+    }
+}
+
+/// A duration as the configuration writes it (`12h`, `90m`, `30s`, `250ms`).
+fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 3_600_000 == 0 && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
     }
 }
 
@@ -220,7 +234,8 @@ impl Template {
     }
 }
 
-/// What certeasy's configuration expects from the template.
+/// What the caller's configuration expects from the template (certeasy
+/// builds it from the authority and the issuance policies bound to it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectations {
     /// The authority's `max-validity`.

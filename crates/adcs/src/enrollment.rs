@@ -1,0 +1,245 @@
+//! Enrollment over the native bridge: MS-ICPR `CertServerRequest` over
+//! DCE/RPC (`ncacn_ip_tcp`), NTLM/Kerberos at packet privacy, in process.
+//! No child process and no file is involved at any point.
+//!
+//! One connection per exchange: an enrollment is rare next to its ACME
+//! round-trips, and a fresh bind keeps failures (an expired password, a CA
+//! restart) from poisoning later requests.
+
+use msrpc::{
+    AuthLevel, ClientAuth, ClientOptions, Credentials, Disposition, EndpointSelection, IcprClient,
+    IcprError, IcprReply, Timeouts,
+};
+
+use crate::{AdcsTarget, Error};
+
+/// Request id retrieved by health probes and `adcs check`: non-zero (so it
+/// is a retrieval, never a submission) and far beyond any real CA's counter.
+pub const PROBE_REQUEST_ID: u32 = 0x7fff_ffff;
+
+/// What to add to an access-denied error when the exchange ran below packet
+/// privacy: a CA with `IF_ENFORCEENCRYPTICERTREQUEST` (the default since
+/// the 2022 hardening updates) answers `E_ACCESSDENIED` to such requests,
+/// and the permissions the bare message blames may well be right.
+pub const PRIVACY_HINT: &str = "auth-level is integrity, and a CA with IF_ENFORCEENCRYPTICERTREQUEST (the default since the 2022 updates) denies requests below packet privacy: set auth-level: privacy (or remove the flag on the CA)";
+
+/// Is this an access refusal (rather than an answer about the request)?
+pub fn is_access_denied(e: &IcprError) -> bool {
+    match e {
+        IcprError::Denied { hresult, .. } => *hresult == msrpc::icpr::E_ACCESSDENIED,
+        IcprError::Fault { status, .. } => *status == msrpc::icpr::RPC_S_ACCESS_DENIED,
+        IcprError::Authentication(_) => true,
+        _ => false,
+    }
+}
+
+/// What the CA answered to a submission or retrieval.
+#[derive(Debug)]
+pub enum Enrolled {
+    /// Issued now.
+    Issued {
+        /// Leaf DER.
+        leaf_der: Vec<u8>,
+        /// Chain DER, issuer first.
+        chain_der: Vec<Vec<u8>>,
+    },
+    /// Taken under submission (a CA officer must approve it).
+    Pending {
+        /// The CA's request id, to retrieve the outcome later.
+        request_id: u32,
+        /// The CA's disposition message.
+        message: String,
+    },
+}
+
+/// Which step of the probe failed.
+#[derive(Debug)]
+pub(crate) enum ProbeFailure {
+    /// Connect or bind (with NTLM, bad credentials do not show here).
+    Bind(IcprError),
+    /// The retrieval of [`PROBE_REQUEST_ID`].
+    Call(IcprError),
+}
+
+/// The ICPR client side of one [`AdcsTarget`].
+pub struct Enrollment {
+    t: AdcsTarget,
+    auth: ClientAuth,
+    opts: ClientOptions,
+}
+
+impl Enrollment {
+    /// Prepares the client side (no I/O).
+    pub fn new(t: &AdcsTarget) -> Enrollment {
+        let auth = ClientAuth {
+            method: t.method,
+            level: t.auth_level,
+            credentials: Credentials {
+                domain: t.domain.clone(),
+                username: t.username.clone(),
+                password: t.password.clone(),
+            },
+            spn: t.spn.clone().or_else(|| Some(format!("host/{}", t.host))),
+            kdc: t.kdc.clone(),
+        };
+        let d = t.request_timeout;
+        let opts = ClientOptions {
+            timeouts: Timeouts {
+                connect: d,
+                bind: d,
+                call: d,
+            },
+            ..ClientOptions::default()
+        };
+        Enrollment {
+            t: t.clone(),
+            auth,
+            opts,
+        }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &AdcsTarget {
+        &self.t
+    }
+
+    /// Client authentication used for every exchange.
+    pub fn auth(&self) -> &ClientAuth {
+        &self.auth
+    }
+
+    /// RPC client options (timeouts).
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    fn endpoint(&self) -> EndpointSelection {
+        match self.t.port {
+            Some(p) => EndpointSelection::Fixed(p),
+            None => EndpointSelection::EndpointMapper {
+                port: self.t.endpoint_mapper_port,
+            },
+        }
+    }
+
+    async fn connect_at(&self, endpoint: EndpointSelection) -> Result<IcprClient, IcprError> {
+        IcprClient::connect(&self.t.host, endpoint, &self.auth, &self.opts).await
+    }
+
+    /// Submits a CSR for the target's template.
+    pub async fn submit(&self, csr_der: &[u8]) -> Result<Enrolled, Error> {
+        let mut c = self
+            .connect_at(self.endpoint())
+            .await
+            .map_err(|e| self.error(e))?;
+        let reply = c.submit(&self.t.ca, &self.t.template, csr_der).await;
+        self.outcome(reply)
+    }
+
+    /// Asks for the outcome of an earlier (pending) request.
+    pub async fn retrieve(&self, request_id: u32) -> Result<Enrolled, Error> {
+        let mut c = self
+            .connect_at(self.endpoint())
+            .await
+            .map_err(|e| self.error(e))?;
+        let reply = c.retrieve(&self.t.ca, request_id).await;
+        self.outcome(reply)
+    }
+
+    /// Health probe: connect, bind, and make one real call. With NTLM's
+    /// three-leg bind the client's AUTH3 gets no reply, so bad credentials
+    /// only show on a call. The call retrieves [`PROBE_REQUEST_ID`], which no
+    /// CA holds: the CA answers "no such request" without recording
+    /// anything (request id 0 would be a *new submission* and leave a
+    /// denied request in the CA database at every probe).
+    pub async fn probe(&self) -> Result<(), Error> {
+        self.probe_at(self.endpoint()).await.map_err(|f| match f {
+            ProbeFailure::Bind(e) | ProbeFailure::Call(e) => self.error(e),
+        })
+    }
+
+    /// [`Enrollment::probe`] against `endpoint`, saying which step failed.
+    pub(crate) async fn probe_at(&self, endpoint: EndpointSelection) -> Result<(), ProbeFailure> {
+        let mut c = self
+            .connect_at(endpoint)
+            .await
+            .map_err(ProbeFailure::Bind)?;
+        match c.retrieve(&self.t.ca, PROBE_REQUEST_ID).await {
+            Err(e) if is_access_denied(&e) => Err(ProbeFailure::Call(e)),
+            Ok(_) | Err(IcprError::Denied { .. }) => Ok(()),
+            Err(e) => Err(ProbeFailure::Call(e)),
+        }
+    }
+
+    /// Longest a request may stay pending.
+    pub fn default_timeout(&self) -> std::time::Duration {
+        self.t.default_timeout
+    }
+
+    fn outcome(&self, reply: Result<IcprReply, IcprError>) -> Result<Enrolled, Error> {
+        let r = reply.map_err(|e| self.error(e))?;
+        let ca_name = || self.t.ca_name.clone();
+        match r.disposition {
+            Disposition::Issued => {
+                let leaf = r.cert_der.ok_or_else(|| Error::NoCertificate {
+                    ca_name: ca_name(),
+                    request_id: r.request_id,
+                })?;
+                let mut pool = match &r.chain_cms {
+                    Some(cms) => {
+                        pki::certs_from_pkcs7(cms).map_err(|e| Error::UnreadableChain {
+                            ca_name: ca_name(),
+                            reason: e.to_string(),
+                        })?
+                    }
+                    None => Vec::new(),
+                };
+                pool.extend(self.t.ca_chain.iter().cloned());
+                let chain =
+                    pki::chain_above(&leaf, &pool).map_err(|e| Error::UnreadableCertificate {
+                        ca_name: ca_name(),
+                        reason: e.to_string(),
+                    })?;
+                Ok(Enrolled::Issued {
+                    leaf_der: leaf,
+                    chain_der: chain,
+                })
+            }
+            Disposition::UnderSubmission => Ok(Enrolled::Pending {
+                request_id: r.request_id,
+                message: r.message,
+            }),
+            // Failed dispositions arrive as IcprError::Denied; keep a clear
+            // message should a client version report them here.
+            Disposition::Failed(code) => Err(Error::Failed {
+                ca_name: ca_name(),
+                request_id: r.request_id,
+                code,
+                message: r.message,
+            }),
+        }
+    }
+
+    /// Denials are final; everything else (unreachable, authentication,
+    /// timeouts, faults) may heal.
+    fn error(&self, e: IcprError) -> Error {
+        let hint = self.privacy_hint(&e);
+        match e {
+            IcprError::Denied { .. } => Error::Denied {
+                source: Box::new(e),
+                hint,
+            },
+            other => Error::Exchange {
+                ca_name: self.t.ca_name.clone(),
+                host: self.t.host.clone(),
+                source: Box::new(other),
+                hint,
+            },
+        }
+    }
+
+    /// [`PRIVACY_HINT`] for an access refusal below packet privacy.
+    pub fn privacy_hint(&self, e: &IcprError) -> Option<&'static str> {
+        (self.t.auth_level != AuthLevel::Privacy && is_access_denied(e)).then_some(PRIVACY_HINT)
+    }
+}

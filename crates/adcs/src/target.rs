@@ -1,0 +1,105 @@
+//! The CA to talk to, as plain data: built by the caller (certeasy maps its
+//! validated configuration to it), read by every part of this crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use msrpc::{AuthLevel, AuthMethod};
+
+/// A CA reached over the native bridge (MS-ICPR over DCE/RPC).
+#[derive(Clone)]
+pub struct AdcsTarget {
+    /// RPC target host.
+    pub host: String,
+    /// CA common name (the part after the backslash of `ca-name`).
+    pub ca: String,
+    /// `ca-name` as written (`HOST\CA`), for messages.
+    pub ca_name: String,
+    /// Template requested.
+    pub template: String,
+    /// Authentication mechanism.
+    pub method: AuthMethod,
+    /// Domain of the service account.
+    pub domain: String,
+    /// Service account.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Kerberos KDC.
+    pub kdc: Option<String>,
+    /// Kerberos SPN of the CA (default `host/<host>`).
+    pub spn: Option<String>,
+    /// Fixed ICertPassage port, or None for the endpoint mapper.
+    pub port: Option<u16>,
+    /// Endpoint mapper port.
+    pub endpoint_mapper_port: u16,
+    /// RPC authentication level.
+    pub auth_level: AuthLevel,
+    /// Longest a request may stay pending.
+    pub default_timeout: Duration,
+    /// Budget of one RPC exchange (connect, bind, call).
+    pub request_timeout: Duration,
+    /// Chain to complete the CA's reply with (DER, issuer first), possibly
+    /// empty.
+    pub ca_chain: Vec<Vec<u8>>,
+    /// Do not revoke at the CA.
+    pub disable_ca_revocation: bool,
+    /// LDAP access to Active Directory for the preflight checks.
+    pub ldap: Option<LdapTarget>,
+}
+
+impl std::fmt::Debug for AdcsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdcsTarget")
+            .field("host", &self.host)
+            .field("ca", &self.ca)
+            .field("template", &self.template)
+            .field("method", &self.method)
+            .field("domain", &self.domain)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("port", &self.port)
+            .field("endpoint_mapper_port", &self.endpoint_mapper_port)
+            .field("ldap", &self.ldap)
+            .finish()
+    }
+}
+
+/// A domain controller to read templates, the enrollment service and the
+/// service account's rights from (simple bind over TLS with the target's
+/// credentials).
+#[derive(Debug, Clone)]
+pub struct LdapTarget {
+    /// `ldaps://…` or `ldap://…` (the latter always with StartTLS).
+    pub url: String,
+    /// Upgrade with StartTLS before binding.
+    pub start_tls: bool,
+    /// Trust anchors (DER); empty means the system's roots.
+    pub ca_certs: Vec<Vec<u8>>,
+    /// Where the trust anchors came from, for messages.
+    pub ca_file: Option<PathBuf>,
+    /// Configuration naming context, if given (else read from the rootDSE).
+    pub configuration_dn: Option<String>,
+    /// Name for the simple bind, if given (else derived from the username).
+    pub bind_name: Option<String>,
+    /// Budget of the connection and of each operation.
+    pub timeout: Duration,
+}
+
+/// A CA reached through `certreq.exe` (the fallback).
+#[derive(Debug, Clone)]
+pub struct CertreqTarget {
+    /// `HOST\CA Common Name`, given to `certreq -config`.
+    pub ca_name: String,
+    /// Template.
+    pub template: String,
+    /// Path of certreq.
+    pub certreq_path: PathBuf,
+    /// Budget of one certreq run; also how long a request may stay pending.
+    pub default_timeout: Duration,
+    /// Existing private directory for the per-exchange scratch directories
+    /// (the caller creates it with the permissions it wants).
+    pub scratch_dir: PathBuf,
+    /// Chain to complete certreq's output with (DER, issuer first).
+    pub ca_chain: Vec<Vec<u8>>,
+}
