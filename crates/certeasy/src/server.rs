@@ -1,6 +1,9 @@
 //! Starting and stopping the server: storage, authorities, validators,
 //! workers, the TLS listener, and graceful shutdown.
 
+mod accept;
+mod conn;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,12 +11,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use certeasy_va::Validator;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::ca::Authorities;
 use crate::config::Config;
@@ -136,15 +139,11 @@ pub async fn start_with_listener(
     let pool = WorkerPool::start(services.clone());
     let stop = CancellationToken::new();
     let addr = listener.local_addr()?;
-    let deadline = config.server.read_timeout + config.server.write_timeout;
-    let router = crate::wfe::router(services.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            deadline,
-            request_deadline,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            config.server.max_body_bytes,
-        ));
+    // Timeouts (header, body, response, idle, handler) are enforced per
+    // connection by `conn`; the body limit by the router.
+    let router = crate::wfe::router(services.clone()).layer(axum::extract::DefaultBodyLimit::max(
+        config.server.max_body_bytes,
+    ));
     services.authorities.spawn_health_probes(stop.clone());
     let task = tokio::spawn(accept_loop(
         listener,
@@ -163,34 +162,6 @@ pub async fn start_with_listener(
     })
 }
 
-/// Bounds one request (reading its body, handling it) by
-/// `read-timeout + write-timeout`, so a slow or stalled client cannot hold
-/// a handler forever.
-async fn request_deadline(
-    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            let p = acme_wire::Problem::new(
-                acme_wire::ProblemType::ServerInternal,
-                format!("the request was not completed within {limit:?}"),
-            )
-            .with_status(503);
-            let mut r =
-                axum::response::Response::new(axum::body::Body::from(p.to_json().to_string()));
-            *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/problem+json"),
-            );
-            r
-        }
-    }
-}
-
 async fn accept_loop(
     listener: TcpListener,
     tls: TlsAcceptor,
@@ -201,58 +172,93 @@ async fn accept_loop(
 ) {
     let cfg = &s.config.server;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Header, idle, body and response deadlines are the watchdog's of
+    // `conn` (hyper's header timer would also close idle keep-alive
+    // connections after read-header-timeout); no HTTP/2 keep-alive pings:
+    // idleness is judged by requests, and a client's pongs would not count.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.read_header_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(cfg.idle_timeout));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let handshake_timeout = cfg.read_header_timeout;
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let conns = accept::Connections::new(cfg);
+    if let Some(limit) = crate::config::open_file_limit() {
+        if u64::try_from(cfg.max_connections).unwrap_or(u64::MAX) >= limit {
+            tracing::warn!(target: "server", "server.max-connections ({}) is not below the open-file limit ({limit}): accept() will fail for lack of descriptors before the cap applies; raise the limit (LimitNOFILE=) or lower max-connections", cfg.max_connections);
+        }
+    }
+    tracing::info!(
+        target: "server",
+        "accepting at most {} connections{}, {} per client IP",
+        cfg.max_connections,
+        if cfg.max_connections_is_default { " (default from the open-file limit)" } else { "" },
+        cfg.max_connections_per_ip
+    );
+    let tracker = TaskTracker::new();
+    let mut backoff = accept::AcceptBackoff::default();
+    let mut refusals = accept::RateLimited::default();
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(target: "wfe", error = %e, "accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
             _ = stop.cancelled() => break,
             _ = &mut signal => break,
         };
-        let _ = tcp.set_nodelay(true);
-        let tls = tls.clone();
-        let service = TowerToHyperService::new(router.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(target: "wfe", %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(target: "wfe", %peer, error = %e, "connection ended with an error");
+        let (tcp, peer) = match accepted {
+            Ok(x) => {
+                backoff.succeeded();
+                x
             }
-        });
+            Err(e) if accept::is_per_connection(&e) => {
+                tracing::debug!(target: "server", error = %e, "accept: connection gone before it was accepted");
+                continue;
+            }
+            Err(e) => {
+                // Out of descriptors (EMFILE, ENFILE) or memory: retrying at
+                // once would spin; pause, doubling up to 1s.
+                let pause = backoff.failed(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = stop.cancelled() => break,
+                    _ = &mut signal => break,
+                }
+            }
+        };
+        let slot = match conns.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                if let Some(suppressed) = refusals.allow() {
+                    tracing::warn!(target: "server", %peer, "connection refused: {refused} ({suppressed} more refusals since the last line)");
+                }
+                // Reset at once: the client learns without waiting, and no
+                // TIME_WAIT is left here.
+                let _ = tcp.set_zero_linger();
+                drop(tcp);
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        tracker.spawn(conn::serve(
+            tcp,
+            peer,
+            slot,
+            tls.clone(),
+            builder.clone(),
+            router.clone(),
+        ));
     }
     drop(listener);
     tracing::info!(target: "server", "shutting down: no new connections; finishing in-flight requests");
-    if tokio::time::timeout(s.config.server.shutdown_timeout, graceful.shutdown())
+    conns.stop_all();
+    tracker.close();
+    if tokio::time::timeout(s.config.server.shutdown_timeout, tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!(target: "server", "shutdown-timeout reached with requests still in flight");
+        tracing::warn!(target: "server", open = conns.open(), "shutdown-timeout reached with requests still in flight");
     }
     pool.drain(&s, s.config.workers.drain_timeout.get()).await;
     s.store.close().await;

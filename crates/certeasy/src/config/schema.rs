@@ -4,7 +4,7 @@
 //! the defaults of SPEC §2. Values that must be positive use types that refuse
 //! an explicit zero while deserialising, so the error carries the key's line.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use serde::Deserialize;
 
@@ -52,18 +52,27 @@ pub struct Server {
     /// Listen address.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Time allowed to read request headers.
+    /// Time allowed for the TLS handshake and the first request head, and
+    /// for a later request head from its first byte.
     #[serde(default = "d5s")]
     pub read_header_timeout: ConfDuration,
-    /// Time allowed to read a request.
+    /// Time allowed to receive a request's body, from the end of its head.
     #[serde(default = "d10s")]
     pub read_timeout: ConfDuration,
-    /// Time allowed to write a response.
+    /// Time allowed to send a response, from its head to its last byte.
     #[serde(default = "d30s")]
     pub write_timeout: ConfDuration,
-    /// Keep-alive idle timeout.
+    /// A connection with no request in flight and none started for this long
+    /// is closed (HTTP/1.1 keep-alive and HTTP/2 alike).
     #[serde(default = "d60s")]
     pub idle_timeout: ConfDuration,
+    /// Most connections open at once (default: derived from the open-file
+    /// limit, see `ServerSettings::max_connections`).
+    #[serde(default)]
+    pub max_connections: Option<NonZeroU32>,
+    /// Most connections open at once from one peer IP address.
+    #[serde(default = "default_max_per_ip")]
+    pub max_connections_per_ip: NonZeroU32,
     /// Maximum request body size.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: NonZeroU64,
@@ -83,6 +92,9 @@ fn default_listen() -> String {
 }
 fn default_max_body() -> NonZeroU64 {
     NonZeroU64::new(1024 * 1024).unwrap_or(NonZeroU64::MIN)
+}
+fn default_max_per_ip() -> NonZeroU32 {
+    NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN)
 }
 fn d5s() -> ConfDuration {
     ConfDuration::secs(5)

@@ -49,14 +49,24 @@ pub struct ServerSettings {
     pub urls: Vec<url::Url>,
     /// Listen address.
     pub listen: SocketAddr,
-    /// Header read timeout.
+    /// TLS handshake and first request head, counted from accept; a later
+    /// request head, counted from its first byte.
     pub read_header_timeout: Duration,
-    /// Request read timeout.
+    /// Receiving one request's body, counted from the end of its head.
     pub read_timeout: Duration,
-    /// Response write timeout.
+    /// Sending one response, counted from its head to its last byte.
     pub write_timeout: Duration,
-    /// Keep-alive idle timeout.
+    /// No request in flight and none started for this long: the connection
+    /// is closed (HTTP/1.1 keep-alive and HTTP/2).
     pub idle_timeout: Duration,
+    /// Most connections open at once; the default is
+    /// [`default_max_connections`] of the open-file limit.
+    pub max_connections: usize,
+    /// Whether `max_connections` is the default (not configured).
+    pub max_connections_is_default: bool,
+    /// Most connections open at once from one peer IP address (the TCP
+    /// peer; peers in `trusted_proxies` are exempt).
+    pub max_connections_per_ip: usize,
     /// Largest accepted body.
     pub max_body_bytes: usize,
     /// Shutdown budget for in-flight requests.
@@ -65,6 +75,41 @@ pub struct ServerSettings {
     pub remote_ip_header: Option<String>,
     /// Trusted proxies.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Ceiling of the default `server.max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// The default `server.max-connections` for a process whose soft open-file
+/// limit is `open_files` (None: no such limit, as on Windows).
+///
+/// 10,000, lowered when the limit is smaller so that accept() does not run
+/// out of descriptors before the cap applies: a quarter of the limit (at
+/// least 32, at most 256) stays free for everything else — the database,
+/// outbound validations, CA connections, logs. A soft limit of 1,024 gives
+/// 768 connections; 256 gives 192; 10,256 and more give 10,000.
+pub fn default_max_connections(open_files: Option<u64>) -> usize {
+    let Some(limit) = open_files else {
+        return DEFAULT_MAX_CONNECTIONS;
+    };
+    let reserve = (limit / 4).clamp(32, 256);
+    let usable = limit.saturating_sub(reserve).max(1);
+    usize::try_from(usable)
+        .unwrap_or(usize::MAX)
+        .min(DEFAULT_MAX_CONNECTIONS)
+}
+
+/// This process's soft limit on open files (`RLIMIT_NOFILE`); None where
+/// there is none or it is unlimited.
+pub fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// One listener certificate bundle.
@@ -412,6 +457,13 @@ impl<'a> Checker<'a> {
             read_timeout: s.read_timeout.get(),
             write_timeout: s.write_timeout.get(),
             idle_timeout: s.idle_timeout.get(),
+            max_connections: s.max_connections.map_or_else(
+                || default_max_connections(open_file_limit()),
+                |n| usize::try_from(n.get()).unwrap_or(usize::MAX),
+            ),
+            max_connections_is_default: s.max_connections.is_none(),
+            max_connections_per_ip: usize::try_from(s.max_connections_per_ip.get())
+                .unwrap_or(usize::MAX),
             max_body_bytes: max_body,
             shutdown_timeout: s.shutdown_timeout.get(),
             remote_ip_header: s.remote_ip_header.clone(),

@@ -157,6 +157,46 @@ fn duration_without_unit_is_refused() {
 }
 
 #[test]
+fn connection_caps_default_and_refuse_zero() {
+    let c = load(BASE).expect("valid");
+    assert_eq!(c.server.max_connections_per_ip, 256);
+    assert!(c.server.max_connections_is_default);
+    assert_eq!(
+        c.server.max_connections,
+        default_max_connections(open_file_limit())
+    );
+    let c = load(&with(
+        "  listen: \"127.0.0.1:8443\"",
+        "  listen: \"127.0.0.1:8443\"\n  max-connections: 50000\n  max-connections-per-ip: 8",
+    ))
+    .expect("valid");
+    assert_eq!(c.server.max_connections, 50_000);
+    assert!(!c.server.max_connections_is_default);
+    assert_eq!(c.server.max_connections_per_ip, 8);
+    for key in ["max-connections", "max-connections-per-ip"] {
+        let (path, line, msg) = refuse(&with(
+            "  listen: \"127.0.0.1:8443\"",
+            &format!("  listen: \"127.0.0.1:8443\"\n  {key}: 0"),
+        ));
+        assert_eq!(path, format!("server.{key}"));
+        assert_eq!(line, Some(5));
+        assert!(msg.contains("nonzero") || msg.contains("zero"), "{msg}");
+    }
+}
+
+#[test]
+fn default_max_connections_leaves_descriptors_in_reserve() {
+    assert_eq!(default_max_connections(None), 10_000);
+    assert_eq!(default_max_connections(Some(1_048_576)), 10_000);
+    assert_eq!(default_max_connections(Some(10_256)), 10_000);
+    assert_eq!(default_max_connections(Some(4096)), 3840);
+    assert_eq!(default_max_connections(Some(1024)), 768);
+    assert_eq!(default_max_connections(Some(256)), 192);
+    assert_eq!(default_max_connections(Some(64)), 32);
+    assert_eq!(default_max_connections(Some(8)), 1);
+}
+
+#[test]
 fn partial_section_gets_defaults() {
     let c = load(&format!("{BASE}workers:\n  workers: 2\n")).expect("valid");
     assert_eq!(c.workers.workers.get(), 2);

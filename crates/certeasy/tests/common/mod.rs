@@ -55,6 +55,9 @@ pub struct Options {
     pub extra_allow: String,
     /// Replaces the `workers` section.
     pub workers_yaml: Option<String>,
+    /// Extra keys of the `server` section, each line indented two spaces
+    /// (e.g. "  idle-timeout: 2s\n").
+    pub server_extra: String,
 }
 
 impl Harness {
@@ -422,7 +425,7 @@ pub fn config_text(
 server:
   url: ["https://localhost:{port}"]
   listen: "127.0.0.1:{port}"
-{tls}dns-validation-profiles:
+{server_extra}{tls}dns-validation-profiles:
   - name: test
     timeout: 5s
     zones:
@@ -448,6 +451,7 @@ authorities:
 {policy_extra}{workers}{extra}"#,
         work = dir.join("work").display(),
         authority_extra = opts.authority_extra,
+        server_extra = opts.server_extra,
         policy_extra = opts.policy_extra,
         extra = opts.extra_sections,
         tls = opts.tls_yaml.clone().unwrap_or_else(|| "tls-certificate-manager:\n  bundles:\n    - name: listener\n      mode: pki\n      authority: builtin\n".into()),
