@@ -297,6 +297,46 @@ async fn a_policy_bound_only_to_adcs_refuses_ed25519_keys_at_finalize() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_adcs_first_and_the_built_in_ca_second_ed25519_is_signed_by_the_built_in_ca() {
+    // ADCS cannot issue for Ed25519; first_available must not ask it (its
+    // refusal would be final) but go to the authority that can.
+    let l = lab().await;
+    let opts = Options {
+        authority_extra: l.authority("lab", "WebServer", "Passw0rd!"),
+        extra_sections: binding("lab, builtin", "first_available"),
+        ..Options::default()
+    };
+    let h = Harness::start_with(opts).await;
+    let account = h.account().await;
+    let (der, _) = csr(&["ed-mixed.test"], &rcgen::PKCS_ED25519);
+    let pem = h
+        .issue(
+            &account,
+            &["ed-mixed.test"],
+            instant_acme::ChallengeType::Http01,
+            &der,
+        )
+        .await
+        .unwrap();
+    assert_eq!(common::signer(&h, &pem).await, "builtin");
+    let (der, _) = csr(&["ec-mixed.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let pem = h
+        .issue(
+            &account,
+            &["ec-mixed.test"],
+            instant_acme::ChallengeType::Http01,
+            &der,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        common::signer(&h, &pem).await,
+        "lab",
+        "other keys still go to ADCS first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_built_in_ca_issues_for_ed25519_keys() {
     let h = Harness::start().await;
     let raw = raw_for(&h);

@@ -35,6 +35,9 @@ pub struct IssueRequest<'a> {
     pub csr_der: &'a [u8],
     /// The order's names.
     pub names: &'a [DnsName],
+    /// Type of the CSR's key, when known: authorities that cannot issue for
+    /// it are skipped.
+    pub key: Option<pki::PublicKeyKind>,
     /// EKUs to grant beyond serverAuth (the CSR asked, the policy allows).
     /// ADCS ignores it: there the template decides, and the issued
     /// certificate is checked against the policy.
@@ -148,6 +151,8 @@ struct Entry {
     authority: Authority,
     failures: AtomicU32,
     probe_every: std::time::Duration,
+    /// [`AuthorityKind::issues_for`] of this authority's kind.
+    issues_for: Box<dyn Fn(pki::PublicKeyKind) -> bool + Send + Sync>,
 }
 
 impl Entry {
@@ -200,6 +205,7 @@ impl Authorities {
                     Authority::AdcsCli(AdcsCliCa::new(settings.as_ref().clone()))
                 }
             };
+            let kind = a.kind.clone();
             by_name.insert(
                 a.name.clone(),
                 Arc::new(Entry {
@@ -207,6 +213,7 @@ impl Authorities {
                     authority,
                     failures: AtomicU32::new(0),
                     probe_every: a.health_check_interval,
+                    issues_for: Box::new(move |key| kind.issues_for(key)),
                 }),
             );
         }
@@ -320,7 +327,17 @@ impl Authorities {
             Strategy::FirstAvailable => 0,
             Strategy::RoundRobin => b.next.fetch_add(1, Ordering::Relaxed) % n,
         };
-        let order: Vec<&Arc<Entry>> = (0..n).map(|i| &b.entries[(start + i) % n]).collect();
+        // Only the authorities that can issue for the CSR's key (ADCS cannot
+        // for Ed25519: with a mixed binding the built-in CA signs those).
+        let order: Vec<&Arc<Entry>> = (0..n)
+            .map(|i| &b.entries[(start + i) % n])
+            .filter(|e| req.key.is_none_or(|k| (e.issues_for)(k)))
+            .collect();
+        if order.is_empty() {
+            return Err(AuthorityError::Refused(format!(
+                "no authority of policy {policy} can issue for this key type"
+            )));
+        }
         let healthy: Vec<&Arc<Entry>> = order.iter().copied().filter(|e| e.healthy()).collect();
         let candidates = if healthy.is_empty() { order } else { healthy };
         let mut errors = Vec::new();

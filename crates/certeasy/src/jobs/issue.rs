@@ -70,6 +70,7 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
                 spki_der: &approved.spki_der,
                 csr_der: &csr,
                 names: &names,
+                key: Some(approved.key),
                 extra_eku: &approved.extra_eku,
                 not_before: order.not_before,
                 not_after: order.not_after,

@@ -287,6 +287,7 @@ async fn obtain_pki(
         spki_der: &spki,
         csr_der: csr.der(),
         names: &dns,
+        key: None,
         extra_eku: &[],
         not_before: None,
         not_after: None,
