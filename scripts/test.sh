@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh            everything
 #   SKIP_INTEROP=1 scripts/test.sh   only the Rust layers (unit, integration, crash)
+#   FUZZ_SECONDS=60 scripts/test.sh  each fuzz target runs 60 s (default 20)
 #
 # Build artefacts go to $CARGO_TARGET_DIR (default /var/tmp/certeasy-target,
 # outside the clone so CI and later runs reuse them); downloaded tools to
