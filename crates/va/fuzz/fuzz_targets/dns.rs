@@ -123,8 +123,7 @@ fn profile(server: SocketAddr) -> ValidationProfile {
         name: "fuzz".into(),
         timeout: Duration::from_secs(2),
         zones: vec![zone("test"), zone("example")],
-        ip_policy: IpPolicy::new(&[], &["10.0.0.0/8".into(), "fd00::/8".into()])
-            .expect("policy"),
+        ip_policy: IpPolicy::new(&[], &["10.0.0.0/8".into(), "fd00::/8".into()]).expect("policy"),
         http01_port: 80,
         tls_alpn01_port: 443,
     }
