@@ -83,6 +83,9 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         file: path.to_path_buf(),
         issues,
     };
+    if let Some(issue) = unusual_line_break(text) {
+        return Err(fail(vec![issue]));
+    }
     let doc: schema::Document = parse_value(text, &index, "").map_err(|i| fail(vec![i]))?;
     let config_dir = path
         .canonicalize()
@@ -96,6 +99,31 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         Some(c) if cx.issues.is_empty() => Ok(c),
         _ => Err(fail(cx.issues)),
     }
+}
+
+/// Refuses the characters that the YAML parser (YAML 1.1 rules) takes as
+/// line breaks but editors and the line index (YAML 1.2) do not: U+0085
+/// NEXT LINE, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR. Such a file
+/// means something other than it shows, and its errors would name lines
+/// that are not there (found by the `config` fuzz target).
+fn unusual_line_break(text: &str) -> Option<ConfigIssue> {
+    let (offset, c) = text
+        .char_indices()
+        .find(|(_, c)| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))?;
+    let name = match c {
+        '\u{85}' => "NEXT LINE",
+        '\u{2028}' => "LINE SEPARATOR",
+        _ => "PARAGRAPH SEPARATOR",
+    };
+    Some(ConfigIssue {
+        path: String::new(),
+        line: Some(text[..offset].matches('\n').count() + 1),
+        message: format!(
+            "the character U+{:04X} ({name}) is a line break to the YAML parser but not to most editors; \
+             remove it, or inside a double-quoted string write it as an escape",
+            u32::from(c)
+        ),
+    })
 }
 
 /// Deserialises YAML text into `T`, mapping the first error to an issue with

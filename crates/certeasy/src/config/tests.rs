@@ -828,6 +828,30 @@ fn yaml_syntax_error_names_the_line() {
     assert!(e.issues[0].line.is_some(), "{e}");
 }
 
+/// Found by the `config` fuzz target: serde_norway counts U+0085 as a line
+/// break, so this text was refused with "required key `workdir` is missing"
+/// on line 3 of a one-line file.
+#[test]
+fn yaml_1_1_line_breaks_are_refused_with_their_line() {
+    let e = load("\u{85} ").expect_err("refused");
+    assert_eq!(e.issues.len(), 1, "{e}");
+    assert_eq!(e.issues[0].line, Some(1), "{e}");
+    assert!(e.issues[0].message.contains("U+0085 (NEXT LINE)"), "{e}");
+    for c in ['\u{85}', '\u{2028}', '\u{2029}'] {
+        let text = with("password: secret", &format!("password: sec{c}ret"));
+        let e = load(&text).expect_err("refused");
+        let line = BASE
+            .lines()
+            .position(|l| l.contains("password: secret"))
+            .map(|i| i + 1);
+        assert_eq!(e.issues[0].line, line, "{e}");
+        assert!(
+            e.to_string().contains(&format!("U+{:04X}", u32::from(c))),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn quickstart_example_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart.yml");
