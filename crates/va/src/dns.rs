@@ -172,7 +172,7 @@ impl Resolvers {
                     });
                 }
                 let Some((cname, target)) = records.iter().find_map(|r| match &r.data {
-                    RData::CNAME(c) if owner(r) == at => Some((r, normalise(&c.0.to_ascii()))),
+                    RData::CNAME(c) if owner(r) == at => Some((r, host_name(&c.0))),
                     _ => None,
                 }) else {
                     if at == current {
@@ -184,9 +184,14 @@ impl Resolvers {
                 if zone.dnssec {
                     require_secure(std::slice::from_ref(cname), &at)?;
                 }
-                let Some((target_index, _)) = self.zone_for(&target) else {
+                let Some((target_index, target)) = target
+                    .clone()
+                    .ok()
+                    .and_then(|t| self.zone_for(&t).map(|(i, _)| (i, t)))
+                else {
+                    let shown = target.unwrap_or_else(|escaped| escaped);
                     return Err(ValidationFailure::dns(format!(
-                        "CNAME {at} -> {target} leaves the zones of validation profile {}",
+                        "CNAME {at} -> {shown} leaves the zones of validation profile {}",
                         self.profile_name
                     )));
                 };
@@ -307,6 +312,25 @@ impl Resolvers {
 }
 
 /// Fails unless every record of `records` (at `name`) is DNSSEC-validated.
+/// The normalised text of a name whose labels are all host-name labels
+/// (letters, digits, `-`, `_`), or `Err` with its escaped text. A label
+/// holding a dot (`elsewhere\.test.` is one label under the root) must
+/// never be read as the text `elsewhere.test` and so land in zone `test`.
+fn host_name(name: &hickory_proto::rr::Name) -> Result<String, String> {
+    let plain = name.iter().all(|label| {
+        !label.is_empty()
+            && label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    });
+    let text = normalise(&name.to_ascii());
+    if plain {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
 fn require_secure(records: &[Record], name: &str) -> Result<(), ValidationFailure> {
     match records.iter().find(|r| r.proof != Proof::Secure) {
         Some(bad) => Err(ValidationFailure::dns(format!(

@@ -121,6 +121,20 @@ async fn cname_inside_the_profile_is_followed() {
 }
 
 #[tokio::test]
+async fn cname_to_a_label_holding_a_dot_is_refused() {
+    // Found by the dns fuzz target: `elsewhere\.test.` is ONE label under
+    // the root, whose text form ends in ".test"; it must not count as a name
+    // inside zone `test`.
+    let dns = TestDns::start("test").await.expect("dns");
+    dns.set_cname("_acme-challenge.www.test", "elsewhere\\.test");
+    dns.set_txt("elsewhere\\.test", &[EXPECTED]);
+    let va = Validator::new(profile(&dns, 1, 1)).expect("validator");
+    let err = va.dns01("www.test", EXPECTED).await.expect_err("outside");
+    assert_eq!(err.kind, FailureKind::Dns, "{err}");
+    assert!(err.detail.contains("leaves the zones"), "{err}");
+}
+
+#[tokio::test]
 async fn cname_leaving_the_profile_is_refused() {
     let dns = TestDns::start("test").await.expect("dns");
     dns.set_cname("_acme-challenge.www.test", "delegated.example");
