@@ -13,7 +13,6 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,24 +42,6 @@ async fn harness(server_extra: &str) -> Harness {
         ..Options::default()
     })
     .await
-}
-
-/// A TLS client trusting the test CA, offering `alpn`.
-fn tls_client(root_pem: &Path, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for der in pki::pem_to_der_certs(&std::fs::read_to_string(root_pem).unwrap()).unwrap() {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der))
-            .unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
 
 fn localhost() -> ServerName<'static> {
@@ -136,7 +117,7 @@ async fn idle_tls_and_silent_connections_are_closed_within_read_header_timeout()
     let rht = Duration::from_secs(2);
     let h = harness("  read-header-timeout: 2s\n  idle-timeout: 3s\n").await;
     let addr = h.server().addr;
-    let connector = tls_client(&h.root_pem(), &[]);
+    let connector = common::tls_connector(&h.root_pem(), &[]);
     let bound = rht + SLACK;
 
     // A fresh client keeps asking for the directory during the hold.
@@ -242,7 +223,7 @@ async fn h2_client(
     tokio::task::JoinHandle<hyper::Result<()>>,
 ) {
     let tcp = connect_from(src, h.server().addr).await.unwrap();
-    let tls = tls_client(&h.root_pem(), &[b"h2"])
+    let tls = common::tls_connector(&h.root_pem(), &[b"h2"])
         .connect(localhost(), tcp)
         .await
         .unwrap();
@@ -311,7 +292,7 @@ async fn idle_http1_keep_alive_connection_is_closed_by_idle_timeout() {
     let idle = Duration::from_secs(2);
     let h = harness("  read-header-timeout: 1s\n  idle-timeout: 2s\n").await;
     let tcp = TcpStream::connect(h.server().addr).await.unwrap();
-    let tls = tls_client(&h.root_pem(), &[b"http/1.1"])
+    let tls = common::tls_connector(&h.root_pem(), &[b"http/1.1"])
         .connect(localhost(), tcp)
         .await
         .unwrap();
@@ -356,7 +337,7 @@ async fn a_request_body_that_stalls_gets_408_within_read_timeout() {
     let read_timeout = Duration::from_secs(1);
     let h = harness("  read-timeout: 1s\n  write-timeout: 2s\n").await;
     let tcp = TcpStream::connect(h.server().addr).await.unwrap();
-    let mut tls = tls_client(&h.root_pem(), &[b"http/1.1"])
+    let mut tls = common::tls_connector(&h.root_pem(), &[b"http/1.1"])
         .connect(localhost(), tcp)
         .await
         .unwrap();
@@ -403,7 +384,7 @@ async fn a_client_that_does_not_read_responses_is_cut_off_within_write_timeout()
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(h.server().addr).await.unwrap();
-    let mut tls = tls_client(&h.root_pem(), &[b"http/1.1"])
+    let mut tls = common::tls_connector(&h.root_pem(), &[b"http/1.1"])
         .connect(localhost(), tcp)
         .await
         .unwrap();
@@ -450,7 +431,7 @@ async fn per_ip_and_global_connection_caps_refuse_the_extra_connection() {
             .await;
     let addr = h.server().addr;
     let host = h.base().trim_start_matches("https://").to_string();
-    let connector = tls_client(&h.root_pem(), &[b"http/1.1"]);
+    let connector = common::tls_connector(&h.root_pem(), &[b"http/1.1"]);
     let ip = |last: u8| Ipv4Addr::new(127, 0, 3, last);
 
     // Three silent connections from one peer fill its share. Connections
@@ -603,22 +584,7 @@ impl LimitedServer {
                 }
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut ready = Some(ready_tx);
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.starts_with("ACME directory:") {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        });
-        ready_rx.await.expect("certeasy exited before serving");
+        common::wait_until_serving(child.stdout.take().unwrap()).await;
         // prlimit execs the command: the child is certeasy itself.
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
         assert_eq!(comm.trim(), "certeasy");

@@ -78,23 +78,7 @@ async fn spawn_server(config: &std::path::Path) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut ready = Some(ready_tx);
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with("ACME directory:") {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    });
-    ready_rx.await.expect("certeasy exited before serving");
+    common::wait_until_serving(child.stdout.take().unwrap()).await;
     child
 }
 

@@ -156,23 +156,7 @@ async fn traced_issuances(opts: common::Options) -> Footprint {
     .stdout(Stdio::piped())
     .spawn()
     .expect("strace is installed (scripts/test.sh installs it)");
-    let stdout = child.stdout.take().unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut ready = Some(ready_tx);
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with("ACME directory:") {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    });
-    ready_rx.await.expect("certeasy exited before serving");
+    common::wait_until_serving(child.stdout.take().unwrap()).await;
 
     let directory = format!("https://localhost:{port}/acme/directory");
     let (account, _) = Account::builder_with_root(work.join("ca/builtin/root.pem"))

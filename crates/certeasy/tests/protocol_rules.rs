@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::lab::lab;
 use common::raw::{Key, Raw, Resp};
 use common::{binding, csr, ready_order, Harness, Options};
@@ -202,25 +200,11 @@ async fn a_not_before_that_grew_old_before_finalize_is_refused() {
 /// no Host header.
 async fn get_h2(h: &Harness, url: &str) -> (http::Version, Value) {
     use http_body_util::{BodyExt, Empty};
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read_to_string(h.root_pem()).unwrap();
-    for der in pki::pem_to_der_certs(&pem).unwrap() {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der))
-            .unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(h.server().addr)
         .await
         .unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    let tls = common::tls_connector(&h.root_pem(), &[b"h2"])
         .connect(name, tcp)
         .await
         .unwrap();

@@ -396,6 +396,45 @@ pub fn rsa_csr(names: &[&str], bits: usize) -> Vec<u8> {
     params.serialize_request(&kp).unwrap().der().to_vec()
 }
 
+/// A TLS connector trusting the CAs of `root_pem`, offering `alpn`.
+pub fn tls_connector(root_pem: &Path, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in pki::pem_to_der_certs(&std::fs::read_to_string(root_pem).unwrap()).unwrap() {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// Waits until a `certeasy serve` subprocess prints its "ACME directory:"
+/// line on `stdout` (the rest of its output is drained by a thread).
+pub async fn wait_until_serving(stdout: std::process::ChildStdout) {
+    use std::io::BufRead;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut ready = Some(ready_tx);
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("ACME directory:") {
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    ready_rx.await.expect("certeasy exited before serving");
+}
+
 /// Writes a password file readable only by its owner (certeasy refuses
 /// secret files every user may read).
 pub fn write_secret(path: &Path, secret: &str) {
