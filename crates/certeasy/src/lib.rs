@@ -1,8 +1,11 @@
 //! certeasy: an on-premise ACME server (RFC 8555) in front of a company CA.
 //!
-//! Request flow: [`wfe`] (HTTP, JWS, nonces) → [`ra`] (state machines,
-//! policy) → [`store`] + [`jobs`]; jobs call the validation authority
-//! (`certeasy-va`) and the [`ca`] layer. See `docs/architecture.md`.
+//! Layers, each importing only those below it (a test checks this):
+//! [`cli`] → [`server`] (the composition root) → [`tls`] → [`wfe`] (HTTP,
+//! JWS, nonces) → [`ra`] (state machines; the jobs' work) → [`error`] →
+//! [`policy`] (which policy, authorities, validator) → {[`jobs`] engine,
+//! [`ca`], [`nonce`]} → [`store`] → [`logging`] → [`config`] → [`fsutil`].
+//! See `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
 
@@ -13,9 +16,10 @@ pub mod error;
 pub mod fsutil;
 pub mod jobs;
 pub mod logging;
+pub mod nonce;
+pub mod policy;
 pub mod ra;
 pub mod server;
-pub mod services;
 pub mod store;
 pub mod tls;
 pub mod wfe;

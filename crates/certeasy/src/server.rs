@@ -4,13 +4,11 @@
 mod accept;
 mod conn;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use certeasy_va::Validator;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -20,17 +18,21 @@ use tokio_util::task::TaskTracker;
 
 use crate::ca::Authorities;
 use crate::config::Config;
-use crate::jobs::{JobWaker, WorkerPool};
-use crate::services::Services;
+use crate::jobs::{Jobs, WorkerPool};
+use crate::nonce::NonceBook;
+use crate::policy::Catalogue;
+use crate::ra::Ra;
 use crate::store::Store;
 use crate::tls::ListenerCerts;
+use crate::wfe::Wfe;
 
 /// A running server.
 pub struct RunningServer {
     /// Bound listener address.
     pub addr: SocketAddr,
-    /// Shared state (tests inspect the store through it).
-    pub services: Arc<Services>,
+    /// The registration authority (tests inspect the store and the
+    /// authorities through it).
+    pub ra: Arc<Ra>,
     /// Path of the PEM bundle of built-in CA roots.
     pub root_pem: PathBuf,
     stop: CancellationToken,
@@ -41,7 +43,7 @@ impl RunningServer {
     /// Directory URL of the first public URL.
     pub fn directory_url(&self) -> String {
         let base = self
-            .services
+            .ra
             .config
             .server
             .urls
@@ -116,46 +118,38 @@ pub async fn start_with_listener(
         }
     }
 
-    let mut validators = BTreeMap::new();
-    for (name, profile) in &config.profiles {
-        let v = Validator::new(profile.clone())
-            .with_context(|| format!("validation profile {name}"))?;
-        validators.insert(name.clone(), Arc::new(v));
-    }
+    let catalogue = Arc::new(Catalogue::new(config.clone(), authorities.clone())?);
 
     let certs = ListenerCerts::start(&config, authorities.clone()).await?;
     let tls = TlsAcceptor::from(Arc::new(certs.server_config()?));
 
-    let services = Arc::new(Services {
-        config: config.clone(),
-        store: store.clone(),
-        validators,
-        authorities,
-        waker: JobWaker::new(&config.workers),
-        node_id,
-        nonces: crate::wfe::nonce::NonceBook::new()?,
-        accounts: Default::default(),
+    // The composition root: each layer gets the handles of those below it.
+    let jobs = Arc::new(Jobs::new(store.clone(), config.workers.clone(), node_id));
+    let ra = Arc::new(Ra::new(config.clone(), store, catalogue, jobs.clone()));
+    let pool = WorkerPool::start(jobs, ra.clone());
+    let wfe = Arc::new(Wfe {
+        ra: ra.clone(),
+        nonces: NonceBook::new()?,
     });
-    let pool = WorkerPool::start(services.clone());
     let stop = CancellationToken::new();
     let addr = listener.local_addr()?;
     // Timeouts (header, body, response, idle, handler) are enforced per
     // connection by `conn`; the body limit by the router.
-    let router = crate::wfe::router(services.clone()).layer(axum::extract::DefaultBodyLimit::max(
+    let router = crate::wfe::router(wfe).layer(axum::extract::DefaultBodyLimit::max(
         config.server.max_body_bytes,
     ));
-    services.authorities.spawn_health_probes(stop.clone());
+    authorities.spawn_health_probes(stop.clone());
     let task = tokio::spawn(accept_loop(
         listener,
         tls,
         router,
-        services.clone(),
+        ra.clone(),
         pool,
         stop.clone(),
     ));
     Ok(RunningServer {
         addr,
-        services,
+        ra,
         root_pem,
         stop,
         task,
@@ -166,7 +160,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: TlsAcceptor,
     router: axum::Router,
-    s: Arc<Services>,
+    s: Arc<Ra>,
     pool: WorkerPool,
     stop: CancellationToken,
 ) {
@@ -260,7 +254,7 @@ async fn accept_loop(
     {
         tracing::warn!(target: "server", open = conns.open(), "shutdown-timeout reached with requests still in flight");
     }
-    pool.drain(&s, s.config.workers.drain_timeout.get()).await;
+    pool.drain(s.config.workers.drain_timeout.get()).await;
     s.store.close().await;
     tracing::info!(target: "server", "stopped");
 }

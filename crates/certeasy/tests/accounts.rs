@@ -93,7 +93,7 @@ async fn a_deactivation_racing_contact_updates_is_never_undone() {
         );
         let stored = h
             .server()
-            .services
+            .ra
             .store
             .account(&id_of(&kid))
             .await
@@ -195,7 +195,7 @@ async fn deactivation_cancels_pending_orders_authorizations_and_queued_jobs() {
     let r = finalize(&raw, &key, &kid, &processing, "processing.test").await;
     assert_eq!(r.json()["status"], json!("processing"), "{}", r.json());
     let processing_id = id_of(&r.location());
-    let store = &h.server().services.store;
+    let store = &h.server().ra.store;
     assert_eq!(
         store.job_count().await.unwrap(),
         1,
@@ -274,7 +274,7 @@ async fn an_issuance_job_for_a_deactivated_account_does_not_reach_the_ca() {
             .await
             .unwrap(),
     );
-    let store = h.server().services.store.clone();
+    let store = h.server().ra.store.clone();
     let mut order = store.order(&order_id).await.unwrap().unwrap();
     for _ in 0..400 {
         if order.status != "processing" {

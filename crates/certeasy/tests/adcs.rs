@@ -71,7 +71,7 @@ async fn pending_request_is_retrieved_after_a_ca_officer_approves_it() {
     assert_eq!(signer(&h, &pem).await, "lab");
     assert!(h
         .server()
-        .services
+        .ra
         .store
         .pending_ca_requests()
         .await
@@ -121,7 +121,7 @@ async fn wrong_credentials_mark_the_authority_unhealthy_and_fail_over() {
     // The health probe (every 100ms) keeps failing authentication.
     let mut healthy = true;
     for _ in 0..100 {
-        healthy = h.server().services.authorities.is_healthy("badcreds");
+        healthy = h.server().ra.catalogue.authorities().is_healthy("badcreds");
         if !healthy {
             break;
         }
@@ -191,7 +191,7 @@ async fn issuance_problem(template: &str, names: &[&str], der: &[u8]) -> (String
     let instant_acme::Error::Api(problem) = err else {
         panic!("expected a problem: {err:?}")
     };
-    let stored = h.server().services.store.count_certs().await.unwrap();
+    let stored = h.server().ra.store.count_certs().await.unwrap();
     (problem.detail.unwrap_or_default(), stored)
 }
 

@@ -34,9 +34,9 @@ async fn first_available_fails_over_and_marks_the_failing_authority_unhealthy() 
         let up_root = std::fs::read_to_string(h.dir.path().join("work/ca/up/root.pem")).unwrap();
         assert_eq!(pem_certs(&pem)[1], pem_certs(&up_root)[0]);
     }
-    assert!(!h.server().services.authorities.is_healthy("down"));
-    assert!(h.server().services.authorities.is_healthy("up"));
-    assert!(h.server().services.authorities.every_policy_served());
+    assert!(!h.server().ra.catalogue.authorities().is_healthy("down"));
+    assert!(h.server().ra.catalogue.authorities().is_healthy("up"));
+    assert!(h.server().ra.catalogue.authorities().every_policy_served());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

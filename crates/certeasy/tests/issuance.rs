@@ -110,13 +110,7 @@ async fn revoke_by_account_then_already_revoked() {
         other => panic!("unexpected {other:?}"),
     }
     let serial = pki::serial_hex_of_cert(&leaf).unwrap();
-    let stored = h
-        .server()
-        .services
-        .store
-        .cert_by_serial(&serial)
-        .await
-        .unwrap();
+    let stored = h.server().ra.store.cert_by_serial(&serial).await.unwrap();
     assert_eq!(stored[0].revocation_reason, Some(4));
 }
 

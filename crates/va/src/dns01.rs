@@ -17,6 +17,20 @@ const MAX_VALUES_SHOWN: usize = 5;
 /// Each quoted value is cut after this many characters.
 const MAX_VALUE_CHARS: usize = 64;
 
+impl Validator {
+    /// Validates a dns-01 challenge: a TXT record at
+    /// `_acme-challenge.{domain}` equal to `expected_txt` (the base64url
+    /// SHA-256 of the key authorization). `domain` is the base name, without
+    /// `*.`.
+    pub async fn dns01(
+        &self,
+        domain: &str,
+        expected_txt: &str,
+    ) -> Result<ValidationRecord, ValidationFailure> {
+        validate(self, domain, expected_txt).await
+    }
+}
+
 pub(crate) async fn validate(
     va: &Validator,
     domain: &str,

@@ -69,6 +69,23 @@ pub const REDIRECT_TARGET_FAILED: &str =
 
 const USER_AGENT: &str = "certeasy-va (ACME validation)";
 
+impl Validator {
+    /// Validates an http-01 challenge (RFC 8555 §8.3): GET
+    /// `http://{domain}/.well-known/acme-challenge/{token}` (on the profile's
+    /// http-01 port), following at most 10 redirects (to DNS names only),
+    /// each hop re-resolved and checked against the IP policy. A failure
+    /// after a redirect says only that the redirect target did not answer
+    /// with the key authorization. See the `http01` module notes.
+    pub async fn http01(
+        &self,
+        domain: &str,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<ValidationRecord, ValidationFailure> {
+        validate(self, domain, token, key_authorization).await
+    }
+}
+
 pub(crate) async fn validate(
     va: &Validator,
     domain: &str,

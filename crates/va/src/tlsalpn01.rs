@@ -32,6 +32,18 @@ pub const ID_PE_ACME_IDENTIFIER: &str = "1.3.6.1.5.5.7.1.31";
 const ACME_IDENTIFIER_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(ID_PE_ACME_IDENTIFIER);
 const SUBJECT_ALT_NAME_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 
+impl Validator {
+    /// Validates a tls-alpn-01 challenge (RFC 8737) on the profile's
+    /// tls-alpn-01 port.
+    pub async fn tls_alpn01(
+        &self,
+        domain: &str,
+        key_authorization: &str,
+    ) -> Result<ValidationRecord, ValidationFailure> {
+        validate(self, domain, key_authorization).await
+    }
+}
+
 pub(crate) async fn validate(
     va: &Validator,
     domain: &str,

@@ -1,4 +1,8 @@
 //! The validator of one profile.
+//!
+//! The challenge methods (`dns01`, `http01`, `tls_alpn01`) are written
+//! beside their checks, in the challenge modules, which import this one:
+//! the imports run one way.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,7 +13,6 @@ use crate::dns::Resolvers;
 use crate::error::{FailureKind, VaConfigError, ValidationFailure};
 use crate::net::{permitted, Deadline};
 use crate::profile::{normalise, ValidationProfile};
-use crate::record::ValidationRecord;
 
 /// Validates challenges under one [`ValidationProfile`].
 ///
@@ -99,43 +102,6 @@ impl Validator {
             .await?;
         let allowed = permitted(&self.profile.ip_policy, &self.profile.name, host, &all)?;
         Ok((all, allowed))
-    }
-
-    /// Validates a dns-01 challenge: a TXT record at
-    /// `_acme-challenge.{domain}` equal to `expected_txt` (the base64url
-    /// SHA-256 of the key authorization). `domain` is the base name, without
-    /// `*.`.
-    pub async fn dns01(
-        &self,
-        domain: &str,
-        expected_txt: &str,
-    ) -> Result<ValidationRecord, ValidationFailure> {
-        crate::dns01::validate(self, domain, expected_txt).await
-    }
-
-    /// Validates an http-01 challenge (RFC 8555 §8.3): GET
-    /// `http://{domain}/.well-known/acme-challenge/{token}` (on the profile's
-    /// http-01 port), following at most 10 redirects (to DNS names only),
-    /// each hop re-resolved and checked against the IP policy. A failure
-    /// after a redirect says only that the redirect target did not answer
-    /// with the key authorization. See the `http01` module notes.
-    pub async fn http01(
-        &self,
-        domain: &str,
-        token: &str,
-        key_authorization: &str,
-    ) -> Result<ValidationRecord, ValidationFailure> {
-        crate::http01::validate(self, domain, token, key_authorization).await
-    }
-
-    /// Validates a tls-alpn-01 challenge (RFC 8737) on the profile's
-    /// tls-alpn-01 port.
-    pub async fn tls_alpn01(
-        &self,
-        domain: &str,
-        key_authorization: &str,
-    ) -> Result<ValidationRecord, ValidationFailure> {
-        crate::tlsalpn01::validate(self, domain, key_authorization).await
     }
 }
 

@@ -8,9 +8,9 @@
 //! in one transaction, so a retried job sees the effect and does nothing.
 //!
 //! Hand-off: a job enqueued on this node is written already leased to the
-//! node ([`enqueue`]) and, once its transaction committed, run at once by
+//! node ([`Jobs::enqueue`]) and, once its transaction committed, run at once by
 //! the request that queued it when one of the `workers` slots is free
-//! ([`run_now`]; it goes on in a task of its own if it outlasts the
+//! ([`Jobs::run_now`]; it goes on in a task of its own if it outlasts the
 //! request's wait), or else handed to a worker through memory
 //! ([`JobWaker::hand_off`]) — no claim statement either way. If the process
 //! dies first, the lease runs out and the job is claimed from the database
@@ -18,10 +18,8 @@
 //! safety net (jobs of a node that died, retries coming due). Workers and
 //! requests share the slots, so at most `workers` jobs run at once.
 
-mod issue;
-mod validate;
-
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,9 +28,29 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::services::Services;
+use crate::config::schema::Workers;
 use crate::store::jobs::{ClaimedJob, JobKind};
 use crate::store::{now_ms, Store, Tx};
+
+/// What runs a job of any kind: the engine knows job kinds and this trait,
+/// not what the jobs do (the registration authority implements it). A
+/// handler records its effect and deletes its job in one transaction, and
+/// is idempotent: a job is run again when its worker died.
+pub trait JobHandler: Send + Sync + 'static {
+    /// Runs one attempt of `job`.
+    fn run(&self, job: &ClaimedJob) -> impl Future<Output = anyhow::Result<Outcome>> + Send;
+}
+
+/// The job engine's side of the server: the queue in memory, the worker
+/// slots, the settings and the store the jobs live in. Built once by the
+/// server's composition root and shared.
+#[derive(Debug)]
+pub struct Jobs {
+    store: Store,
+    waker: JobWaker,
+    settings: Workers,
+    node_id: String,
+}
 
 /// What identifies a job: its kind and subject.
 type JobId = (JobKind, String);
@@ -77,7 +95,7 @@ impl Drop for AccountSlot {
 
 impl JobWaker {
     /// A waker for `workers` concurrent jobs.
-    pub fn new(workers: &crate::config::schema::Workers) -> JobWaker {
+    pub fn new(workers: &Workers) -> JobWaker {
         let slots = usize::try_from(workers.workers.get()).unwrap_or(usize::MAX);
         JobWaker {
             ready: Arc::default(),
@@ -128,7 +146,7 @@ impl JobWaker {
         }
     }
 
-    /// Gives a job enqueued by [`enqueue`] (after its transaction committed)
+    /// Gives a job enqueued by [`Jobs::enqueue`] (after its transaction committed)
     /// to an idle worker, or to the next one to go idle; without a job (it
     /// waits in the database), wakes a worker to poll for it.
     pub fn hand_off(&self, job: Option<ClaimedJob>) {
@@ -155,7 +173,7 @@ impl JobWaker {
 
     /// The lease (ms) of a job to hand off in memory, or None when
     /// `queue-size` jobs already wait there.
-    fn lease_for_new_job(&self, w: &crate::config::schema::Workers) -> Option<i64> {
+    fn lease_for_new_job(&self, w: &Workers) -> Option<i64> {
         ((lock(&self.ready).len() as u64) < w.queue_size.get())
             .then(|| w.lease.get().as_millis() as i64)
     }
@@ -176,48 +194,85 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Lease owner of the jobs handed off within this node.
-fn handoff_owner(s: &Services) -> String {
-    format!("{}/handoff", s.node_id)
-}
+impl Jobs {
+    /// The engine of node `node_id` over `store`, with `settings.workers`
+    /// slots.
+    pub fn new(store: Store, settings: Workers, node_id: String) -> Jobs {
+        Jobs {
+            waker: JobWaker::new(&settings),
+            store,
+            settings,
+            node_id,
+        }
+    }
 
-/// Enqueues a job in the caller's transaction, leased to this node; give
-/// the result to [`JobWaker::hand_off`] once the transaction committed.
-/// None when the same job was already queued (it runs on its own), or when
-/// `queue-size` jobs already wait in memory: then the job is written with
-/// an expired lease and a worker's poll claims it from the database.
-pub async fn enqueue(
-    s: &Services,
-    tx: &mut Tx,
-    kind: JobKind,
-    subject: &str,
-) -> crate::store::Result<Option<ClaimedJob>> {
-    let lease = s.waker.lease_for_new_job(&s.config.workers);
-    let job = Store::enqueue_leased_job(tx, kind, subject, &handoff_owner(s), lease.unwrap_or(-1))
+    /// The `workers` settings.
+    pub fn settings(&self) -> &Workers {
+        &self.settings
+    }
+
+    /// Lease owner of the jobs handed off within this node.
+    fn handoff_owner(&self) -> String {
+        format!("{}/handoff", self.node_id)
+    }
+
+    /// Enqueues a job in the caller's transaction, leased to this node; give
+    /// the result to [`run_now`](Self::run_now) once the transaction
+    /// committed. None when the same job was already queued (it runs on its
+    /// own), or when `queue-size` jobs already wait in memory: then the job
+    /// is written with an expired lease and a worker's poll claims it from
+    /// the database.
+    pub async fn enqueue(
+        &self,
+        tx: &mut Tx,
+        kind: JobKind,
+        subject: &str,
+    ) -> crate::store::Result<Option<ClaimedJob>> {
+        let lease = self.waker.lease_for_new_job(&self.settings);
+        let job = Store::enqueue_leased_job(
+            tx,
+            kind,
+            subject,
+            &self.handoff_owner(),
+            lease.unwrap_or(-1),
+        )
         .await?;
-    Ok(job.filter(|_| lease.is_some()))
-}
+        Ok(job.filter(|_| lease.is_some()))
+    }
 
-/// Runs a job that [`enqueue`] handed out (once its transaction committed)
-/// on the calling task, when a worker slot is free, for up to `wait`; a job
-/// still running then goes on in a task of its own and the caller returns.
-/// Without a free slot the job goes to the workers' queue and the caller
-/// waits as long for its attempt to end; without a job (it waits in the
-/// database) a worker is woken to poll for it.
-///
-/// Running on the request's task saves the two wake-ups of a hand-off
-/// (worker in, request out), which showed in the profile.
-pub async fn run_now(s: &Arc<Services>, job: Option<ClaimedJob>, wait: Duration) {
-    let Some(job) = job else {
-        s.waker.hand_off(None);
-        return;
-    };
-    let Some(slot) = s.waker.free_slot() else {
-        return s.waker.hand_off_and_wait(Some(job), wait).await;
-    };
-    let services = s.clone();
-    let attempt = async move { run_one(&services, job).await };
-    s.waker.run_in(slot, attempt, wait).await;
+    /// Runs a job that [`enqueue`](Self::enqueue) handed out (once its
+    /// transaction committed) with `handler` on the calling task, when a
+    /// worker slot is free, for up to `wait`; a job still running then goes
+    /// on in a task of its own and the caller returns. Without a free slot
+    /// the job goes to the workers' queue and the caller waits as long for
+    /// its attempt to end; without a job (it waits in the database) a
+    /// worker is woken to poll for it.
+    ///
+    /// Running on the request's task saves the two wake-ups of a hand-off
+    /// (worker in, request out), which showed in the profile.
+    pub async fn run_now<H: JobHandler>(
+        self: &Arc<Self>,
+        handler: &Arc<H>,
+        job: Option<ClaimedJob>,
+        wait: Duration,
+    ) {
+        let Some(job) = job else {
+            self.waker.hand_off(None);
+            return;
+        };
+        let Some(slot) = self.waker.free_slot() else {
+            return self.waker.hand_off_and_wait(Some(job), wait).await;
+        };
+        let (jobs, handler) = (self.clone(), handler.clone());
+        let attempt = async move { run_one(&jobs, handler.as_ref(), job).await };
+        self.waker.run_in(slot, attempt, wait).await;
+    }
+
+    /// A place for one more running validation of `account` (see
+    /// [`JobWaker::account_slot`]).
+    pub fn account_slot(&self, account: &str, cap: u64) -> Option<AccountSlot> {
+        self.waker.account_slot(account, cap)
+    }
 }
 
 /// What a handler decided.
@@ -243,29 +298,29 @@ pub const MAX_ATTEMPTS: i64 = 12;
 pub struct WorkerPool {
     tasks: JoinSet<()>,
     stop: CancellationToken,
+    jobs: Arc<Jobs>,
 }
 
 impl WorkerPool {
-    /// Starts `workers.workers` workers.
-    pub fn start(services: Arc<Services>) -> WorkerPool {
+    /// Starts `workers.workers` workers running `handler`.
+    pub fn start<H: JobHandler>(jobs: Arc<Jobs>, handler: Arc<H>) -> WorkerPool {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let n = services.config.workers.workers.get();
-        for i in 0..n {
-            let s = services.clone();
-            let stop = stop.clone();
-            tasks.spawn(async move { worker_loop(s, i, stop).await });
+        for i in 0..jobs.settings.workers.get() {
+            let (jobs, handler, stop) = (jobs.clone(), handler.clone(), stop.clone());
+            tasks.spawn(async move { worker_loop(jobs, handler, i, stop).await });
         }
-        WorkerPool { tasks, stop }
+        WorkerPool { tasks, stop, jobs }
     }
 
     /// Stops claiming new jobs and waits up to `timeout` for running ones.
     /// Jobs still running after that are abandoned; their lease expires and
     /// another node (or the next start) picks them up. Jobs handed off but
     /// not started are put back in the queue, runnable at once.
-    pub async fn drain(mut self, services: &Services, timeout: Duration) {
+    pub async fn drain(mut self, timeout: Duration) {
         self.stop.cancel();
-        let detached = &services.waker.detached;
+        let jobs = self.jobs.clone();
+        let detached = &jobs.waker.detached;
         detached.close();
         let wait = async {
             while self.tasks.join_next().await.is_some() {}
@@ -275,8 +330,8 @@ impl WorkerPool {
             tracing::warn!(target: "jobs", "drain timeout reached; abandoning running jobs to lease expiry");
             self.tasks.abort_all();
         }
-        while let Some(job) = services.waker.take() {
-            if let Err(e) = services
+        while let Some(job) = jobs.waker.take() {
+            if let Err(e) = jobs
                 .store
                 .retry_job(&job, now_ms(), "released at shutdown")
                 .await
@@ -287,8 +342,13 @@ impl WorkerPool {
     }
 }
 
-async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
-    let w = &s.config.workers;
+async fn worker_loop<H: JobHandler>(
+    s: Arc<Jobs>,
+    handler: Arc<H>,
+    index: u64,
+    stop: CancellationToken,
+) {
+    let w = &s.settings;
     let owner = format!("{}/{index}", s.node_id);
     let lease = w.lease.get();
     let idle_min = w.idle_min.get();
@@ -308,7 +368,7 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
         if let Some(job) = s.waker.take() {
             idle = idle_min;
             let id = job_id(&job);
-            run_one(&s, job).await;
+            run_one(&s, handler.as_ref(), job).await;
             s.waker.attempt_ended(&id);
             continue;
         }
@@ -316,7 +376,7 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
             Ok(Some(job)) => {
                 idle = idle_min;
                 let id = job_id(&job);
-                run_one(&s, job).await;
+                run_one(&s, handler.as_ref(), job).await;
                 s.waker.attempt_ended(&id);
             }
             Ok(None) => {
@@ -348,10 +408,10 @@ async fn worker_loop(s: Arc<Services>, index: u64, stop: CancellationToken) {
 /// Margin kept between a handler's deadline and its lease's end.
 const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
-async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
+async fn run_one<H: JobHandler>(s: &Jobs, handler: &H, mut job: ClaimedJob) {
     let span = tracing::info_span!("job", kind = job.kind.as_str(), subject = %job.subject, attempt = job.attempts);
     let _enter = span.enter();
-    let lease = s.config.workers.lease.get();
+    let lease = s.settings.lease.get();
     // A job handed off in memory may have waited for a worker; renew its
     // lease when less than half of it is left, so the handler gets its time.
     let left = Duration::from_millis((job.lease_until - now_ms()).max(0) as u64);
@@ -374,19 +434,13 @@ async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
     let budget = Duration::from_millis((job.lease_until - now_ms()).max(0) as u64)
         .saturating_sub(LEASE_MARGIN)
         .max(Duration::from_secs(1));
-    let result = tokio::time::timeout(budget, async {
-        match job.kind {
-            JobKind::Validate => validate::run(s, &job).await,
-            JobKind::Issue => issue::run(s, &job).await,
-        }
-    })
-    .await;
+    let result = tokio::time::timeout(budget, handler.run(&job)).await;
     let outcome = match result {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => Outcome::Retry(e.to_string()),
         Err(_) => Outcome::Retry(format!("job exceeded its lease budget of {budget:?}")),
     };
-    let w = &s.config.workers;
+    let w = &s.settings;
     let (reason, delay) = match outcome {
         Outcome::Done => {
             tracing::debug!(target: "jobs", "job done");
@@ -418,7 +472,7 @@ async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
 }
 
 /// Exponential backoff: `base * 2^(attempts-1)`, capped at `max-backoff`.
-pub fn backoff(w: &crate::config::schema::Workers, attempts: i64) -> Duration {
+pub fn backoff(w: &Workers, attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 30) as u32 - 1;
     let d = w
         .base_backoff
@@ -443,11 +497,11 @@ mod tests {
 
     #[test]
     fn jobs_beyond_queue_size_are_not_leased_for_memory() {
-        let w = crate::config::schema::Workers {
+        let w = Workers {
             queue_size: std::num::NonZeroU64::MIN,
             ..Default::default()
         };
-        let waker = JobWaker::new(&crate::config::schema::Workers::default());
+        let waker = JobWaker::new(&Workers::default());
         assert_eq!(waker.lease_for_new_job(&w), Some(30_000));
         waker.hand_off(Some(job(1)));
         assert_eq!(waker.lease_for_new_job(&w), None, "the queue is full");
@@ -457,7 +511,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_request_is_released_when_the_attempt_ends() {
-        let waker = JobWaker::new(&crate::config::schema::Workers::default());
+        let waker = JobWaker::new(&Workers::default());
         let worker = waker.clone();
         let run = tokio::spawn(async move {
             // The worker side: take the job, end its attempt.
@@ -477,7 +531,7 @@ mod tests {
     }
 
     fn one_worker() -> JobWaker {
-        JobWaker::new(&crate::config::schema::Workers {
+        JobWaker::new(&Workers {
             workers: std::num::NonZeroU64::MIN,
             ..Default::default()
         })
@@ -521,7 +575,7 @@ mod tests {
 
     #[test]
     fn an_account_gets_at_most_its_cap_of_validation_slots() {
-        let waker = JobWaker::new(&crate::config::schema::Workers::default());
+        let waker = JobWaker::new(&Workers::default());
         let a1 = waker.account_slot("a", 2).expect("first");
         let a2 = waker.account_slot("a", 2).expect("second");
         assert!(waker.account_slot("a", 2).is_none(), "cap reached");
@@ -536,7 +590,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let w = crate::config::schema::Workers::default();
+        let w = Workers::default();
         assert_eq!(backoff(&w, 1), Duration::from_secs(1));
         assert_eq!(backoff(&w, 2), Duration::from_secs(2));
         assert_eq!(backoff(&w, 5), Duration::from_secs(16));

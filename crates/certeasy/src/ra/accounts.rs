@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::Ra;
 use crate::error::{AcmeError, AcmeResult};
-use crate::services::Services;
 use crate::store::{new_id, now_ms, AccountChange, AccountRow, Store};
 
 /// Accounts with their parsed keys, cached in this process: every
@@ -33,6 +33,12 @@ pub struct AccountCache {
     inner: Mutex<CacheInner>,
 }
 
+impl std::fmt::Debug for AccountCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountCache").finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct CacheInner {
     map: HashMap<String, CachedAccount>,
@@ -53,8 +59,8 @@ pub const CACHED_ACCOUNT_LIFETIME: Duration = Duration::from_secs(60);
 
 impl AccountCache {
     /// The account `id` and its key, from the cache or the database.
-    pub async fn get(&self, s: &Services, id: &str) -> AcmeResult<Option<Arc<(AccountRow, Jwk)>>> {
-        self.get_or_load(id, || async { Ok(s.store.account(id).await?) })
+    pub async fn get(&self, store: &Store, id: &str) -> AcmeResult<Option<Arc<(AccountRow, Jwk)>>> {
+        self.get_or_load(id, || async { Ok(store.account(id).await?) })
             .await
     }
 
@@ -132,7 +138,7 @@ pub fn account_not_valid(status: &str) -> AcmeError {
 
 /// Why a conditional write to account `acct` (as authenticated) changed
 /// nothing: the account changed since the request was authenticated.
-async fn changed_meanwhile(s: &Services, acct: &AccountRow) -> AcmeError {
+async fn changed_meanwhile(s: &Ra, acct: &AccountRow) -> AcmeError {
     let now = match s.store.account(&acct.id).await {
         Ok(now) => now,
         Err(e) => return e.into(),
@@ -189,11 +195,7 @@ pub fn check_contacts(contacts: &[String]) -> AcmeResult<()> {
 }
 
 /// new-account: find or create the account of `jwk`.
-pub async fn new_account(
-    s: &Services,
-    jwk: &Jwk,
-    req: &NewAccountRequest,
-) -> AcmeResult<NewAccount> {
+pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResult<NewAccount> {
     let thumbprint = jwk.thumbprint();
     if let Some(existing) = s.store.account_by_thumbprint(&thumbprint).await? {
         return Ok(NewAccount::Existing(existing));
@@ -234,7 +236,7 @@ pub async fn new_account(
 /// deactivation cancels the account's pending work in the same transaction
 /// ([`Store::cancel_account_work`]).
 pub async fn update_account(
-    s: &Services,
+    s: &Ra,
     acct: AccountRow,
     req: &AccountUpdateRequest,
 ) -> AcmeResult<AccountRow> {
@@ -295,7 +297,7 @@ pub async fn update_account(
 /// concurrent key changes from one key, one wins and the other is refused
 /// (401).
 pub async fn key_change(
-    s: &Services,
+    s: &Ra,
     acct: &AccountRow,
     acct_url: &str,
     new_key: &Jwk,

@@ -2,10 +2,73 @@
 //! finalize and revocation — the RFC 8555 state machines and the issuance
 //! policy checks. Called by the WFE with an authenticated account; persists
 //! through the store and enqueues jobs. Knows nothing of HTTP.
+//!
+//! [`Ra`] holds what these need — the configuration, the store, the policy
+//! catalogue, the job engine and the account cache — built once by the
+//! server's composition root and passed down; nothing here reaches up to
+//! the web front end or the server. The jobs' work (validation, issuance)
+//! lives here too: [`Ra`] is the job engine's [`JobHandler`], so the engine
+//! knows job kinds, not what they do.
 
 pub mod accounts;
+pub mod issuance;
 pub mod orders;
 pub mod revoke;
+pub mod validation;
+
+#[cfg(test)]
+mod state_tests;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::jobs::{JobHandler, Jobs, Outcome};
+use crate::policy::Catalogue;
+use crate::store::jobs::{ClaimedJob, JobKind};
+use crate::store::Store;
+
+/// The registration authority's state: everything its operations and its
+/// jobs need.
+#[derive(Debug)]
+pub struct Ra {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Database.
+    pub store: Store,
+    /// Policies, their authorities and validators.
+    pub catalogue: Arc<Catalogue>,
+    /// The job engine (queue, worker slots).
+    pub jobs: Arc<Jobs>,
+    /// Accounts and their parsed keys, cached for authentication.
+    pub accounts: accounts::AccountCache,
+}
+
+impl Ra {
+    /// The registration authority over these parts.
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        catalogue: Arc<Catalogue>,
+        jobs: Arc<Jobs>,
+    ) -> Ra {
+        Ra {
+            config,
+            store,
+            catalogue,
+            jobs,
+            accounts: Default::default(),
+        }
+    }
+}
+
+impl JobHandler for Ra {
+    async fn run(&self, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+        match job.kind {
+            JobKind::Validate => validation::run(self, job).await,
+            JobKind::Issue => issuance::run(self, job).await,
+        }
+    }
+}
 
 /// Lifetime of a pending order and of its authorizations.
 pub const ORDER_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;

@@ -3,15 +3,13 @@
 use std::sync::Arc;
 
 use acme_wire::{FinalizeRequest, Identifier, NewOrderRequest, Problem, ProblemType, Subproblem};
-use pki::{DnsName, RefusalKind, ScopeDecision};
+use pki::{DnsName, RefusalKind};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::Ra;
 use super::{effective_order_status, MAX_IDENTIFIERS, ORDER_LIFETIME_MS};
-use crate::config::PolicySettings;
 use crate::error::{AcmeError, AcmeResult};
-use crate::jobs;
-use crate::services::Services;
 use crate::store::jobs::JobKind;
 use crate::store::{
     new_id, now_ms, AccountRow, AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow, Store,
@@ -76,55 +74,6 @@ pub fn normalise_identifiers(ids: &[Identifier]) -> AcmeResult<Vec<DnsName>> {
     Ok(names)
 }
 
-/// Selects the one issuance policy that allows every name. When none does,
-/// the problem says, per name, which rule of which policy decided.
-pub fn select_policy<'a>(
-    policies: &'a [PolicySettings],
-    names: &[DnsName],
-) -> AcmeResult<&'a PolicySettings> {
-    if let Some(p) = policies.iter().find(|p| {
-        names
-            .iter()
-            .all(|n| matches!(p.scope.check(n), ScopeDecision::Allowed { .. }))
-    }) {
-        return Ok(p);
-    }
-    let mut subs = Vec::new();
-    for n in names {
-        let mut reasons = Vec::new();
-        let mut allowed_by = Vec::new();
-        for p in policies {
-            match p.scope.check(n) {
-                ScopeDecision::Allowed { .. } => allowed_by.push(p.name.clone()),
-                ScopeDecision::Denied { rule } => {
-                    reasons.push(format!("denied by rule {rule:?} of policy {:?}", p.name))
-                }
-                ScopeDecision::NotAllowed => {}
-            }
-        }
-        let detail = if !reasons.is_empty() {
-            reasons.join("; ")
-        } else if allowed_by.is_empty() {
-            format!("{} is not allowed by any issuance policy", n.as_str())
-        } else {
-            // Allowed, but by a policy that does not allow the other names.
-            format!("{} is allowed only by policy {}, which does not allow every name of this order; request it in a separate order", n.as_str(), allowed_by.join(", "))
-        };
-        subs.push(Subproblem {
-            kind: ProblemType::RejectedIdentifier,
-            detail,
-            identifier: Some(Identifier::dns(n.as_str())),
-        });
-    }
-    let detail = match subs.as_slice() {
-        [one] => one.detail.clone(),
-        _ => "no single issuance policy allows every identifier of this order".to_string(),
-    };
-    Err(Problem::new(ProblemType::RejectedIdentifier, detail)
-        .with_subproblems(subs)
-        .into())
-}
-
 fn parse_time(field: &str, v: &Option<String>) -> AcmeResult<Option<i64>> {
     match v {
         None => Ok(None),
@@ -168,12 +117,12 @@ fn check_not_before(not_before: i64, now: i64, when: &str) -> AcmeResult<()> {
 
 /// new-order.
 pub async fn new_order(
-    s: &Services,
+    s: &Ra,
     acct: &AccountRow,
     req: &NewOrderRequest,
 ) -> AcmeResult<(OrderRow, Vec<AuthzRow>)> {
     let names = normalise_identifiers(&req.identifiers)?;
-    let policy = select_policy(&s.config.policies, &names)?;
+    let policy = s.catalogue.select(&names)?;
     if let Some(p) = &req.profile {
         return Err(AcmeError::new(
             ProblemType::InvalidProfile,
@@ -207,7 +156,10 @@ pub async fn new_order(
                 "notAfter is in the past",
             ));
         }
-        let max = max_validity_ms(s, &policy.name);
+        let max = s
+            .catalogue
+            .max_validity(&policy.name)
+            .map_or(i64::MAX, |d| d.as_millis() as i64);
         // The lifetime the issued certificate will have: from the
         // notBefore asked for, or from the CA's backdated start.
         let start = not_before.unwrap_or(now - UNSPECIFIED_NOT_BEFORE_BACKDATE_MS);
@@ -294,7 +246,7 @@ pub async fn new_order(
 /// authorizations expire for this order to fit (validating or deactivating
 /// them frees room sooner).
 async fn pending_authz_limit(
-    s: &Services,
+    s: &Ra,
     tx: &mut crate::store::Tx,
     account: &str,
     adding: usize,
@@ -323,21 +275,8 @@ async fn pending_authz_limit(
     Err(problem.into())
 }
 
-/// Smallest `max-validity` among the authorities bound to a policy.
-fn max_validity_ms(s: &Services, policy: &str) -> i64 {
-    s.config
-        .bindings
-        .get(policy)
-        .into_iter()
-        .flat_map(|b| b.authorities.iter())
-        .filter_map(|a| s.config.authority(a))
-        .map(|a| a.max_validity.as_millis() as i64)
-        .min()
-        .unwrap_or(i64::MAX)
-}
-
 /// Loads an order that must belong to `acct`.
-pub async fn owned_order(s: &Services, acct: &AccountRow, id: &str) -> AcmeResult<OrderRow> {
+pub async fn owned_order(s: &Ra, acct: &AccountRow, id: &str) -> AcmeResult<OrderRow> {
     match s.store.order(id).await? {
         Some(o) if o.account_id == acct.id => Ok(o),
         Some(_) => Err(AcmeError::new(
@@ -349,7 +288,7 @@ pub async fn owned_order(s: &Services, acct: &AccountRow, id: &str) -> AcmeResul
 }
 
 /// Loads an authorization that must belong to `acct`.
-pub async fn owned_authz(s: &Services, acct: &AccountRow, id: &str) -> AcmeResult<AuthzRow> {
+pub async fn owned_authz(s: &Ra, acct: &AccountRow, id: &str) -> AcmeResult<AuthzRow> {
     match s.store.authz(id).await? {
         Some(a) if a.account_id == acct.id => Ok(a),
         Some(_) => Err(AcmeError::new(
@@ -367,48 +306,10 @@ pub fn not_found(what: &str) -> AcmeError {
         .into()
 }
 
-/// Why an order's names are no longer acceptable under its policy (the
-/// policy was removed or narrowed since the order was created), if they are not.
-pub fn scope_refusal(s: &Services, policy: &str, names: &[String]) -> Option<Problem> {
-    let Some(p) = s.config.policies.iter().find(|p| p.name == policy) else {
-        return Some(Problem::new(
-            ProblemType::RejectedIdentifier,
-            format!("issuance policy {policy:?} of this order is no longer configured"),
-        ));
-    };
-    let mut subs = Vec::new();
-    for n in names {
-        let decision = DnsName::parse(n).map(|d| p.scope.check(&d));
-        let detail = match decision {
-            Ok(ScopeDecision::Allowed { .. }) => continue,
-            Ok(ScopeDecision::Denied { rule }) => {
-                format!("denied by rule {rule:?} of policy {policy:?}")
-            }
-            Ok(ScopeDecision::NotAllowed) => format!("no longer allowed by policy {policy:?}"),
-            Err(e) => e.to_string(),
-        };
-        subs.push(Subproblem {
-            kind: ProblemType::RejectedIdentifier,
-            detail,
-            identifier: Some(Identifier::dns(n.clone())),
-        });
-    }
-    if subs.is_empty() {
-        return None;
-    }
-    Some(
-        Problem::new(
-            ProblemType::RejectedIdentifier,
-            format!("the issuance policy {policy:?} no longer allows every name of this order"),
-        )
-        .with_subproblems(subs),
-    )
-}
-
 /// POST to a challenge URL with `{}`: start validation, and wait up to
 /// `workers.validation-wait` for it to end; the challenge as it is then.
 pub async fn respond_challenge(
-    s: &Arc<Services>,
+    s: &Arc<Ra>,
     acct: &AccountRow,
     chall_id: &str,
 ) -> AcmeResult<(ChallengeRow, AuthzRow)> {
@@ -429,7 +330,9 @@ pub async fn respond_challenge(
     let mut tx = s.store.begin().await?;
     let started = Store::start_challenge(&mut tx, &chall.id).await?;
     let job = if started {
-        jobs::enqueue(s, &mut tx, JobKind::Validate, &chall.id).await?
+        s.jobs
+            .enqueue(&mut tx, JobKind::Validate, &chall.id)
+            .await?
     } else {
         None
     };
@@ -440,13 +343,15 @@ pub async fn respond_challenge(
     // A quick validation ends within the request: the answer is the
     // challenge's outcome and the client's first poll finds the
     // authorization decided.
-    jobs::run_now(s, job, s.config.workers.validation_wait.get()).await;
+    s.jobs
+        .run_now(s, job, s.config.workers.validation_wait.get())
+        .await;
     let chall = challenge(s, chall_id).await?;
     Ok((chall, authz))
 }
 
 /// The challenge `id`, or a 404 problem.
-async fn challenge(s: &Services, id: &str) -> AcmeResult<ChallengeRow> {
+async fn challenge(s: &Ra, id: &str) -> AcmeResult<ChallengeRow> {
     s.store
         .challenge(id)
         .await?
@@ -458,7 +363,7 @@ async fn challenge(s: &Services, id: &str) -> AcmeResult<ChallengeRow> {
 /// its authorization was answered first — one challenge validates an
 /// authorization, so this one is refused.
 async fn not_started(
-    s: &Services,
+    s: &Ra,
     chall_id: &str,
     authz: AuthzRow,
 ) -> AcmeResult<(ChallengeRow, AuthzRow)> {
@@ -481,7 +386,7 @@ async fn not_started(
 }
 
 /// POST to an authorization URL with `{"status":"deactivated"}`.
-pub async fn deactivate_authz(s: &Services, acct: &AccountRow, authz: &AuthzRow) -> AcmeResult<()> {
+pub async fn deactivate_authz(s: &Ra, acct: &AccountRow, authz: &AuthzRow) -> AcmeResult<()> {
     let _ = acct;
     let mut tx = s.store.begin().await?;
     if !Store::set_authz_status(&mut tx, &authz.id, &["pending", "valid"], "deactivated").await? {
@@ -509,35 +414,6 @@ pub async fn deactivate_authz(s: &Services, acct: &AccountRow, authz: &AuthzRow)
     Ok(())
 }
 
-/// The refusal of a CSR key of type `key` when no authority bound to
-/// `policy` can issue for it (an ADCS-only binding and an Ed25519 key):
-/// better `badPublicKey` now than a denial by the CA after finalize.
-fn key_refusal(s: &Services, policy: &str, key: pki::PublicKeyKind) -> Option<AcmeError> {
-    let authorities: Vec<_> = s
-        .config
-        .bindings
-        .get(policy)
-        .into_iter()
-        .flat_map(|b| b.authorities.iter())
-        .filter_map(|a| s.config.authority(a))
-        .collect();
-    // A policy without authorities fails at issuance, with its own message.
-    if authorities.is_empty() || authorities.iter().any(|a| a.kind.issues_for(key)) {
-        return None;
-    }
-    let names: Vec<String> = authorities
-        .iter()
-        .map(|a| format!("{} (type {})", a.name, a.kind.type_name()))
-        .collect();
-    Some(AcmeError::new(
-        ProblemType::BadPublicKey,
-        format!(
-            "the authorities of issuance policy {policy:?}, {}, cannot issue certificates for {key} keys; use a key of another type (RSA or ECDSA)",
-            names.join(", ")
-        ),
-    ))
-}
-
 /// Whether `spki_der` (a CSR's SubjectPublicKeyInfo) is the key of `acct`.
 /// Compared as RFC 7638 thumbprints, which depend on the key alone, not on
 /// how the SPKI encodes it (RSA parameters NULL or absent, and so on).
@@ -547,7 +423,7 @@ fn is_account_key(spki_der: &[u8], acct: &AccountRow) -> bool {
 
 /// finalize: check the CSR against the order and the policy, then queue issuance.
 pub async fn finalize(
-    s: &Arc<Services>,
+    s: &Arc<Ra>,
     acct: &AccountRow,
     order_id: &str,
     req: &FinalizeRequest,
@@ -578,7 +454,7 @@ pub async fn finalize(
         .map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
     // The configuration may have changed since new-order (restart with a
     // narrower policy): check the scope again before anything is signed.
-    if let Some(problem) = scope_refusal(s, &order.policy, &order.names) {
+    if let Some(problem) = s.catalogue.scope_refusal(&order.policy, &order.names) {
         let mut tx = s.store.begin().await?;
         Store::set_order_status(
             &mut tx,
@@ -591,7 +467,10 @@ pub async fn finalize(
         tx.commit().await?;
         return Err(problem.into());
     }
-    let policy = s.policy(&order.policy).map_err(AcmeError::Internal)?;
+    let policy = s
+        .catalogue
+        .require_policy(&order.policy)
+        .map_err(AcmeError::Internal)?;
     let names: Vec<DnsName> = order
         .names
         .iter()
@@ -616,9 +495,9 @@ pub async fn finalize(
             "the CSR's public key is the ACME account key; a certificate needs a key of its own",
         ));
     }
-    if let Some(refusal) = key_refusal(s, &order.policy, approved.key) {
+    if let Some(refusal) = s.catalogue.key_refusal(&order.policy, approved.key) {
         tracing::info!(target: "ra", order = %order.id, key = %approved.key, "CSR refused: no authority of the policy issues for its key type");
-        return Err(refusal);
+        return Err(refusal.into());
     }
     let mut tx = s.store.begin().await?;
     if !Store::begin_processing(&mut tx, &order.id, &csr).await? {
@@ -627,12 +506,14 @@ pub async fn finalize(
             "the order changed state while it was being finalized; fetch it again",
         ));
     }
-    let job = jobs::enqueue(s, &mut tx, JobKind::Issue, &order.id).await?;
+    let job = s.jobs.enqueue(&mut tx, JobKind::Issue, &order.id).await?;
     tx.commit().await?;
     tracing::info!(target: "ra", order = %order.id, "order finalized; issuance queued");
     // A fast CA issues within the request: the client gets the valid order
     // with its certificate URL and needs no poll.
-    jobs::run_now(s, job, s.config.workers.finalize_wait.get()).await;
+    s.jobs
+        .run_now(s, job, s.config.workers.finalize_wait.get())
+        .await;
     s.store
         .order(&order.id)
         .await?

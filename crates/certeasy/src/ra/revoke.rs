@@ -2,8 +2,8 @@
 
 use acme_wire::{Jwk, ProblemType, RevocationRequest};
 
+use super::Ra;
 use crate::error::{AcmeError, AcmeResult};
-use crate::services::Services;
 use crate::store::AccountRow;
 
 /// RFC 5280 reason codes a subscriber may give. 7 is unassigned; 2
@@ -20,7 +20,7 @@ pub enum Revoker<'a> {
 }
 
 /// Revokes the certificate in `req`.
-pub async fn revoke(s: &Services, who: Revoker<'_>, req: &RevocationRequest) -> AcmeResult<()> {
+pub async fn revoke(s: &Ra, who: Revoker<'_>, req: &RevocationRequest) -> AcmeResult<()> {
     let reason = req.reason.unwrap_or(0);
     if !ALLOWED_REASONS.contains(&reason) {
         return Err(AcmeError::new(

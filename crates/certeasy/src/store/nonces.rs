@@ -1,5 +1,5 @@
 //! Anti-replay shared through the database: the nonces that were used.
-//! A single node keeps this in memory (`crate::wfe::nonce`); this table is
+//! A single node keeps this in memory (`crate::nonce`); this table is
 //! for several nodes sharing one database (PostgreSQL, not yet available).
 
 use rusqlite::params;

@@ -3,8 +3,8 @@
 use acme_wire::{Jwk, Jws, KeyRef, ProblemType};
 use axum::http::{header, HeaderMap};
 
+use super::Wfe;
 use crate::error::{AcmeError, AcmeResult};
-use crate::services::Services;
 use crate::store::AccountRow;
 
 /// Which key reference a resource accepts.
@@ -54,7 +54,7 @@ impl Authenticated {
 
 /// Authenticates a POST body for `expected_url`.
 pub async fn authenticate(
-    s: &Services,
+    s: &Wfe,
     base: &str,
     headers: &HeaderMap,
     body: &[u8],
@@ -121,7 +121,7 @@ pub async fn authenticate(
                         format!("kid {kid:?} is not an account URL of this server"),
                     )
                 })?;
-            let entry = s.accounts.get(s, id).await?.ok_or_else(|| {
+            let entry = s.ra.accounts.get(&s.ra.store, id).await?.ok_or_else(|| {
                 AcmeError::new(
                     ProblemType::AccountDoesNotExist,
                     format!("no account {kid}"),

@@ -13,18 +13,18 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, U
 use serde::Serialize;
 
 use super::auth::{authenticate as auth, Authenticated, KeyRule};
+use super::Wfe;
 use super::{base_url, decorate, problem_response, views};
 use crate::error::{AcmeError, AcmeResult};
 use crate::ra;
-use crate::services::Services;
 
-type S = State<Arc<Services>>;
+type S = State<Arc<Wfe>>;
 
 /// Runs a handler body: picks the base URL, maps errors to problems and adds
 /// the headers every ACME response carries.
-async fn respond<F, Fut>(s: Arc<Services>, uri: &Uri, headers: &HeaderMap, f: F) -> Response<Body>
+async fn respond<F, Fut>(s: Arc<Wfe>, uri: &Uri, headers: &HeaderMap, f: F) -> Response<Body>
 where
-    F: FnOnce(Arc<Services>, String) -> Fut,
+    F: FnOnce(Arc<Wfe>, String) -> Fut,
     Fut: Future<Output = AcmeResult<Response<Body>>>,
 {
     let base = base_url(&s, uri, headers);
@@ -140,8 +140,8 @@ pub async fn healthz() -> &'static str {
 
 /// GET /readyz: database reachable and every policy has a healthy authority.
 pub async fn readyz(State(s): S) -> Response<Body> {
-    let db = s.store.ping().await.is_ok();
-    let authorities = s.authorities.every_policy_served();
+    let db = s.ra.store.ping().await.is_ok();
+    let authorities = s.ra.catalogue.authorities().every_policy_served();
     let body = serde_json::json!({ "database": db, "authorities": authorities });
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = if db && authorities {
@@ -170,7 +170,7 @@ pub async fn new_account(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes)
         )
         .await?;
         let req: NewAccountRequest = auth.jws.payload_json()?;
-        let (row, status) = match ra::accounts::new_account(&s, &auth.key, &req).await? {
+        let (row, status) = match ra::accounts::new_account(&s.ra, &auth.key, &req).await? {
             ra::accounts::NewAccount::Created(a) => (a, StatusCode::CREATED),
             ra::accounts::NewAccount::Existing(a) => (a, StatusCode::OK),
         };
@@ -207,7 +207,7 @@ pub async fn account(
             acct
         } else {
             let req: AccountUpdateRequest = auth.jws.payload_json()?;
-            ra::accounts::update_account(&s, acct, &req).await?
+            ra::accounts::update_account(&s.ra, acct, &req).await?
         };
         let r = json(StatusCode::OK, &views::account(&base, &acct))?;
         Ok(with_header(r, header::LOCATION, &acct_url))
@@ -241,7 +241,7 @@ pub async fn account_orders(
                 "the request is signed by another account",
             ));
         }
-        let ids = s.store.order_ids_of_account(&id, 1000).await?;
+        let ids = s.ra.store.order_ids_of_account(&id, 1000).await?;
         json(
             StatusCode::OK,
             &OrdersList {
@@ -284,7 +284,7 @@ pub async fn key_change(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) 
         inner.verify(new_key)?;
         let req: KeyChangeRequest = inner.payload_json()?;
         let acct_url = url(&base, &format!("acct/{}", acct.id));
-        match ra::accounts::key_change(&s, &acct, &acct_url, new_key, &req).await? {
+        match ra::accounts::key_change(&s.ra, &acct, &acct_url, new_key, &req).await? {
             Ok(acct) => {
                 let r = json(StatusCode::OK, &views::account(&base, &acct))?;
                 Ok(with_header(r, header::LOCATION, &acct_url))
@@ -324,7 +324,7 @@ pub async fn new_order(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) -
         )
         .await?;
         let req: NewOrderRequest = auth.jws.payload_json()?;
-        let (order, _) = ra::orders::new_order(&s, auth.account()?, &req).await?;
+        let (order, _) = ra::orders::new_order(&s.ra, auth.account()?, &req).await?;
         let view = views::order(&s, &base, &order).await?;
         let r = json(StatusCode::CREATED, &view)?;
         Ok(with_header(
@@ -358,7 +358,7 @@ pub async fn order(
         let order_url = url(&base, &format!("order/{id}"));
         let auth = auth(&s, &base, headers, &body, &order_url, KeyRule::Kid).await?;
         auth.require_post_as_get()?;
-        let order = ra::orders::owned_order(&s, auth.account()?, &id).await?;
+        let order = ra::orders::owned_order(&s.ra, auth.account()?, &id).await?;
         let view = views::order(&s, &base, &order).await?;
         let processing = view.status == "processing";
         let r = json(StatusCode::OK, &view)?;
@@ -390,7 +390,7 @@ pub async fn authz(
         )
         .await?;
         let acct = auth.account()?;
-        let mut a = ra::orders::owned_authz(&s, acct, &id).await?;
+        let mut a = ra::orders::owned_authz(&s.ra, acct, &id).await?;
         if !auth.jws.is_post_as_get() {
             #[derive(serde::Deserialize)]
             struct Update {
@@ -403,8 +403,8 @@ pub async fn authz(
                     "an authorization can only be updated to {\"status\": \"deactivated\"}",
                 ));
             }
-            ra::orders::deactivate_authz(&s, acct, &a).await?;
-            a = ra::orders::owned_authz(&s, acct, &id).await?;
+            ra::orders::deactivate_authz(&s.ra, acct, &a).await?;
+            a = ra::orders::owned_authz(&s.ra, acct, &id).await?;
         }
         let view = views::authz(&s, &base, &a).await?;
         json(StatusCode::OK, &view)
@@ -433,16 +433,16 @@ pub async fn challenge(
         .await?;
         let acct = auth.account()?;
         let (chall, authz) = if auth.jws.is_post_as_get() {
-            let c = s
-                .store
-                .challenge(&id)
-                .await?
-                .ok_or_else(|| ra::orders::not_found("challenge"))?;
-            let a = ra::orders::owned_authz(&s, acct, &c.authz_id).await?;
+            let c =
+                s.ra.store
+                    .challenge(&id)
+                    .await?
+                    .ok_or_else(|| ra::orders::not_found("challenge"))?;
+            let a = ra::orders::owned_authz(&s.ra, acct, &c.authz_id).await?;
             (c, a)
         } else {
             let _: serde_json::Map<String, serde_json::Value> = auth.jws.payload_json()?;
-            ra::orders::respond_challenge(&s, acct, &id).await?
+            ra::orders::respond_challenge(&s.ra, acct, &id).await?
         };
         let processing = chall.status == "processing";
         let r = json(StatusCode::OK, &views::challenge(&base, &chall))?;
@@ -479,7 +479,7 @@ pub async fn finalize(
         )
         .await?;
         let req: FinalizeRequest = auth.jws.payload_json()?;
-        let order = ra::orders::finalize(&s, auth.account()?, &id, &req).await?;
+        let order = ra::orders::finalize(&s.ra, auth.account()?, &id, &req).await?;
         let view = views::order(&s, &base, &order).await?;
         let processing = view.status == "processing";
         let r = json(StatusCode::OK, &view)?;
@@ -511,11 +511,11 @@ pub async fn certificate(
         )
         .await?;
         auth.require_post_as_get()?;
-        let cert = s
-            .store
-            .cert(&id)
-            .await?
-            .ok_or_else(|| ra::orders::not_found("certificate"))?;
+        let cert =
+            s.ra.store
+                .cert(&id)
+                .await?
+                .ok_or_else(|| ra::orders::not_found("certificate"))?;
         if cert.account_id != auth.account()?.id {
             return Err(AcmeError::new(
                 ProblemType::Unauthorized,
@@ -550,7 +550,7 @@ pub async fn revoke_cert(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes)
             Some(a) => ra::revoke::Revoker::Account(a),
             None => ra::revoke::Revoker::Key(&auth.key),
         };
-        ra::revoke::revoke(&s, who, &req).await?;
+        ra::revoke::revoke(&s.ra, who, &req).await?;
         Ok(Response::new(Body::empty()))
     })
     .await

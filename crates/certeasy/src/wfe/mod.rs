@@ -3,7 +3,6 @@
 
 mod auth;
 mod handlers;
-pub mod nonce;
 mod views;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +14,21 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::AcmeError;
-use crate::services::Services;
+use crate::nonce::NonceBook;
+use crate::ra::Ra;
+
+/// The web front end's state: the registration authority it calls and the
+/// nonces it mints and checks.
+#[derive(Debug)]
+pub struct Wfe {
+    /// The registration authority.
+    pub ra: Arc<Ra>,
+    /// Mints and verifies replay nonces.
+    pub nonces: NonceBook,
+}
 
 /// Builds the router for the ACME API and the health endpoints.
-pub fn router(services: Arc<Services>) -> Router {
+pub fn router(wfe: Arc<Wfe>) -> Router {
     Router::new()
         .route("/acme/directory", get(handlers::directory))
         .route(
@@ -72,7 +82,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)
-        .with_state(services)
+        .with_state(wfe)
 }
 
 /// A request id for logs and problem documents: a random per-process prefix
@@ -91,7 +101,7 @@ pub(crate) fn next_request_id() -> String {
 /// when it has one — an HTTP/2 request's `:authority` (which carries no
 /// Host header), or an absolute-form HTTP/1.1 target, which takes
 /// precedence over Host (RFC 9112 §3.2.2) — and the Host header otherwise.
-pub(crate) fn base_url(s: &Services, uri: &Uri, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(s: &Wfe, uri: &Uri, headers: &HeaderMap) -> String {
     let host = match uri.authority() {
         // Without userinfo, which a URL of this server never has.
         Some(a) => a.as_str().rsplit('@').next().unwrap_or(""),
@@ -100,7 +110,7 @@ pub(crate) fn base_url(s: &Services, uri: &Uri, headers: &HeaderMap) -> String {
             .and_then(|h| h.to_str().ok())
             .unwrap_or(""),
     };
-    let urls = &s.config.server.urls;
+    let urls = &s.ra.config.server.urls;
     let chosen = urls
         .iter()
         .find(|u| authority_of(u).eq_ignore_ascii_case(host))
@@ -128,7 +138,7 @@ fn authority_of(u: &url::Url) -> String {
 }
 
 /// Adds `Replay-Nonce` and `Link: <directory>;rel="index"` to a response.
-pub(crate) async fn decorate(s: &Services, base: &str, mut resp: Response<Body>) -> Response<Body> {
+pub(crate) async fn decorate(s: &Wfe, base: &str, mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&s.nonces.mint()) {
         h.insert("replay-nonce", v);

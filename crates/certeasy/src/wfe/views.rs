@@ -6,8 +6,8 @@ use acme_wire::{
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::Wfe;
 use crate::ra::{effective_authz_status, effective_order_status};
-use crate::services::Services;
 use crate::store::{now_ms, AccountRow, AuthzRow, ChallengeRow, OrderRow};
 
 /// RFC 3339 text of a unix-ms time.
@@ -34,11 +34,11 @@ pub fn account(base: &str, a: &AccountRow) -> AccountResource {
 }
 
 /// Order resource (loads its authorizations and certificate id).
-pub async fn order(s: &Services, base: &str, o: &OrderRow) -> anyhow::Result<OrderResource> {
-    let authz_ids = s.store.authz_ids_of_order(&o.id).await?;
+pub async fn order(s: &Wfe, base: &str, o: &OrderRow) -> anyhow::Result<OrderResource> {
+    let authz_ids = s.ra.store.authz_ids_of_order(&o.id).await?;
     let status = effective_order_status(&o.status, o.expires, now_ms()).to_string();
     let certificate = if status == "valid" {
-        s.store
+        s.ra.store
             .cert_id_of_order(&o.id)
             .await?
             .map(|id| format!("{base}/acme/cert/{id}"))
@@ -76,12 +76,8 @@ pub fn challenge(base: &str, c: &ChallengeRow) -> ChallengeResource {
 }
 
 /// Authorization resource (loads its challenges).
-pub async fn authz(
-    s: &Services,
-    base: &str,
-    a: &AuthzRow,
-) -> anyhow::Result<AuthorizationResource> {
-    let challenges = s.store.challenges_of_authz(&a.id).await?;
+pub async fn authz(s: &Wfe, base: &str, a: &AuthzRow) -> anyhow::Result<AuthorizationResource> {
+    let challenges = s.ra.store.challenges_of_authz(&a.id).await?;
     let status = effective_authz_status(&a.status, a.expires, now_ms()).to_string();
     // A valid authorization lists only the challenge that validated it.
     let shown: Vec<ChallengeResource> = challenges

@@ -336,13 +336,7 @@ pub async fn ready_order(
 /// the pending requests: (order id, authority, request id).
 pub async fn wait_for_pending(h: &Harness) -> Vec<(String, String, i64)> {
     for _ in 0..400 {
-        let pending = h
-            .server()
-            .services
-            .store
-            .pending_ca_requests()
-            .await
-            .unwrap();
+        let pending = h.server().ra.store.pending_ca_requests().await.unwrap();
         if !pending.is_empty() {
             return pending;
         }
@@ -360,7 +354,7 @@ pub fn binding(authorities: &str, strategy: &str) -> String {
 pub async fn signer(h: &Harness, pem: &str) -> String {
     let serial = pki::serial_hex_of_cert(&pem_certs(pem)[0]).unwrap();
     h.server()
-        .services
+        .ra
         .store
         .cert_by_serial(&serial)
         .await

@@ -1,18 +1,16 @@
 //! `validate` jobs: ask the VA, then record the outcome on the challenge, its
 //! authorization and its order in one transaction.
 
-use std::sync::Arc;
-
 use acme_wire::{Identifier, Problem, ProblemType, Subproblem};
 use certeasy_va::{FailureKind, ValidationFailure};
 
-use super::Outcome;
-use crate::services::Services;
+use super::Ra;
+use crate::jobs::Outcome;
 use crate::store::jobs::ClaimedJob;
 use crate::store::Store;
 
 /// Runs one validation job.
-pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some(chall) = s.store.challenge(&job.subject).await? else {
         s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
@@ -27,7 +25,7 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         .await?
         .ok_or_else(|| anyhow::anyhow!("authorization {} vanished", chall.authz_id))?;
     let cap = s.config.workers.validations_per_account();
-    let Some(_running) = s.waker.account_slot(&authz.account_id, cap) else {
+    let Some(_running) = s.jobs.account_slot(&authz.account_id, cap) else {
         return Ok(Outcome::Defer(format!(
             "account {} already has {cap} validations running (workers.validations-per-account)",
             authz.account_id
@@ -43,7 +41,7 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
         .account(&authz.account_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("account {} vanished", authz.account_id))?;
-    let validator = s.validator_for_policy(&order.policy)?;
+    let validator = s.catalogue.validator(&order.policy)?;
 
     let key_auth = acme_wire::key_authorization(&chall.token, &account.thumbprint);
     let domain = authz.identifier.as_str();

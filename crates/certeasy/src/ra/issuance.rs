@@ -12,20 +12,18 @@
 //! `default-timeout`. The ACME order stays `processing` meanwhile, across
 //! restarts.
 
-use std::sync::Arc;
-
 use acme_wire::{Problem, ProblemType};
 use pki::DnsName;
 
-use super::{Outcome, MAX_ATTEMPTS};
+use super::Ra;
 use crate::ca::{AuthorityError, IssueOutcome, IssueRequest, Issued};
 use crate::config::AuthorityKind;
-use crate::services::Services;
+use crate::jobs::{Outcome, MAX_ATTEMPTS};
 use crate::store::jobs::ClaimedJob;
 use crate::store::{new_id, now_ms, CertRow, OrderRow, Store};
 
 /// Runs one issuance job.
-pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let Some(order) = s.store.order(&job.subject).await? else {
         s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
@@ -36,15 +34,15 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
     }
     // Deactivating the account removed its queued jobs, not one a worker
     // already held: nothing is asked of a CA for a deactivated account.
-    let account = s.accounts.get(s, &order.account_id).await?;
+    let account = s.accounts.get(&s.store, &order.account_id).await?;
     if account.is_none_or(|a| a.0.status != "valid") {
         let detail = "the account was deactivated before the certificate was issued".to_string();
         return fail(s, job, &order.id, ProblemType::Unauthorized, detail).await;
     }
-    if let Some(problem) = crate::ra::orders::scope_refusal(s, &order.policy, &order.names) {
+    if let Some(problem) = s.catalogue.scope_refusal(&order.policy, &order.names) {
         return fail(s, job, &order.id, problem.kind, problem.detail).await;
     }
-    let policy = s.policy(&order.policy)?;
+    let policy = s.catalogue.require_policy(&order.policy)?;
     let csr = order
         .csr
         .clone()
@@ -63,7 +61,10 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
     };
     let result = match &order.ca_pending {
         Some((authority, request_id, _)) => {
-            s.authorities.retrieve(authority, *request_id as u32).await
+            s.catalogue
+                .authorities()
+                .retrieve(authority, *request_id as u32)
+                .await
         }
         None => {
             let request = IssueRequest {
@@ -75,7 +76,10 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
                 not_before: order.not_before,
                 not_after: order.not_after,
             };
-            s.authorities.issue(&order.policy, &request).await
+            s.catalogue
+                .authorities()
+                .issue(&order.policy, &request)
+                .await
         }
     };
     let issued = match result {
@@ -105,7 +109,7 @@ pub async fn run(s: &Arc<Services>, job: &ClaimedJob) -> anyhow::Result<Outcome>
 /// A request pending at a CA: remember it, wait, or give up after the
 /// authority's `default-timeout`.
 async fn pending(
-    s: &Arc<Services>,
+    s: &Ra,
     job: &ClaimedJob,
     order: &OrderRow,
     authority: &str,
@@ -144,13 +148,13 @@ async fn pending(
 }
 
 async fn store_certificate(
-    s: &Arc<Services>,
+    s: &Ra,
     job: &ClaimedJob,
     order: &OrderRow,
     approved: &pki::ApprovedCsr,
     issued: Issued,
 ) -> anyhow::Result<Outcome> {
-    let policy = s.policy(&order.policy)?;
+    let policy = s.catalogue.require_policy(&order.policy)?;
     let authority = s
         .config
         .authority(&issued.authority)
@@ -200,7 +204,7 @@ async fn store_certificate(
 }
 
 async fn fail(
-    s: &Arc<Services>,
+    s: &Ra,
     job: &ClaimedJob,
     order_id: &str,
     kind: ProblemType,
