@@ -1,32 +1,19 @@
 //! Installation metadata (server id, secrets).
 
-use rusqlite::OptionalExtension;
-
-use super::{Result, Store};
+use super::Store;
 
 impl Store {
-    /// Reads a metadata value.
-    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.read(|c| {
-            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?")?
-                .query_row([key], |r| r.get(0))
-                .optional()?)
-        })
-    }
+    delegate! {
+        /// Reads a metadata value.
+        pub async fn meta(&self, key: &str) -> Result<Option<String>>;
 
-    /// Returns the value of `key`, storing `make()` first if it is absent.
-    /// Concurrent callers all get the first value stored.
-    pub async fn meta_get_or_init(
-        &self,
-        key: &str,
-        make: impl FnOnce() -> String,
-    ) -> Result<String> {
-        self.write(|c| {
-            c.prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")?
-                .execute([key, make().as_str()])?;
-            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?")?
-                .query_row([key], |r| r.get(0))?)
-        })
-        .await
+        /// Returns the value of `key`, storing `make()` first if it is absent.
+        /// Concurrent callers (also on other nodes) all get the first value
+        /// stored.
+        pub async fn meta_get_or_init(
+            &self,
+            key: &str,
+            make: impl FnOnce() -> String,
+        ) -> Result<String>;
     }
 }

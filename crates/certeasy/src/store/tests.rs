@@ -1,139 +1,15 @@
-//! Store tests on a real SQLite file.
+//! Tests of the neutral [`Store`] API: they use nothing of an engine but
+//! its constructor in [`open`], so they can run against every engine.
 
-use super::jobs::{ClaimedJob, JobKind};
 use super::*;
 
-async fn open() -> (tempfile::TempDir, Store) {
+/// A fresh store in a temporary directory (kept alive with the store).
+pub(super) async fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
         .await
         .unwrap();
     (dir, store)
-}
-
-#[tokio::test]
-async fn reopening_is_idempotent_and_wal_is_on() {
-    let (dir, store) = open().await;
-    store.close().await;
-    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
-        .await
-        .unwrap();
-    let mode: String = store
-        .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
-        .unwrap();
-    assert_eq!(mode, "wal");
-    let fk: i64 = store
-        .write(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
-        .await
-        .unwrap();
-    assert_eq!(fk, 1);
-    assert_eq!(
-        store.read(migrate::current).unwrap(),
-        Store::schema_version()
-    );
-}
-
-#[tokio::test]
-async fn database_from_a_newer_binary_is_refused_untouched() {
-    let (dir, store) = open().await;
-    store
-        .write(|c| Ok(c.pragma_update(None, "user_version", 9999)?))
-        .await
-        .unwrap();
-    store.close().await;
-    let path = dir.path().join("db.sqlite");
-    let err = Store::open_sqlite(&path).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(err, StoreError::TooNew { found: 9999, .. }),
-        "{msg}"
-    );
-    assert!(msg.contains("newer than this binary"), "{msg}");
-}
-
-#[tokio::test]
-async fn a_database_migrated_by_sqlx_builds_keeps_its_version_and_gets_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    {
-        // What a build that used sqlx left: its bookkeeping table at
-        // version 3 and the schema of migrations 1 to 3.
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(
-            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
-             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
-             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
-        )
-        .unwrap();
-        for (v, _, sql) in &migrate::MIGRATIONS[..3] {
-            c.execute_batch(sql).unwrap();
-            c.execute(
-                "INSERT INTO _sqlx_migrations VALUES (?, 'x', CURRENT_TIMESTAMP, 1, x'00', 0)",
-                [v],
-            )
-            .unwrap();
-        }
-    }
-    let store = Store::open_sqlite(&path).await.unwrap();
-    assert_eq!(
-        serial_index_columns(&store),
-        ["serial", "authority"],
-        "migrations 4 and 5 were applied"
-    );
-    assert_eq!(
-        store.read(migrate::current).unwrap(),
-        Store::schema_version()
-    );
-}
-
-fn serial_index_columns(store: &Store) -> Vec<String> {
-    store
-        .read(|c| {
-            let mut stmt =
-                c.prepare("SELECT name FROM pragma_index_info('certificates_by_serial')")?;
-            let names = stmt.query_map([], |r| r.get(0))?;
-            Ok(names.collect::<rusqlite::Result<Vec<String>>>()?)
-        })
-        .unwrap()
-}
-
-#[tokio::test]
-async fn migration_5_keeps_the_jobs_in_flight() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        for (_, _, sql) in &migrate::MIGRATIONS[..4] {
-            c.execute_batch(sql).unwrap();
-        }
-        c.pragma_update(None, "user_version", 4).unwrap();
-        c.execute_batch(
-            "INSERT INTO jobs (kind, subject, state, attempts, run_at, last_error, created_at) \
-             VALUES ('issue', 'order-1', 'queued', 2, 0, 'CA unreachable', 0)",
-        )
-        .unwrap();
-    }
-    let store = Store::open_sqlite(&path).await.unwrap();
-    let job = store
-        .claim_job("w", 60_000)
-        .await
-        .unwrap()
-        .expect("the job survived");
-    assert_eq!(
-        (job.kind, job.subject.as_str(), job.attempts),
-        (JobKind::Issue, "order-1", 3)
-    );
-    let without_rowid: String = store
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT sql FROM sqlite_master WHERE name = 'jobs'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .unwrap();
-    assert!(without_rowid.contains("WITHOUT ROWID"), "{without_rowid}");
-    assert_eq!(serial_index_columns(&store), ["serial", "authority"]);
 }
 
 #[tokio::test]
@@ -325,66 +201,10 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
     Store::insert_cert(&mut tx, &cert("c1", "01"))
         .await
         .unwrap();
-    assert!(Store::insert_cert(&mut tx, &cert("c2", "02"))
+    let err = Store::insert_cert(&mut tx, &cert("c2", "02"))
         .await
-        .is_err());
-}
-
-async fn commit_jobs(store: &Store, from: u32, n: u32) {
-    for i in from..from + n {
-        let mut tx = store.begin().await.unwrap();
-        Store::enqueue_leased_job(&mut tx, JobKind::Issue, &format!("order-{i}"), "w", 60_000)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
-    // A checkpoint every 10 commits for the test (the server: 400).
-    let every = 10;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(&dir.path().join("db.sqlite"), every)
-        .await
-        .unwrap();
-    let db = dir.path().join("db.sqlite");
-    let wal = dir.path().join("db.sqlite-wal");
-    let before = std::fs::metadata(&db).unwrap().len();
-    // Automatic checkpoints are off on the writer: these commits stay in the
-    // WAL until the checkpointer thread, asked every N commits, runs.
-    commit_jobs(&store, 0, 2 * every).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut after = before;
-    while after <= before && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        after = std::fs::metadata(&db).unwrap().len();
-    }
-    assert!(
-        after > before,
-        "the database file grew from {before} bytes: pages were checkpointed"
-    );
-    // The WAL starts over after each round instead of growing with every
-    // commit: 300 commits of ~50 pages leave a file of a few rounds' size
-    // (the checkpointer lags behind this loop), not the 60 MB they wrote.
-    let value = "x".repeat(200 * 1024);
-    for i in 0..300 {
-        store
-            .write(|c| {
-                c.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    (format!("filler-{}", i % 8), value.as_str()),
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
-    }
-    let size = std::fs::metadata(&wal).unwrap().len();
-    assert!(
-        size < 30 * 1024 * 1024,
-        "the WAL is {size} bytes after 300 commits of 200 KiB: it never started over"
-    );
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
 }
 
 #[test]
@@ -416,45 +236,6 @@ fn ids_are_url_safe_and_sort_in_creation_order() {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert_ne!(super::new_id(), super::new_id(), "the random part differs");
-}
-
-#[cfg(unix)]
-fn mode_of(p: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
-#[cfg(unix)]
-#[tokio::test]
-async fn database_files_are_private_whatever_the_umask() {
-    // A database path outside any workdir, in a directory others may read:
-    // the file and its -wal / -shm companions are 0600 all the same.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("elsewhere.sqlite");
-    let store = Store::open_sqlite(&path).await.unwrap();
-    store
-        .write(|c| Ok(c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")?))
-        .await
-        .unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
-        assert!(p.exists(), "{} missing", p.display());
-        assert_eq!(mode_of(&p), 0o600, "{}", p.display());
-    }
-    store.close().await;
-}
-
-#[cfg(unix)]
-#[tokio::test]
-async fn an_existing_readable_database_is_tightened() {
-    use std::os::unix::fs::PermissionsExt;
-    let (dir, store) = open().await;
-    store.close().await;
-    let path = dir.path().join("db.sqlite");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let store = Store::open_sqlite(&path).await.unwrap();
-    assert_eq!(mode_of(&path), 0o600);
-    store.close().await;
 }
 
 fn account_row(id: &str) -> AccountRow {
@@ -627,14 +408,12 @@ async fn cancelling_an_accounts_work_spares_jobs_a_worker_holds_and_other_accoun
     assert_eq!(chall("val-free").await, "invalid");
     assert_eq!(chall("val-held").await, "processing", "its worker decides");
     assert_eq!(chall("other").await, "processing");
-    let jobs: Vec<String> = store
-        .read(|c| {
-            let mut stmt = c.prepare("SELECT subject FROM jobs ORDER BY subject")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .unwrap();
-    assert_eq!(jobs, ["c-other", "c-val-held", "iss-held"]);
+    // Left: the other account's job (claimable, its lease expired) and the
+    // two that workers hold (not claimable); the free ones of `a` are gone.
+    assert_eq!(store.job_count().await.unwrap(), 3);
+    let claimable = store.claim_job("w2", 60_000).await.unwrap().unwrap();
+    assert_eq!(claimable.subject, "c-other");
+    assert!(store.claim_job("w2", 60_000).await.unwrap().is_none());
 }
 
 #[tokio::test]

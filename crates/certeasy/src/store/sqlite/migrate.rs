@@ -10,39 +10,40 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{Result, StoreError};
+use super::Result;
+use crate::store::StoreError;
 
 /// (version, name, SQL), in order.
 pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "init",
-        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
     ),
     (
         2,
         "stateless nonces",
-        include_str!("../../migrations/sqlite/0002_stateless_nonces.sql"),
+        include_str!("../../../migrations/sqlite/0002_stateless_nonces.sql"),
     ),
     (
         3,
         "pending CA requests",
-        include_str!("../../migrations/sqlite/0003_pending_ca_requests.sql"),
+        include_str!("../../../migrations/sqlite/0003_pending_ca_requests.sql"),
     ),
     (
         4,
         "certificate serial index",
-        include_str!("../../migrations/sqlite/0004_certificate_serial_index.sql"),
+        include_str!("../../../migrations/sqlite/0004_certificate_serial_index.sql"),
     ),
     (
         5,
         "lean indexes",
-        include_str!("../../migrations/sqlite/0005_lean_indexes.sql"),
+        include_str!("../../../migrations/sqlite/0005_lean_indexes.sql"),
     ),
     (
         6,
         "pending orders by account",
-        include_str!("../../migrations/sqlite/0006_pending_orders_by_account.sql"),
+        include_str!("../../../migrations/sqlite/0006_pending_orders_by_account.sql"),
     ),
 ];
 
@@ -84,7 +85,8 @@ pub(super) fn run(conn: &Connection, path: &Path) -> Result<()> {
             path: path.display().to_string(),
             found,
             supported,
-        });
+        }
+        .into());
     }
     if found > 0 {
         // Carries a legacy version over; a no-op otherwise.
@@ -105,7 +107,7 @@ pub(super) fn run(conn: &Connection, path: &Path) -> Result<()> {
         apply().map_err(|source| StoreError::Migrate {
             version,
             name,
-            source,
+            source: Box::new(source),
         })?;
     }
     Ok(())

@@ -1,0 +1,240 @@
+//! Tests of what is SQLite's own: WAL and pragmas, schema versions and
+//! legacy migrations, the checkpointer, file modes. The behaviour every
+//! engine shares is tested in `store/tests.rs`.
+
+use super::migrate;
+use super::SqliteStore;
+use crate::store::tests::open;
+use crate::store::{Engine, JobKind, Store, StoreError};
+
+/// The SQLite engine of a store opened by [`open`].
+fn engine(store: &Store) -> &SqliteStore {
+    match &store.engine {
+        Engine::Sqlite(s) => s,
+    }
+}
+
+#[tokio::test]
+async fn reopening_is_idempotent_and_wal_is_on() {
+    let (dir, store) = open().await;
+    store.close().await;
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let mode: String = engine(&store)
+        .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = engine(&store)
+        .write(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    assert_eq!(
+        engine(&store).read(migrate::current).unwrap(),
+        Store::schema_version()
+    );
+}
+
+#[tokio::test]
+async fn database_from_a_newer_binary_is_refused_untouched() {
+    let (dir, store) = open().await;
+    engine(&store)
+        .write(|c| Ok(c.pragma_update(None, "user_version", 9999)?))
+        .await
+        .unwrap();
+    store.close().await;
+    let path = dir.path().join("db.sqlite");
+    let err = Store::open_sqlite(&path).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StoreError::TooNew { found: 9999, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("newer than this binary"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_sqlx_builds_keeps_its_version_and_gets_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        // What a build that used sqlx left: its bookkeeping table at
+        // version 3 and the schema of migrations 1 to 3.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+        )
+        .unwrap();
+        for (v, _, sql) in &migrate::MIGRATIONS[..3] {
+            c.execute_batch(sql).unwrap();
+            c.execute(
+                "INSERT INTO _sqlx_migrations VALUES (?, 'x', CURRENT_TIMESTAMP, 1, x'00', 0)",
+                [v],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(
+        serial_index_columns(&store),
+        ["serial", "authority"],
+        "migrations 4 and 5 were applied"
+    );
+    assert_eq!(
+        engine(&store).read(migrate::current).unwrap(),
+        Store::schema_version()
+    );
+}
+
+fn serial_index_columns(store: &Store) -> Vec<String> {
+    engine(store)
+        .read(|c| {
+            let mut stmt =
+                c.prepare("SELECT name FROM pragma_index_info('certificates_by_serial')")?;
+            let names = stmt.query_map([], |r| r.get(0))?;
+            Ok(names.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn migration_5_keeps_the_jobs_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for (_, _, sql) in &migrate::MIGRATIONS[..4] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        c.execute_batch(
+            "INSERT INTO jobs (kind, subject, state, attempts, run_at, last_error, created_at) \
+             VALUES ('issue', 'order-1', 'queued', 2, 0, 'CA unreachable', 0)",
+        )
+        .unwrap();
+    }
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let job = store
+        .claim_job("w", 60_000)
+        .await
+        .unwrap()
+        .expect("the job survived");
+    assert_eq!(
+        (job.kind, job.subject.as_str(), job.attempts),
+        (JobKind::Issue, "order-1", 3)
+    );
+    let without_rowid: String = engine(&store)
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'jobs'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert!(without_rowid.contains("WITHOUT ROWID"), "{without_rowid}");
+    assert_eq!(serial_index_columns(&store), ["serial", "authority"]);
+}
+
+async fn commit_jobs(store: &Store, from: u32, n: u32) {
+    for i in from..from + n {
+        let mut tx = store.begin().await.unwrap();
+        Store::enqueue_leased_job(&mut tx, JobKind::Issue, &format!("order-{i}"), "w", 60_000)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
+    // A checkpoint every 10 commits for the test (the server: 400).
+    let every = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store {
+        engine: Engine::Sqlite(
+            SqliteStore::open_with(&dir.path().join("db.sqlite"), every)
+                .await
+                .unwrap(),
+        ),
+    };
+    let db = dir.path().join("db.sqlite");
+    let wal = dir.path().join("db.sqlite-wal");
+    let before = std::fs::metadata(&db).unwrap().len();
+    // Automatic checkpoints are off on the writer: these commits stay in the
+    // WAL until the checkpointer thread, asked every N commits, runs.
+    commit_jobs(&store, 0, 2 * every).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut after = before;
+    while after <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        after = std::fs::metadata(&db).unwrap().len();
+    }
+    assert!(
+        after > before,
+        "the database file grew from {before} bytes: pages were checkpointed"
+    );
+    // The WAL starts over after each round instead of growing with every
+    // commit: 300 commits of ~50 pages leave a file of a few rounds' size
+    // (the checkpointer lags behind this loop), not the 60 MB they wrote.
+    let value = "x".repeat(200 * 1024);
+    for i in 0..300 {
+        engine(&store)
+            .write(|c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (format!("filler-{}", i % 8), value.as_str()),
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        size < 30 * 1024 * 1024,
+        "the WAL is {size} bytes after 300 commits of 200 KiB: it never started over"
+    );
+}
+
+#[cfg(unix)]
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_private_whatever_the_umask() {
+    // A database path outside any workdir, in a directory others may read:
+    // the file and its -wal / -shm companions are 0600 all the same.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("elsewhere.sqlite");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    engine(&store)
+        .write(|c| Ok(c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")?))
+        .await
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert!(p.exists(), "{} missing", p.display());
+        assert_eq!(mode_of(&p), 0o600, "{}", p.display());
+    }
+    store.close().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_readable_database_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, store) = open().await;
+    store.close().await;
+    let path = dir.path().join("db.sqlite");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(mode_of(&path), 0o600);
+    store.close().await;
+}
