@@ -42,10 +42,10 @@ impl Services {
 
     /// The validator of a policy's profile.
     pub fn validator_for_policy(&self, policy: &str) -> anyhow::Result<&Validator> {
-        let p = self.policy(policy)?;
+        let name = &self.policy(policy)?.validation_profile;
         self.validators
-            .get(&p.profile)
+            .get(name)
             .map(|v| v.as_ref())
-            .ok_or_else(|| anyhow::anyhow!("validation profile {} is not configured", p.profile))
+            .ok_or_else(|| anyhow::anyhow!("validation profile {name} is not configured"))
     }
 }

@@ -77,7 +77,7 @@ impl Drop for AccountSlot {
 
 impl JobWaker {
     /// A waker for `workers` concurrent jobs.
-    pub fn new(workers: &crate::config::schema::Workers) -> JobWaker {
+    pub fn new(workers: &crate::config::Workers) -> JobWaker {
         let slots = usize::try_from(workers.workers.get()).unwrap_or(usize::MAX);
         JobWaker {
             ready: Arc::default(),
@@ -155,7 +155,7 @@ impl JobWaker {
 
     /// The lease (ms) of a job to hand off in memory, or None when
     /// `queue-size` jobs already wait there.
-    fn lease_for_new_job(&self, w: &crate::config::schema::Workers) -> Option<i64> {
+    fn lease_for_new_job(&self, w: &crate::config::Workers) -> Option<i64> {
         ((lock(&self.ready).len() as u64) < w.queue_size.get())
             .then(|| w.lease.get().as_millis() as i64)
     }
@@ -418,7 +418,7 @@ async fn run_one(s: &Arc<Services>, mut job: ClaimedJob) {
 }
 
 /// Exponential backoff: `base * 2^(attempts-1)`, capped at `max-backoff`.
-pub fn backoff(w: &crate::config::schema::Workers, attempts: i64) -> Duration {
+pub fn backoff(w: &crate::config::Workers, attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 30) as u32 - 1;
     let d = w
         .base_backoff
@@ -443,11 +443,11 @@ mod tests {
 
     #[test]
     fn jobs_beyond_queue_size_are_not_leased_for_memory() {
-        let w = crate::config::schema::Workers {
+        let w = crate::config::Workers {
             queue_size: std::num::NonZeroU64::MIN,
             ..Default::default()
         };
-        let waker = JobWaker::new(&crate::config::schema::Workers::default());
+        let waker = JobWaker::new(&crate::config::Workers::default());
         assert_eq!(waker.lease_for_new_job(&w), Some(30_000));
         waker.hand_off(Some(job(1)));
         assert_eq!(waker.lease_for_new_job(&w), None, "the queue is full");
@@ -457,7 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_request_is_released_when_the_attempt_ends() {
-        let waker = JobWaker::new(&crate::config::schema::Workers::default());
+        let waker = JobWaker::new(&crate::config::Workers::default());
         let worker = waker.clone();
         let run = tokio::spawn(async move {
             // The worker side: take the job, end its attempt.
@@ -477,7 +477,7 @@ mod tests {
     }
 
     fn one_worker() -> JobWaker {
-        JobWaker::new(&crate::config::schema::Workers {
+        JobWaker::new(&crate::config::Workers {
             workers: std::num::NonZeroU64::MIN,
             ..Default::default()
         })
@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn an_account_gets_at_most_its_cap_of_validation_slots() {
-        let waker = JobWaker::new(&crate::config::schema::Workers::default());
+        let waker = JobWaker::new(&crate::config::Workers::default());
         let a1 = waker.account_slot("a", 2).expect("first");
         let a2 = waker.account_slot("a", 2).expect("second");
         assert!(waker.account_slot("a", 2).is_none(), "cap reached");
@@ -536,7 +536,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let w = crate::config::schema::Workers::default();
+        let w = crate::config::Workers::default();
         assert_eq!(backoff(&w, 1), Duration::from_secs(1));
         assert_eq!(backoff(&w, 2), Duration::from_secs(2));
         assert_eq!(backoff(&w, 5), Duration::from_secs(16));
