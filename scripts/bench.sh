@@ -108,7 +108,7 @@ dns-validation-profiles:
     http-01-port: $HTTP_PORT
 authorities:
   - name: builtin
-    type: fake
+    type: builtin
     configuration:
       common-name: "certeasy bench CA"
       key-type: ecdsa-p256

@@ -330,7 +330,7 @@ tls-certificate-manager:
       authority: builtin
 {self.dns_profile_yaml()}authorities:
   - name: builtin
-    type: fake
+    type: builtin
     configuration:
       common-name: "interop CA"
       password: "interop"
@@ -549,7 +549,7 @@ tls-certificate-manager:
       authority: builtin
 {env.dns_profile_yaml()}authorities:
   - name: builtin
-    type: fake
+    type: builtin
     configuration:
       common-name: "{FALLBACK_CA_CN}"
       password: "interop"

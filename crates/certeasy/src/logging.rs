@@ -6,10 +6,10 @@ use std::io::IsTerminal;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::schema::{LogFormat, LogOutput, Logs};
+use crate::config::{LogFormat, LogOutput, LogSettings};
 
 /// Installs the global subscriber (once; later calls are ignored).
-pub fn init(logs: &Logs) {
+pub fn init(logs: &LogSettings) {
     let level = std::env::var("APP_LOG_LEVEL")
         .ok()
         .filter(|l| !l.trim().is_empty())

@@ -43,7 +43,7 @@ impl Catalogue {
     /// validator per validation profile.
     pub fn new(config: Arc<Config>, authorities: Arc<Authorities>) -> anyhow::Result<Catalogue> {
         let mut validators = BTreeMap::new();
-        for (name, profile) in &config.profiles {
+        for (name, profile) in &config.validation_profiles {
             let v = Validator::new(profile.clone())
                 .with_context(|| format!("validation profile {name}"))?;
             validators.insert(name.clone(), Arc::new(v));
@@ -81,9 +81,14 @@ impl Catalogue {
     pub fn validator(&self, policy: &str) -> anyhow::Result<&Validator> {
         let p = self.require_policy(policy)?;
         self.validators
-            .get(&p.profile)
+            .get(&p.validation_profile)
             .map(|v| v.as_ref())
-            .ok_or_else(|| anyhow::anyhow!("validation profile {} is not configured", p.profile))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "validation profile {} is not configured",
+                    p.validation_profile
+                )
+            })
     }
 
     /// The authorities bound to `policy`, in binding order.

@@ -101,7 +101,7 @@ pub async fn start_with_listener(
 
     let authorities = Arc::new(Authorities::open(&config)?);
     for a in &config.authorities {
-        if matches!(a.kind, crate::config::AuthorityKind::Fake(_)) {
+        if matches!(a.kind, crate::config::AuthorityKind::Builtin(_)) {
             tracing::warn!(target: "ca", authority = %a.name, "authority {} is the built-in CA: fine for trials and labs, not a production CA", a.name);
         }
     }

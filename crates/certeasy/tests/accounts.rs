@@ -162,6 +162,9 @@ async fn two_concurrent_key_changes_from_one_key_bind_exactly_one_new_key() {
     }
 }
 
+/// A second built-in CA that fails every request. Written with `type: fake`,
+/// the deprecated name, so that a server started from it proves the alias
+/// still loads end to end.
 fn failing_authority() -> String {
     "  - name: flaky\n    type: fake\n    configuration:\n      common-name: \"flaky CA\"\n      password: \"pw\"\n      simulate-failure: transient\n".into()
 }

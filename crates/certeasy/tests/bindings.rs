@@ -9,7 +9,7 @@ use common::{binding, csr, pem_certs, signer, Harness, Options};
 use instant_acme::ChallengeType;
 
 fn authority(name: &str, extra: &str) -> String {
-    format!("  - name: {name}\n    type: fake\n    configuration:\n      common-name: \"{name} CA\"\n      password: \"pw\"\n      health-check-interval: 100ms\n{extra}")
+    format!("  - name: {name}\n    type: builtin\n    configuration:\n      common-name: \"{name} CA\"\n      password: \"pw\"\n      health-check-interval: 100ms\n{extra}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

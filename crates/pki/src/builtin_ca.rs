@@ -1,6 +1,6 @@
-//! The built-in ("fake") CA: key generation, encrypted PKCS#8 at rest and
-//! leaf issuance. Bytes in, bytes out — the server does the file I/O and
-//! never overwrites existing material.
+//! The built-in CA (certeasy's `type: builtin`): key generation, encrypted
+//! PKCS#8 at rest and leaf issuance. Bytes in, bytes out — the server does
+//! the file I/O and never overwrites existing material.
 //!
 //! * Root: self-signed, 10 years, `basicConstraints` cA=true with
 //!   pathLen 1 (with an intermediate) or 0, keyUsage keyCertSign + cRLSign

@@ -9,7 +9,7 @@
 
 mod adcs;
 mod adcs_cli;
-mod fake;
+mod builtin;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -19,7 +19,7 @@ use pki::DnsName;
 
 pub use adcs::AdcsCa;
 pub use adcs_cli::AdcsCliCa;
-pub use fake::{FakeCa, FakeCaError};
+pub use builtin::{BuiltinCa, BuiltinCaError};
 
 use crate::config::{AuthorityKind, Config, Strategy};
 
@@ -108,7 +108,7 @@ pub enum AuthorityError {
 /// One authority implementation.
 pub enum Authority {
     /// Built-in CA.
-    Fake(FakeCa),
+    Builtin(BuiltinCa),
     /// Microsoft ADCS over the native bridge.
     Adcs(AdcsCa),
     /// Microsoft ADCS through certreq.exe.
@@ -118,7 +118,7 @@ pub enum Authority {
 impl Authority {
     async fn issue(&self, req: &IssueRequest<'_>) -> Result<Signed, AuthorityError> {
         match self {
-            Authority::Fake(ca) => ca.issue(req).map(|(leaf_der, chain_der)| Signed::Issued {
+            Authority::Builtin(ca) => ca.issue(req).map(|(leaf_der, chain_der)| Signed::Issued {
                 leaf_der,
                 chain_der,
             }),
@@ -129,7 +129,7 @@ impl Authority {
 
     async fn retrieve(&self, request_id: u32) -> Result<Signed, AuthorityError> {
         match self {
-            Authority::Fake(_) => Err(AuthorityError::Refused(format!(
+            Authority::Builtin(_) => Err(AuthorityError::Refused(format!(
                 "the built-in CA has no pending request {request_id}"
             ))),
             Authority::Adcs(ca) => ca.retrieve(request_id).await,
@@ -139,7 +139,7 @@ impl Authority {
 
     async fn probe(&self) -> Result<(), AuthorityError> {
         match self {
-            Authority::Fake(ca) => ca.probe(),
+            Authority::Builtin(ca) => ca.probe(),
             Authority::Adcs(ca) => ca.probe().await,
             Authority::AdcsCli(ca) => ca.probe(),
         }
@@ -181,7 +181,7 @@ pub struct StartupError {
     pub name: String,
     /// Cause.
     #[source]
-    pub source: FakeCaError,
+    pub source: BuiltinCaError,
 }
 
 impl Authorities {
@@ -191,14 +191,14 @@ impl Authorities {
         let mut by_name = BTreeMap::new();
         for a in &config.authorities {
             let authority = match &a.kind {
-                AuthorityKind::Fake(f) => {
-                    let ca = FakeCa::open(&config.ca_dir(&a.name), f).map_err(|source| {
+                AuthorityKind::Builtin(f) => {
+                    let ca = BuiltinCa::open(&config.ca_dir(&a.name), f).map_err(|source| {
                         StartupError {
                             name: a.name.clone(),
                             source,
                         }
                     })?;
-                    Authority::Fake(ca)
+                    Authority::Builtin(ca)
                 }
                 AuthorityKind::Adcs(settings) => Authority::Adcs(AdcsCa::new(settings)),
                 AuthorityKind::AdcsCli(settings) => {
@@ -241,7 +241,7 @@ impl Authorities {
         self.by_name
             .values()
             .filter_map(|e| match &e.authority {
-                Authority::Fake(ca) => Some((e.name.clone(), ca.root_pem().to_string())),
+                Authority::Builtin(ca) => Some((e.name.clone(), ca.root_pem().to_string())),
                 Authority::Adcs(_) | Authority::AdcsCli(_) => None,
             })
             .collect()

@@ -21,7 +21,7 @@ fn adcs_authorities<'a>(
         .filter(|a| only.is_none_or(|n| n == a.name))
         .filter_map(|a| match &a.kind {
             AuthorityKind::Adcs(s) => Some((a.name.as_str(), s.as_ref())),
-            AuthorityKind::Fake(_) | AuthorityKind::AdcsCli(_) => None,
+            AuthorityKind::Builtin(_) | AuthorityKind::AdcsCli(_) => None,
         })
         .collect();
     match (list.is_empty(), only) {

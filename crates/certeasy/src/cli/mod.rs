@@ -108,7 +108,10 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Validate { file } => match crate::config::load(&file) {
-            Ok(_) => {
+            Ok(config) => {
+                for w in &config.warnings {
+                    eprintln!("warning: {}", w.in_file(&file));
+                }
                 println!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS
             }
@@ -148,6 +151,9 @@ fn serve(file: PathBuf) -> ExitCode {
         }
     };
     crate::logging::init(&config.logs);
+    for w in &config.warnings {
+        tracing::warn!(target: "server", "{}", w.in_file(&file));
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -27,6 +27,21 @@ impl ConfDuration {
     }
 }
 
+/// Default of a key in seconds: `#[serde(default = "secs::<30>")]`.
+pub(super) fn secs<const N: u64>() -> ConfDuration {
+    ConfDuration::secs(N)
+}
+
+/// Default of a key in hours: `#[serde(default = "hours::<720>")]`.
+pub(super) fn hours<const N: u64>() -> ConfDuration {
+    ConfDuration::secs(N * 3600)
+}
+
+/// Default of a key in days: `#[serde(default = "days::<90>")]`.
+pub(super) fn days<const N: u64>() -> ConfDuration {
+    ConfDuration::secs(N * 86400)
+}
+
 /// Parses `300ms`, `30s`, `10m`, `720h`, `2d`, or concatenations (`1h30m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -3,21 +3,98 @@
 //! [`load`] runs every check that `serve` needs before it touches anything:
 //! `certeasy validate` and `certeasy serve` call the same function. Errors
 //! name the file, the line, the key path and the fix.
+//!
+//! Each section owns one file holding its schema (serde structs that never
+//! leave this module), its validated type (the type its consumers use) and
+//! its checks, written as methods of the one `Checker` that collects every
+//! problem: `server`, `tls`, `validation` (DNS validation profiles, not to
+//! be confused with ACME profiles), `authorities/` (one file per type),
+//! `policies`, `bindings`, `database`, `workers`, `limits` and `logs`.
+//! This file reads and parses; `locate` maps key paths to lines; `schema`
+//! names the sections.
+//!
+//! Value enums that read the same in the file and in code ([`Strategy`],
+//! [`LogFormat`], [`SimulatedFailure`], …) are shared between the schema
+//! and the validated types; structs are not.
 
-mod adcs;
+mod authorities;
+mod bindings;
+mod checker;
+mod database;
 pub mod duration;
+mod limits;
 mod locate;
-pub mod schema;
-mod settings;
+mod logs;
+mod policies;
+mod schema;
+mod server;
+mod tls;
+mod validation;
+mod workers;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use adcs::ExpectationsExt;
-pub use schema::Strategy;
-pub use settings::*;
+use certeasy_va::ValidationProfile;
+
+pub use authorities::{
+    AuthorityKind, AuthoritySettings, BuiltinSettings, ExpectationsExt, SimulatedFailure,
+};
+pub use bindings::{Binding, Strategy};
+pub use checker::expand_workdir;
+pub use limits::{PendingAuthorizations, RateLimiting};
+pub use logs::{LogFormat, LogLevel, LogOutput, LogSettings};
+pub use policies::PolicySettings;
+pub use server::{
+    default_max_connections, open_file_limit, ServerSettings, DEFAULT_MAX_CONNECTIONS,
+};
+pub use tls::{ListenerKey, TlsBundle, TlsSource};
+pub use workers::Workers;
 
 use locate::LineIndex;
+
+/// A configuration that passed every check.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Runtime directory.
+    pub workdir: PathBuf,
+    /// Listener settings.
+    pub server: ServerSettings,
+    /// Listener certificate bundles.
+    pub tls_bundles: Vec<TlsBundle>,
+    /// DNS validation profiles by name (not ACME profiles).
+    pub validation_profiles: BTreeMap<String, ValidationProfile>,
+    /// Authorities, in configuration order.
+    pub authorities: Vec<AuthoritySettings>,
+    /// Issuance policies, in configuration order.
+    pub policies: Vec<PolicySettings>,
+    /// Policy → authorities, one per policy.
+    pub bindings: BTreeMap<String, Binding>,
+    /// SQLite database file.
+    pub database_path: PathBuf,
+    /// Job engine settings.
+    pub workers: Workers,
+    /// Abuse limits.
+    pub rate_limiting: RateLimiting,
+    /// Logging settings.
+    pub logs: LogSettings,
+    /// What loads but should change (a deprecated spelling, …), each with
+    /// its key path and line: `validate` prints them, `serve` logs them.
+    pub warnings: Vec<ConfigIssue>,
+}
+
+impl Config {
+    /// The `ca/` directory of the built-in CA named `authority`.
+    pub fn ca_dir(&self, authority: &str) -> PathBuf {
+        self.workdir.join("ca").join(authority)
+    }
+
+    /// Looks up an authority by name.
+    pub fn authority(&self, name: &str) -> Option<&AuthoritySettings> {
+        self.authorities.iter().find(|a| a.name == name)
+    }
+}
 
 /// One configuration problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,17 +124,36 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}", self.file.display())?;
-            if let Some(line) = issue.line {
-                write!(f, ":{line}")?;
-            }
-            if issue.path.is_empty() {
-                write!(f, ": {}", issue.message)?;
-            } else {
-                write!(f, ": {}: {}", issue.path, issue.message)?;
-            }
+            write!(f, "{}", issue.in_file(&self.file))?;
         }
         Ok(())
+    }
+}
+
+impl ConfigIssue {
+    /// This issue as `FILE:LINE: key.path: message`, the form of every
+    /// configuration error and warning.
+    pub fn in_file<'a>(&'a self, file: &'a Path) -> impl fmt::Display + 'a {
+        InFile { file, issue: self }
+    }
+}
+
+struct InFile<'a> {
+    file: &'a Path,
+    issue: &'a ConfigIssue,
+}
+
+impl fmt::Display for InFile<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.issue.line {
+            write!(f, ":{line}")?;
+        }
+        if self.issue.path.is_empty() {
+            write!(f, ": {}", self.issue.message)
+        } else {
+            write!(f, ": {}: {}", self.issue.path, self.issue.message)
+        }
     }
 }
 
@@ -93,7 +189,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .or_else(|| path.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut cx = settings::Checker::new(&index, config_dir);
+    let mut cx = checker::Checker::new(&index, config_dir);
     let config = cx.build(doc);
     match config {
         Some(c) if cx.issues.is_empty() => Ok(c),

@@ -22,7 +22,7 @@ dns-validation-profiles:
       allow-cidrs: ["127.0.0.0/8"]
 authorities:
   - name: builtin
-    type: fake
+    type: builtin
     configuration:
       password: secret
 issuance-policies:
@@ -72,12 +72,12 @@ fn base_config_is_valid_and_gets_defaults() {
         vec!["builtin".to_string()],
         "implicit binding"
     );
-    assert_eq!(c.policies[0].profile, "local");
-    let p = &c.profiles["local"];
+    assert_eq!(c.policies[0].validation_profile, "local");
+    let p = &c.validation_profiles["local"];
     assert_eq!(p.http01_port, 80);
     assert_eq!(p.tls_alpn01_port, 443);
     match &c.authorities[0].kind {
-        AuthorityKind::Fake(f) => {
+        AuthorityKind::Builtin(f) => {
             assert_eq!(f.validity, std::time::Duration::from_secs(90 * 86400));
             assert_eq!(c.authorities[0].max_validity, f.validity);
         }
@@ -300,7 +300,45 @@ fn zone_needs_exactly_one_resolver() {
 }
 
 #[test]
-fn fake_authority_needs_a_password() {
+fn builtin_type_loads_without_warnings() {
+    let c = load(BASE).expect("valid");
+    assert!(matches!(c.authorities[0].kind, AuthorityKind::Builtin(_)));
+    assert_eq!(c.warnings, Vec::new());
+}
+
+#[test]
+fn fake_type_loads_as_builtin_with_one_deprecation_warning() {
+    let c = load(&with("    type: builtin\n", "    type: fake\n")).expect("valid");
+    assert!(matches!(c.authorities[0].kind, AuthorityKind::Builtin(_)));
+    assert_eq!(c.authorities[0].kind.type_name(), "builtin");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let w = &c.warnings[0];
+    assert_eq!(w.path, "authorities[0].type");
+    assert_eq!(w.line, Some(19));
+    assert!(w.message.contains("deprecated"), "{}", w.message);
+    assert!(w.message.contains("type: builtin"), "{}", w.message);
+    assert_eq!(
+        w.in_file(Path::new("/etc/certeasy/config.yml")).to_string(),
+        format!(
+            "/etc/certeasy/config.yml:19: authorities[0].type: {}",
+            w.message
+        )
+    );
+}
+
+#[test]
+fn unknown_authority_type_suggests_the_current_names() {
+    let (path, line, msg) = refuse(&with("    type: builtin\n", "    type: fakes\n"));
+    assert_eq!(path, "authorities[0].type");
+    assert_eq!(line, Some(19));
+    assert!(
+        msg.contains("unknown variant `fakes`, expected one of `builtin`, `adcs`, `adcs-cli`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn builtin_authority_needs_a_password() {
     let (path, line, msg) = refuse(&with(
         "    configuration:\n      password: secret\n",
         "    configuration:\n      common-name: x\n",
@@ -351,7 +389,7 @@ fn world_readable_password_files_are_refused() {
         &format!("      password-file: {}", private.display()),
     ))
     .unwrap();
-    let crate::config::AuthorityKind::Fake(f) = &c.authorities[0].kind else {
+    let crate::config::AuthorityKind::Builtin(f) = &c.authorities[0].kind else {
         panic!("not the built-in CA")
     };
     assert_eq!(f.password, b"s3cret");
@@ -365,7 +403,7 @@ fn builtin_ca_password_may_come_from_the_environment() {
         "      password-env: CERTEASY_TEST_BUILTIN_PW",
     ))
     .unwrap();
-    let crate::config::AuthorityKind::Fake(f) = &c.authorities[0].kind else {
+    let crate::config::AuthorityKind::Builtin(f) = &c.authorities[0].kind else {
         panic!("not the built-in CA")
     };
     assert_eq!(f.password, b"from-env");
@@ -621,7 +659,7 @@ fn adcs_ldap_ca_file_is_read() {
 
 #[test]
 fn adcs_cli_needs_certreq_path_off_windows() {
-    let text = with("    type: fake\n    configuration:\n      password: secret\n", "    type: adcs-cli\n    configuration:\n      ca-name: 'ca01\\Corp CA'\n      certificate-template: Web\n");
+    let text = with("    type: builtin\n    configuration:\n      password: secret\n", "    type: adcs-cli\n    configuration:\n      ca-name: 'ca01\\Corp CA'\n      certificate-template: Web\n");
     let (path, _, msg) = refuse(&text);
     assert_eq!(path, "authorities[0].configuration.certreq-path");
     assert!(msg.contains("prefer type: adcs"), "{msg}");
@@ -630,7 +668,7 @@ fn adcs_cli_needs_certreq_path_off_windows() {
 #[test]
 fn adcs_cli_is_parsed() {
     let text = with(
-        "    type: fake\n    configuration:\n      password: secret\n",
+        "    type: builtin\n    configuration:\n      password: secret\n",
         "    type: adcs-cli\n    configuration:\n      ca-name: 'ca01\\Corp CA'\n      certificate-template: Web\n      certreq-path: /opt/certreq\n",
     )
     .replace("      mode: pki\n      authority: builtin\n", "      mode: files\n      local-cert-file: /etc/c.pem\n      local-key-file: /etc/k.pem\n");
@@ -661,7 +699,7 @@ fn adcs_authorities_cannot_issue_for_ed25519_keys_the_built_in_ca_can() {
     }
     assert!(!adcs.issues_for(PublicKeyKind::Ed25519));
     assert!(builtin.issues_for(PublicKeyKind::Ed25519));
-    assert_eq!((adcs.type_name(), builtin.type_name()), ("adcs", "fake"));
+    assert_eq!((adcs.type_name(), builtin.type_name()), ("adcs", "builtin"));
 }
 
 #[test]

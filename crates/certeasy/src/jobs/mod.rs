@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::schema::Workers;
+use crate::config::Workers;
 use crate::store::jobs::{ClaimedJob, JobKind};
 use crate::store::{now_ms, Store, Tx};
 

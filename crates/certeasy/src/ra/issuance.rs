@@ -132,7 +132,7 @@ async fn pending(
         .and_then(|a| match &a.kind {
             AuthorityKind::Adcs(adcs) => Some(adcs.default_timeout),
             AuthorityKind::AdcsCli(cli) => Some(cli.default_timeout),
-            AuthorityKind::Fake(_) => None,
+            AuthorityKind::Builtin(_) => None,
         })
         .unwrap_or(std::time::Duration::from_secs(240));
     if now_ms() - submitted_at > timeout.as_millis() as i64 {

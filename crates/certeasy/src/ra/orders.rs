@@ -93,7 +93,7 @@ fn parse_time(field: &str, v: &Option<String>) -> AcmeResult<Option<i64>> {
 pub const NOT_BEFORE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// How far the built-in CA backdates a certificate whose order names no
-/// notBefore (`ca::fake`): the lifetime a notAfter asks for is measured
+/// notBefore (`ca::builtin`): the lifetime a notAfter asks for is measured
 /// from there, as the issued certificate's will be.
 const UNSPECIFIED_NOT_BEFORE_BACKDATE_MS: i64 = 60_000;
 

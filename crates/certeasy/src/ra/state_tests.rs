@@ -47,7 +47,7 @@ dns-validation-profiles:
       allow-cidrs: ["127.0.0.0/8"]
 authorities:
   - name: builtin
-    type: fake
+    type: builtin
     configuration:
       password: secret
 issuance-policies:

@@ -470,7 +470,7 @@ server:
     tls-alpn-01-port: {tls_port}
 authorities:
   - name: builtin
-    type: fake
+    type: builtin
     configuration:
       common-name: "certeasy test CA"
       password: "test-password"

@@ -1,5 +1,5 @@
-//! The built-in CA ("fake" authority): key material on disk, signing in
-//! process through `pki::BuiltinCa`.
+//! The built-in CA (`type: builtin`, formerly `fake`): key material on
+//! disk, signing in process through `pki::BuiltinCa`.
 //!
 //! Files in the authority's directory (`%WORKDIR%/ca/<name>/`):
 //! `root.pem`, `root-key.pem` (encrypted PKCS#8), and with an intermediate
@@ -11,16 +11,15 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pki::{BuiltinCa, CaFiles};
+use pki::CaFiles;
 use time::OffsetDateTime;
 
 use super::{AuthorityError, IssueRequest};
-use crate::config::schema::SimulatedFailure;
-use crate::config::FakeSettings;
+use crate::config::{BuiltinSettings, SimulatedFailure};
 
 /// Why the built-in CA cannot start.
 #[derive(Debug, thiserror::Error)]
-pub enum FakeCaError {
+pub enum BuiltinCaError {
     /// Filesystem failure.
     #[error("{path}: {source}")]
     Io {
@@ -48,8 +47,8 @@ pub enum FakeCaError {
 }
 
 /// The built-in CA.
-pub struct FakeCa {
-    ca: BuiltinCa,
+pub struct BuiltinCa {
+    ca: pki::BuiltinCa,
     validity: std::time::Duration,
     dir: PathBuf,
     simulate: Option<SimulatedFailure>,
@@ -60,12 +59,12 @@ const ROOT_KEY: &str = "root-key.pem";
 const INTER: &str = "intermediate.pem";
 const INTER_KEY: &str = "intermediate-key.pem";
 
-impl FakeCa {
+impl BuiltinCa {
     /// Loads the CA from `dir`, creating it on first start.
-    pub fn open(dir: &Path, s: &FakeSettings) -> Result<FakeCa, FakeCaError> {
+    pub fn open(dir: &Path, s: &BuiltinSettings) -> Result<BuiltinCa, BuiltinCaError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| FakeCaError::Io { path, source }
+            move |source| BuiltinCaError::Io { path, source }
         };
         let present: Vec<bool> = [ROOT, ROOT_KEY, INTER, INTER_KEY]
             .iter()
@@ -74,7 +73,7 @@ impl FakeCa {
         let files = if present.iter().any(|p| *p) {
             for (name, exists) in [ROOT, ROOT_KEY].iter().zip(&present) {
                 if !exists {
-                    return Err(FakeCaError::Incomplete {
+                    return Err(BuiltinCaError::Incomplete {
                         dir: dir.to_path_buf(),
                         missing: (*name).to_string(),
                     });
@@ -82,7 +81,7 @@ impl FakeCa {
             }
             if present[2] != present[3] {
                 let missing = if present[2] { INTER_KEY } else { INTER };
-                return Err(FakeCaError::Incomplete {
+                return Err(BuiltinCaError::Incomplete {
                     dir: dir.to_path_buf(),
                     missing: missing.to_string(),
                 });
@@ -100,7 +99,7 @@ impl FakeCa {
             }
         } else {
             let files = pki::generate_ca(&s.common_name, s.key_type, s.intermediate, &s.password)
-                .map_err(|source| FakeCaError::Load {
+                .map_err(|source| BuiltinCaError::Load {
                 dir: dir.to_path_buf(),
                 source,
             })?;
@@ -115,11 +114,12 @@ impl FakeCa {
             tracing::info!(target: "ca", dir = %dir.display(), "created new built-in CA material");
             files
         };
-        let ca = BuiltinCa::load(&files, &s.password).map_err(|source| FakeCaError::Load {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        Ok(FakeCa {
+        let ca =
+            pki::BuiltinCa::load(&files, &s.password).map_err(|source| BuiltinCaError::Load {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(BuiltinCa {
             ca,
             validity: s.validity,
             dir: dir.to_path_buf(),
@@ -190,7 +190,7 @@ impl FakeCa {
 }
 
 /// Writes a file that must not exist yet.
-fn write_new(path: &Path, content: &str, private: bool) -> Result<(), FakeCaError> {
+fn write_new(path: &Path, content: &str, private: bool) -> Result<(), BuiltinCaError> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -200,13 +200,13 @@ fn write_new(path: &Path, content: &str, private: bool) -> Result<(), FakeCaErro
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut f = opts.open(path).map_err(|source| FakeCaError::Io {
+    let mut f = opts.open(path).map_err(|source| BuiltinCaError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     f.write_all(content.as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(|source| FakeCaError::Io {
+        .map_err(|source| BuiltinCaError::Io {
             path: path.to_path_buf(),
             source,
         })
@@ -216,8 +216,8 @@ fn write_new(path: &Path, content: &str, private: bool) -> Result<(), FakeCaErro
 mod tests {
     use super::*;
 
-    fn settings(password: &str) -> FakeSettings {
-        FakeSettings {
+    fn settings(password: &str) -> BuiltinSettings {
+        BuiltinSettings {
             common_name: "test CA".into(),
             key_type: pki::CaKeyType::EcdsaP256,
             validity: std::time::Duration::from_secs(86400),
@@ -246,14 +246,14 @@ mod tests {
     fn first_start_creates_material_and_second_start_reuses_it() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ca");
-        let first = FakeCa::open(&dir, &settings("pw")).unwrap();
+        let first = BuiltinCa::open(&dir, &settings("pw")).unwrap();
         let before = snapshot(&dir);
         assert_eq!(
             before.len(),
             4,
             "root, root key, intermediate, intermediate key"
         );
-        let second = FakeCa::open(&dir, &settings("pw")).unwrap();
+        let second = BuiltinCa::open(&dir, &settings("pw")).unwrap();
         assert_eq!(first.root_pem(), second.root_pem());
         assert_eq!(snapshot(&dir), before, "nothing rewritten");
         #[cfg(unix)]
@@ -272,13 +272,13 @@ mod tests {
     fn wrong_password_refuses_and_leaves_files_byte_identical() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ca");
-        FakeCa::open(&dir, &settings("right")).unwrap();
+        BuiltinCa::open(&dir, &settings("right")).unwrap();
         let before = snapshot(&dir);
-        let err = FakeCa::open(&dir, &settings("wrong")).err().unwrap();
+        let err = BuiltinCa::open(&dir, &settings("wrong")).err().unwrap();
         assert!(
             matches!(
                 err,
-                FakeCaError::Load {
+                BuiltinCaError::Load {
                     source: pki::CaError::WrongPassword,
                     ..
                 }
@@ -292,15 +292,15 @@ mod tests {
     fn corrupt_certificate_refuses_and_leaves_files_byte_identical() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ca");
-        FakeCa::open(&dir, &settings("pw")).unwrap();
+        BuiltinCa::open(&dir, &settings("pw")).unwrap();
         fs::write(
             dir.join(INTER),
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
         let before = snapshot(&dir);
-        let err = FakeCa::open(&dir, &settings("pw")).err().unwrap();
-        assert!(matches!(err, FakeCaError::Load { .. }), "{err}");
+        let err = BuiltinCa::open(&dir, &settings("pw")).err().unwrap();
+        assert!(matches!(err, BuiltinCaError::Load { .. }), "{err}");
         assert_eq!(snapshot(&dir), before);
     }
 
@@ -309,16 +309,16 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let a = tmp.path().join("a");
         let b = tmp.path().join("b");
-        FakeCa::open(&a, &settings("pw")).unwrap();
-        FakeCa::open(&b, &settings("pw")).unwrap();
+        BuiltinCa::open(&a, &settings("pw")).unwrap();
+        BuiltinCa::open(&b, &settings("pw")).unwrap();
         // Root certificate of one CA with the root key of another.
         fs::copy(b.join(ROOT_KEY), a.join(ROOT_KEY)).unwrap();
         let before = snapshot(&a);
-        let err = FakeCa::open(&a, &settings("pw")).err().unwrap();
+        let err = BuiltinCa::open(&a, &settings("pw")).err().unwrap();
         assert!(
             matches!(
                 err,
-                FakeCaError::Load {
+                BuiltinCaError::Load {
                     source: pki::CaError::Mismatch { .. },
                     ..
                 }
@@ -332,10 +332,10 @@ mod tests {
     fn missing_file_is_incomplete_not_regenerated() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ca");
-        FakeCa::open(&dir, &settings("pw")).unwrap();
+        BuiltinCa::open(&dir, &settings("pw")).unwrap();
         fs::remove_file(dir.join(ROOT_KEY)).unwrap();
         let before = snapshot(&dir);
-        let err = FakeCa::open(&dir, &settings("pw")).err().unwrap();
+        let err = BuiltinCa::open(&dir, &settings("pw")).err().unwrap();
         assert!(err.to_string().contains("root-key.pem is missing"), "{err}");
         assert_eq!(snapshot(&dir), before);
     }
