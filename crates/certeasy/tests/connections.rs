@@ -33,8 +33,11 @@ use tokio::task::JoinSet;
 /// test's load (thousands of handshakes) from skewing another's clock.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The slack every bound allows on top of the configured timeout.
-const SLACK: Duration = Duration::from_secs(1);
+/// The slack every bound allows on top of the configured timeout. The
+/// bounds tell "closed by its timeout" from "never closed"; 3 s leaves room
+/// for a busy 2-core machine (1 s was exceeded once with three fuzzers and
+/// two builds running beside the suite).
+const SLACK: Duration = Duration::from_secs(3);
 
 async fn harness(server_extra: &str) -> Harness {
     Harness::start_with(Options {
@@ -199,7 +202,7 @@ async fn idle_tls_and_silent_connections_are_closed_within_read_header_timeout()
     let tls_open = open_too_long.iter().filter(|r| r.tls).count();
     assert!(
         open_too_long.is_empty(),
-        "{} connections ({tls_open} with TLS done, {} silent) were not closed within read-header-timeout + 1s; e.g. {:?}",
+        "{} connections ({tls_open} with TLS done, {} silent) were not closed within read-header-timeout + {SLACK:?}; e.g. {:?}",
         open_too_long.len(),
         open_too_long.len() - tls_open,
         open_too_long.first()
@@ -318,7 +321,7 @@ async fn idle_http1_keep_alive_connection_is_closed_by_idle_timeout() {
     let idle_from = Instant::now();
     tokio::time::timeout(idle + SLACK, conn)
         .await
-        .expect("keep-alive connection closed within idle-timeout + 1s")
+        .expect("keep-alive connection closed within idle-timeout + SLACK")
         .unwrap()
         .unwrap();
     let after = idle_from.elapsed();
@@ -362,7 +365,7 @@ async fn a_request_body_that_stalls_gets_408_within_read_timeout() {
     let text = String::from_utf8_lossy(&response).to_string();
     assert!(
         text.starts_with("HTTP/1.1 408"),
-        "a stalled body is answered 408 Request Timeout within read-timeout + 1s (after {:?}): {text:?}",
+        "a stalled body is answered 408 Request Timeout within read-timeout + {SLACK:?} (after {:?}): {text:?}",
         sent.elapsed()
     );
     assert!(
