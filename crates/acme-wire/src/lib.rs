@@ -6,7 +6,8 @@
 //!   ES384, ES512 and EdDSA (Ed25519); [`ExternalAccountBinding`] for the
 //!   MAC-signed JWS of RFC 8555 §7.3.4.
 //! - [`Problem`]: problem documents with the exact ACME error URNs.
-//! - Request payloads and resource representations as serde types.
+//! - Request payloads and resource representations as serde types, with
+//!   the status of each object as an enum ([`OrderStatus`] and its kin).
 //! - Challenge helpers: key authorizations, dns-01 and tls-alpn-01 digests,
 //!   tokens.
 //!
@@ -29,6 +30,7 @@ mod problem;
 mod request;
 mod resource;
 mod spki_der;
+mod status;
 #[cfg(test)]
 mod test_keys;
 
@@ -48,4 +50,8 @@ pub use request::{
 pub use resource::{
     AccountResource, AuthorizationResource, ChallengeResource, Directory, DirectoryMeta,
     OrderResource, OrdersList, RenewalInfo, SuggestedWindow,
+};
+pub use status::{
+    AccountStatus, AuthorizationStatus, CertificateStatus, ChallengeStatus, OrderStatus,
+    UnknownStatus,
 };

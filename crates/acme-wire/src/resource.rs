@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Identifier, Problem};
+use crate::{
+    AccountStatus, AuthorizationStatus, ChallengeStatus, Identifier, OrderStatus, Problem,
+};
 
 /// The directory's `meta` object (RFC 8555 §7.1.1).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -59,8 +61,8 @@ pub struct Directory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountResource {
-    /// "valid", "deactivated" or "revoked".
-    pub status: String,
+    /// The account's status.
+    pub status: AccountStatus,
     /// Contact URLs; always present, possibly empty.
     #[serde(default)]
     pub contact: Vec<String>,
@@ -78,8 +80,8 @@ pub struct AccountResource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderResource {
-    /// "pending", "ready", "processing", "valid" or "invalid".
-    pub status: String,
+    /// The order's status.
+    pub status: OrderStatus,
     /// Expiry (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
@@ -118,8 +120,8 @@ pub struct ChallengeResource {
     pub kind: String,
     /// Challenge URL.
     pub url: String,
-    /// "pending", "processing", "valid" or "invalid".
-    pub status: String,
+    /// The challenge's status.
+    pub status: ChallengeStatus,
     /// The challenge token.
     pub token: String,
     /// Validation time (RFC 3339), when valid.
@@ -136,8 +138,8 @@ pub struct ChallengeResource {
 pub struct AuthorizationResource {
     /// The identifier (without the "*." of a wildcard).
     pub identifier: Identifier,
-    /// "pending", "valid", "invalid", "deactivated", "expired" or "revoked".
-    pub status: String,
+    /// The authorization's status.
+    pub status: AuthorizationStatus,
     /// Expiry (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
@@ -240,7 +242,7 @@ mod tests {
     #[test]
     fn account_json() {
         let a = AccountResource {
-            status: "valid".into(),
+            status: AccountStatus::Valid,
             contact: vec![],
             terms_of_service_agreed: None,
             orders: "https://a/acme/acct/1/orders".into(),
@@ -265,7 +267,7 @@ mod tests {
     #[test]
     fn order_json() {
         let o = OrderResource {
-            status: "pending".into(),
+            status: OrderStatus::Pending,
             expires: Some("2025-01-08T00:00:00Z".into()),
             identifiers: vec![Identifier::dns("a.example")],
             not_before: None,
@@ -288,7 +290,7 @@ mod tests {
             })
         );
         let o = OrderResource {
-            status: "invalid".into(),
+            status: OrderStatus::Invalid,
             error: Some(Problem::new(ProblemType::BadCsr, "key too small")),
             not_before: Some("nb".into()),
             not_after: Some("na".into()),
@@ -313,12 +315,12 @@ mod tests {
     fn authorization_and_challenge_json() {
         let a = AuthorizationResource {
             identifier: Identifier::dns("example.org"),
-            status: "pending".into(),
+            status: AuthorizationStatus::Pending,
             expires: None,
             challenges: vec![ChallengeResource {
                 kind: "dns-01".into(),
                 url: "https://a/acme/chall/1".into(),
-                status: "invalid".into(),
+                status: ChallengeStatus::Invalid,
                 token: "tok".into(),
                 validated: None,
                 error: Some(Problem::new(ProblemType::Dns, "NXDOMAIN")),
@@ -343,7 +345,7 @@ mod tests {
         let c = ChallengeResource {
             kind: "http-01".into(),
             url: "u".into(),
-            status: "valid".into(),
+            status: ChallengeStatus::Valid,
             token: "t".into(),
             validated: Some("2025-01-01T00:00:00Z".into()),
             error: None,

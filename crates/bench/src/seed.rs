@@ -15,6 +15,7 @@
 
 use std::time::Instant;
 
+use acme_wire::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus};
 use anyhow::{bail, Context, Result};
 use certeasy::store::{
     new_id, now_ms, AccountRow, AuthzRow, CertRow, ChallengeRow, NewAuthz, NewOrder, OrderRow,
@@ -79,13 +80,28 @@ fn serial_hex() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// An order of `names` with one authorization and challenge per name, all
+/// `valid` (an issued order) or all `invalid` (a failed one).
 fn order_rows(
     account_id: &str,
     names: &[String],
-    status: &str,
+    valid: bool,
     policy: &str,
     created: i64,
 ) -> NewOrder {
+    let (order_status, authz_status, chall_status) = if valid {
+        (
+            OrderStatus::Valid,
+            AuthorizationStatus::Valid,
+            ChallengeStatus::Valid,
+        )
+    } else {
+        (
+            OrderStatus::Invalid,
+            AuthorizationStatus::Invalid,
+            ChallengeStatus::Invalid,
+        )
+    };
     let order_id = new_id();
     let authzs = names
         .iter()
@@ -98,7 +114,7 @@ fn order_rows(
                     account_id: account_id.to_string(),
                     identifier: n.clone(),
                     wildcard: false,
-                    status: status.to_string(),
+                    status: authz_status,
                     expires: created + 30 * DAY_MS,
                 },
                 challenges: vec![ChallengeRow {
@@ -106,7 +122,7 @@ fn order_rows(
                     authz_id,
                     kind: "http-01".into(),
                     token: new_id(),
-                    status: status.to_string(),
+                    status: chall_status,
                     validated: None,
                     error: None,
                 }],
@@ -117,7 +133,7 @@ fn order_rows(
         order: OrderRow {
             id: order_id,
             account_id: account_id.to_string(),
-            status: status.to_string(),
+            status: order_status,
             policy: policy.to_string(),
             names: names.to_vec(),
             not_before: None,
@@ -166,7 +182,7 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
                 thumbprint: key.thumbprint.clone(),
                 jwk: key.jwk.clone(),
                 contact: vec![format!("mailto:team{i}@example.com")],
-                status: "valid".into(),
+                status: AccountStatus::Valid,
                 tos_agreed: true,
                 created_at: now - 400 * DAY_MS + rng.below(30 * DAY_MS as u64) as i64,
             };
@@ -211,10 +227,10 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
             // spread over the last year
             let created = now - rng.below(365 * DAY_MS as u64) as i64;
             if i % 10 == 0 {
-                let failed = order_rows(account, &names, "invalid", &a.policy, created - 60_000);
+                let failed = order_rows(account, &names, false, &a.policy, created - 60_000);
                 Store::insert_order(&mut tx, &failed).await?;
             }
-            let order = order_rows(account, &names, "valid", &a.policy, created);
+            let order = order_rows(account, &names, true, &a.policy, created);
             Store::insert_order(&mut tx, &order).await?;
             let cert = CertRow {
                 id: new_id(),

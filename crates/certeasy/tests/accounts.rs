@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
+use acme_wire::{AccountStatus, AuthorizationStatus, OrderStatus};
 use common::raw::{Key, Raw, Resp};
 use common::{binding, csr, new_order, ready_order, Harness, Options};
 use http::StatusCode;
@@ -99,7 +100,7 @@ async fn a_deactivation_racing_contact_updates_is_never_undone() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(stored.status, "deactivated", "round {round}");
+        assert_eq!(stored.status, AccountStatus::Deactivated, "round {round}");
     }
 }
 
@@ -216,7 +217,12 @@ async fn deactivation_cancels_pending_orders_authorizations_and_queued_jobs() {
         processing_id,
     ] {
         let o = store.order(&id).await.unwrap().unwrap();
-        assert_eq!(o.status, "invalid", "order {id} of {:?}", o.names);
+        assert_eq!(
+            o.status,
+            OrderStatus::Invalid,
+            "order {id} of {:?}",
+            o.names
+        );
         let error = o.error.unwrap_or_default();
         assert!(error.contains("deactivated"), "{error}");
     }
@@ -226,7 +232,7 @@ async fn deactivation_cancels_pending_orders_authorizations_and_queued_jobs() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(a.status, "deactivated");
+        assert_eq!(a.status, AuthorizationStatus::Deactivated);
     }
     // The ready order's authorization was valid and stays so.
     assert_eq!(
@@ -280,13 +286,13 @@ async fn an_issuance_job_for_a_deactivated_account_does_not_reach_the_ca() {
     let store = h.server().ra.store.clone();
     let mut order = store.order(&order_id).await.unwrap().unwrap();
     for _ in 0..400 {
-        if order.status != "processing" {
+        if order.status != OrderStatus::Processing {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         order = store.order(&order_id).await.unwrap().unwrap();
     }
-    assert_eq!(order.status, "invalid", "{order:?}");
+    assert_eq!(order.status, OrderStatus::Invalid, "{order:?}");
     let error = order.error.unwrap_or_default();
     assert!(error.contains("deactivated"), "{error}");
     assert_eq!(store.job_count().await.unwrap(), 0);

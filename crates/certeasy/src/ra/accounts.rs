@@ -1,7 +1,8 @@
 //! Accounts: creation, lookup by key, contact update, deactivation, key roll-over.
 
 use acme_wire::{
-    AccountUpdateRequest, Jwk, KeyChangeRequest, NewAccountRequest, Problem, ProblemType,
+    AccountStatus, AccountUpdateRequest, Jwk, KeyChangeRequest, NewAccountRequest, Problem,
+    ProblemType,
 };
 
 use std::collections::HashMap;
@@ -127,7 +128,7 @@ fn lock(m: &Mutex<CacheInner>) -> std::sync::MutexGuard<'_, CacheInner> {
 
 /// The refusal of a request by an account that is not `valid` (RFC 8555
 /// §7.3.6: 401 `unauthorized`).
-pub fn account_not_valid(status: &str) -> AcmeError {
+pub fn account_not_valid(status: AccountStatus) -> AcmeError {
     Problem::new(
         ProblemType::Unauthorized,
         format!("the account is {status}; it can no longer be used"),
@@ -148,7 +149,7 @@ async fn changed_meanwhile(s: &Ra, acct: &AccountRow) -> AcmeError {
             ProblemType::AccountDoesNotExist,
             format!("account {} no longer exists", acct.id),
         ),
-        Some(now) if now.status != "valid" => account_not_valid(&now.status),
+        Some(now) if now.status != AccountStatus::Valid => account_not_valid(now.status),
         Some(now) if now.thumbprint != acct.thumbprint => Problem::new(
             ProblemType::Unauthorized,
             "the account key was changed by a concurrent request; this request is signed with the previous key",
@@ -213,7 +214,7 @@ pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResu
         thumbprint: thumbprint.clone(),
         jwk: jwk.to_json().to_string(),
         contact,
-        status: "valid".into(),
+        status: AccountStatus::Valid,
         tos_agreed: req.terms_of_service_agreed.unwrap_or(false),
         created_at: now_ms(),
     };
@@ -241,7 +242,7 @@ pub async fn update_account(
     req: &AccountUpdateRequest,
 ) -> AcmeResult<AccountRow> {
     if let Some(status) = &req.status {
-        if status != "deactivated" {
+        if status != AccountStatus::Deactivated.as_str() {
             return Err(AcmeError::new(
                 ProblemType::Malformed,
                 format!("an account can only be moved to status \"deactivated\", not {status:?}"),
@@ -347,7 +348,7 @@ pub async fn key_change(
 mod tests {
     use super::*;
 
-    fn row(id: &str, status: &str) -> AccountRow {
+    fn row(id: &str, status: AccountStatus) -> AccountRow {
         use ring::signature::{Ed25519KeyPair, KeyPair};
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
@@ -357,7 +358,7 @@ mod tests {
             thumbprint: jwk.thumbprint(),
             jwk: jwk.to_json().to_string(),
             contact: vec![],
-            status: status.into(),
+            status,
             tos_agreed: true,
             created_at: 0,
         }
@@ -370,43 +371,51 @@ mod tests {
         // deactivation commits and invalidates the account.
         let stale = cache
             .get_or_load("a", || async {
-                let r = row("a", "valid");
+                let r = row("a", AccountStatus::Valid);
                 cache.invalidate("a");
                 Ok(Some(r))
             })
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(stale.0.status, "valid");
+        assert_eq!(stale.0.status, AccountStatus::Valid);
         let fresh = cache
-            .get_or_load("a", || async { Ok(Some(row("a", "deactivated"))) })
+            .get_or_load("a", || async {
+                Ok(Some(row("a", AccountStatus::Deactivated)))
+            })
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(fresh.0.status, "deactivated", "the stale row was cached");
+        assert_eq!(
+            fresh.0.status,
+            AccountStatus::Deactivated,
+            "the stale row was cached"
+        );
         // Without an invalidation in between, a row read is kept.
         let kept = cache
             .get_or_load("a", || async { panic!("a cache hit was expected") })
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(kept.0.status, "deactivated");
+        assert_eq!(kept.0.status, AccountStatus::Deactivated);
     }
 
     #[tokio::test]
     async fn an_invalidated_account_is_read_again() {
         let cache = AccountCache::default();
         cache
-            .get_or_load("a", || async { Ok(Some(row("a", "valid"))) })
+            .get_or_load("a", || async { Ok(Some(row("a", AccountStatus::Valid))) })
             .await
             .unwrap();
         cache.invalidate("a");
         let again = cache
-            .get_or_load("a", || async { Ok(Some(row("a", "deactivated"))) })
+            .get_or_load("a", || async {
+                Ok(Some(row("a", AccountStatus::Deactivated)))
+            })
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(again.0.status, "deactivated");
+        assert_eq!(again.0.status, AccountStatus::Deactivated);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! `default-timeout`. The ACME order stays `processing` meanwhile, across
 //! restarts.
 
-use acme_wire::{Problem, ProblemType};
+use acme_wire::{AccountStatus, OrderStatus, Problem, ProblemType};
 use pki::DnsName;
 
 use super::Ra;
@@ -28,14 +28,14 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
         s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     };
-    if order.status != "processing" {
+    if order.status != OrderStatus::Processing {
         s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     }
     // Deactivating the account removed its queued jobs, not one a worker
     // already held: nothing is asked of a CA for a deactivated account.
     let account = s.accounts.get(&s.store, &order.account_id).await?;
-    if account.is_none_or(|a| a.0.status != "valid") {
+    if account.is_none_or(|a| a.0.status != AccountStatus::Valid) {
         let detail = "the account was deactivated before the certificate was issued".to_string();
         return fail(s, job, &order.id, ProblemType::Unauthorized, detail).await;
     }
@@ -194,7 +194,15 @@ async fn store_certificate(
         revocation_reason: None,
     };
     let mut tx = s.store.begin().await?;
-    if Store::set_order_status(&mut tx, &order.id, &["processing"], "valid", None).await? {
+    if Store::set_order_status(
+        &mut tx,
+        &order.id,
+        &[OrderStatus::Processing],
+        OrderStatus::Valid,
+        None,
+    )
+    .await?
+    {
         Store::insert_cert(&mut tx, &cert).await?;
     }
     Store::complete_job(&mut tx, job).await?;
@@ -216,8 +224,8 @@ async fn fail(
     Store::set_order_status(
         &mut tx,
         order_id,
-        &["processing"],
-        "invalid",
+        &[OrderStatus::Processing],
+        OrderStatus::Invalid,
         Some(&problem),
     )
     .await?;

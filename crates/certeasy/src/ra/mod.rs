@@ -21,6 +21,8 @@ mod state_tests;
 
 use std::sync::Arc;
 
+use acme_wire::{AuthorizationStatus, OrderStatus};
+
 use crate::config::Config;
 use crate::jobs::{JobHandler, Jobs, Outcome};
 use crate::policy::Catalogue;
@@ -78,17 +80,24 @@ pub const MAX_IDENTIFIERS: usize = 100;
 
 /// Status shown for an order, applying expiry lazily: a `pending` or `ready`
 /// order past its expiry is `invalid` (RFC 8555 §7.1.6).
-pub fn effective_order_status(status: &str, expires: i64, now: i64) -> &str {
+pub fn effective_order_status(status: OrderStatus, expires: i64, now: i64) -> OrderStatus {
     match status {
-        "pending" | "ready" if expires <= now => "invalid",
+        OrderStatus::Pending | OrderStatus::Ready if expires <= now => OrderStatus::Invalid,
         s => s,
     }
 }
 
-/// Status shown for an authorization, applying expiry lazily.
-pub fn effective_authz_status(status: &str, expires: i64, now: i64) -> &str {
+/// Status shown for an authorization, applying expiry lazily: a `pending`
+/// or `valid` authorization past its expiry is `expired`.
+pub fn effective_authz_status(
+    status: AuthorizationStatus,
+    expires: i64,
+    now: i64,
+) -> AuthorizationStatus {
     match status {
-        "pending" | "valid" if expires <= now => "expired",
+        AuthorizationStatus::Pending | AuthorizationStatus::Valid if expires <= now => {
+            AuthorizationStatus::Expired
+        }
         s => s,
     }
 }
@@ -99,13 +108,19 @@ mod tests {
 
     #[test]
     fn expiry_applies_only_to_open_states() {
-        assert_eq!(effective_order_status("pending", 10, 11), "invalid");
-        assert_eq!(effective_order_status("ready", 10, 11), "invalid");
-        assert_eq!(effective_order_status("processing", 10, 11), "processing");
-        assert_eq!(effective_order_status("valid", 10, 11), "valid");
-        assert_eq!(effective_order_status("pending", 10, 9), "pending");
-        assert_eq!(effective_authz_status("pending", 10, 11), "expired");
-        assert_eq!(effective_authz_status("invalid", 10, 11), "invalid");
-        assert_eq!(effective_authz_status("deactivated", 10, 11), "deactivated");
+        use AuthorizationStatus as A;
+        use OrderStatus as O;
+        for s in O::ALL.iter().copied() {
+            assert_eq!(effective_order_status(s, 10, 9), s, "{s} before expiry");
+            let expired = matches!(s, O::Pending | O::Ready);
+            let shown = effective_order_status(s, 10, 10);
+            assert_eq!(shown, if expired { O::Invalid } else { s }, "{s}");
+        }
+        for s in A::ALL.iter().copied() {
+            assert_eq!(effective_authz_status(s, 10, 9), s, "{s} before expiry");
+            let expired = matches!(s, A::Pending | A::Valid);
+            let shown = effective_authz_status(s, 10, 10);
+            assert_eq!(shown, if expired { A::Expired } else { s }, "{s}");
+        }
     }
 }

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use acme_wire::{FinalizeRequest, Identifier, NewOrderRequest, Problem, ProblemType, Subproblem};
+use acme_wire::{
+    AuthorizationStatus, ChallengeStatus, FinalizeRequest, Identifier, NewOrderRequest,
+    OrderStatus, Problem, ProblemType, Subproblem,
+};
 use pki::{DnsName, RefusalKind};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -182,7 +185,7 @@ pub async fn new_order(
     let order = OrderRow {
         id: new_id(),
         account_id: acct.id.clone(),
-        status: "pending".into(),
+        status: OrderStatus::Pending,
         policy: policy.name.clone(),
         names: names.iter().map(|n| n.as_str().to_string()).collect(),
         not_before,
@@ -209,7 +212,7 @@ pub async fn new_order(
                 account_id: acct.id.clone(),
                 identifier: n.base().to_string(),
                 wildcard: n.is_wildcard(),
-                status: "pending".into(),
+                status: AuthorizationStatus::Pending,
                 expires,
             };
             let challenges = kinds
@@ -219,7 +222,7 @@ pub async fn new_order(
                     authz_id: authz.id.clone(),
                     kind: (*k).to_string(),
                     token: acme_wire::new_token(),
-                    status: "pending".into(),
+                    status: ChallengeStatus::Pending,
                     validated: None,
                     error: None,
                 })
@@ -316,12 +319,12 @@ pub async fn respond_challenge(
     let chall = challenge(s, chall_id).await?;
     let authz = owned_authz(s, acct, &chall.authz_id).await?;
     let now = now_ms();
-    if chall.status != "pending" {
+    if chall.status != ChallengeStatus::Pending {
         // Processing, valid or invalid: answering again changes nothing.
         return Ok((chall, authz));
     }
-    let status = super::effective_authz_status(&authz.status, authz.expires, now);
-    if status != "pending" {
+    let status = super::effective_authz_status(authz.status, authz.expires, now);
+    if status != AuthorizationStatus::Pending {
         return Err(AcmeError::new(
             ProblemType::Malformed,
             format!("the authorization is {status}; its challenges can no longer be answered"),
@@ -368,7 +371,7 @@ async fn not_started(
     authz: AuthzRow,
 ) -> AcmeResult<(ChallengeRow, AuthzRow)> {
     let chall = challenge(s, chall_id).await?;
-    if chall.status != "pending" {
+    if chall.status != ChallengeStatus::Pending {
         return Ok((chall, authz));
     }
     let answered = s
@@ -376,7 +379,7 @@ async fn not_started(
         .challenges_of_authz(&authz.id)
         .await?
         .into_iter()
-        .find(|c| c.status != "pending")
+        .find(|c| c.status != ChallengeStatus::Pending)
         .map(|c| format!("its {} challenge", c.kind))
         .unwrap_or_else(|| "another challenge".into());
     Err(AcmeError::new(
@@ -389,7 +392,14 @@ async fn not_started(
 pub async fn deactivate_authz(s: &Ra, acct: &AccountRow, authz: &AuthzRow) -> AcmeResult<()> {
     let _ = acct;
     let mut tx = s.store.begin().await?;
-    if !Store::set_authz_status(&mut tx, &authz.id, &["pending", "valid"], "deactivated").await? {
+    if !Store::set_authz_status(
+        &mut tx,
+        &authz.id,
+        &[AuthorizationStatus::Pending, AuthorizationStatus::Valid],
+        AuthorizationStatus::Deactivated,
+    )
+    .await?
+    {
         return Err(AcmeError::new(
             ProblemType::Malformed,
             format!(
@@ -405,8 +415,8 @@ pub async fn deactivate_authz(s: &Ra, acct: &AccountRow, authz: &AuthzRow) -> Ac
     Store::set_order_status(
         &mut tx,
         &authz.order_id,
-        &["pending", "ready"],
-        "invalid",
+        &[OrderStatus::Pending, OrderStatus::Ready],
+        OrderStatus::Invalid,
         Some(&problem.to_json().to_string()),
     )
     .await?;
@@ -429,13 +439,13 @@ pub async fn finalize(
     req: &FinalizeRequest,
 ) -> AcmeResult<OrderRow> {
     let order = owned_order(s, acct, order_id).await?;
-    let status = effective_order_status(&order.status, order.expires, now_ms());
-    if status != "ready" {
+    let status = effective_order_status(order.status, order.expires, now_ms());
+    if status != OrderStatus::Ready {
         let detail = match status {
-            "pending" => {
+            OrderStatus::Pending => {
                 "the order is not ready: its authorizations are not all valid yet".to_string()
             }
-            "processing" | "valid" => {
+            OrderStatus::Processing | OrderStatus::Valid => {
                 format!("the order is already {status}; it was finalized before")
             }
             other => format!("the order is {other} and cannot be finalized"),
@@ -459,8 +469,8 @@ pub async fn finalize(
         Store::set_order_status(
             &mut tx,
             &order.id,
-            &["ready"],
-            "invalid",
+            &[OrderStatus::Ready],
+            OrderStatus::Invalid,
             Some(&problem.to_json().to_string()),
         )
         .await?;
@@ -566,7 +576,7 @@ mod tests {
             thumbprint: jwk.thumbprint(),
             jwk: jwk.to_json().to_string(),
             contact: vec![],
-            status: "valid".into(),
+            status: acme_wire::AccountStatus::Valid,
             tos_agreed: true,
             created_at: 0,
         }

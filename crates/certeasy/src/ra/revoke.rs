@@ -1,6 +1,6 @@
 //! revoke-cert: by the owning account or by the certificate's own key.
 
-use acme_wire::{Jwk, ProblemType, RevocationRequest};
+use acme_wire::{CertificateStatus, Jwk, ProblemType, RevocationRequest};
 
 use super::Ra;
 use crate::error::{AcmeError, AcmeResult};
@@ -70,7 +70,9 @@ pub async fn revoke(s: &Ra, who: Revoker<'_>, req: &RevocationRequest) -> AcmeRe
             }
         }
     }
-    if cert.revoked_at.is_some() || !s.store.revoke_cert(&cert.id, reason as i64).await? {
+    if cert.status() == CertificateStatus::Revoked
+        || !s.store.revoke_cert(&cert.id, reason as i64).await?
+    {
         return Err(AcmeError::new(
             ProblemType::AlreadyRevoked,
             "the certificate is already revoked",

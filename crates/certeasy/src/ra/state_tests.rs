@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use acme_wire::{
-    FinalizeRequest, Identifier, Jwk, NewAccountRequest, NewOrderRequest, ProblemType,
+    AuthorizationStatus, ChallengeStatus, FinalizeRequest, Identifier, Jwk, NewAccountRequest,
+    NewOrderRequest, OrderStatus, ProblemType,
 };
 use pki::testing::{CsrBuilder, TestKey, TestKeyType};
 
@@ -119,17 +120,24 @@ async fn order(ra: &Ra, id: &str) -> OrderRow {
 async fn validate_all(ra: &Ra, order: &OrderRow, authzs: &[AuthzRow]) {
     let mut tx = ra.store.begin().await.unwrap();
     for a in authzs {
-        assert!(
-            Store::set_authz_status(&mut tx, &a.id, &["pending"], "valid")
-                .await
-                .unwrap()
-        );
+        assert!(Store::set_authz_status(
+            &mut tx,
+            &a.id,
+            &[AuthorizationStatus::Pending],
+            AuthorizationStatus::Valid
+        )
+        .await
+        .unwrap());
     }
-    assert!(
-        Store::set_order_status(&mut tx, &order.id, &["pending"], "ready", None)
-            .await
-            .unwrap()
-    );
+    assert!(Store::set_order_status(
+        &mut tx,
+        &order.id,
+        &[OrderStatus::Pending],
+        OrderStatus::Ready,
+        None
+    )
+    .await
+    .unwrap());
     tx.commit().await.unwrap();
 }
 
@@ -144,12 +152,12 @@ async fn a_new_order_is_pending_with_one_pending_authorization_per_name() {
     )
     .await
     .unwrap();
-    assert_eq!(o.status, "pending");
+    assert_eq!(o.status, OrderStatus::Pending);
     assert_eq!(o.policy, "default");
     assert_eq!(o.names, ["*.x.example.test", "b.example.test"]);
     assert_eq!(authzs.len(), 2, "duplicates are folded");
     for a in &authzs {
-        assert_eq!(a.status, "pending");
+        assert_eq!(a.status, AuthorizationStatus::Pending);
         let kinds: Vec<String> = lab
             .ra
             .store
@@ -204,7 +212,7 @@ async fn a_pending_order_cannot_be_finalized() {
     let req = FinalizeRequest { csr: "AA".into() };
     let p = problem(finalize(&lab.ra, &acct, &o.id, &req).await.unwrap_err());
     assert_eq!(p.kind, ProblemType::OrderNotReady);
-    assert_eq!(order(&lab.ra, &o.id).await.status, "pending");
+    assert_eq!(order(&lab.ra, &o.id).await.status, OrderStatus::Pending);
 }
 
 #[tokio::test]
@@ -216,9 +224,9 @@ async fn deactivating_an_authorization_invalidates_its_order() {
         .unwrap();
     deactivate_authz(&lab.ra, &acct, &authzs[0]).await.unwrap();
     let a = owned_authz(&lab.ra, &acct, &authzs[0].id).await.unwrap();
-    assert_eq!(a.status, "deactivated");
+    assert_eq!(a.status, AuthorizationStatus::Deactivated);
     let o = order(&lab.ra, &o.id).await;
-    assert_eq!(o.status, "invalid");
+    assert_eq!(o.status, OrderStatus::Invalid);
     assert!(o.error.unwrap().contains("was deactivated"));
     // Deactivated is final.
     let p = problem(deactivate_authz(&lab.ra, &acct, &a).await.unwrap_err());
@@ -240,15 +248,19 @@ async fn a_failed_validation_invalidates_challenge_authorization_and_order() {
         .unwrap();
     let dns = challenges.iter().find(|c| c.kind == "dns-01").unwrap();
     let (chall, _) = respond_challenge(&lab.ra, &acct, &dns.id).await.unwrap();
-    assert_eq!(chall.status, "invalid", "the DNS server refuses");
+    assert_eq!(
+        chall.status,
+        ChallengeStatus::Invalid,
+        "the DNS server refuses"
+    );
     assert!(chall
         .error
         .unwrap()
         .contains("urn:ietf:params:acme:error:dns"));
     let a = owned_authz(&lab.ra, &acct, &authzs[0].id).await.unwrap();
-    assert_eq!(a.status, "invalid");
+    assert_eq!(a.status, AuthorizationStatus::Invalid);
     let o = order(&lab.ra, &o.id).await;
-    assert_eq!(o.status, "invalid");
+    assert_eq!(o.status, OrderStatus::Invalid);
     // The authorization is decided: its other challenges are refused.
     let http = challenges.iter().find(|c| c.kind == "http-01").unwrap();
     let p = problem(
@@ -264,7 +276,7 @@ async fn a_failed_validation_invalidates_challenge_authorization_and_order() {
     );
     // Answering the decided challenge again changes nothing.
     let (again, _) = respond_challenge(&lab.ra, &acct, &dns.id).await.unwrap();
-    assert_eq!(again.status, "invalid");
+    assert_eq!(again.status, ChallengeStatus::Invalid);
 }
 
 #[tokio::test]
@@ -281,7 +293,7 @@ async fn a_ready_order_is_issued_by_the_builtin_ca_on_finalize() {
         csr: acme_wire::b64u_encode(&csr),
     };
     let done = finalize(&lab.ra, &acct, &o.id, &req).await.unwrap();
-    assert_eq!(done.status, "valid");
+    assert_eq!(done.status, OrderStatus::Valid);
     assert_eq!(lab.ra.store.count_certs().await.unwrap(), 1);
     // Finalized once: a second finalize is refused and issues nothing.
     let p = problem(finalize(&lab.ra, &acct, &o.id, &req).await.unwrap_err());
@@ -304,7 +316,7 @@ async fn a_csr_for_other_names_leaves_the_order_ready() {
     };
     let p = problem(finalize(&lab.ra, &acct, &o.id, &req).await.unwrap_err());
     assert_eq!(p.kind, ProblemType::BadCsr);
-    assert_eq!(order(&lab.ra, &o.id).await.status, "ready");
+    assert_eq!(order(&lab.ra, &o.id).await.status, OrderStatus::Ready);
     assert_eq!(lab.ra.store.count_certs().await.unwrap(), 0);
 }
 

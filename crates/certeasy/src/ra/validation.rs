@@ -1,7 +1,9 @@
 //! `validate` jobs: ask the VA, then record the outcome on the challenge, its
 //! authorization and its order in one transaction.
 
-use acme_wire::{Identifier, Problem, ProblemType, Subproblem};
+use acme_wire::{
+    AuthorizationStatus, ChallengeStatus, Identifier, OrderStatus, Problem, ProblemType, Subproblem,
+};
 use certeasy_va::{FailureKind, ValidationFailure};
 
 use super::Ra;
@@ -15,7 +17,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
         s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     };
-    if chall.status != "processing" {
+    if chall.status != ChallengeStatus::Processing {
         s.store.delete_job(job).await?;
         return Ok(Outcome::Done);
     }
@@ -64,11 +66,23 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
         Ok(record) => {
             let record = serde_json::to_string(&record).ok();
             if Store::finish_challenge(&mut tx, &chall.id, true, None, record.as_deref()).await? {
-                Store::set_authz_status(&mut tx, &authz.id, &["pending"], "valid").await?;
+                Store::set_authz_status(
+                    &mut tx,
+                    &authz.id,
+                    &[AuthorizationStatus::Pending],
+                    AuthorizationStatus::Valid,
+                )
+                .await?;
                 let all = Store::authzs_of_order_tx(&mut tx, &order.id).await?;
-                if all.iter().all(|a| a.status == "valid") {
-                    Store::set_order_status(&mut tx, &order.id, &["pending"], "ready", None)
-                        .await?;
+                if all.iter().all(|a| a.status == AuthorizationStatus::Valid) {
+                    Store::set_order_status(
+                        &mut tx,
+                        &order.id,
+                        &[OrderStatus::Pending],
+                        OrderStatus::Ready,
+                        None,
+                    )
+                    .await?;
                 }
             }
             tracing::info!(target: "va", challenge = %chall.id, kind = %chall.kind, identifier = %domain, "challenge valid");
@@ -78,7 +92,13 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
             let problem_json = problem.to_json().to_string();
             if Store::finish_challenge(&mut tx, &chall.id, false, Some(&problem_json), None).await?
             {
-                Store::set_authz_status(&mut tx, &authz.id, &["pending"], "invalid").await?;
+                Store::set_authz_status(
+                    &mut tx,
+                    &authz.id,
+                    &[AuthorizationStatus::Pending],
+                    AuthorizationStatus::Invalid,
+                )
+                .await?;
                 let ident = Identifier::dns(if authz.wildcard {
                     format!("*.{domain}")
                 } else {
@@ -97,8 +117,8 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                 Store::set_order_status(
                     &mut tx,
                     &order.id,
-                    &["pending", "ready"],
-                    "invalid",
+                    &[OrderStatus::Pending, OrderStatus::Ready],
+                    OrderStatus::Invalid,
                     Some(&order_problem.to_json().to_string()),
                 )
                 .await?;

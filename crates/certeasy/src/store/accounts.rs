@@ -1,5 +1,7 @@
 //! Accounts.
 
+use acme_wire::AccountStatus;
+
 use super::Store;
 
 /// A stored account.
@@ -13,8 +15,8 @@ pub struct AccountRow {
     pub jwk: String,
     /// Contact URIs.
     pub contact: Vec<String>,
-    /// `valid`, `deactivated` or `revoked`.
-    pub status: String,
+    /// Status.
+    pub status: AccountStatus,
     /// Whether the terms of service were agreed.
     pub tos_agreed: bool,
     /// Creation time (unix ms).

@@ -1,5 +1,7 @@
 //! Issued certificates.
 
+use acme_wire::CertificateStatus;
+
 use super::Store;
 
 /// A stored certificate.
@@ -29,6 +31,16 @@ pub struct CertRow {
     pub revoked_at: Option<i64>,
     /// RFC 5280 reason code.
     pub revocation_reason: Option<i64>,
+}
+
+impl CertRow {
+    /// Revoked or not, from [`CertRow::revoked_at`].
+    pub fn status(&self) -> CertificateStatus {
+        match self.revoked_at {
+            Some(_) => CertificateStatus::Revoked,
+            None => CertificateStatus::Valid,
+        }
+    }
 }
 
 impl Store {

@@ -1,5 +1,7 @@
 //! Orders, authorizations and challenges.
 
+use acme_wire::{AuthorizationStatus, ChallengeStatus, OrderStatus};
+
 use super::Store;
 
 /// A stored order.
@@ -10,7 +12,7 @@ pub struct OrderRow {
     /// Owning account.
     pub account_id: String,
     /// RFC 8555 status.
-    pub status: String,
+    pub status: OrderStatus,
     /// Issuance policy selected at creation.
     pub policy: String,
     /// Normalised names, sorted.
@@ -49,7 +51,7 @@ pub struct AuthzRow {
     /// The order asked for the wildcard.
     pub wildcard: bool,
     /// RFC 8555 status.
-    pub status: String,
+    pub status: AuthorizationStatus,
     /// Expiry (unix ms).
     pub expires: i64,
 }
@@ -66,7 +68,7 @@ pub struct ChallengeRow {
     /// Token.
     pub token: String,
     /// RFC 8555 status.
-    pub status: String,
+    pub status: ChallengeStatus,
     /// Validation time (unix ms).
     pub validated: Option<i64>,
     /// Problem document JSON.
@@ -112,8 +114,8 @@ impl Store {
         pub async fn set_order_status(
             tx: &mut Tx,
             id: &str,
-            from: &[&str],
-            to: &str,
+            from: &[OrderStatus],
+            to: OrderStatus,
             error: Option<&str>,
         ) -> Result<bool>;
 
@@ -148,7 +150,12 @@ impl Store {
 
         /// Sets an authorization's status when it is currently one of `from`
         /// (at most three).
-        pub async fn set_authz_status(tx: &mut Tx, id: &str, from: &[&str], to: &str) -> Result<bool>;
+        pub async fn set_authz_status(
+            tx: &mut Tx,
+            id: &str,
+            from: &[AuthorizationStatus],
+            to: AuthorizationStatus,
+        ) -> Result<bool>;
 
         /// Challenges of an authorization, in creation order.
         pub async fn challenges_of_authz(&self, authz_id: &str) -> Result<Vec<ChallengeRow>>;

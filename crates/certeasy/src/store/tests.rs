@@ -1,6 +1,8 @@
 //! Tests of the neutral [`Store`] API: they use nothing of an engine but
 //! its constructor in [`open`], so they can run against every engine.
 
+use acme_wire::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus};
+
 use super::*;
 
 /// A fresh store in a temporary directory (kept alive with the store).
@@ -154,7 +156,7 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
         thumbprint: "t".into(),
         jwk: "{}".into(),
         contact: vec![],
-        status: "valid".into(),
+        status: AccountStatus::Valid,
         tos_agreed: true,
         created_at: 0,
     };
@@ -162,7 +164,7 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
     let order = OrderRow {
         id: "o".into(),
         account_id: "a".into(),
-        status: "processing".into(),
+        status: OrderStatus::Processing,
         policy: "p".into(),
         names: vec!["x.test".into()],
         not_before: None,
@@ -238,13 +240,13 @@ fn ids_are_url_safe_and_sort_in_creation_order() {
     assert_ne!(super::new_id(), super::new_id(), "the random part differs");
 }
 
-fn account_row(id: &str) -> AccountRow {
+pub(super) fn account_row(id: &str) -> AccountRow {
     AccountRow {
         id: id.into(),
         thumbprint: format!("thumb-{id}"),
         jwk: "{}".into(),
         contact: vec![],
-        status: "valid".into(),
+        status: AccountStatus::Valid,
         tos_agreed: true,
         created_at: 0,
     }
@@ -252,18 +254,18 @@ fn account_row(id: &str) -> AccountRow {
 
 /// An order `id` of `account` in `status` with one authorization `z-{id}`
 /// (`authz_status`) holding one challenge `c-{id}` (`chall_status`).
-fn order_with(
+pub(super) fn order_with(
     id: &str,
     account: &str,
-    status: &str,
-    authz_status: &str,
-    chall_status: &str,
+    status: OrderStatus,
+    authz_status: AuthorizationStatus,
+    chall_status: ChallengeStatus,
 ) -> NewOrder {
     NewOrder {
         order: OrderRow {
             id: id.into(),
             account_id: account.into(),
-            status: status.into(),
+            status,
             policy: "p".into(),
             names: vec![format!("{id}.test")],
             not_before: None,
@@ -283,7 +285,7 @@ fn order_with(
                 account_id: account.into(),
                 identifier: format!("{id}.test"),
                 wildcard: false,
-                status: authz_status.into(),
+                status: authz_status,
                 expires: now_ms() + 60_000,
             },
             challenges: vec![ChallengeRow {
@@ -291,7 +293,7 @@ fn order_with(
                 authz_id: format!("z-{id}"),
                 kind: "http-01".into(),
                 token: format!("token-{id}"),
-                status: chall_status.into(),
+                status: chall_status,
                 validated: None,
                 error: None,
             }],
@@ -308,49 +310,52 @@ async fn cancelling_an_accounts_work_spares_jobs_a_worker_holds_and_other_accoun
             .await
             .unwrap();
     }
+    use AuthorizationStatus as Z;
+    use ChallengeStatus as C;
+    use OrderStatus as O;
     let orders = [
         // (order, account, status, authz, challenge, job: kind and lease)
-        ("idle", "a", "pending", "pending", "pending", None),
-        ("ready", "a", "ready", "valid", "valid", None),
+        ("idle", "a", O::Pending, Z::Pending, C::Pending, None),
+        ("all-valid", "a", O::Ready, Z::Valid, C::Valid, None),
         (
             "val-free",
             "a",
-            "pending",
-            "pending",
-            "processing",
+            O::Pending,
+            Z::Pending,
+            C::Processing,
             Some((JobKind::Validate, -1)),
         ),
         (
             "val-held",
             "a",
-            "pending",
-            "pending",
-            "processing",
+            O::Pending,
+            Z::Pending,
+            C::Processing,
             Some((JobKind::Validate, 60_000)),
         ),
         (
             "iss-free",
             "a",
-            "processing",
-            "valid",
-            "valid",
+            O::Processing,
+            Z::Valid,
+            C::Valid,
             Some((JobKind::Issue, -1)),
         ),
         (
             "iss-held",
             "a",
-            "processing",
-            "valid",
-            "valid",
+            O::Processing,
+            Z::Valid,
+            C::Valid,
             Some((JobKind::Issue, 60_000)),
         ),
-        ("done", "a", "valid", "valid", "valid", None),
+        ("done", "a", O::Valid, Z::Valid, C::Valid, None),
         (
             "other",
             "b",
-            "pending",
-            "pending",
-            "processing",
+            O::Pending,
+            Z::Pending,
+            C::Processing,
             Some((JobKind::Validate, -1)),
         ),
     ];
@@ -388,8 +393,8 @@ async fn cancelling_an_accounts_work_spares_jobs_a_worker_holds_and_other_accoun
         let id = format!("c-{id}");
         async move { store.challenge(&id).await.unwrap().unwrap().status }
     };
-    for id in ["idle", "ready", "val-free", "val-held", "iss-free"] {
-        assert_eq!(order(id).await, "invalid", "{id}");
+    for id in ["idle", "all-valid", "val-free", "val-held", "iss-free"] {
+        assert_eq!(order(id).await, O::Invalid, "{id}");
         let error = store.order(id).await.unwrap().unwrap().error;
         assert_eq!(
             error.as_deref(),
@@ -397,17 +402,17 @@ async fn cancelling_an_accounts_work_spares_jobs_a_worker_holds_and_other_accoun
             "{id}"
         );
     }
-    assert_eq!(order("iss-held").await, "processing", "its worker decides");
-    assert_eq!(order("done").await, "valid");
-    assert_eq!(order("other").await, "pending", "another account");
+    assert_eq!(order("iss-held").await, O::Processing, "its worker decides");
+    assert_eq!(order("done").await, O::Valid);
+    assert_eq!(order("other").await, O::Pending, "another account");
     for id in ["idle", "val-free", "val-held"] {
-        assert_eq!(authz(id).await, "deactivated", "{id}");
+        assert_eq!(authz(id).await, Z::Deactivated, "{id}");
     }
-    assert_eq!(authz("ready").await, "valid");
-    assert_eq!(authz("other").await, "pending");
-    assert_eq!(chall("val-free").await, "invalid");
-    assert_eq!(chall("val-held").await, "processing", "its worker decides");
-    assert_eq!(chall("other").await, "processing");
+    assert_eq!(authz("all-valid").await, Z::Valid);
+    assert_eq!(authz("other").await, Z::Pending);
+    assert_eq!(chall("val-free").await, C::Invalid);
+    assert_eq!(chall("val-held").await, C::Processing, "its worker decides");
+    assert_eq!(chall("other").await, C::Processing);
     // Left: the other account's job (claimable, its lease expired) and the
     // two that workers hold (not claimable); the free ones of `a` are gone.
     assert_eq!(store.job_count().await.unwrap(), 3);
@@ -440,8 +445,8 @@ async fn account_writes_apply_only_to_a_valid_account_with_the_signing_key() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (row.contact.as_slice(), row.status.as_str()),
-        (&contact[..], "valid")
+        (row.contact.as_slice(), row.status),
+        (&contact[..], AccountStatus::Valid)
     );
     // A key change from a key that is no longer the account's: nothing.
     let mut tx = store.begin().await.unwrap();
@@ -464,7 +469,10 @@ async fn account_writes_apply_only_to_a_valid_account_with_the_signing_key() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((row.status.as_str(), row.contact.len()), ("deactivated", 1));
+    assert_eq!(
+        (row.status, row.contact.len()),
+        (AccountStatus::Deactivated, 1)
+    );
     // Once deactivated, neither a contact update nor a key change applies.
     assert!(store
         .update_account("a", "thumb-new", &update)
@@ -481,7 +489,7 @@ async fn account_writes_apply_only_to_a_valid_account_with_the_signing_key() {
     tx.commit().await.unwrap();
     let stored = store.account("a").await.unwrap().unwrap();
     assert_eq!(
-        (stored.status.as_str(), stored.thumbprint.as_str()),
-        ("deactivated", "thumb-new")
+        (stored.status, stored.thumbprint.as_str()),
+        (AccountStatus::Deactivated, "thumb-new")
     );
 }

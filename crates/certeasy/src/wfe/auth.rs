@@ -1,6 +1,6 @@
 //! JWS authentication of POST requests (RFC 8555 §6.2–6.5).
 
-use acme_wire::{Jwk, Jws, KeyRef, ProblemType};
+use acme_wire::{AccountStatus, Jwk, Jws, KeyRef, ProblemType};
 use axum::http::{header, HeaderMap};
 
 use super::Wfe;
@@ -136,8 +136,8 @@ pub async fn authenticate(
         return Err(AcmeError::new(ProblemType::BadNonce, "the nonce is unknown, expired or already used; retry with the fresh nonce in this response"));
     }
     if let Some(a) = &account {
-        if a.status != "valid" {
-            return Err(crate::ra::accounts::account_not_valid(&a.status));
+        if a.status != AccountStatus::Valid {
+            return Err(crate::ra::accounts::account_not_valid(a.status));
         }
     }
     Ok(Authenticated { jws, key, account })

@@ -4,8 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use acme_wire::{
-    AccountUpdateRequest, Directory, DirectoryMeta, FinalizeRequest, Jws, KeyChangeRequest, KeyRef,
-    NewAccountRequest, NewOrderRequest, OrdersList, ProblemType, RevocationRequest,
+    AccountUpdateRequest, AuthorizationStatus, ChallengeStatus, Directory, DirectoryMeta,
+    FinalizeRequest, Jws, KeyChangeRequest, KeyRef, NewAccountRequest, NewOrderRequest,
+    OrderStatus, OrdersList, ProblemType, RevocationRequest,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -360,7 +361,7 @@ pub async fn order(
         auth.require_post_as_get()?;
         let order = ra::orders::owned_order(&s.ra, auth.account()?, &id).await?;
         let view = views::order(&s, &base, &order).await?;
-        let processing = view.status == "processing";
+        let processing = view.status == OrderStatus::Processing;
         let r = json(StatusCode::OK, &view)?;
         Ok(retry_after_if(
             with_header(r, header::LOCATION, &order_url),
@@ -397,7 +398,7 @@ pub async fn authz(
                 status: Option<String>,
             }
             let u: Update = auth.jws.payload_json()?;
-            if u.status.as_deref() != Some("deactivated") {
+            if u.status.as_deref() != Some(AuthorizationStatus::Deactivated.as_str()) {
                 return Err(AcmeError::new(
                     ProblemType::Malformed,
                     "an authorization can only be updated to {\"status\": \"deactivated\"}",
@@ -444,7 +445,7 @@ pub async fn challenge(
             let _: serde_json::Map<String, serde_json::Value> = auth.jws.payload_json()?;
             ra::orders::respond_challenge(&s.ra, acct, &id).await?
         };
-        let processing = chall.status == "processing";
+        let processing = chall.status == ChallengeStatus::Processing;
         let r = json(StatusCode::OK, &views::challenge(&base, &chall))?;
         let r = with_header(
             r,
@@ -481,7 +482,7 @@ pub async fn finalize(
         let req: FinalizeRequest = auth.jws.payload_json()?;
         let order = ra::orders::finalize(&s.ra, auth.account()?, &id, &req).await?;
         let view = views::order(&s, &base, &order).await?;
-        let processing = view.status == "processing";
+        let processing = view.status == OrderStatus::Processing;
         let r = json(StatusCode::OK, &view)?;
         Ok(retry_after_if(
             with_header(r, header::LOCATION, &url(&base, &format!("order/{id}"))),

@@ -1,7 +1,8 @@
 //! Renders stored rows as RFC 8555 resources.
 
 use acme_wire::{
-    AccountResource, AuthorizationResource, ChallengeResource, Identifier, OrderResource, Problem,
+    AccountResource, AuthorizationResource, AuthorizationStatus, ChallengeResource,
+    ChallengeStatus, Identifier, OrderResource, OrderStatus, Problem,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -25,7 +26,7 @@ fn problem(json: &Option<String>) -> Option<Problem> {
 /// Account resource.
 pub fn account(base: &str, a: &AccountRow) -> AccountResource {
     AccountResource {
-        status: a.status.clone(),
+        status: a.status,
         contact: a.contact.clone(),
         terms_of_service_agreed: Some(a.tos_agreed),
         orders: format!("{base}/acme/acct/{}/orders", a.id),
@@ -36,8 +37,8 @@ pub fn account(base: &str, a: &AccountRow) -> AccountResource {
 /// Order resource (loads its authorizations and certificate id).
 pub async fn order(s: &Wfe, base: &str, o: &OrderRow) -> anyhow::Result<OrderResource> {
     let authz_ids = s.ra.store.authz_ids_of_order(&o.id).await?;
-    let status = effective_order_status(&o.status, o.expires, now_ms()).to_string();
-    let certificate = if status == "valid" {
+    let status = effective_order_status(o.status, o.expires, now_ms());
+    let certificate = if status == OrderStatus::Valid {
         s.ra.store
             .cert_id_of_order(&o.id)
             .await?
@@ -68,7 +69,7 @@ pub fn challenge(base: &str, c: &ChallengeRow) -> ChallengeResource {
     ChallengeResource {
         kind: c.kind.clone(),
         url: format!("{base}/acme/chall/{}", c.id),
-        status: c.status.clone(),
+        status: c.status,
         token: c.token.clone(),
         validated: c.validated.map(rfc3339),
         error: problem(&c.error),
@@ -78,11 +79,11 @@ pub fn challenge(base: &str, c: &ChallengeRow) -> ChallengeResource {
 /// Authorization resource (loads its challenges).
 pub async fn authz(s: &Wfe, base: &str, a: &AuthzRow) -> anyhow::Result<AuthorizationResource> {
     let challenges = s.ra.store.challenges_of_authz(&a.id).await?;
-    let status = effective_authz_status(&a.status, a.expires, now_ms()).to_string();
+    let status = effective_authz_status(a.status, a.expires, now_ms());
     // A valid authorization lists only the challenge that validated it.
     let shown: Vec<ChallengeResource> = challenges
         .iter()
-        .filter(|c| status != "valid" || c.status == "valid")
+        .filter(|c| status != AuthorizationStatus::Valid || c.status == ChallengeStatus::Valid)
         .map(|c| challenge(base, c))
         .collect();
     Ok(AuthorizationResource {

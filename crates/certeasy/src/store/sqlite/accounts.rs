@@ -1,8 +1,9 @@
 //! Accounts.
 
+use acme_wire::AccountStatus;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Result, SqliteStore, SqliteTx};
+use super::{status, Result, SqliteStore, SqliteTx};
 use crate::store::{json_list, now_ms, parse_list, AccountChange, AccountRow};
 
 /// The columns of an [`AccountRow`], in the order [`raw`] reads them.
@@ -21,7 +22,7 @@ const BY_THUMBPRINT: &str = concat!(
 
 /// Columns in the order of the SELECTs above; the JSON list is decoded
 /// after the row callback (which can only return SQLite errors).
-type RawAccount = (String, String, String, String, String, bool, i64);
+type RawAccount = (String, String, String, String, AccountStatus, bool, i64);
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
     Ok((
@@ -29,7 +30,7 @@ fn raw(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
         r.get(1)?,
         r.get(2)?,
         r.get(3)?,
-        r.get(4)?,
+        status(r, 4, "accounts")?,
         r.get(5)?,
         r.get(6)?,
     ))
@@ -83,7 +84,7 @@ impl SqliteStore {
                 a.thumbprint,
                 a.jwk,
                 json_list(&a.contact),
-                a.status,
+                a.status.as_str(),
                 a.tos_agreed,
                 if a.created_at == 0 { now_ms() } else { a.created_at },
             ])?;

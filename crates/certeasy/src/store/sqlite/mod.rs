@@ -21,13 +21,16 @@ mod nonces;
 mod orders;
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use acme_wire::UnknownStatus;
+use rusqlite::types::Type;
+use rusqlite::{Connection, OpenFlags, Row};
 use tokio::sync::OwnedMutexGuard;
 
-use super::StoreError;
+use super::{BoxError, StoreError};
 
 /// An error of this engine: rusqlite's, or one of the store's own (a
 /// corrupt value, a refused migration). It stays inside the engine; the
@@ -56,6 +59,14 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         match e {
             Error::Store(e) => e,
+            // A value a row callback refused (see `status`).
+            Error::Sql(rusqlite::Error::FromSqlConversionFailure(_, _, source))
+                if source.is::<StoreError>() =>
+            {
+                *source
+                    .downcast::<StoreError>()
+                    .expect("the type was just checked")
+            }
             Error::Sql(e) => {
                 let message = e.to_string();
                 if is_uniqueness_violation(&e) {
@@ -72,6 +83,25 @@ impl From<Error> for StoreError {
             }
         }
     }
+}
+
+/// Reads the status column `idx` of a `table` row whose id is column 0.
+/// A word the enum does not know fails with [`StoreError::Corrupt`] naming
+/// the table, the id and the value (carried through rusqlite's conversion
+/// error, since a row callback can only return rusqlite's errors). The text
+/// is read in place: no allocation.
+fn status<T: FromStr<Err = UnknownStatus>>(
+    r: &Row<'_>,
+    idx: usize,
+    table: &str,
+) -> rusqlite::Result<T> {
+    let conversion = |e: BoxError| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, e);
+    let value = r.get_ref(idx)?.as_str().map_err(|e| conversion(e.into()))?;
+    value.parse().map_err(|e: UnknownStatus| {
+        let id = r.get_ref(0).ok().and_then(|v| v.as_str().ok());
+        let id = id.unwrap_or("?");
+        conversion(Box::new(StoreError::Corrupt(format!("{table} {id}: {e}"))))
+    })
 }
 
 /// A UNIQUE or PRIMARY KEY constraint refused the statement.

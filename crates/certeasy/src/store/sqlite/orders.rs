@@ -1,8 +1,9 @@
 //! Orders, authorizations and challenges.
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use acme_wire::{AuthorizationStatus, ChallengeStatus, OrderStatus};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
-use super::{Result, SqliteStore, SqliteTx};
+use super::{status, Result, SqliteStore, SqliteTx};
 use crate::store::{json_list, now_ms, parse_list, AuthzRow, ChallengeRow, NewOrder, OrderRow};
 
 /// The full order SELECT with a WHERE clause, as one literal (cache key).
@@ -30,7 +31,7 @@ fn order_raw(r: &Row<'_>) -> rusqlite::Result<(OrderRow, String)> {
         OrderRow {
             id: r.get(0)?,
             account_id: r.get(1)?,
-            status: r.get(2)?,
+            status: status(r, 2, "orders")?,
             policy: r.get(3)?,
             names: Vec::new(),
             not_before: r.get(5)?,
@@ -75,7 +76,7 @@ fn authz_from(r: &Row<'_>) -> rusqlite::Result<AuthzRow> {
         account_id: r.get(2)?,
         identifier: r.get(3)?,
         wildcard: r.get(4)?,
-        status: r.get(5)?,
+        status: status(r, 5, "authorizations")?,
         expires: r.get(6)?,
     })
 }
@@ -102,7 +103,7 @@ fn chall_from(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
         authz_id: r.get(1)?,
         kind: r.get(2)?,
         token: r.get(3)?,
-        status: r.get(4)?,
+        status: status(r, 4, "challenges")?,
         validated: r.get(5)?,
         error: r.get(6)?,
     })
@@ -114,11 +115,25 @@ fn challenge_on(c: &Connection, id: &str) -> Result<Option<ChallengeRow>> {
         .optional()?)
 }
 
-/// `UPDATE … WHERE … AND status IN (?, …)` for one to three source states
-/// (every caller passes a literal list of at most three).
-fn status_in(prefix: &str, from: &[&str]) -> String {
+/// Runs `UPDATE … WHERE … AND status IN (?, …)` for one to three source
+/// states (every caller passes a literal list of at most three): `head`
+/// binds the parameters of `prefix`, the words of `from` the list. The
+/// number of rows changed.
+fn update_if_status_in(
+    c: &Connection,
+    prefix: &str,
+    head: &[&dyn ToSql],
+    from: impl ExactSizeIterator<Item = &'static str>,
+) -> Result<usize> {
     let placeholders = vec!["?"; from.len()].join(", ");
-    format!("{prefix} AND status IN ({placeholders})")
+    let mut stmt = c.prepare_cached(&format!("{prefix} AND status IN ({placeholders})"))?;
+    for (i, value) in head.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, value)?;
+    }
+    for (i, word) in from.enumerate() {
+        stmt.raw_bind_parameter(head.len() + i + 1, word)?;
+    }
+    Ok(stmt.raw_execute()?)
 }
 
 // The methods of `Store` for this area (their contracts are documented
@@ -135,7 +150,7 @@ impl SqliteStore {
         .execute(params![
             o.id,
             o.account_id,
-            o.status,
+            o.status.as_str(),
             o.policy,
             json_list(&o.names),
             o.not_before,
@@ -156,7 +171,7 @@ impl SqliteStore {
                 a.account_id,
                 a.identifier,
                 a.wildcard,
-                a.status,
+                a.status.as_str(),
                 a.expires,
                 pos as i64,
             ])?;
@@ -166,7 +181,7 @@ impl SqliteStore {
                     a.id,
                     ch.kind,
                     ch.token,
-                    ch.status,
+                    ch.status.as_str(),
                     cpos as i64
                 ])?;
             }
@@ -202,23 +217,16 @@ impl SqliteStore {
     pub(in crate::store) async fn set_order_status(
         tx: &mut SqliteTx,
         id: &str,
-        from: &[&str],
-        to: &str,
+        from: &[OrderStatus],
+        to: OrderStatus,
         error: Option<&str>,
     ) -> Result<bool> {
-        let sql = status_in(
+        let n = update_if_status_in(
+            tx.conn(),
             "UPDATE orders SET status = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
-            from,
-        );
-        let now = now_ms();
-        let head: [&dyn rusqlite::ToSql; 4] = [&to, &error, &now, &id];
-        let args = head
-            .into_iter()
-            .chain(from.iter().map(|f| f as &dyn rusqlite::ToSql));
-        let n = tx
-            .conn()
-            .prepare_cached(&sql)?
-            .execute(params_from_iter(args))?;
+            &[&to.as_str(), &error, &now_ms(), &id],
+            from.iter().map(|f| f.as_str()),
+        )?;
         Ok(n == 1)
     }
 
@@ -297,18 +305,15 @@ impl SqliteStore {
     pub(in crate::store) async fn set_authz_status(
         tx: &mut SqliteTx,
         id: &str,
-        from: &[&str],
-        to: &str,
+        from: &[AuthorizationStatus],
+        to: AuthorizationStatus,
     ) -> Result<bool> {
-        let sql = status_in("UPDATE authorizations SET status = ? WHERE id = ?", from);
-        let head: [&dyn rusqlite::ToSql; 2] = [&to, &id];
-        let args = head
-            .into_iter()
-            .chain(from.iter().map(|f| f as &dyn rusqlite::ToSql));
-        let n = tx
-            .conn()
-            .prepare_cached(&sql)?
-            .execute(params_from_iter(args))?;
+        let n = update_if_status_in(
+            tx.conn(),
+            "UPDATE authorizations SET status = ? WHERE id = ?",
+            &[&to.as_str(), &id],
+            from.iter().map(|f| f.as_str()),
+        )?;
         Ok(n == 1)
     }
 
@@ -390,7 +395,12 @@ impl SqliteStore {
             .conn()
             .prepare_cached("UPDATE challenges SET status = ?, validated = ?, error = ?, record = ? WHERE id = ? AND status = 'processing'")?
             .execute(params![
-                if valid { "valid" } else { "invalid" },
+                if valid {
+                    ChallengeStatus::Valid
+                } else {
+                    ChallengeStatus::Invalid
+                }
+                .as_str(),
                 valid.then(now_ms),
                 error,
                 record,

@@ -4,7 +4,9 @@
 
 use super::migrate;
 use super::SqliteStore;
-use crate::store::tests::open;
+use acme_wire::{AuthorizationStatus, ChallengeStatus, OrderStatus};
+
+use crate::store::tests::{account_row, open, order_with};
 use crate::store::{Engine, JobKind, Store, StoreError};
 
 /// The SQLite engine of a store opened by [`open`].
@@ -237,4 +239,79 @@ async fn an_existing_readable_database_is_tightened() {
     let store = Store::open_sqlite(&path).await.unwrap();
     assert_eq!(mode_of(&path), 0o600);
     store.close().await;
+}
+
+/// The message of a [`StoreError::Corrupt`].
+fn corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    match r {
+        Err(StoreError::Corrupt(message)) => message,
+        other => panic!("expected a corrupt value, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_status_in_the_database_is_corrupt_naming_table_id_and_value() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::insert_account(&mut tx, &account_row("a"))
+        .await
+        .unwrap();
+    let new = order_with(
+        "o",
+        "a",
+        OrderStatus::Pending,
+        AuthorizationStatus::Pending,
+        ChallengeStatus::Pending,
+    );
+    Store::insert_order(&mut tx, &new).await.unwrap();
+    tx.commit().await.unwrap();
+    // What the engine wrote is the RFC 8555 word.
+    let written: (String, String, String, String) = engine(&store)
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT status FROM accounts), (SELECT status FROM orders), \
+                 (SELECT status FROM authorizations), (SELECT status FROM challenges)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(
+        written,
+        (
+            "valid".into(),
+            "pending".into(),
+            "pending".into(),
+            "pending".into()
+        )
+    );
+    engine(&store)
+        .write(|c| {
+            Ok(c.execute_batch(
+                "UPDATE accounts SET status = 'Valid'; UPDATE orders SET status = 'expired'; \
+                 UPDATE authorizations SET status = 'ready'; UPDATE challenges SET status = ''",
+            )?)
+        })
+        .await
+        .unwrap();
+    let account = "accounts a: unknown account status \"Valid\"";
+    assert_eq!(corrupt(store.account("a").await), account);
+    assert_eq!(
+        corrupt(store.account_by_thumbprint("thumb-a").await),
+        account
+    );
+    let order = "orders o: unknown order status \"expired\"";
+    assert_eq!(corrupt(store.order("o").await), order);
+    let authz = "authorizations z-o: unknown authorization status \"ready\"";
+    assert_eq!(corrupt(store.authz("z-o").await), authz);
+    let chall = "challenges c-o: unknown challenge status \"\"";
+    assert_eq!(corrupt(store.challenge("c-o").await), chall);
+    assert_eq!(corrupt(store.challenges_of_authz("z-o").await), chall);
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(corrupt(Store::order_tx(&mut tx, "o").await), order);
+    assert_eq!(
+        corrupt(Store::authzs_of_order_tx(&mut tx, "o").await),
+        authz
+    );
+    tx.rollback().await.unwrap();
 }
