@@ -141,6 +141,22 @@ async fn validate_all(ra: &Ra, order: &OrderRow, authzs: &[AuthzRow]) {
     tx.commit().await.unwrap();
 }
 
+/// A ready order for `name`: created, its authorization marked valid.
+async fn ready_order(ra: &Ra, acct: &AccountRow, name: &str) -> OrderRow {
+    let (o, authzs) = new_order(ra, acct, &order_request(&[name])).await.unwrap();
+    validate_all(ra, &o, &authzs).await;
+    o
+}
+
+/// A finalize request with a CSR for `name` under a fresh P-256 key.
+fn csr_request(name: &str) -> FinalizeRequest {
+    let key = TestKey::new(TestKeyType::P256);
+    let csr = CsrBuilder::new(&key).san(&[name]).build();
+    FinalizeRequest {
+        csr: acme_wire::b64u_encode(&csr),
+    }
+}
+
 #[tokio::test]
 async fn a_new_order_is_pending_with_one_pending_authorization_per_name() {
     let lab = lab("").await;
@@ -283,15 +299,8 @@ async fn a_failed_validation_invalidates_challenge_authorization_and_order() {
 async fn a_ready_order_is_issued_by_the_builtin_ca_on_finalize() {
     let lab = lab("").await;
     let acct = account(&lab.ra).await;
-    let (o, authzs) = new_order(&lab.ra, &acct, &order_request(&["a.example.test"]))
-        .await
-        .unwrap();
-    validate_all(&lab.ra, &o, &authzs).await;
-    let key = TestKey::new(TestKeyType::P256);
-    let csr = CsrBuilder::new(&key).san(&["a.example.test"]).build();
-    let req = FinalizeRequest {
-        csr: acme_wire::b64u_encode(&csr),
-    };
+    let o = ready_order(&lab.ra, &acct, "a.example.test").await;
+    let req = csr_request("a.example.test");
     let done = finalize(&lab.ra, &acct, &o.id, &req).await.unwrap();
     assert_eq!(done.status, OrderStatus::Valid);
     assert_eq!(lab.ra.store.count_certs().await.unwrap(), 1);
@@ -305,15 +314,8 @@ async fn a_ready_order_is_issued_by_the_builtin_ca_on_finalize() {
 async fn a_csr_for_other_names_leaves_the_order_ready() {
     let lab = lab("").await;
     let acct = account(&lab.ra).await;
-    let (o, authzs) = new_order(&lab.ra, &acct, &order_request(&["a.example.test"]))
-        .await
-        .unwrap();
-    validate_all(&lab.ra, &o, &authzs).await;
-    let key = TestKey::new(TestKeyType::P256);
-    let csr = CsrBuilder::new(&key).san(&["b.example.test"]).build();
-    let req = FinalizeRequest {
-        csr: acme_wire::b64u_encode(&csr),
-    };
+    let o = ready_order(&lab.ra, &acct, "a.example.test").await;
+    let req = csr_request("b.example.test");
     let p = problem(finalize(&lab.ra, &acct, &o.id, &req).await.unwrap_err());
     assert_eq!(p.kind, ProblemType::BadCsr);
     assert_eq!(order(&lab.ra, &o.id).await.status, OrderStatus::Ready);
