@@ -39,5 +39,17 @@ impl From<acme_wire::WireError> for AcmeError {
     }
 }
 
+impl From<crate::limits::Denial> for AcmeError {
+    /// A refusal by a rate limit: 429 `rateLimited` naming the limit and
+    /// its value, with the exact `Retry-After`.
+    fn from(d: crate::limits::Denial) -> Self {
+        let mut p = Problem::new(ProblemType::RateLimited, d.detail.clone());
+        if let Some(secs) = d.retry_after_secs() {
+            p = p.with_retry_after(secs);
+        }
+        AcmeError::Problem(p)
+    }
+}
+
 /// Result alias.
 pub type AcmeResult<T> = Result<T, AcmeError>;

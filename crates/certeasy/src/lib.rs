@@ -4,17 +4,20 @@
 //! [`cli`] → [`server`] (the composition root) → [`tls`] → [`wfe`] (HTTP,
 //! JWS, nonces) → [`ra`] (state machines; the jobs' work) → [`error`] →
 //! [`policy`] (which policy, authorities, validator) → {[`jobs`] engine,
-//! [`ca`], [`nonce`]} → [`store`] → [`logging`] → [`config`] → [`fsutil`].
+//! [`ca`], [`nonce`], [`limits`]} → [`audit`] → [`store`] → [`logging`] →
+//! [`config`] → [`fsutil`].
 //! See `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod jobs;
+pub mod limits;
 pub mod logging;
 pub mod nonce;
 pub mod policy;

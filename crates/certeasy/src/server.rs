@@ -90,9 +90,11 @@ pub async fn start_with_listener(
     let store = Store::open_sqlite(&config.database_path)
         .await
         .with_context(|| format!("database {}", config.database_path.display()))?;
-    let server_id = store
-        .meta_get_or_init("server_id", crate::store::new_id)
-        .await?;
+    let server_id = crate::audit::server_id(&config.workdir)?;
+    let (audit, audit_writer) =
+        crate::audit::writer::start(store.clone(), &config.audit, &server_id)
+            .await
+            .context("audit log")?;
     let node_id = config
         .workers
         .worker_id
@@ -125,7 +127,13 @@ pub async fn start_with_listener(
 
     // The composition root: each layer gets the handles of those below it.
     let jobs = Arc::new(Jobs::new(store.clone(), config.workers.clone(), node_id));
-    let ra = Arc::new(Ra::new(config.clone(), store, catalogue, jobs.clone()));
+    let ra = Arc::new(Ra::new(
+        config.clone(),
+        store.clone(),
+        catalogue,
+        jobs.clone(),
+        audit.clone(),
+    ));
     let pool = WorkerPool::start(jobs, ra.clone());
     let wfe = Arc::new(Wfe {
         ra: ra.clone(),
@@ -138,13 +146,15 @@ pub async fn start_with_listener(
     let router = crate::wfe::router(wfe).layer(axum::extract::DefaultBodyLimit::max(
         config.server.max_body_bytes,
     ));
-    authorities.spawn_health_probes(stop.clone());
+    authorities.spawn_health_probes(stop.clone(), audit, store);
+    tokio::spawn(maintain_limits(ra.clone(), stop.clone()));
     let task = tokio::spawn(accept_loop(
         listener,
         tls,
         router,
         ra.clone(),
         pool,
+        audit_writer,
         stop.clone(),
     ));
     Ok(RunningServer {
@@ -156,12 +166,37 @@ pub async fn start_with_listener(
     })
 }
 
+/// Keeps the rate limits' state small: forgets idle token buckets every
+/// minute, and failed-validation events once they are out of every window.
+async fn maintain_limits(ra: Arc<Ra>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        ra.limits.maintain();
+        if let Some(w) = ra.limits.settings().failed_validation {
+            let before = crate::store::now_ms() - w.window.as_millis() as i64;
+            if let Err(e) = ra
+                .store
+                .limit_events_prune(crate::ra::orders::FAILED_VALIDATION, before)
+                .await
+            {
+                tracing::warn!(target: "ra", error = %e, "could not prune old failed-validation events");
+            }
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: TlsAcceptor,
     router: axum::Router,
     s: Arc<Ra>,
     pool: WorkerPool,
+    audit_writer: Option<crate::audit::writer::AuditWriter>,
     stop: CancellationToken,
 ) {
     let cfg = &s.config.server;
@@ -255,6 +290,10 @@ async fn accept_loop(
         tracing::warn!(target: "server", open = conns.open(), "shutdown-timeout reached with requests still in flight");
     }
     pool.drain(s.config.workers.drain_timeout.get()).await;
+    // Last: every event of the run, the workers' included, reaches the file.
+    if let Some(w) = audit_writer {
+        w.shutdown().await;
+    }
     s.store.close().await;
     tracing::info!(target: "server", "stopped");
 }

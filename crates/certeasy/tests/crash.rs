@@ -242,4 +242,29 @@ async fn sigkill_during_processing_loses_nothing_and_issues_once() {
         "exactly one certificate per order"
     );
     assert_eq!(store.job_count().await.unwrap(), 0, "no job left behind");
+
+    // The audit log survived both kills: it verifies, and every committed
+    // change has its event exactly once (two kills may have left lines
+    // written but not yet trimmed from the outbox, or a torn line).
+    let verify = Command::new(env!("CARGO_BIN_EXE_certeasy"))
+        .args(["audit", "verify", "-f"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let log = common::audit_lines(&dir.path().join("work/audit.log"));
+    let count = |event: &str| log.iter().filter(|l| l["event"] == json!(event)).count();
+    assert_eq!(count("account.create"), 1);
+    assert_eq!(count("order.create"), orders.len());
+    assert_eq!(count("challenge.validate"), orders.len());
+    assert_eq!(count("authorization.validate"), orders.len());
+    assert_eq!(count("order.finalize"), orders.len());
+    assert_eq!(count("certificate.issue"), orders.len());
+    let seqs: Vec<i64> = log.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
 }

@@ -250,10 +250,17 @@ impl Authorities {
     /// Starts one probe loop per authority: every `health-check-interval` a
     /// lightweight probe; success makes it healthy again, failure counts like
     /// a failed request. Stops with `stop`.
-    pub fn spawn_health_probes(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+    pub fn spawn_health_probes(
+        self: &Arc<Self>,
+        stop: tokio_util::sync::CancellationToken,
+        audit: crate::audit::Audit,
+        store: crate::store::Store,
+    ) {
         for e in self.by_name.values() {
             let e = e.clone();
             let stop = stop.clone();
+            let audit = audit.clone();
+            let store = store.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(e.probe_every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -268,12 +275,21 @@ impl Authorities {
                             e.failures.store(0, Ordering::Relaxed);
                             if !was_healthy {
                                 tracing::info!(target: "ca", authority = %e.name, "authority healthy again");
+                                let event = crate::audit::Event::new("authority.health")
+                                    .detail("authority", e.name.as_str())
+                                    .detail("healthy", true);
+                                audit.record_alone(&store, event).await;
                             }
                         }
                         Err(err) => {
                             e.failures.fetch_add(1, Ordering::Relaxed);
                             if was_healthy && !e.healthy() {
                                 tracing::warn!(target: "ca", authority = %e.name, error = %err, "authority unhealthy");
+                                let event = crate::audit::Event::new("authority.health")
+                                    .detail("authority", e.name.as_str())
+                                    .detail("healthy", false)
+                                    .reason(err.to_string());
+                                audit.record_alone(&store, event).await;
                             }
                         }
                     }

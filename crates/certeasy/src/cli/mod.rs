@@ -1,10 +1,12 @@
 //! Command line: one function per subcommand.
 //!
 //! Exit codes: 0 success; 1 runtime failure (cannot bind, database, CA
-//! material) or a failed `adcs check`; 2 invalid configuration or usage;
-//! 3 `adcs request` left pending at the CA.
+//! material), a failed `adcs check` or a broken audit log (`audit
+//! verify`); 2 invalid configuration or usage; 3 `adcs request` left
+//! pending at the CA.
 
 pub mod adcs;
+pub mod audit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,11 +39,34 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+    /// The tamper-evident audit log.
+    Audit {
+        /// Audit subcommand.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Microsoft ADCS tools.
     Adcs {
         /// ADCS subcommand.
         #[command(subcommand)]
         command: AdcsCommand,
+    },
+}
+
+/// `certeasy audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk every segment of the audit log in order and report the first
+    /// break (file, line, reason): removed, inserted, reordered or modified
+    /// lines, a wrong key, a truncated last line, a missing segment. Exit 0
+    /// when intact, 1 when broken.
+    Verify {
+        /// Configuration file (the database holds the key).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// The log's base path (default: audit.path), e.g. a copy.
+        #[arg(long)]
+        path: Option<PathBuf>,
     },
 }
 
@@ -121,6 +146,9 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Serve { file } => serve(file),
+        Command::Audit {
+            command: AuditCommand::Verify { file, path },
+        } => audit::verify(&file, path.as_deref()),
         Command::Adcs {
             command:
                 AdcsCommand::Check {

@@ -126,6 +126,8 @@ impl<'a> Checker<'a> {
         let bindings = self.check_bindings(&doc.policy_bindings, &policies, &authorities);
         let database_path = self.check_database(&doc.database);
         let workers = self.check_workers(doc.workers, doc.server.shutdown_timeout.get());
+        let rate_limiting = self.check_rate_limiting(&doc.rate_limiting);
+        let audit = self.check_audit(&doc.audit);
         Some(Config {
             workdir: self.workdir.clone(),
             server: server?,
@@ -136,7 +138,8 @@ impl<'a> Checker<'a> {
             bindings,
             database_path,
             workers,
-            rate_limiting: doc.rate_limiting.into(),
+            rate_limiting,
+            audit,
             logs: doc.logs.into(),
             warnings: std::mem::take(&mut self.warnings),
         })

@@ -9,7 +9,8 @@
 //! its checks, written as methods of the one `Checker` that collects every
 //! problem: `server`, `tls`, `validation` (DNS validation profiles, not to
 //! be confused with ACME profiles), `authorities/` (one file per type),
-//! `policies`, `bindings`, `database`, `workers`, `limits` and `logs`.
+//! `policies`, `bindings`, `database`, `workers`, `limits`, `audit` and
+//! `logs`.
 //! This file reads and parses; `locate` maps key paths to lines; `schema`
 //! names the sections.
 //!
@@ -17,6 +18,7 @@
 //! [`LogFormat`], [`SimulatedFailure`], …) are shared between the schema
 //! and the validated types; structs are not.
 
+mod audit;
 mod authorities;
 mod bindings;
 mod checker;
@@ -38,12 +40,13 @@ use std::path::{Path, PathBuf};
 
 use certeasy_va::ValidationProfile;
 
+pub use audit::AuditSettings;
 pub use authorities::{
     AuthorityKind, AuthoritySettings, BuiltinSettings, ExpectationsExt, SimulatedFailure,
 };
 pub use bindings::{Binding, Strategy};
 pub use checker::expand_workdir;
-pub use limits::{PendingAuthorizations, RateLimiting};
+pub use limits::{PendingAuthorizations, Rate, RateLimiting, SlidingWindow};
 pub use logs::{LogFormat, LogLevel, LogOutput, LogSettings};
 pub use policies::PolicySettings;
 pub use server::{
@@ -77,6 +80,8 @@ pub struct Config {
     pub workers: Workers,
     /// Abuse limits.
     pub rate_limiting: RateLimiting,
+    /// The audit log.
+    pub audit: AuditSettings,
     /// Logging settings.
     pub logs: LogSettings,
     /// What loads but should change (a deprecated spelling, …), each with

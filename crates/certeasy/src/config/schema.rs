@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 
+use super::audit::AuditSection;
 use super::authorities::Authority;
 use super::bindings::PolicyBinding;
 use super::database::Database;
@@ -49,6 +50,9 @@ pub(super) struct Document {
     /// Abuse limits (on by default).
     #[serde(default)]
     pub(super) rate_limiting: RateLimitingSection,
+    /// Tamper-evident audit log (on by default).
+    #[serde(default)]
+    pub(super) audit: AuditSection,
     /// Logging.
     #[serde(default)]
     pub(super) logs: LogsSection,

@@ -219,7 +219,7 @@ impl Checker<'_> {
     }
 }
 
-fn parse_cidr(raw: &str) -> Option<ipnet::IpNet> {
+pub(super) fn parse_cidr(raw: &str) -> Option<ipnet::IpNet> {
     raw.parse::<ipnet::IpNet>()
         .ok()
         .or_else(|| raw.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))

@@ -896,3 +896,79 @@ fn quickstart_example_is_valid() {
     let c = super::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(c.workdir.ends_with("quickstart-workdir"));
 }
+
+#[test]
+fn rate_limits_and_audit_default_to_on() {
+    let c = load(BASE).expect("valid");
+    let r = &c.rate_limiting;
+    let g = r.global.expect("global on");
+    assert_eq!((g.count, g.burst), (6000, 1000));
+    assert_eq!(g.per, std::time::Duration::from_secs(60));
+    assert_eq!(
+        r.account_creation.map(|a| (a.count, a.burst)),
+        Some((300, 60))
+    );
+    assert_eq!(r.orders.map(|o| (o.count, o.burst)), Some((1000, 200)));
+    assert_eq!(r.san_budget.map(|o| o.count), Some(10_000));
+    let d = r.duplicate_certificate.expect("on");
+    assert_eq!(
+        (d.max, d.window),
+        (50, std::time::Duration::from_secs(86_400))
+    );
+    let f = r.failed_validation.expect("on");
+    assert_eq!(
+        (f.max, f.window),
+        (50, std::time::Duration::from_secs(3_600))
+    );
+    assert!(r.pending_authorizations.enabled);
+    assert!(r.whitelist.is_empty());
+    assert!(c.audit.enabled);
+    assert_eq!(c.audit.path, Path::new("/var/lib/certeasy/audit.log"));
+    assert_eq!(c.audit.max_segment_bytes, 100 * 1024 * 1024);
+}
+
+#[test]
+fn each_limit_can_be_tuned_or_switched_off() {
+    let c = load(&format!(
+        "{BASE}rate-limiting:\n  whitelist: [10.0.0.0/8, 192.0.2.7]\n  global: {{enabled: false}}\n  order-creation: {{order-burst: 5}}\n  failed-validation: {{window: 10m}}\naudit:\n  path: \"%WORKDIR%/log/trail.jsonl\"\n  rotate: {{max-size-mb: 5}}\n"
+    ))
+    .expect("valid");
+    let r = &c.rate_limiting;
+    assert!(r.global.is_none());
+    assert_eq!(r.orders.map(|o| (o.count, o.burst)), Some((1000, 5)));
+    assert_eq!(
+        r.failed_validation.map(|f| f.window),
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert_eq!(r.whitelist.len(), 2);
+    assert_eq!(c.audit.path, Path::new("/var/lib/certeasy/log/trail.jsonl"));
+    assert_eq!(c.audit.max_segment_bytes, 5 * 1024 * 1024);
+}
+
+#[test]
+fn bad_rate_limit_and_audit_keys_are_refused_with_their_line() {
+    let (path, line, msg) = refuse(&format!(
+        "{BASE}rate-limiting:\n  whitelist: [\"10.0.0.0/33\"]\n"
+    ));
+    assert_eq!(path, "rate-limiting.whitelist[0]");
+    assert_eq!(line, Some(27));
+    assert!(msg.contains("not an IP address or CIDR"), "{msg}");
+    let (path, _, msg) = refuse(&format!(
+        "{BASE}rate-limiting:\n  global:\n    requests-per-minit: 5\n"
+    ));
+    assert_eq!(path, "rate-limiting.global.requests-per-minit");
+    assert!(msg.contains("unknown key"), "{msg}");
+    let (path, _, msg) = refuse(&format!(
+        "{BASE}rate-limiting:\n  order-creation:\n    order-burst: 0\n"
+    ));
+    assert_eq!(path, "rate-limiting.order-creation.order-burst");
+    assert!(msg.contains("nonzero"), "{msg}");
+    let (path, _, msg) = refuse(&format!(
+        "{BASE}rate-limiting:\n  duplicate-certificate:\n    window: 0s\n"
+    ));
+    assert_eq!(path, "rate-limiting.duplicate-certificate.window");
+    assert!(msg.contains("explicit zero"), "{msg}");
+    let (path, _, msg) = refuse(&format!("{BASE}audit:\n  path: audit.log\n"));
+    assert_eq!(path, "audit.path");
+    assert!(msg.contains("relative"), "{msg}");
+}

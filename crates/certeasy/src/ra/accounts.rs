@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Ra;
+use crate::audit::Event;
 use crate::error::{AcmeError, AcmeResult};
 use crate::store::{new_id, now_ms, AccountChange, AccountRow, Store};
 
@@ -195,8 +196,14 @@ pub fn check_contacts(contacts: &[String]) -> AcmeResult<()> {
     Ok(())
 }
 
-/// new-account: find or create the account of `jwk`.
-pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResult<NewAccount> {
+/// new-account: find or create the account of `jwk`. A new account counts
+/// against `rate-limiting.account-creation` for `client_ip`.
+pub async fn new_account(
+    s: &Ra,
+    jwk: &Jwk,
+    req: &NewAccountRequest,
+    client_ip: Option<std::net::IpAddr>,
+) -> AcmeResult<NewAccount> {
     let thumbprint = jwk.thumbprint();
     if let Some(existing) = s.store.account_by_thumbprint(&thumbprint).await? {
         return Ok(NewAccount::Existing(existing));
@@ -209,6 +216,11 @@ pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResu
     }
     let contact = req.contact.clone().unwrap_or_default();
     check_contacts(&contact)?;
+    if let Some(ip) = client_ip {
+        if let Err(d) = s.limits.account_creation(ip) {
+            return Err(s.deny(None, d).await);
+        }
+    }
     let row = AccountRow {
         id: new_id(),
         thumbprint: thumbprint.clone(),
@@ -225,6 +237,12 @@ pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResu
         return Ok(NewAccount::Existing(existing));
     }
     Store::insert_account(&mut tx, &row).await?;
+    let event = Event::new("account.create")
+        .account(&row.id)
+        .detail("key", jwk.describe())
+        .detail("thumbprint", thumbprint.as_str())
+        .detail("contact", row.contact.clone());
+    s.audit.record(&mut tx, event).await?;
     tx.commit().await?;
     tracing::info!(target: "ra", account = %row.id, key = %jwk.describe(), "account created");
     Ok(NewAccount::Created(row))
@@ -271,6 +289,9 @@ pub async fn update_account(
         let row = Store::update_account_tx(&mut tx, &acct.id, &acct.thumbprint, &change).await?;
         if row.is_some() {
             Store::cancel_account_work(&mut tx, &acct.id, &problem).await?;
+            s.audit
+                .record(&mut tx, Event::new("account.deactivate").account(&acct.id))
+                .await?;
             tx.commit().await?;
         } else {
             tx.rollback().await?;
@@ -338,6 +359,12 @@ pub async fn key_change(
         tx.rollback().await?;
         return Err(changed_meanwhile(s, acct).await);
     };
+    let event = Event::new("account.keychange")
+        .account(&acct.id)
+        .detail("old_thumbprint", acct.thumbprint.as_str())
+        .detail("new_thumbprint", new_tp.as_str())
+        .detail("key", new_key.describe());
+    s.audit.record(&mut tx, event).await?;
     tx.commit().await?;
     s.accounts.invalidate(&acct.id);
     tracing::info!(target: "ra", account = %acct.id, key = %new_key.describe(), "account key changed");

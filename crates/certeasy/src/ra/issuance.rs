@@ -16,6 +16,7 @@ use acme_wire::{AccountStatus, OrderStatus, Problem, ProblemType};
 use pki::DnsName;
 
 use super::Ra;
+use crate::audit::Event;
 use crate::ca::{AuthorityError, IssueOutcome, IssueRequest, Issued};
 use crate::config::AuthorityKind;
 use crate::jobs::{Outcome, MAX_ATTEMPTS};
@@ -37,10 +38,24 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let account = s.accounts.get(&s.store, &order.account_id).await?;
     if account.is_none_or(|a| a.0.status != AccountStatus::Valid) {
         let detail = "the account was deactivated before the certificate was issued".to_string();
-        return fail(s, job, &order.id, ProblemType::Unauthorized, detail).await;
+        return fail(
+            s,
+            job,
+            (&order.id, &order.account_id),
+            ProblemType::Unauthorized,
+            detail,
+        )
+        .await;
     }
     if let Some(problem) = s.catalogue.scope_refusal(&order.policy, &order.names) {
-        return fail(s, job, &order.id, problem.kind, problem.detail).await;
+        return fail(
+            s,
+            job,
+            (&order.id, &order.account_id),
+            problem.kind,
+            problem.detail,
+        )
+        .await;
     }
     let policy = s.catalogue.require_policy(&order.policy)?;
     let csr = order
@@ -57,7 +72,16 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     // today's model and policy is ever signed.
     let approved = match pki::recheck_stored_csr(&csr, &names, &policy.csr) {
         Ok(a) => a,
-        Err(refusal) => return fail(s, job, &order.id, ProblemType::BadCsr, refusal.detail).await,
+        Err(refusal) => {
+            return fail(
+                s,
+                job,
+                (&order.id, &order.account_id),
+                ProblemType::BadCsr,
+                refusal.detail,
+            )
+            .await
+        }
     };
     let result = match &order.ca_pending {
         Some((authority, request_id, _)) => {
@@ -97,10 +121,24 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                 "no authority could issue after {} attempts: {msg}",
                 job.attempts
             );
-            return fail(s, job, &order.id, ProblemType::ServerInternal, detail).await;
+            return fail(
+                s,
+                job,
+                (&order.id, &order.account_id),
+                ProblemType::ServerInternal,
+                detail,
+            )
+            .await;
         }
         Err(AuthorityError::Refused(msg)) => {
-            return fail(s, job, &order.id, ProblemType::ServerInternal, msg).await
+            return fail(
+                s,
+                job,
+                (&order.id, &order.account_id),
+                ProblemType::ServerInternal,
+                msg,
+            )
+            .await
         }
     };
     store_certificate(s, job, &order, &approved, issued).await
@@ -140,7 +178,14 @@ async fn pending(
             "request {request_id} is still pending at authority {authority} after {}: a CA officer must issue or deny it (certutil -resubmit {request_id}); order a new certificate afterwards",
             crate::config::duration::format_duration(timeout)
         );
-        return fail(s, job, &order.id, ProblemType::ServerInternal, detail).await;
+        return fail(
+            s,
+            job,
+            (&order.id, &order.account_id),
+            ProblemType::ServerInternal,
+            detail,
+        )
+        .await;
     }
     Ok(Outcome::Wait(format!(
         "request {request_id} pending at {authority}"
@@ -176,7 +221,14 @@ async fn store_certificate(
                 "the certificate returned by authority {} was refused: {refusal}",
                 issued.authority
             );
-            return fail(s, job, &order.id, ProblemType::ServerInternal, detail).await;
+            return fail(
+                s,
+                job,
+                (&order.id, &order.account_id),
+                ProblemType::ServerInternal,
+                detail,
+            )
+            .await;
         }
     };
     let cert = CertRow {
@@ -204,6 +256,16 @@ async fn store_certificate(
     .await?
     {
         Store::insert_cert(&mut tx, &cert).await?;
+        let event = Event::new("certificate.issue")
+            .account(&cert.account_id)
+            .detail("order", order.id.as_str())
+            .detail("certificate", cert.id.as_str())
+            .detail("authority", cert.authority.as_str())
+            .detail("serial", cert.serial.as_str())
+            .detail("names", cert.names.clone())
+            .detail("not_before", info.not_before.unix_timestamp())
+            .detail("not_after", info.not_after.unix_timestamp());
+        s.audit.record(&mut tx, event).await?;
     }
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
@@ -214,21 +276,29 @@ async fn store_certificate(
 async fn fail(
     s: &Ra,
     job: &ClaimedJob,
-    order_id: &str,
+    (order_id, account): (&str, &str),
     kind: ProblemType,
     detail: String,
 ) -> anyhow::Result<Outcome> {
     tracing::warn!(target: "ca", order = %order_id, %detail, "order invalid");
-    let problem = Problem::new(kind, detail).to_json().to_string();
+    let problem = Problem::new(kind, detail);
     let mut tx = s.store.begin().await?;
-    Store::set_order_status(
+    if Store::set_order_status(
         &mut tx,
         order_id,
         &[OrderStatus::Processing],
         OrderStatus::Invalid,
-        Some(&problem),
+        Some(&problem.to_json().to_string()),
     )
-    .await?;
+    .await?
+    {
+        s.audit
+            .record(
+                &mut tx,
+                super::orders::order_invalid(account, order_id, &problem),
+            )
+            .await?;
+    }
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Outcome::Done)

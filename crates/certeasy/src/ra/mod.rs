@@ -23,8 +23,10 @@ use std::sync::Arc;
 
 use acme_wire::{AuthorizationStatus, OrderStatus};
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::jobs::{JobHandler, Jobs, Outcome};
+use crate::limits::Limits;
 use crate::policy::Catalogue;
 use crate::store::jobs::{ClaimedJob, JobKind};
 use crate::store::Store;
@@ -43,6 +45,11 @@ pub struct Ra {
     pub jobs: Arc<Jobs>,
     /// Accounts and their parsed keys, cached for authentication.
     pub accounts: accounts::AccountCache,
+    /// Rate limits.
+    pub limits: Arc<Limits>,
+    /// The audit log: every state change records its event in its own
+    /// transaction.
+    pub audit: Audit,
 }
 
 impl Ra {
@@ -52,14 +59,39 @@ impl Ra {
         store: Store,
         catalogue: Arc<Catalogue>,
         jobs: Arc<Jobs>,
+        audit: Audit,
     ) -> Ra {
         Ra {
+            limits: Arc::new(Limits::new(&config.rate_limiting)),
             config,
             store,
             catalogue,
             jobs,
             accounts: Default::default(),
+            audit,
         }
+    }
+
+    /// Records a rate-limit refusal (`ratelimit.deny`, in a transaction of
+    /// its own) and returns it as the request's error.
+    pub async fn deny(
+        &self,
+        account: Option<&str>,
+        d: crate::limits::Denial,
+    ) -> crate::error::AcmeError {
+        let mut e = crate::audit::Event::new("ratelimit.deny")
+            .decision("deny")
+            .reason(d.detail.clone())
+            .detail("limit", d.limit);
+        if let Some(secs) = d.retry_after_secs() {
+            e = e.detail("retry_after", secs);
+        }
+        if let Some(a) = account {
+            e = e.account(a);
+        }
+        self.audit.record_alone(&self.store, e).await;
+        tracing::info!(target: "ra", limit = d.limit, account, "rate limit: {}", d.detail);
+        d.into()
     }
 }
 

@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 
 use super::Ra;
 use super::{effective_order_status, MAX_IDENTIFIERS, ORDER_LIFETIME_MS};
+use crate::audit::Event;
 use crate::error::{AcmeError, AcmeResult};
+use crate::limits::{window_retry_after, Denial};
 use crate::store::jobs::JobKind;
 use crate::store::{
     new_id, now_ms, AccountRow, AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow, Store,
@@ -126,6 +128,7 @@ pub async fn new_order(
 ) -> AcmeResult<(OrderRow, Vec<AuthzRow>)> {
     let names = normalise_identifiers(&req.identifiers)?;
     let policy = s.catalogue.select(&names)?;
+    order_limits(s, &acct.id, &names).await?;
     if let Some(p) = &req.profile {
         return Err(AcmeError::new(
             ProblemType::InvalidProfile,
@@ -234,9 +237,18 @@ pub async fn new_order(
     let mut tx = s.store.begin().await?;
     if let Err(refusal) = pending_authz_limit(s, &mut tx, &acct.id, new.authzs.len(), now).await {
         tx.rollback().await?;
-        return Err(refusal);
+        return Err(match refusal {
+            Refused::Limit(d) => s.deny(Some(&acct.id), d).await,
+            Refused::Error(e) => e,
+        });
     }
     Store::insert_order(&mut tx, &new).await?;
+    let event = Event::new("order.create")
+        .account(&acct.id)
+        .detail("order", new.order.id.as_str())
+        .detail("policy", policy.name.as_str())
+        .detail("names", new.order.names.clone());
+    s.audit.record(&mut tx, event).await?;
     tx.commit().await?;
     tracing::info!(target: "ra", order = %new.order.id, account = %acct.id, policy = %policy.name, names = ?new.order.names, "order created");
     Ok((new.order, new.authzs.into_iter().map(|a| a.authz).collect()))
@@ -254,7 +266,7 @@ async fn pending_authz_limit(
     account: &str,
     adding: usize,
     now: i64,
-) -> AcmeResult<()> {
+) -> Result<(), Refused> {
     let limit = &s.config.rate_limiting.pending_authorizations;
     if !limit.enabled {
         return Ok(());
@@ -269,13 +281,92 @@ async fn pending_authz_limit(
     let detail = format!(
         "rate-limiting.pending-authorizations: this account holds {pending} pending authorizations and this order adds {adding}, beyond the limit of {max}; validate or deactivate pending authorizations, or wait for them to expire"
     );
-    let mut problem = Problem::new(ProblemType::RateLimited, detail);
+    let mut retry_after = None;
     if adding <= max {
         if let Some(at) = Store::nth_pending_authz_expiry_tx(tx, account, now, excess).await? {
-            problem = problem.with_retry_after(((at - now).max(0) as u64).div_ceil(1000).max(1));
+            retry_after = Some(std::time::Duration::from_millis((at - now).max(1) as u64));
         }
     }
-    Err(problem.into())
+    Err(Refused::Limit(Denial {
+        limit: "rate-limiting.pending-authorizations",
+        detail,
+        retry_after,
+    }))
+}
+
+/// Why a limit check inside a transaction failed: the limit, or the
+/// database.
+enum Refused {
+    Limit(Denial),
+    Error(AcmeError),
+}
+
+impl From<crate::store::StoreError> for Refused {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refused::Error(e.into())
+    }
+}
+
+/// Name of the failed-validation limit's events in the store.
+pub const FAILED_VALIDATION: &str = "failed-validation";
+
+/// The key of the failed-validation limit: account and base name.
+pub fn failed_validation_key(account: &str, identifier: &str) -> String {
+    format!("{account} {identifier}")
+}
+
+/// The limits a new order must pass before it is written: orders and names
+/// per account (token buckets), duplicate certificates for this name set,
+/// and failed validations per name (sliding windows over the database).
+async fn order_limits(s: &Ra, account: &str, names: &[DnsName]) -> AcmeResult<()> {
+    if let Err(d) = s.limits.new_order(account, names.len()) {
+        return Err(s.deny(Some(account), d).await);
+    }
+    let settings = s.limits.settings();
+    let now = now_ms();
+    if let Some(w) = settings.duplicate_certificate {
+        let set: Vec<String> = names.iter().map(|n| n.as_str().to_string()).collect();
+        let since = now - w.window.as_millis() as i64;
+        let times = s.store.duplicate_certs_since(account, &set, since).await?;
+        if let Err(wait) = window_retry_after(&times, w.max, w.window, now) {
+            let d = Denial {
+                limit: "rate-limiting.duplicate-certificate",
+                detail: format!(
+                    "rate-limiting.duplicate-certificate: this account already holds {} unrevoked certificates for exactly these names issued in the last {}, the limit is {}",
+                    times.len(),
+                    crate::config::duration::format_duration(w.window),
+                    w.max
+                ),
+                retry_after: Some(wait),
+            };
+            return Err(s.deny(Some(account), d).await);
+        }
+    }
+    if let Some(w) = settings.failed_validation {
+        let since = now - w.window.as_millis() as i64;
+        for n in names {
+            let key = failed_validation_key(account, n.base());
+            let times = s
+                .store
+                .limit_events_since(FAILED_VALIDATION, &key, since)
+                .await?;
+            if let Err(wait) = window_retry_after(&times, w.max, w.window, now) {
+                let d = Denial {
+                    limit: "rate-limiting.failed-validation",
+                    detail: format!(
+                        "rate-limiting.failed-validation: validation of {} failed {} times for this account in the last {}, the limit is {}; fix the cause (see the failed challenge's error) before ordering again",
+                        n.base(),
+                        times.len(),
+                        crate::config::duration::format_duration(w.window),
+                        w.max
+                    ),
+                    retry_after: Some(wait),
+                };
+                return Err(s.deny(Some(account), d).await);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads an order that must belong to `acct`.
@@ -412,7 +503,7 @@ pub async fn deactivate_authz(s: &Ra, acct: &AccountRow, authz: &AuthzRow) -> Ac
         ProblemType::Unauthorized,
         format!("authorization for {} was deactivated", authz.identifier),
     );
-    Store::set_order_status(
+    let invalidated = Store::set_order_status(
         &mut tx,
         &authz.order_id,
         &[OrderStatus::Pending, OrderStatus::Ready],
@@ -420,8 +511,27 @@ pub async fn deactivate_authz(s: &Ra, acct: &AccountRow, authz: &AuthzRow) -> Ac
         Some(&problem.to_json().to_string()),
     )
     .await?;
+    let event = Event::new("authorization.deactivate")
+        .account(&acct.id)
+        .detail("authorization", authz.id.as_str())
+        .detail("identifier", authz.identifier.as_str());
+    s.audit.record(&mut tx, event).await?;
+    if invalidated {
+        s.audit
+            .record(&mut tx, order_invalid(&acct.id, &authz.order_id, &problem))
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// The `order.invalid` event of an order that became invalid for `problem`.
+pub fn order_invalid(account: &str, order: &str, problem: &Problem) -> Event {
+    Event::new("order.invalid")
+        .account(account)
+        .reason(problem.detail.clone())
+        .detail("order", order)
+        .detail("problem", problem.kind.urn())
 }
 
 /// Whether `spki_der` (a CSR's SubjectPublicKeyInfo) is the key of `acct`.
@@ -466,14 +576,19 @@ pub async fn finalize(
     // narrower policy): check the scope again before anything is signed.
     if let Some(problem) = s.catalogue.scope_refusal(&order.policy, &order.names) {
         let mut tx = s.store.begin().await?;
-        Store::set_order_status(
+        if Store::set_order_status(
             &mut tx,
             &order.id,
             &[OrderStatus::Ready],
             OrderStatus::Invalid,
             Some(&problem.to_json().to_string()),
         )
-        .await?;
+        .await?
+        {
+            s.audit
+                .record(&mut tx, order_invalid(&acct.id, &order.id, &problem))
+                .await?;
+        }
         tx.commit().await?;
         return Err(problem.into());
     }
@@ -517,6 +632,12 @@ pub async fn finalize(
         ));
     }
     let job = s.jobs.enqueue(&mut tx, JobKind::Issue, &order.id).await?;
+    let event = Event::new("order.finalize")
+        .account(&acct.id)
+        .detail("order", order.id.as_str())
+        .detail("key", approved.key.to_string())
+        .detail("names", order.names.clone());
+    s.audit.record(&mut tx, event).await?;
     tx.commit().await?;
     tracing::info!(target: "ra", order = %order.id, "order finalized; issuance queued");
     // A fast CA issues within the request: the client gets the valid order

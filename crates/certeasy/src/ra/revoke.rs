@@ -3,8 +3,9 @@
 use acme_wire::{CertificateStatus, Jwk, ProblemType, RevocationRequest};
 
 use super::Ra;
+use crate::audit::Event;
 use crate::error::{AcmeError, AcmeResult};
-use crate::store::AccountRow;
+use crate::store::{AccountRow, Store};
 
 /// RFC 5280 reason codes a subscriber may give. 7 is unassigned; 2
 /// (cACompromise), 8 (removeFromCRL) and 10 (aACompromise) are the CA's own
@@ -12,6 +13,7 @@ use crate::store::AccountRow;
 pub const ALLOWED_REASONS: &[u32] = &[0, 1, 3, 4, 5, 9];
 
 /// Who signed the revocation request.
+#[derive(Clone, Copy)]
 pub enum Revoker<'a> {
     /// An account (kid).
     Account(&'a AccountRow),
@@ -70,14 +72,36 @@ pub async fn revoke(s: &Ra, who: Revoker<'_>, req: &RevocationRequest) -> AcmeRe
             }
         }
     }
-    if cert.status() == CertificateStatus::Revoked
-        || !s.store.revoke_cert(&cert.id, reason as i64).await?
-    {
-        return Err(AcmeError::new(
+    let already = || {
+        AcmeError::new(
             ProblemType::AlreadyRevoked,
             "the certificate is already revoked",
-        ));
+        )
+    };
+    if cert.status() == CertificateStatus::Revoked {
+        return Err(already());
     }
+    let mut tx = s.store.begin().await?;
+    if !Store::revoke_cert(&mut tx, &cert.id, reason as i64).await? {
+        tx.rollback().await?;
+        return Err(already());
+    }
+    let by = match who {
+        Revoker::Account(_) => "account",
+        Revoker::Key(_) => "certificate-key",
+    };
+    let mut event = Event::new("certificate.revoke")
+        .account(&cert.account_id)
+        .detail("certificate", cert.id.as_str())
+        .detail("authority", cert.authority.as_str())
+        .detail("serial", cert.serial.as_str())
+        .detail("reason", reason)
+        .detail("by", by);
+    if let Revoker::Account(acct) = who {
+        event = event.detail("requested_by", acct.id.as_str());
+    }
+    s.audit.record(&mut tx, event).await?;
+    tx.commit().await?;
     tracing::info!(target: "ra", certificate = %cert.id, serial = %cert.serial, reason, "certificate revoked");
     Ok(())
 }

@@ -77,7 +77,10 @@ async fn lab(extra: &str) -> Lab {
         config.workers.clone(),
         "test".into(),
     ));
-    let ra = Arc::new(Ra::new(config, store, catalogue, jobs));
+    let (audit, _writer) = crate::audit::writer::start(store.clone(), &config.audit, "test-node")
+        .await
+        .unwrap();
+    let ra = Arc::new(Ra::new(config, store, catalogue, jobs, audit));
     Lab { ra, _dir: dir }
 }
 
@@ -88,7 +91,7 @@ async fn account(ra: &Ra) -> AccountRow {
         terms_of_service_agreed: Some(true),
         ..Default::default()
     };
-    match new_account(ra, &jwk, &req).await.unwrap() {
+    match new_account(ra, &jwk, &req, None).await.unwrap() {
         NewAccount::Created(row) => row,
         NewAccount::Existing(_) => panic!("a fresh key had an account"),
     }

@@ -7,9 +7,10 @@ use acme_wire::{
 use certeasy_va::{FailureKind, ValidationFailure};
 
 use super::Ra;
+use crate::audit::Event;
 use crate::jobs::Outcome;
 use crate::store::jobs::ClaimedJob;
-use crate::store::Store;
+use crate::store::{AuthzRow, ChallengeRow, Store};
 
 /// Runs one validation job.
 pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
@@ -66,13 +67,21 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
         Ok(record) => {
             let record = serde_json::to_string(&record).ok();
             if Store::finish_challenge(&mut tx, &chall.id, true, None, record.as_deref()).await? {
-                Store::set_authz_status(
+                let authz_valid = Store::set_authz_status(
                     &mut tx,
                     &authz.id,
                     &[AuthorizationStatus::Pending],
                     AuthorizationStatus::Valid,
                 )
                 .await?;
+                s.audit
+                    .record(&mut tx, challenge_event(&authz, &chall, "valid", None))
+                    .await?;
+                if authz_valid {
+                    s.audit
+                        .record(&mut tx, authz_event(&authz, "valid", None))
+                        .await?;
+                }
                 let all = Store::authzs_of_order_tx(&mut tx, &order.id).await?;
                 if all.iter().all(|a| a.status == AuthorizationStatus::Valid) {
                     Store::set_order_status(
@@ -92,13 +101,32 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
             let problem_json = problem.to_json().to_string();
             if Store::finish_challenge(&mut tx, &chall.id, false, Some(&problem_json), None).await?
             {
-                Store::set_authz_status(
+                let authz_invalid = Store::set_authz_status(
                     &mut tx,
                     &authz.id,
                     &[AuthorizationStatus::Pending],
                     AuthorizationStatus::Invalid,
                 )
                 .await?;
+                let reason = Some(problem.detail.as_str());
+                s.audit
+                    .record(&mut tx, challenge_event(&authz, &chall, "invalid", reason))
+                    .await?;
+                if authz_invalid {
+                    s.audit
+                        .record(&mut tx, authz_event(&authz, "invalid", reason))
+                        .await?;
+                }
+                if s.limits.settings().failed_validation.is_some() {
+                    let key = super::orders::failed_validation_key(&authz.account_id, domain);
+                    Store::limit_event_add(
+                        &mut tx,
+                        super::orders::FAILED_VALIDATION,
+                        &key,
+                        crate::store::now_ms(),
+                    )
+                    .await?;
+                }
                 let ident = Identifier::dns(if authz.wildcard {
                     format!("*.{domain}")
                 } else {
@@ -114,14 +142,19 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                     detail: problem.detail.clone(),
                     identifier: Some(ident),
                 }]);
-                Store::set_order_status(
+                if Store::set_order_status(
                     &mut tx,
                     &order.id,
                     &[OrderStatus::Pending, OrderStatus::Ready],
                     OrderStatus::Invalid,
                     Some(&order_problem.to_json().to_string()),
                 )
-                .await?;
+                .await?
+                {
+                    let event =
+                        super::orders::order_invalid(&authz.account_id, &order.id, &order_problem);
+                    s.audit.record(&mut tx, event).await?;
+                }
             }
             tracing::info!(target: "va", challenge = %chall.id, kind = %chall.kind, identifier = %domain, reason = %failure.detail, "challenge invalid");
         }
@@ -129,6 +162,42 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Outcome::Done)
+}
+
+/// `challenge.validate`: a challenge's outcome.
+fn challenge_event(
+    authz: &AuthzRow,
+    chall: &ChallengeRow,
+    outcome: &'static str,
+    reason: Option<&str>,
+) -> Event {
+    let e = Event::new("challenge.validate")
+        .account(&authz.account_id)
+        .decision(if outcome == "valid" { "allow" } else { "deny" })
+        .detail("challenge", chall.id.as_str())
+        .detail("type", chall.kind.as_str())
+        .detail("identifier", authz.identifier.as_str())
+        .detail("status", outcome);
+    match reason {
+        Some(r) => e.reason(r),
+        None => e,
+    }
+}
+
+/// `authorization.validate`: an authorization decided by its challenge.
+fn authz_event(authz: &AuthzRow, outcome: &'static str, reason: Option<&str>) -> Event {
+    let e = Event::new("authorization.validate")
+        .account(&authz.account_id)
+        .decision(if outcome == "valid" { "allow" } else { "deny" })
+        .detail("authorization", authz.id.as_str())
+        .detail("order", authz.order_id.as_str())
+        .detail("identifier", authz.identifier.as_str())
+        .detail("wildcard", authz.wildcard)
+        .detail("status", outcome);
+    match reason {
+        Some(r) => e.reason(r),
+        None => e,
+    }
 }
 
 /// The problem document for a failed validation.

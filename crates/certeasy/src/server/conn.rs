@@ -371,6 +371,7 @@ pub(crate) async fn serve(
     let service = Tracked {
         router,
         shared: shared.clone(),
+        peer,
     };
     let mut conn = std::pin::pin!(builder.serve_connection(io, service));
     let mut draining: Option<Draining> = None;
@@ -509,6 +510,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 struct Tracked {
     router: axum::Router,
     shared: Arc<Shared>,
+    /// The TCP peer, given to every request (`ConnectInfo`) for the
+    /// client-address rules of the web front end.
+    peer: SocketAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Tracked {
@@ -522,12 +526,14 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
         let now = Instant::now();
         let index = guard.index;
         let shared = self.shared.clone();
-        let req = req.map(|inner| RequestBody {
+        let mut req = req.map(|inner| RequestBody {
             inner,
             deadline: now + t.read,
             timer: None,
             on_timeout: Some((shared, index)),
         });
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         TrackedFuture {
             inner: tokio::time::timeout_at(now + t.handler(), self.router.clone().oneshot(req)),
             guard: Some(guard),

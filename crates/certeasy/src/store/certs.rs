@@ -62,7 +62,7 @@ impl Store {
         pub async fn cert_by_serial(&self, serial_hex: &str) -> Result<Vec<CertRow>>;
 
         /// Marks a certificate revoked; false when it already was.
-        pub async fn revoke_cert(&self, id: &str, reason: i64) -> Result<bool>;
+        pub async fn revoke_cert(tx: &mut Tx, id: &str, reason: i64) -> Result<bool>;
 
         /// Number of certificates stored (used by crash tests).
         pub async fn count_certs(&self) -> Result<i64>;

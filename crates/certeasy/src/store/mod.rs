@@ -70,6 +70,7 @@ macro_rules! delegate {
 }
 
 mod accounts;
+pub mod audit;
 mod certs;
 pub mod jobs;
 mod meta;
@@ -81,6 +82,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::{AccountChange, AccountRow};
+pub use audit::{AuditRow, ChainRow};
 pub use certs::CertRow;
 pub use jobs::{ClaimedJob, JobKind};
 pub use orders::{AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow};

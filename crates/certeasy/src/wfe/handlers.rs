@@ -11,9 +11,11 @@ use acme_wire::{
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use axum::Extension;
 use serde::Serialize;
 
 use super::auth::{authenticate as auth, Authenticated, KeyRule};
+use super::client::ClientIp;
 use super::Wfe;
 use super::{base_url, decorate, problem_response, views};
 use crate::error::{AcmeError, AcmeResult};
@@ -158,7 +160,13 @@ pub async fn readyz(State(s): S) -> Response<Body> {
 }
 
 /// POST new-account.
-pub async fn new_account(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn new_account(
+    State(s): S,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     let headers = &headers;
     respond(s, &uri, headers, |s, base| async move {
         let auth = auth(
@@ -171,7 +179,7 @@ pub async fn new_account(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes)
         )
         .await?;
         let req: NewAccountRequest = auth.jws.payload_json()?;
-        let (row, status) = match ra::accounts::new_account(&s.ra, &auth.key, &req).await? {
+        let (row, status) = match ra::accounts::new_account(&s.ra, &auth.key, &req, ip).await? {
             ra::accounts::NewAccount::Created(a) => (a, StatusCode::CREATED),
             ra::accounts::NewAccount::Existing(a) => (a, StatusCode::OK),
         };

@@ -2,6 +2,7 @@
 //! where errors become HTTP problem responses.
 
 mod auth;
+pub mod client;
 mod handlers;
 mod views;
 
@@ -82,6 +83,10 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            wfe.clone(),
+            client::front,
+        ))
         .with_state(wfe)
 }
 

@@ -38,6 +38,8 @@ pub struct Harness {
     pub http_port: u16,
     pub tls_port: u16,
     pub config_path: PathBuf,
+    /// The listener's address (kept across stop and restart).
+    pub addr: SocketAddr,
 }
 
 /// Extra YAML appended to the generated configuration's policy.
@@ -97,6 +99,7 @@ impl Harness {
             .await
             .unwrap();
         Harness {
+            addr: server.addr,
             dir,
             dns,
             extra_dns,
@@ -226,10 +229,10 @@ impl Harness {
             .await
     }
 
-    /// Stops the server gracefully and starts it again on the same port
-    /// with the same configuration and workdir.
+    /// Stops the server gracefully (unless it is stopped) and starts it
+    /// again on the same port with the same configuration and workdir.
     pub async fn restart(&mut self) {
-        let addr = self.server().addr;
+        let addr = self.addr;
         self.stop().await;
         let listener = TcpListener::bind(addr).await.unwrap();
         let config = certeasy::config::load(&self.config_path).unwrap_or_else(|e| panic!("{e}"));
@@ -440,6 +443,36 @@ pub fn write_secret(path: &Path, secret: &str) {
     }
 }
 
+/// Every line of the audit log at `base` (all segments, in order) that
+/// parses as JSON; lines that do not (a line torn by a crash) are skipped.
+pub fn audit_lines(base: &Path) -> Vec<serde_json::Value> {
+    let dir = base.parent().unwrap();
+    let stem = base.file_stem().unwrap().to_string_lossy().to_string();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(&format!("{stem}."))
+                && n.len() > stem.len() + 7
+                && n[stem.len() + 1..stem.len() + 7]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+        })
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
+}
+
 /// Certificates of a PEM chain, DER.
 pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
     pki::pem_to_der_certs(pem).unwrap()
@@ -481,12 +514,21 @@ authorities:
       deny: [".denied.test/3"]
     signature:
       min-rsa-bits: 3072
-{policy_extra}{workers}{extra}"#,
+{policy_extra}{workers}{extra}{limits}"#,
         work = dir.join("work").display(),
         authority_extra = opts.authority_extra,
         server_extra = opts.server_extra,
         policy_extra = opts.policy_extra,
         extra = opts.extra_sections,
+        // The tests drive the server far harder from 127.0.0.1 than a site
+        // does; the per-IP limits are exercised by tests that configure
+        // `rate-limiting` themselves (and by the interop layer, with the
+        // defaults).
+        limits = if opts.extra_sections.contains("rate-limiting:") {
+            ""
+        } else {
+            "rate-limiting:\n  whitelist: [127.0.0.0/8]\n"
+        },
         tls = opts.tls_yaml.clone().unwrap_or_else(|| "tls-certificate-manager:\n  bundles:\n    - name: listener\n      mode: pki\n      authority: builtin\n".into()),
         extra_zone = opts.extra_zone_yaml,
         extra_allow = opts.extra_allow,

@@ -142,6 +142,18 @@ impl Raw {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Resp {
+        self.send_with(method, url, content_type, body, &[]).await
+    }
+
+    /// Like [`Raw::send`], with extra request headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
         let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = self.tls.connect(name, tcp).await.unwrap();
@@ -156,6 +168,9 @@ impl Raw {
             .header("host", host);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
+        }
+        for (name, value) in extra {
+            req = req.header(*name, *value);
         }
         let resp = sender
             .send_request(req.body(Full::new(Bytes::from(body))).unwrap())

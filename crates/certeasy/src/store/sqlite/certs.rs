@@ -106,14 +106,16 @@ impl SqliteStore {
         })
     }
 
-    pub(in crate::store) async fn revoke_cert(&self, id: &str, reason: i64) -> Result<bool> {
-        self.write(|c| {
-            let n = c
-                .prepare_cached("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL")?
-                .execute(params![now_ms(), reason, id])?;
-            Ok(n == 1)
-        })
-        .await
+    pub(in crate::store) async fn revoke_cert(
+        tx: &mut SqliteTx,
+        id: &str,
+        reason: i64,
+    ) -> Result<bool> {
+        let n = tx
+            .conn()
+            .prepare_cached("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL")?
+            .execute(params![now_ms(), reason, id])?;
+        Ok(n == 1)
     }
 
     pub(in crate::store) async fn count_certs(&self) -> Result<i64> {

@@ -45,6 +45,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending orders by account",
         include_str!("../../../migrations/sqlite/0006_pending_orders_by_account.sql"),
     ),
+    (
+        7,
+        "audit outbox and limit events",
+        include_str!("../../../migrations/sqlite/0007_audit_and_limits.sql"),
+    ),
 ];
 
 /// Newest schema version this binary knows.

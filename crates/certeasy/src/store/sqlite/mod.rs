@@ -13,6 +13,7 @@
 //! read-only connections, concurrently with the open write transaction (WAL).
 
 mod accounts;
+mod audit;
 mod certs;
 mod jobs;
 mod meta;
