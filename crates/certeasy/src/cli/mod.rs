@@ -5,6 +5,8 @@
 //! 3 `adcs request` left pending at the CA.
 
 pub mod adcs;
+pub mod cert;
+pub mod eab;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,18 @@ pub enum Command {
         /// ADCS subcommand.
         #[command(subcommand)]
         command: AdcsCommand,
+    },
+    /// External account binding keys.
+    Eab {
+        /// EAB subcommand.
+        #[command(subcommand)]
+        command: eab::EabCommand,
+    },
+    /// Issued certificates.
+    Cert {
+        /// Certificate subcommand.
+        #[command(subcommand)]
+        command: cert::CertCommand,
     },
 }
 
@@ -121,6 +135,8 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Serve { file } => serve(file),
+        Command::Eab { command } => eab::run(command),
+        Command::Cert { command } => cert::run(command),
         Command::Adcs {
             command:
                 AdcsCommand::Check {

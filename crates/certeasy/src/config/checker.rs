@@ -126,6 +126,8 @@ impl<'a> Checker<'a> {
         let bindings = self.check_bindings(&doc.policy_bindings, &policies, &authorities);
         let database_path = self.check_database(&doc.database);
         let workers = self.check_workers(doc.workers, doc.server.shutdown_timeout.get());
+        let renewal_info = self.check_renewal_info(&doc.renewal_info);
+        let profiles = self.check_profiles(&doc.acme_profiles, &policies, &bindings, &authorities);
         Some(Config {
             workdir: self.workdir.clone(),
             server: server?,
@@ -138,6 +140,9 @@ impl<'a> Checker<'a> {
             workers,
             rate_limiting: doc.rate_limiting.into(),
             logs: doc.logs.into(),
+            renewal_info,
+            eab: doc.external_account_binding.into(),
+            profiles,
             warnings: std::mem::take(&mut self.warnings),
         })
     }

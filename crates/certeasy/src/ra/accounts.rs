@@ -195,8 +195,15 @@ pub fn check_contacts(contacts: &[String]) -> AcmeResult<()> {
     Ok(())
 }
 
-/// new-account: find or create the account of `jwk`.
-pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResult<NewAccount> {
+/// new-account: find or create the account of `jwk`; `url` is the
+/// new-account URL the request was sent to (an external account binding
+/// must name it).
+pub async fn new_account(
+    s: &Ra,
+    jwk: &Jwk,
+    req: &NewAccountRequest,
+    url: &str,
+) -> AcmeResult<NewAccount> {
     let thumbprint = jwk.thumbprint();
     if let Some(existing) = s.store.account_by_thumbprint(&thumbprint).await? {
         return Ok(NewAccount::Existing(existing));
@@ -209,6 +216,16 @@ pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResu
     }
     let contact = req.contact.clone().unwrap_or_default();
     check_contacts(&contact)?;
+    let eab_key = match &req.external_account_binding {
+        Some(binding) => Some(super::eab::verify_binding(s, jwk, binding, url).await?),
+        None if s.config.eab.required => {
+            return Err(AcmeError::new(
+                ProblemType::ExternalAccountRequired,
+                "this server requires an external account binding: ask its operators for a key id and HMAC key (certeasy eab add)",
+            ))
+        }
+        None => None,
+    };
     let row = AccountRow {
         id: new_id(),
         thumbprint: thumbprint.clone(),
@@ -217,6 +234,7 @@ pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResu
         status: AccountStatus::Valid,
         tos_agreed: req.terms_of_service_agreed.unwrap_or(false),
         created_at: now_ms(),
+        eab_kid: eab_key.as_ref().map(|k| k.kid.clone()),
     };
     let mut tx = s.store.begin().await?;
     // Re-check inside the single writer: two concurrent new-account requests
@@ -225,8 +243,22 @@ pub async fn new_account(s: &Ra, jwk: &Jwk, req: &NewAccountRequest) -> AcmeResu
         return Ok(NewAccount::Existing(existing));
     }
     Store::insert_account(&mut tx, &row).await?;
+    if let Some(key) = &eab_key {
+        if !Store::bind_eab_key(&mut tx, &key.kid, &row.id, row.created_at).await? {
+            tx.rollback().await?;
+            // audit: eab.bind (refused: bound or revoked concurrently)
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                format!(
+                    "external account binding key {:?} was bound to another account or revoked meanwhile",
+                    key.kid
+                ),
+            ));
+        }
+        // audit: eab.bind
+    }
     tx.commit().await?;
-    tracing::info!(target: "ra", account = %row.id, key = %jwk.describe(), "account created");
+    tracing::info!(target: "ra", account = %row.id, key = %jwk.describe(), eab_kid = ?row.eab_kid, "account created");
     Ok(NewAccount::Created(row))
 }
 
@@ -361,6 +393,7 @@ mod tests {
             status,
             tos_agreed: true,
             created_at: 0,
+            eab_kid: None,
         }
     }
 

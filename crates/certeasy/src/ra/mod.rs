@@ -11,6 +11,8 @@
 //! knows job kinds, not what they do.
 
 pub mod accounts;
+pub mod ari;
+pub mod eab;
 pub mod issuance;
 pub mod orders;
 pub mod revoke;
@@ -43,6 +45,8 @@ pub struct Ra {
     pub jobs: Arc<Jobs>,
     /// Accounts and their parsed keys, cached for authentication.
     pub accounts: accounts::AccountCache,
+    /// The installation's EAB sealing key, read on first use.
+    pub eab_sealing: eab::SealingKey,
 }
 
 impl Ra {
@@ -59,6 +63,7 @@ impl Ra {
             catalogue,
             jobs,
             accounts: Default::default(),
+            eab_sealing: Default::default(),
         }
     }
 }

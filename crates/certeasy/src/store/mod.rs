@@ -71,6 +71,7 @@ macro_rules! delegate {
 
 mod accounts;
 mod certs;
+mod eab;
 pub mod jobs;
 mod meta;
 mod nonces;
@@ -81,7 +82,8 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::{AccountChange, AccountRow};
-pub use certs::CertRow;
+pub use certs::{AriCert, CertRow, RenewEarly};
+pub use eab::EabKeyRow;
 pub use jobs::{ClaimedJob, JobKind};
 pub use orders::{AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow};
 

@@ -159,6 +159,7 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
         status: AccountStatus::Valid,
         tos_agreed: true,
         created_at: 0,
+        eab_kid: None,
     };
     Store::insert_account(&mut tx, &acct).await.unwrap();
     let order = OrderRow {
@@ -249,6 +250,7 @@ pub(super) fn account_row(id: &str) -> AccountRow {
         status: AccountStatus::Valid,
         tos_agreed: true,
         created_at: 0,
+        eab_kid: None,
     }
 }
 

@@ -45,6 +45,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending orders by account",
         include_str!("../../../migrations/sqlite/0006_pending_orders_by_account.sql"),
     ),
+    (
+        8,
+        "ari, eab, profiles",
+        include_str!("../../../migrations/sqlite/0008_ari_eab_profiles.sql"),
+    ),
 ];
 
 /// Newest schema version this binary knows.

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod certs;
+mod eab;
 mod jobs;
 mod meta;
 mod migrate;
