@@ -8,6 +8,7 @@
 
 mod common;
 
+use certeasy::cli::cert::Selection;
 use common::raw::{Key, Raw};
 use common::{csr, ready_order, Harness};
 use http::{Method, StatusCode};
@@ -37,6 +38,13 @@ async fn issue(h: &Harness, raw: &Raw, key: &Key, kid: &str, names: &[&str]) -> 
         .await;
     let pem = String::from_utf8(chain.body.to_vec()).unwrap();
     common::pem_certs(&pem).remove(0)
+}
+
+async fn renew_early(h: &Harness, sel: Selection) -> Result<u64, certeasy::cli::eab::Failure> {
+    let file = h.config_path.clone();
+    tokio::task::spawn_blocking(move || certeasy::cli::cert::renew_early(&file, &sel))
+        .await
+        .unwrap()
 }
 
 async fn renewal_info(raw: &Raw, cert_id: &str) -> common::raw::Resp {
@@ -177,21 +185,18 @@ async fn renew_early_moves_the_window_to_now() {
     let leaf = issue(&h, &raw, &key, &kid, &["early.test"]).await;
     let untouched = issue(&h, &raw, &key, &kid, &["late.test"]).await;
     let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certeasy"))
-        .args(["cert", "renew-early", "-f"])
-        .arg(&h.config_path)
-        .args(["--name", "early.test"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "1 certificate(s) marked for early renewal"
-    );
+    // The CLI's function, in process (the binary in the shared target
+    // directory may be another branch's build).
+    let n = renew_early(
+        &h,
+        Selection {
+            name: Some("early.test".into()),
+            ..Selection::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|f| panic!("{}", f.message));
+    assert_eq!(n, 1);
     let (start, end) = window(
         &renewal_info(&raw, &pki::ari_cert_id(&leaf).unwrap())
             .await
@@ -212,13 +217,18 @@ async fn renew_early_moves_the_window_to_now() {
         "{start}"
     );
     // Nothing matches: exit 1, said so.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certeasy"))
-        .args(["cert", "renew-early", "-f"])
-        .arg(&h.config_path)
-        .args(["--serial", "01"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let none = renew_early(
+        &h,
+        Selection {
+            serial: Some("01".into()),
+            ..Selection::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(none.code, 1, "{}", none.message);
+    let bad = renew_early(&h, Selection::default()).await.unwrap_err();
+    assert_eq!(bad.code, 2, "{}", bad.message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

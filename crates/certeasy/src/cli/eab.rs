@@ -11,7 +11,7 @@ use clap::Subcommand;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Config;
-use crate::store::{new_id, now_ms, EabKeyRow, Store};
+use crate::store::{now_ms, EabKeyRow, Store};
 
 /// `certeasy eab …`.
 #[derive(Debug, Subcommand)]
@@ -62,39 +62,56 @@ pub enum EabCommand {
     },
 }
 
-fn load(file: &Path) -> Result<Config, ExitCode> {
-    crate::config::load(file).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })
+/// Why an `eab` subcommand failed: the exit code (2 usage or
+/// configuration, 1 runtime) and the message for stderr.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub message: String,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+fn runtime_error(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+fn load(file: &Path) -> Result<Config, Failure> {
+    crate::config::load(file).map_err(|e| usage(e.to_string()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            eprintln!("cannot start the async runtime: {e}");
-            ExitCode::from(1)
-        })
+        .map_err(|e| runtime_error(format!("cannot start the async runtime: {e}")))
 }
 
-async fn open(config: &Config) -> Result<Store, ExitCode> {
+async fn open(config: &Config) -> Result<Store, Failure> {
     crate::fsutil::create_private_dir(&config.workdir).map_err(|e| {
-        eprintln!("cannot create workdir {}: {e}", config.workdir.display());
-        ExitCode::from(1)
+        runtime_error(format!(
+            "cannot create workdir {}: {e}",
+            config.workdir.display()
+        ))
     })?;
     Store::open_sqlite(&config.database_path)
         .await
-        .map_err(|e| {
-            eprintln!("database {}: {e}", config.database_path.display());
-            ExitCode::from(1)
-        })
+        .map_err(|e| runtime_error(format!("database {}: {e}", config.database_path.display())))
 }
 
-/// Runs an `eab` subcommand.
+/// Runs an `eab` subcommand and prints its outcome.
 pub fn run(cmd: EabCommand) -> ExitCode {
-    match cmd {
+    let printed = match cmd {
         EabCommand::Add {
             file,
             label,
@@ -103,30 +120,81 @@ pub fn run(cmd: EabCommand) -> ExitCode {
             names,
             expires,
             json,
-        } => add(&file, label, policies, profiles, names, expires, json),
-        EabCommand::List { file, json } => list(&file, json),
-        EabCommand::Revoke { file, kid } => revoke(&file, &kid),
+        } => add(
+            &file,
+            &KeySpec {
+                label,
+                policies,
+                profiles,
+                names,
+                expires,
+            },
+        )
+        .map(|k| {
+            if json {
+                serde_json::json!({"kid": k.kid, "hmac-key": k.hmac_key, "label": k.label})
+                    .to_string()
+            } else {
+                format!("kid: {}\nhmac-key: {}", k.kid, k.hmac_key)
+            }
+        }),
+        EabCommand::List { file, json } => list(&file).map(|keys| render_list(&keys, json)),
+        EabCommand::Revoke { file, kid } => revoke(&file, &kid).map(|bound| match bound {
+            Some(a) => format!("key {kid} revoked; account {a} deactivated"),
+            None => format!("key {kid} revoked (it had not bound an account)"),
+        }),
+    };
+    match printed {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("{}", f.message);
+            ExitCode::from(f.code)
+        }
     }
-    .unwrap_or_else(|code| code)
 }
 
-fn usage(msg: String) -> ExitCode {
-    eprintln!("{msg}");
-    ExitCode::from(2)
+/// What `eab add` is asked to create.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Label.
+    pub label: String,
+    /// Allowed policies (empty: any).
+    pub policies: Vec<String>,
+    /// Allowed profiles (empty: any).
+    pub profiles: Vec<String>,
+    /// Name scope rules (empty: any).
+    pub names: Vec<String>,
+    /// Binding deadline, as a duration from now (`30d`).
+    pub expires: Option<String>,
 }
 
-fn add(
-    file: &Path,
-    label: String,
-    policies: Vec<String>,
-    profiles: Vec<String>,
-    names: Vec<String>,
-    expires: Option<String>,
-    json: bool,
-) -> Result<ExitCode, ExitCode> {
+/// A key just created: the only time its HMAC key is shown.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// Key id.
+    pub kid: String,
+    /// HMAC key, base64url without padding.
+    pub hmac_key: String,
+    /// Label.
+    pub label: String,
+}
+
+/// `certeasy eab add`: checks the spec against the configuration, creates
+/// the installation's sealing key if needed, stores the sealed key.
+pub fn add(file: &Path, spec: &KeySpec) -> Result<NewKey, Failure> {
     let config = load(file)?;
+    let KeySpec {
+        label,
+        policies,
+        profiles,
+        names,
+        expires,
+    } = spec.clone();
     if label.trim().is_empty() {
-        return Err(usage("--label must not be empty".into()));
+        return Err(usage("--label must not be empty"));
     }
     for p in &policies {
         if !config.policies.iter().any(|x| &x.name == p) {
@@ -158,8 +226,10 @@ fn add(
             )));
         }
     }
-    if let Err(e) = pki::Scope::new(&names, &[]) {
-        return Err(usage(format!("--names: {e}")));
+    if !names.is_empty() {
+        if let Err(e) = pki::Scope::new(&names, &[]) {
+            return Err(usage(format!("--names: {e}")));
+        }
     }
     let now = now_ms();
     let expires_at = match &expires {
@@ -168,27 +238,25 @@ fn add(
             Ok(d) if !d.is_zero() => {
                 Some(now + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
             }
-            Ok(_) => return Err(usage("--expires must be longer than zero".into())),
+            Ok(_) => return Err(usage("--expires must be longer than zero")),
             Err(e) => return Err(usage(format!("--expires {raw:?}: {e}"))),
         },
     };
-    let master = crate::ra::eab::load_or_create_key(&config.workdir).map_err(|e| {
-        eprintln!("{e:#}");
-        ExitCode::from(1)
-    })?;
-    let mut hmac_key = [0u8; 32];
-    SystemRandom::new().fill(&mut hmac_key).map_err(|_| {
-        eprintln!("the system random number generator failed");
-        ExitCode::from(1)
-    })?;
-    let kid = new_id();
-    let sealed_key = crate::ra::eab::seal(&master, &kid, &hmac_key).map_err(|e| {
-        eprintln!("{e:#}");
-        ExitCode::from(1)
-    })?;
+    let master = crate::ra::eab::load_or_create_key(&config.workdir)
+        .map_err(|e| runtime_error(format!("{e:#}")))?;
+    // 32 bytes of HMAC key; 12 random bytes of key id, in hex behind a
+    // prefix so that it never reads as a command-line option.
+    let mut random = [0u8; 44];
+    SystemRandom::new()
+        .fill(&mut random)
+        .map_err(|_| runtime_error("the system random number generator failed"))?;
+    let (hmac_key, kid_bytes) = random.split_at(32);
+    let kid = format!("kid-{}", hex::encode(kid_bytes));
+    let sealed_key = crate::ra::eab::seal(&master, &kid, hmac_key)
+        .map_err(|e| runtime_error(format!("{e:#}")))?;
     let row = EabKeyRow {
         kid: kid.clone(),
-        label,
+        label: label.clone(),
         sealed_key,
         policies,
         profiles,
@@ -199,28 +267,18 @@ fn add(
         account_id: None,
         bound_at: None,
     };
-    let rt = runtime()?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         let store = open(&config).await?;
         let r = store.insert_eab_key(&row).await;
         store.close().await;
-        r.map_err(|e| {
-            eprintln!("cannot store the key: {e}");
-            ExitCode::from(1)
-        })
+        r.map_err(|e| runtime_error(format!("cannot store the key: {e}")))
     })?;
     // audit: eab.create
-    let hmac = URL_SAFE_NO_PAD.encode(hmac_key);
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"kid": kid, "hmac-key": hmac, "label": row.label})
-        );
-    } else {
-        println!("kid: {kid}");
-        println!("hmac-key: {hmac}");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(NewKey {
+        kid,
+        hmac_key: URL_SAFE_NO_PAD.encode(hmac_key),
+        label,
+    })
 }
 
 fn status(k: &EabKeyRow, now: i64) -> &'static str {
@@ -244,18 +302,19 @@ fn time(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn list(file: &Path, json: bool) -> Result<ExitCode, ExitCode> {
+/// `certeasy eab list`: every key (their HMAC keys stay sealed).
+pub fn list(file: &Path) -> Result<Vec<EabKeyRow>, Failure> {
     let config = load(file)?;
-    let rt = runtime()?;
-    let keys = rt.block_on(async {
+    runtime()?.block_on(async {
         let store = open(&config).await?;
         let r = store.eab_keys().await;
         store.close().await;
-        r.map_err(|e| {
-            eprintln!("cannot read the keys: {e}");
-            ExitCode::from(1)
-        })
-    })?;
+        r.map_err(|e| runtime_error(format!("cannot read the keys: {e}")))
+    })
+}
+
+/// The `eab list` output: a tab-separated table, or JSON.
+pub fn render_list(keys: &[EabKeyRow], json: bool) -> String {
     let now = now_ms();
     let any = |v: &[String]| {
         if v.is_empty() {
@@ -278,13 +337,12 @@ fn list(file: &Path, json: bool) -> Result<ExitCode, ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
-        return Ok(ExitCode::SUCCESS);
+        return serde_json::Value::Array(list).to_string();
     }
-    println!("KID\tLABEL\tSTATUS\tACCOUNT\tPOLICIES\tPROFILES\tNAMES\tEXPIRES");
-    for k in &keys {
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+    let mut out = String::from("KID\tLABEL\tSTATUS\tACCOUNT\tPOLICIES\tPROFILES\tNAMES\tEXPIRES");
+    for k in keys {
+        out.push_str(&format!(
+            "\n{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             k.kid,
             k.label,
             status(k, now),
@@ -293,55 +351,56 @@ fn list(file: &Path, json: bool) -> Result<ExitCode, ExitCode> {
             any(&k.profiles),
             any(&k.names),
             time(k.expires_at)
-        );
+        ));
     }
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
-fn revoke(file: &Path, kid: &str) -> Result<ExitCode, ExitCode> {
+/// `certeasy eab revoke`: revokes the key and deactivates the account it
+/// bound (cancelling its pending work) in one transaction; the account, if
+/// any.
+pub fn revoke(file: &Path, kid: &str) -> Result<Option<String>, Failure> {
     let config = load(file)?;
-    let rt = runtime()?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         let store = open(&config).await?;
-        let fail = |e: crate::store::StoreError| {
-            eprintln!("cannot revoke: {e}");
-            ExitCode::from(1)
-        };
-        let problem = acme_wire::Problem::new(
-            acme_wire::ProblemType::Unauthorized,
-            "the external account binding key of this account was revoked; its pending orders and authorizations were cancelled",
-        )
-        .to_json()
-        .to_string();
-        let mut tx = store.begin().await.map_err(fail)?;
-        let Some(bound) = Store::revoke_eab_key(&mut tx, kid, now_ms()).await.map_err(fail)? else {
-            tx.rollback().await.map_err(fail)?;
-            let exists = store.eab_key(kid).await.map_err(fail)?.is_some();
-            store.close().await;
-            eprintln!(
-                "{}",
-                if exists {
-                    format!("key {kid} is already revoked")
-                } else {
-                    format!("no key {kid}")
-                }
-            );
-            return Err(ExitCode::from(1));
-        };
-        if let Some(account) = &bound {
-            if Store::deactivate_account_tx(&mut tx, account).await.map_err(fail)? {
-                Store::cancel_account_work(&mut tx, account, &problem)
-                    .await
-                    .map_err(fail)?;
-            }
-        }
-        tx.commit().await.map_err(fail)?;
+        let r = revoke_in(&store, kid).await;
         store.close().await;
-        // audit: eab.revoke
-        match bound {
-            Some(a) => println!("key {kid} revoked; account {a} deactivated"),
-            None => println!("key {kid} revoked (it had not bound an account)"),
-        }
-        Ok(ExitCode::SUCCESS)
+        r
     })
+}
+
+async fn revoke_in(store: &Store, kid: &str) -> Result<Option<String>, Failure> {
+    let fail = |e: crate::store::StoreError| runtime_error(format!("cannot revoke: {e}"));
+    let problem = acme_wire::Problem::new(
+        acme_wire::ProblemType::Unauthorized,
+        "the external account binding key of this account was revoked; its pending orders and authorizations were cancelled",
+    )
+    .to_json()
+    .to_string();
+    let mut tx = store.begin().await.map_err(fail)?;
+    let Some(bound) = Store::revoke_eab_key(&mut tx, kid, now_ms())
+        .await
+        .map_err(fail)?
+    else {
+        tx.rollback().await.map_err(fail)?;
+        let exists = store.eab_key(kid).await.map_err(fail)?.is_some();
+        return Err(runtime_error(if exists {
+            format!("key {kid} is already revoked")
+        } else {
+            format!("no key {kid}")
+        }));
+    };
+    if let Some(account) = &bound {
+        if Store::deactivate_account_tx(&mut tx, account)
+            .await
+            .map_err(fail)?
+        {
+            Store::cancel_account_work(&mut tx, account, &problem)
+                .await
+                .map_err(fail)?;
+        }
+    }
+    tx.commit().await.map_err(fail)?;
+    // audit: eab.revoke
+    Ok(bound)
 }
