@@ -293,3 +293,75 @@ async fn eab_add_refuses_what_the_configuration_does_not_know() {
     let k = add(&h, with(|_| {})).await.unwrap();
     assert!(k.kid.starts_with("kid-"), "{}", k.kid);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_limited_to_a_policy_selects_it_and_skips_a_default_profile_of_another() {
+    let h = Harness::start_with(Options {
+        policy_extra: "  - name: team\n    dns:\n      allow: [\".team.test/2\"]\n".into(),
+        extra_sections: "policy-bindings:\n  - policy: test\n    authorities: [builtin]\n  - policy: team\n    authorities: [builtin]\nacme-profiles:\n  - name: classic\n    policy: test\n    default: true\n  - name: teamonly\n    policy: team\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let raw = Raw::new(h.server().addr, &h.base(), &h.root_pem());
+    let url = raw.url("new-account");
+    let (kid, mac) = add_key(
+        &h,
+        KeySpec {
+            policies: vec!["team".into()],
+            ..KeySpec::default()
+        },
+    )
+    .await;
+    let key = Key::generate();
+    let r = new_account(
+        &raw,
+        &key,
+        Some(binding("HS256", &kid, &url, &key.jwk(), &mac)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let acct = r.location();
+    // Policy `test` (first in the file) and the default profile `classic`
+    // would take this name; the key allows only `team`.
+    let r = order(&raw, &key, &acct, &["www.team.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    assert!(r.json().get("profile").is_none(), "{}", r.json());
+    let stored = h
+        .server()
+        .ra
+        .store
+        .order(r.location().rsplit('/').next().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.policy, "team");
+    // A name only `test` allows: refused, saying which policies the key allows.
+    let r = order(&raw, &key, &acct, &["www.other.test"]).await;
+    assert_eq!(r.problem_type(), "rejectedIdentifier", "{}", r.json());
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("team"),
+        "{}",
+        r.json()
+    );
+    // A profile of another policy: unauthorized.
+    let ids = json!([{"type": "dns", "value": "www.team.test"}]);
+    let r = raw
+        .post(
+            &key,
+            Some(&acct),
+            &raw.url("new-order"),
+            &json!({"identifiers": ids, "profile": "classic"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.problem_type(), "unauthorized", "{}", r.json());
+    let r = raw
+        .post(
+            &key,
+            Some(&acct),
+            &raw.url("new-order"),
+            &json!({"identifiers": ids, "profile": "teamonly"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    assert_eq!(r.json()["profile"], json!("teamonly"));
+}

@@ -255,8 +255,9 @@ pub async fn new_order(
 ///   its policy must allow every name;
 /// - none asked for: the account's key's first profile when its key
 ///   restricts profiles, else the default profile when its policy allows
-///   every name, else no profile and the first policy that allows every
-///   name (as without profiles);
+///   every name (and, for an account bound by an EAB key, is one of the
+///   key's policies), else no profile and the first policy that allows
+///   every name (as without profiles);
 /// - an account created through an external account binding may use only
 ///   its key's policies and profiles.
 fn select_policy_and_profile<'a>(
@@ -270,6 +271,7 @@ fn select_policy_and_profile<'a>(
 )> {
     let profiles = &s.config.profiles;
     let key_profiles = key.map(|k| k.profiles.as_slice()).unwrap_or_default();
+    let key_policies = key.map(|k| k.policies.as_slice()).unwrap_or_default();
     let asked = asked.or(key_profiles.first().map(String::as_str));
     let profile = match asked {
         Some(name) => {
@@ -291,6 +293,7 @@ fn select_policy_and_profile<'a>(
         }
         None => profiles.iter().find(|p| {
             p.default
+                && (key_policies.is_empty() || key_policies.contains(&p.policy))
                 && s.catalogue
                     .policy(&p.policy)
                     .is_some_and(|pol| names.iter().all(|n| pol.scope.check(n).is_allowed()))
@@ -308,7 +311,6 @@ fn select_policy_and_profile<'a>(
             ));
         }
     }
-    let key_policies = key.map(|k| k.policies.as_slice()).unwrap_or_default();
     let policy = match profile {
         Some(p) => {
             let pol = s.catalogue.policy(&p.policy).ok_or_else(|| {
