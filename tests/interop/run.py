@@ -342,7 +342,7 @@ issuance-policies:
       min-rsa-bits: 2048
     csr:
       allowed-extra-eku: [clientAuth]
-"""
+""" + modern.CONFIG_YAML
 
     def start_certeasy(self):
         cfg = os.path.join(self.tmp, "certeasy.yml")
@@ -1151,6 +1151,13 @@ CASES = [
     certbot_adcs_denied,
     lego_adcs_wrong_credentials_failover,
 ]
+
+# EAB, ACME profiles and ARI (issue 14), in their own file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import modern  # noqa: E402
+
+NAMES += modern.NAMES
+CASES += modern.cases(sys.modules[__name__])
 
 
 def log_extra(env):

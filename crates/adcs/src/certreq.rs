@@ -86,15 +86,27 @@ impl Certreq {
         self.s.default_timeout
     }
 
-    /// Submits a CSR.
+    /// Submits a CSR for the target's template.
     pub async fn submit(&self, csr_der: &[u8]) -> Result<Enrolled, Error> {
+        self.submit_for(csr_der, None).await
+    }
+
+    /// Submits a CSR for `template`, or the target's template when None.
+    pub async fn submit_for(
+        &self,
+        csr_der: &[u8],
+        template: Option<&str>,
+    ) -> Result<Enrolled, Error> {
         let dir = self.scratch()?;
         let req = dir.path().join("request.req");
         let pem = pki::pem_encode("CERTIFICATE REQUEST", csr_der);
         tokio::fs::write(&req, pem)
             .await
             .map_err(|e| Error::Scratch(format!("cannot write {}: {e}", req.display())))?;
-        let attrib = format!("CertificateTemplate:{}", self.s.template);
+        let attrib = format!(
+            "CertificateTemplate:{}",
+            template.unwrap_or(&self.s.template)
+        );
         let args: Vec<String> = vec![
             "-submit".into(),
             "-q".into(),

@@ -128,11 +128,21 @@ impl Enrollment {
 
     /// Submits a CSR for the target's template.
     pub async fn submit(&self, csr_der: &[u8]) -> Result<Enrolled, Error> {
+        self.submit_for(csr_der, None).await
+    }
+
+    /// Submits a CSR for `template`, or the target's template when None.
+    pub async fn submit_for(
+        &self,
+        csr_der: &[u8],
+        template: Option<&str>,
+    ) -> Result<Enrolled, Error> {
         let mut c = self
             .connect_at(self.endpoint())
             .await
             .map_err(|e| self.error(e))?;
-        let reply = c.submit(&self.t.ca, &self.t.template, csr_der).await;
+        let template = template.unwrap_or(&self.t.template);
+        let reply = c.submit(&self.t.ca, template, csr_der).await;
         self.outcome(reply)
     }
 

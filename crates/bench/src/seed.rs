@@ -185,6 +185,7 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
                 status: AccountStatus::Valid,
                 tos_agreed: true,
                 created_at: now - 400 * DAY_MS + rng.below(30 * DAY_MS as u64) as i64,
+                eab_kid: None,
             };
             Store::insert_account(&mut tx, &row).await?;
             account_ids.push(row.id);

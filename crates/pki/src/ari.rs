@@ -46,6 +46,31 @@ pub enum AriError {
 pub fn ari_cert_id(leaf_der: &[u8]) -> Result<String, AriError> {
     let cert = Certificate::from_der(leaf_der).map_err(|e| AriError::Certificate(e.to_string()))?;
     let tbs = cert.tbs_certificate();
+    let key_id = aki_key_id(&cert)?;
+    Ok(format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(&key_id),
+        URL_SAFE_NO_PAD.encode(tbs.serial_number().as_bytes())
+    ))
+}
+
+/// The AKI keyIdentifier of a certificate (the first half of its CertID).
+///
+/// # Errors
+/// [`AriError::Certificate`] or [`AriError::NoAki`].
+pub fn aki_key_id_of(leaf_der: &[u8]) -> Result<Vec<u8>, AriError> {
+    let cert = Certificate::from_der(leaf_der).map_err(|e| AriError::Certificate(e.to_string()))?;
+    aki_key_id(&cert)
+}
+
+/// The serial of a CertID (DER INTEGER content) as certeasy stores
+/// serials: lower-case hex without leading zero bytes.
+pub fn ari_serial_hex(serial_content: &[u8]) -> String {
+    crate::certs::serial_hex(serial_content)
+}
+
+fn aki_key_id(cert: &Certificate) -> Result<Vec<u8>, AriError> {
+    let tbs = cert.tbs_certificate();
     let aki_ext = tbs
         .extensions()
         .and_then(|exts| {
@@ -59,11 +84,7 @@ pub fn ari_cert_id(leaf_der: &[u8]) -> Result<String, AriError> {
     if key_id.as_bytes().is_empty() {
         return Err(AriError::NoAki);
     }
-    Ok(format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(key_id.as_bytes()),
-        URL_SAFE_NO_PAD.encode(tbs.serial_number().as_bytes())
-    ))
+    Ok(key_id.as_bytes().to_vec())
 }
 
 /// Parses a CertID into `(aki keyIdentifier, serial INTEGER content bytes)`.

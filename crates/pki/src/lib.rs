@@ -22,7 +22,7 @@ pub mod scope;
 pub mod testing;
 pub mod verify;
 
-pub use ari::{ari_cert_id, parse_ari_cert_id, AriError};
+pub use ari::{aki_key_id_of, ari_cert_id, ari_serial_hex, parse_ari_cert_id, AriError};
 pub use builtin_ca::{generate_ca, BuiltinCa, CaError, CaFiles, CaKeyType, IssuedCert};
 pub use certs::{
     leaf_expiry_and_names, pem_chain, pem_encode, pem_to_der_certs, serial_hex_of_cert,

@@ -184,6 +184,25 @@ impl Audit {
         Audit { inner: None }
     }
 
+    /// The recording side for a process that is not the node's server
+    /// (an operator command): its events go to the node's outbox, and the
+    /// node's server writes them — at once if it runs, else at its next
+    /// start.
+    pub fn for_node(config: &crate::config::Config) -> anyhow::Result<Audit> {
+        if !config.audit.enabled {
+            return Ok(Audit::disabled());
+        }
+        let (flush, _) = mpsc::channel(1);
+        Ok(Audit {
+            inner: Some(Arc::new(Shared {
+                server_id: server_id(&config.workdir)?,
+                wake: Notify::new(),
+                flush,
+                failures: AtomicU64::new(0),
+            })),
+        })
+    }
+
     /// Whether events are recorded.
     pub fn enabled(&self) -> bool {
         self.inner.is_some()

@@ -21,9 +21,13 @@ impl AdcsCa {
         }
     }
 
-    /// Submits a CSR for the configured template.
-    pub async fn submit(&self, csr_der: &[u8]) -> Result<Signed, AuthorityError> {
-        signed(self.e.submit(csr_der).await)
+    /// Submits a CSR for `template`, or the configured template.
+    pub async fn submit(
+        &self,
+        csr_der: &[u8],
+        template: Option<&str>,
+    ) -> Result<Signed, AuthorityError> {
+        signed(self.e.submit_for(csr_der, template).await)
     }
 
     /// Asks for the outcome of an earlier (pending) request.

@@ -27,9 +27,13 @@ impl AdcsCliCa {
     }
 
     /// Submits a CSR.
-    pub async fn submit(&self, csr_der: &[u8]) -> Result<Signed, AuthorityError> {
+    pub async fn submit(
+        &self,
+        csr_der: &[u8],
+        template: Option<&str>,
+    ) -> Result<Signed, AuthorityError> {
         self.prepare()?;
-        signed(self.c.submit(csr_der).await)
+        signed(self.c.submit_for(csr_der, template).await)
     }
 
     /// Retrieves a pending request.

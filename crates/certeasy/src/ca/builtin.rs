@@ -174,7 +174,7 @@ impl BuiltinCa {
         let not_after = req
             .not_after
             .and_then(from_ms)
-            .unwrap_or(not_before + self.validity);
+            .unwrap_or(not_before + req.validity.unwrap_or(self.validity));
         let issued = self
             .ca
             .issue_with_eku(

@@ -46,6 +46,20 @@ pub struct IssueRequest<'a> {
     pub not_before: Option<i64>,
     /// Requested notAfter (unix ms).
     pub not_after: Option<i64>,
+    /// Lifetime when no notAfter is requested (an ACME profile's
+    /// `validity`); the authority's own default otherwise. ADCS ignores it
+    /// (the template decides).
+    pub validity: Option<std::time::Duration>,
+    /// Authority name → certificate template to submit to instead of the
+    /// authority's configured one (an ACME profile's override).
+    pub templates: Option<&'a BTreeMap<String, String>>,
+}
+
+impl IssueRequest<'_> {
+    /// The template override for authority `name`, if any.
+    fn template_for(&self, name: &str) -> Option<&str> {
+        self.templates.and_then(|t| t.get(name)).map(String::as_str)
+    }
 }
 
 /// A signed certificate and the authority that signed it.
@@ -116,14 +130,18 @@ pub enum Authority {
 }
 
 impl Authority {
-    async fn issue(&self, req: &IssueRequest<'_>) -> Result<Signed, AuthorityError> {
+    async fn issue(
+        &self,
+        req: &IssueRequest<'_>,
+        template: Option<&str>,
+    ) -> Result<Signed, AuthorityError> {
         match self {
             Authority::Builtin(ca) => ca.issue(req).map(|(leaf_der, chain_der)| Signed::Issued {
                 leaf_der,
                 chain_der,
             }),
-            Authority::Adcs(ca) => ca.submit(req.csr_der).await,
-            Authority::AdcsCli(ca) => ca.submit(req.csr_der).await,
+            Authority::Adcs(ca) => ca.submit(req.csr_der, template).await,
+            Authority::AdcsCli(ca) => ca.submit(req.csr_der, template).await,
         }
     }
 
@@ -390,7 +408,7 @@ impl Authorities {
 }
 
 async fn attempt(e: &Entry, req: &IssueRequest<'_>) -> Result<IssueOutcome, AuthorityError> {
-    let r = e.authority.issue(req).await;
+    let r = e.authority.issue(req, req.template_for(&e.name)).await;
     account(e, r)
 }
 

@@ -7,6 +7,8 @@
 
 pub mod adcs;
 pub mod audit;
+pub mod cert;
+pub mod eab;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,18 @@ pub enum Command {
         /// ADCS subcommand.
         #[command(subcommand)]
         command: AdcsCommand,
+    },
+    /// External account binding keys.
+    Eab {
+        /// EAB subcommand.
+        #[command(subcommand)]
+        command: eab::EabCommand,
+    },
+    /// Issued certificates.
+    Cert {
+        /// Certificate subcommand.
+        #[command(subcommand)]
+        command: cert::CertCommand,
     },
 }
 
@@ -149,6 +163,8 @@ pub fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { file, path },
         } => audit::verify(&file, path.as_deref()),
+        Command::Eab { command } => eab::run(command),
+        Command::Cert { command } => cert::run(command),
         Command::Adcs {
             command:
                 AdcsCommand::Check {

@@ -128,6 +128,8 @@ impl<'a> Checker<'a> {
         let workers = self.check_workers(doc.workers, doc.server.shutdown_timeout.get());
         let rate_limiting = self.check_rate_limiting(&doc.rate_limiting);
         let audit = self.check_audit(&doc.audit);
+        let renewal_info = self.check_renewal_info(&doc.renewal_info);
+        let profiles = self.check_profiles(&doc.acme_profiles, &policies, &bindings, &authorities);
         Some(Config {
             workdir: self.workdir.clone(),
             server: server?,
@@ -141,6 +143,9 @@ impl<'a> Checker<'a> {
             rate_limiting,
             audit,
             logs: doc.logs.into(),
+            renewal_info,
+            eab: doc.external_account_binding.into(),
+            profiles,
             warnings: std::mem::take(&mut self.warnings),
         })
     }

@@ -24,10 +24,14 @@ mod bindings;
 mod checker;
 mod database;
 pub mod duration;
+mod eab;
 mod limits;
 mod locate;
 mod logs;
+mod meta;
 mod policies;
+mod profiles;
+mod renewal_info;
 mod schema;
 mod server;
 mod tls;
@@ -46,9 +50,13 @@ pub use authorities::{
 };
 pub use bindings::{Binding, Strategy};
 pub use checker::expand_workdir;
+pub use eab::EabSettings;
 pub use limits::{PendingAuthorizations, Rate, RateLimiting, SlidingWindow};
 pub use logs::{LogFormat, LogLevel, LogOutput, LogSettings};
+pub use meta::DirectoryMetaSettings;
 pub use policies::PolicySettings;
+pub use profiles::AcmeProfile;
+pub use renewal_info::RenewalInfoSettings;
 pub use server::{
     default_max_connections, open_file_limit, ServerSettings, DEFAULT_MAX_CONNECTIONS,
 };
@@ -84,6 +92,12 @@ pub struct Config {
     pub audit: AuditSettings,
     /// Logging settings.
     pub logs: LogSettings,
+    /// ARI window computation.
+    pub renewal_info: RenewalInfoSettings,
+    /// External account binding requirement.
+    pub eab: EabSettings,
+    /// ACME profiles, in configuration order.
+    pub profiles: Vec<AcmeProfile>,
     /// What loads but should change (a deprecated spelling, …), each with
     /// its key path and line: `validate` prints them, `serve` logs them.
     pub warnings: Vec<ConfigIssue>,
@@ -93,6 +107,11 @@ impl Config {
     /// The `ca/` directory of the built-in CA named `authority`.
     pub fn ca_dir(&self, authority: &str) -> PathBuf {
         self.workdir.join("ca").join(authority)
+    }
+
+    /// Looks up an ACME profile by name.
+    pub fn profile(&self, name: &str) -> Option<&AcmeProfile> {
+        self.profiles.iter().find(|p| p.name == name)
     }
 
     /// Looks up an authority by name.

@@ -14,9 +14,12 @@ use super::audit::AuditSection;
 use super::authorities::Authority;
 use super::bindings::PolicyBinding;
 use super::database::Database;
+use super::eab::EabSection;
 use super::limits::RateLimitingSection;
 use super::logs::LogsSection;
 use super::policies::IssuancePolicy;
+use super::profiles::ProfileEntry;
+use super::renewal_info::RenewalInfoSection;
 use super::server::Server;
 use super::tls::TlsCertificateManager;
 use super::validation::DnsValidationProfile;
@@ -56,4 +59,13 @@ pub(super) struct Document {
     /// Logging.
     #[serde(default)]
     pub(super) logs: LogsSection,
+    /// ARI window computation.
+    #[serde(default)]
+    pub(super) renewal_info: RenewalInfoSection,
+    /// External account binding requirement.
+    #[serde(default)]
+    pub(super) external_account_binding: EabSection,
+    /// ACME profiles.
+    #[serde(default)]
+    pub(super) acme_profiles: Vec<ProfileEntry>,
 }

@@ -57,6 +57,9 @@ pub(super) struct Server {
     /// CIDRs of proxies whose `remote-ip-header` is honoured.
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    /// Directory `meta` shown to clients.
+    #[serde(default)]
+    meta: super::meta::MetaSection,
 }
 
 fn default_listen() -> String {
@@ -102,6 +105,8 @@ pub struct ServerSettings {
     pub remote_ip_header: Option<String>,
     /// Trusted proxies.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Directory `meta` (`server.meta`).
+    pub meta: super::DirectoryMetaSettings,
 }
 
 /// Ceiling of the default `server.max-connections`.
@@ -197,6 +202,7 @@ impl Checker<'_> {
             );
         }
         let max_body = usize::try_from(s.max_body_bytes.get()).unwrap_or(usize::MAX);
+        let meta = self.check_meta(&s.meta);
         Some(ServerSettings {
             urls,
             listen: listen?,
@@ -215,6 +221,7 @@ impl Checker<'_> {
             shutdown_timeout: s.shutdown_timeout.get(),
             remote_ip_header: s.remote_ip_header.clone(),
             trusted_proxies: trusted,
+            meta,
         })
     }
 }

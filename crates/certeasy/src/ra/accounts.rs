@@ -196,12 +196,15 @@ pub fn check_contacts(contacts: &[String]) -> AcmeResult<()> {
     Ok(())
 }
 
-/// new-account: find or create the account of `jwk`. A new account counts
-/// against `rate-limiting.account-creation` for `client_ip`.
+/// new-account: find or create the account of `jwk`; `url` is the
+/// new-account URL the request was sent to (an external account binding
+/// must name it). A new account counts against
+/// `rate-limiting.account-creation` for `client_ip`.
 pub async fn new_account(
     s: &Ra,
     jwk: &Jwk,
     req: &NewAccountRequest,
+    url: &str,
     client_ip: Option<std::net::IpAddr>,
 ) -> AcmeResult<NewAccount> {
     let thumbprint = jwk.thumbprint();
@@ -216,6 +219,16 @@ pub async fn new_account(
     }
     let contact = req.contact.clone().unwrap_or_default();
     check_contacts(&contact)?;
+    let eab_key = match &req.external_account_binding {
+        Some(binding) => Some(super::eab::verify_binding(s, jwk, binding, url).await?),
+        None if s.config.eab.required => {
+            return Err(AcmeError::new(
+                ProblemType::ExternalAccountRequired,
+                "this server requires an external account binding: ask its operators for a key id and HMAC key (certeasy eab add)",
+            ))
+        }
+        None => None,
+    };
     if let Some(ip) = client_ip {
         if let Err(d) = s.limits.account_creation(ip) {
             return Err(s.deny(None, d).await);
@@ -229,6 +242,7 @@ pub async fn new_account(
         status: AccountStatus::Valid,
         tos_agreed: req.terms_of_service_agreed.unwrap_or(false),
         created_at: now_ms(),
+        eab_kid: eab_key.as_ref().map(|k| k.kid.clone()),
     };
     let mut tx = s.store.begin().await?;
     // Re-check inside the single writer: two concurrent new-account requests
@@ -237,14 +251,35 @@ pub async fn new_account(
         return Ok(NewAccount::Existing(existing));
     }
     Store::insert_account(&mut tx, &row).await?;
-    let event = Event::new("account.create")
+    let mut event = Event::new("account.create")
         .account(&row.id)
         .detail("key", jwk.describe())
         .detail("thumbprint", thumbprint.as_str())
         .detail("contact", row.contact.clone());
+    if let Some(key) = &eab_key {
+        if !Store::bind_eab_key(&mut tx, &key.kid, &row.id, row.created_at).await? {
+            tx.rollback().await?;
+            let reason = format!(
+                "external account binding key {:?} was bound to another account or revoked meanwhile",
+                key.kid
+            );
+            let refused = Event::new("eab.bind")
+                .decision("deny")
+                .reason(reason.clone())
+                .detail("kid", key.kid.as_str());
+            s.audit.record_alone(&s.store, refused).await;
+            return Err(AcmeError::new(ProblemType::Unauthorized, reason));
+        }
+        event = event.detail("eab_kid", key.kid.as_str());
+        let bound = Event::new("eab.bind")
+            .account(&row.id)
+            .decision("allow")
+            .detail("kid", key.kid.as_str());
+        s.audit.record(&mut tx, bound).await?;
+    }
     s.audit.record(&mut tx, event).await?;
     tx.commit().await?;
-    tracing::info!(target: "ra", account = %row.id, key = %jwk.describe(), "account created");
+    tracing::info!(target: "ra", account = %row.id, key = %jwk.describe(), eab_kid = ?row.eab_kid, "account created");
     Ok(NewAccount::Created(row))
 }
 
@@ -388,6 +423,7 @@ mod tests {
             status,
             tos_agreed: true,
             created_at: 0,
+            eab_kid: None,
         }
     }
 

@@ -91,14 +91,25 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                 .await
         }
         None => {
+            // The order's ACME profile: its validity, its EKUs (within the
+            // policy, checked at load) and its ADCS template overrides.
+            let profile = order.profile.as_deref().and_then(|p| s.config.profile(p));
+            let mut extra_eku = approved.extra_eku.clone();
+            for e in profile.iter().flat_map(|p| p.extra_eku.iter()) {
+                if !extra_eku.contains(&e.oid()) {
+                    extra_eku.push(e.oid());
+                }
+            }
             let request = IssueRequest {
                 spki_der: &approved.spki_der,
                 csr_der: &csr,
                 names: &names,
                 key: Some(approved.key),
-                extra_eku: &approved.extra_eku,
+                extra_eku: &extra_eku,
                 not_before: order.not_before,
                 not_after: order.not_after,
+                validity: profile.and_then(|p| p.validity),
+                templates: profile.map(|p| &p.templates),
             };
             s.catalogue
                 .authorities()

@@ -11,6 +11,8 @@
 //! knows job kinds, not what they do.
 
 pub mod accounts;
+pub mod ari;
+pub mod eab;
 pub mod issuance;
 pub mod orders;
 pub mod revoke;
@@ -50,6 +52,8 @@ pub struct Ra {
     /// The audit log: every state change records its event in its own
     /// transaction.
     pub audit: Audit,
+    /// The installation's EAB sealing key, read on first use.
+    pub eab_sealing: eab::SealingKey,
 }
 
 impl Ra {
@@ -69,6 +73,7 @@ impl Ra {
             jobs,
             accounts: Default::default(),
             audit,
+            eab_sealing: Default::default(),
         }
     }
 

@@ -127,20 +127,19 @@ pub async fn new_order(
     req: &NewOrderRequest,
 ) -> AcmeResult<(OrderRow, Vec<AuthzRow>)> {
     let names = normalise_identifiers(&req.identifiers)?;
-    let policy = s.catalogue.select(&names)?;
+    // Accounts created through an external account binding are held to
+    // their key's restrictions (one indexed read; none for other accounts).
+    let eab_key = super::eab::account_key(s, acct).await?;
+    if let Some(k) = &eab_key {
+        super::eab::check_names(k, &names)?;
+    }
+    let (policy, profile) =
+        select_policy_and_profile(s, &names, req.profile.as_deref(), eab_key.as_ref())?;
+    let replaces = match &req.replaces {
+        Some(cert_id) => Some(super::ari::check_replaces(s, acct, &names, cert_id).await?),
+        None => None,
+    };
     order_limits(s, &acct.id, &names).await?;
-    if let Some(p) = &req.profile {
-        return Err(AcmeError::new(
-            ProblemType::InvalidProfile,
-            format!("profile {p:?} is not offered by this server"),
-        ));
-    }
-    if req.replaces.is_some() {
-        return Err(AcmeError::new(
-            ProblemType::Malformed,
-            "replaces (ARI) is not supported by this server yet; omit it",
-        ));
-    }
     let now = now_ms();
     let not_before = parse_time("notBefore", &req.not_before)?;
     let not_after = parse_time("notAfter", &req.not_after)?;
@@ -196,8 +195,8 @@ pub async fn new_order(
         expires,
         error: None,
         csr: None,
-        replaces: None,
-        profile: None,
+        replaces: req.replaces.clone(),
+        profile: profile.map(|p| p.name.clone()),
         created_at: now,
         ca_pending: None,
     };
@@ -243,15 +242,140 @@ pub async fn new_order(
         });
     }
     Store::insert_order(&mut tx, &new).await?;
-    let event = Event::new("order.create")
+    if let Some(cert_id) = &replaces {
+        if !Store::mark_replaced(&mut tx, cert_id, &new.order.id, now).await? {
+            tx.rollback().await?;
+            return Err(AcmeError::new(
+                ProblemType::AlreadyReplaced,
+                "the certificate named in replaces is already replaced by another order; finish or abandon that one",
+            ));
+        }
+    }
+    let mut event = Event::new("order.create")
         .account(&acct.id)
         .detail("order", new.order.id.as_str())
         .detail("policy", policy.name.as_str())
         .detail("names", new.order.names.clone());
+    if let Some(p) = &new.order.profile {
+        event = event.detail("profile", p.as_str());
+    }
+    if let Some(r) = &new.order.replaces {
+        event = event.detail("replaces", r.as_str());
+    }
     s.audit.record(&mut tx, event).await?;
     tx.commit().await?;
     tracing::info!(target: "ra", order = %new.order.id, account = %acct.id, policy = %policy.name, names = ?new.order.names, "order created");
     Ok((new.order, new.authzs.into_iter().map(|a| a.authz).collect()))
+}
+
+/// The issuance policy and ACME profile of a new order for `names`:
+/// - a profile asked for must be offered (`invalidProfile` otherwise) and
+///   its policy must allow every name;
+/// - none asked for: the account's key's first profile when its key
+///   restricts profiles, else the default profile when its policy allows
+///   every name (and, for an account bound by an EAB key, is one of the
+///   key's policies), else no profile and the first policy that allows
+///   every name (as without profiles);
+/// - an account created through an external account binding may use only
+///   its key's policies and profiles.
+fn select_policy_and_profile<'a>(
+    s: &'a Ra,
+    names: &[DnsName],
+    asked: Option<&str>,
+    key: Option<&crate::store::EabKeyRow>,
+) -> AcmeResult<(
+    &'a crate::config::PolicySettings,
+    Option<&'a crate::config::AcmeProfile>,
+)> {
+    let profiles = &s.config.profiles;
+    let key_profiles = key.map(|k| k.profiles.as_slice()).unwrap_or_default();
+    let key_policies = key.map(|k| k.policies.as_slice()).unwrap_or_default();
+    let asked = asked.or(key_profiles.first().map(String::as_str));
+    let profile = match asked {
+        Some(name) => {
+            let Some(p) = s.config.profile(name) else {
+                let offered: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+                return Err(AcmeError::new(
+                    ProblemType::InvalidProfile,
+                    if offered.is_empty() {
+                        format!("profile {name:?} is not offered: this server offers no profiles")
+                    } else {
+                        format!(
+                            "profile {name:?} is not offered; offered: {}",
+                            offered.join(", ")
+                        )
+                    },
+                ));
+            };
+            Some(p)
+        }
+        None => profiles.iter().find(|p| {
+            p.default
+                && (key_policies.is_empty() || key_policies.contains(&p.policy))
+                && s.catalogue
+                    .policy(&p.policy)
+                    .is_some_and(|pol| names.iter().all(|n| pol.scope.check(n).is_allowed()))
+        }),
+    };
+    if let (Some(p), Some(k)) = (profile, key) {
+        if !k.profiles.is_empty() && !k.profiles.contains(&p.name) {
+            return Err(AcmeError::new(
+                ProblemType::InvalidProfile,
+                format!(
+                    "profile {:?} is not allowed to this account by its external account binding; allowed: {}",
+                    p.name,
+                    k.profiles.join(", ")
+                ),
+            ));
+        }
+    }
+    let policy = match profile {
+        Some(p) => {
+            let pol = s.catalogue.policy(&p.policy).ok_or_else(|| {
+                AcmeError::Internal(anyhow::anyhow!(
+                    "profile {} names unknown policy {}",
+                    p.name,
+                    p.policy
+                ))
+            })?;
+            crate::policy::select_policy(std::slice::from_ref(pol), names).map_err(|mut e| {
+                e.detail = format!("profile {:?} (policy {:?}): {}", p.name, p.policy, e.detail);
+                e
+            })?
+        }
+        None if key_policies.is_empty() => s.catalogue.select(names)?,
+        None => {
+            let allowed: Vec<crate::config::PolicySettings> = s
+                .config
+                .policies
+                .iter()
+                .filter(|p| key_policies.contains(&p.name))
+                .cloned()
+                .collect();
+            let chosen = crate::policy::select_policy(&allowed, names).map_err(|mut e| {
+                e.detail = format!(
+                    "{} (this account may use only the policies {} of its external account binding)",
+                    e.detail,
+                    key_policies.join(", ")
+                );
+                e
+            })?;
+            s.catalogue.policy(&chosen.name).ok_or_else(|| {
+                AcmeError::Internal(anyhow::anyhow!("policy {} vanished", chosen.name))
+            })?
+        }
+    };
+    if !key_policies.is_empty() && !key_policies.contains(&policy.name) {
+        return Err(AcmeError::new(
+            ProblemType::Unauthorized,
+            format!(
+                "policy {:?} is not allowed to this account by its external account binding; allowed: {}",
+                policy.name,
+                key_policies.join(", ")
+            ),
+        ));
+    }
+    Ok((policy, profile))
 }
 
 /// `rate-limiting.pending-authorizations`: an order of `adding` names must
@@ -700,6 +824,7 @@ mod tests {
             status: acme_wire::AccountStatus::Valid,
             tos_agreed: true,
             created_at: 0,
+            eab_kid: None,
         }
     }
 

@@ -91,7 +91,10 @@ async fn account(ra: &Ra) -> AccountRow {
         terms_of_service_agreed: Some(true),
         ..Default::default()
     };
-    match new_account(ra, &jwk, &req, None).await.unwrap() {
+    match new_account(ra, &jwk, &req, "https://localhost/acme/new-account", None)
+        .await
+        .unwrap()
+    {
         NewAccount::Created(row) => row,
         NewAccount::Existing(_) => panic!("a fresh key had an account"),
     }

@@ -21,6 +21,9 @@ pub struct AccountRow {
     pub tos_agreed: bool,
     /// Creation time (unix ms).
     pub created_at: i64,
+    /// The external account binding key the account was created with: its
+    /// restrictions apply to every order of the account.
+    pub eab_kid: Option<String>,
 }
 
 /// What a POST to an account URL changes; what it leaves out keeps its

@@ -33,6 +33,40 @@ pub struct CertRow {
     pub revocation_reason: Option<i64>,
 }
 
+/// What ARI needs of a certificate.
+#[derive(Debug, Clone)]
+pub struct AriCert {
+    /// Identifier.
+    pub id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Names, sorted.
+    pub names: Vec<String>,
+    /// Leaf DER (its AKI is compared with the CertID's).
+    pub leaf_der: Vec<u8>,
+    /// notBefore (unix ms).
+    pub not_before: i64,
+    /// notAfter (unix ms).
+    pub not_after: i64,
+    /// Revocation time (unix ms).
+    pub revoked_at: Option<i64>,
+    /// When an operator asked for early renewal (unix ms).
+    pub renew_early_at: Option<i64>,
+}
+
+/// Which certificates `certeasy cert renew-early` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewEarly {
+    /// The certificate(s) with this serial (lower-case hex, no leading zeros).
+    Serial(String),
+    /// Those carrying this DNS name.
+    Name(String),
+    /// Those signed by this authority.
+    Authority(String),
+    /// Those issued under this issuance policy.
+    Policy(String),
+}
+
 impl CertRow {
     /// Revoked or not, from [`CertRow::revoked_at`].
     pub fn status(&self) -> CertificateStatus {
@@ -63,6 +97,21 @@ impl Store {
 
         /// Marks a certificate revoked; false when it already was.
         pub async fn revoke_cert(tx: &mut Tx, id: &str, reason: i64) -> Result<bool>;
+
+        /// The certificates with a serial, as ARI needs them (renewal-info
+        /// and new-order's `replaces`): one lookup on the serial index; the
+        /// caller compares the AKI of the few rows found.
+        pub async fn ari_certs_by_serial(&self, serial_hex: &str) -> Result<Vec<AriCert>>;
+
+        /// Records that order `order_id` replaces certificate `cert_id`,
+        /// only if no other order does: none recorded, or the one recorded
+        /// is invalid or expired at `now`. False when it is already
+        /// replaced.
+        pub async fn mark_replaced(tx: &mut Tx, cert_id: &str, order_id: &str, now: i64) -> Result<bool>;
+
+        /// Asks for the early renewal, from `at`, of the unrevoked,
+        /// unexpired certificates `which` selects; returns how many.
+        pub async fn renew_early(&self, which: &RenewEarly, at: i64) -> Result<u64>;
 
         /// Number of certificates stored (used by crash tests).
         pub async fn count_certs(&self) -> Result<i64>;

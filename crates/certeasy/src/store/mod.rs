@@ -72,6 +72,7 @@ macro_rules! delegate {
 mod accounts;
 pub mod audit;
 mod certs;
+mod eab;
 pub mod jobs;
 mod meta;
 mod nonces;
@@ -83,7 +84,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::{AccountChange, AccountRow};
 pub use audit::{AuditRow, ChainRow};
-pub use certs::CertRow;
+pub use certs::{AriCert, CertRow, RenewEarly};
+pub use eab::EabKeyRow;
 pub use jobs::{ClaimedJob, JobKind};
 pub use orders::{AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow};
 

@@ -159,6 +159,7 @@ async fn one_certificate_per_order_is_enforced_by_the_schema() {
         status: AccountStatus::Valid,
         tos_agreed: true,
         created_at: 0,
+        eab_kid: None,
     };
     Store::insert_account(&mut tx, &acct).await.unwrap();
     let order = OrderRow {
@@ -249,6 +250,7 @@ pub(super) fn account_row(id: &str) -> AccountRow {
         status: AccountStatus::Valid,
         tos_agreed: true,
         created_at: 0,
+        eab_kid: None,
     }
 }
 
@@ -491,5 +493,233 @@ async fn account_writes_apply_only_to_a_valid_account_with_the_signing_key() {
     assert_eq!(
         (stored.status, stored.thumbprint.as_str()),
         (AccountStatus::Deactivated, "thumb-new")
+    );
+}
+
+/// A certificate `id` of order `order` and account `account`.
+fn cert_row(id: &str, order: &str, account: &str, serial: &str, names: &[&str]) -> CertRow {
+    CertRow {
+        id: id.into(),
+        order_id: order.into(),
+        account_id: account.into(),
+        authority: "ca".into(),
+        serial: serial.into(),
+        names: names.iter().map(|n| n.to_string()).collect(),
+        leaf_der: vec![1],
+        chain_pem: String::new(),
+        not_before: 0,
+        not_after: now_ms() + 86_400_000,
+        revoked_at: None,
+        revocation_reason: None,
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_is_replaced_by_one_live_order_at_a_time() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::insert_account(&mut tx, &account_row("a"))
+        .await
+        .unwrap();
+    let done = order_with(
+        "o0",
+        "a",
+        OrderStatus::Valid,
+        AuthorizationStatus::Valid,
+        ChallengeStatus::Valid,
+    );
+    Store::insert_order(&mut tx, &done).await.unwrap();
+    Store::insert_cert(&mut tx, &cert_row("c", "o0", "a", "0a", &["o0.test"]))
+        .await
+        .unwrap();
+    for id in ["o1", "o2"] {
+        let o = order_with(
+            id,
+            "a",
+            OrderStatus::Pending,
+            AuthorizationStatus::Pending,
+            ChallengeStatus::Pending,
+        );
+        Store::insert_order(&mut tx, &o).await.unwrap();
+    }
+    let now = now_ms();
+    assert!(Store::mark_replaced(&mut tx, "c", "o1", now).await.unwrap());
+    // o1 is live: o2 cannot replace the certificate.
+    assert!(!Store::mark_replaced(&mut tx, "c", "o2", now).await.unwrap());
+    // Once o1 is invalid, it can.
+    Store::set_order_status(
+        &mut tx,
+        "o1",
+        &[OrderStatus::Pending],
+        OrderStatus::Invalid,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(Store::mark_replaced(&mut tx, "c", "o2", now).await.unwrap());
+    // An order that expired while pending no longer counts either.
+    assert!(Store::mark_replaced(&mut tx, "c", "o1", now + 3_600_000)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    let found = store.ari_certs_by_serial("0a").await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].names, ["o0.test"]);
+    assert!(store.ari_certs_by_serial("0b").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn renew_early_selects_by_serial_name_authority_and_policy() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::insert_account(&mut tx, &account_row("a"))
+        .await
+        .unwrap();
+    for (i, names) in [["x.test"], ["y.test"]].iter().enumerate() {
+        let o = format!("o{i}");
+        let order = order_with(
+            &o,
+            "a",
+            OrderStatus::Valid,
+            AuthorizationStatus::Valid,
+            ChallengeStatus::Valid,
+        );
+        Store::insert_order(&mut tx, &order).await.unwrap();
+        Store::insert_cert(
+            &mut tx,
+            &cert_row(&format!("c{i}"), &o, "a", &format!("0{i}"), names),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let at = now_ms();
+    assert_eq!(
+        store
+            .renew_early(&RenewEarly::Serial("01".into()), at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .renew_early(&RenewEarly::Name("x.test".into()), at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .renew_early(&RenewEarly::Name("z.test".into()), at)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .renew_early(&RenewEarly::Authority("ca".into()), at)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .renew_early(&RenewEarly::Policy("p".into()), at)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .renew_early(&RenewEarly::Policy("q".into()), at)
+            .await
+            .unwrap(),
+        0
+    );
+    let c = store.ari_certs_by_serial("01").await.unwrap().remove(0);
+    assert_eq!(c.renew_early_at, Some(at));
+    // Revoked certificates are left alone.
+    let mut tx = store.begin().await.unwrap();
+    assert!(Store::revoke_cert(&mut tx, "c0", 1).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .renew_early(&RenewEarly::Authority("ca".into()), at)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_eab_key_binds_once_and_not_when_revoked_or_expired() {
+    let (_dir, store) = open().await;
+    let key = |kid: &str, expires_at: Option<i64>| EabKeyRow {
+        kid: kid.into(),
+        label: "l".into(),
+        sealed_key: vec![1, 2, 3],
+        policies: vec!["p".into()],
+        profiles: vec![],
+        names: vec![".x.test/1".into()],
+        expires_at,
+        created_at: now_ms(),
+        revoked_at: None,
+        account_id: None,
+        bound_at: None,
+    };
+    store.insert_eab_key(&key("k1", None)).await.unwrap();
+    store.insert_eab_key(&key("k2", None)).await.unwrap();
+    store
+        .insert_eab_key(&key("k3", Some(now_ms() - 1)))
+        .await
+        .unwrap();
+    let err = store.insert_eab_key(&key("k1", None)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    let mut tx = store.begin().await.unwrap();
+    for id in ["a", "b", "c"] {
+        Store::insert_account(&mut tx, &account_row(id))
+            .await
+            .unwrap();
+    }
+    let now = now_ms();
+    assert!(Store::bind_eab_key(&mut tx, "k1", "a", now).await.unwrap());
+    assert!(
+        !Store::bind_eab_key(&mut tx, "k1", "b", now).await.unwrap(),
+        "bound twice"
+    );
+    assert!(
+        !Store::bind_eab_key(&mut tx, "k3", "b", now).await.unwrap(),
+        "expired"
+    );
+    assert!(!Store::bind_eab_key(&mut tx, "nope", "b", now)
+        .await
+        .unwrap());
+    assert_eq!(
+        Store::revoke_eab_key(&mut tx, "k2", now).await.unwrap(),
+        Some(None)
+    );
+    assert!(
+        !Store::bind_eab_key(&mut tx, "k2", "c", now).await.unwrap(),
+        "revoked"
+    );
+    assert_eq!(
+        Store::revoke_eab_key(&mut tx, "k2", now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        Store::revoke_eab_key(&mut tx, "k1", now).await.unwrap(),
+        Some(Some("a".into()))
+    );
+    assert!(Store::deactivate_account_tx(&mut tx, "a").await.unwrap());
+    assert!(!Store::deactivate_account_tx(&mut tx, "a").await.unwrap());
+    tx.commit().await.unwrap();
+    let k1 = store.eab_key("k1").await.unwrap().unwrap();
+    assert_eq!(k1.account_id.as_deref(), Some("a"));
+    assert_eq!(k1.names, [".x.test/1"]);
+    assert!(k1.revoked_at.is_some());
+    assert_eq!(store.eab_keys().await.unwrap().len(), 3);
+    assert_eq!(
+        store.account("a").await.unwrap().unwrap().status,
+        AccountStatus::Deactivated
     );
 }

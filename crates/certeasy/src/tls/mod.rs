@@ -291,6 +291,8 @@ async fn obtain_pki(
         extra_eku: &[],
         not_before: None,
         not_after: None,
+        validity: None,
+        templates: None,
     };
     let issued = match authorities.issue_with(authority, &req).await.map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))? {
         IssueOutcome::Issued(i) => i,

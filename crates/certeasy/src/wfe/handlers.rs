@@ -73,24 +73,53 @@ fn url(base: &str, path: &str) -> String {
 /// GET directory.
 pub async fn directory(State(s): S, uri: Uri, headers: HeaderMap) -> Response<Body> {
     respond(s, &uri, &headers, |s, base| async move {
-        let _ = &s;
+        let config = &s.ra.config;
+        let meta = &config.server.meta;
+        let profiles = (!config.profiles.is_empty()).then(|| {
+            config
+                .profiles
+                .iter()
+                .map(|p| (p.name.clone(), p.description.clone()))
+                .collect()
+        });
         let d = Directory {
             new_nonce: url(&base, "new-nonce"),
             new_account: url(&base, "new-account"),
             new_order: url(&base, "new-order"),
             revoke_cert: url(&base, "revoke-cert"),
             key_change: url(&base, "key-change"),
-            renewal_info: None,
+            renewal_info: Some(url(&base, "renewal-info")),
             new_authz: None,
             meta: DirectoryMeta {
-                terms_of_service: None,
-                website: None,
-                caa_identities: Vec::new(),
-                external_account_required: false,
-                profiles: None,
+                terms_of_service: meta.terms_of_service.clone(),
+                website: meta.website.clone(),
+                caa_identities: meta.caa_identities.clone(),
+                external_account_required: config.eab.required,
+                profiles,
             },
         };
         json(StatusCode::OK, &d)
+    })
+    .await
+}
+
+/// GET renewal-info/{certID} (RFC 9773): the suggested renewal window,
+/// unauthenticated, with `Retry-After`.
+pub async fn renewal_info(
+    State(s): S,
+    Path(cert_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
+    respond(s, &uri, &headers, |s, _| async move {
+        let (info, retry_after) =
+            ra::ari::renewal_info(&s.ra, &cert_id, crate::store::now_ms()).await?;
+        let r = json(StatusCode::OK, &info)?;
+        Ok(with_header(
+            r,
+            header::RETRY_AFTER,
+            &retry_after.to_string(),
+        ))
     })
     .await
 }
@@ -179,7 +208,9 @@ pub async fn new_account(
         )
         .await?;
         let req: NewAccountRequest = auth.jws.payload_json()?;
-        let (row, status) = match ra::accounts::new_account(&s.ra, &auth.key, &req, ip).await? {
+        let new_account_url = url(&base, "new-account");
+        let created = ra::accounts::new_account(&s.ra, &auth.key, &req, &new_account_url, ip);
+        let (row, status) = match created.await? {
             ra::accounts::NewAccount::Created(a) => (a, StatusCode::CREATED),
             ra::accounts::NewAccount::Existing(a) => (a, StatusCode::OK),
         };

@@ -52,6 +52,7 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
             "/acme/key-change",
             post(handlers::key_change).get(handlers::method_not_allowed),
         )
+        .route("/acme/renewal-info/{cert_id}", get(handlers::renewal_info))
         .route(
             "/acme/acct/{id}",
             post(handlers::account).get(handlers::method_not_allowed),

@@ -9,7 +9,7 @@ use crate::store::{json_list, now_ms, parse_list, AccountChange, AccountRow};
 /// The columns of an [`AccountRow`], in the order [`raw`] reads them.
 macro_rules! account_columns {
     () => {
-        "id, thumbprint, jwk, contact, status, tos_agreed, created_at"
+        "id, thumbprint, jwk, contact, status, tos_agreed, created_at, eab_kid"
     };
 }
 
@@ -22,7 +22,16 @@ const BY_THUMBPRINT: &str = concat!(
 
 /// Columns in the order of the SELECTs above; the JSON list is decoded
 /// after the row callback (which can only return SQLite errors).
-type RawAccount = (String, String, String, String, AccountStatus, bool, i64);
+type RawAccount = (
+    String,
+    String,
+    String,
+    String,
+    AccountStatus,
+    bool,
+    i64,
+    Option<String>,
+);
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
     Ok((
@@ -33,11 +42,12 @@ fn raw(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
         status(r, 4, "accounts")?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
 fn decode(
-    (id, thumbprint, jwk, contact, status, tos_agreed, created_at): RawAccount,
+    (id, thumbprint, jwk, contact, status, tos_agreed, created_at, eab_kid): RawAccount,
 ) -> Result<AccountRow> {
     Ok(AccountRow {
         id,
@@ -47,6 +57,7 @@ fn decode(
         status,
         tos_agreed,
         created_at,
+        eab_kid,
     })
 }
 
@@ -78,7 +89,7 @@ impl SqliteStore {
 
     pub(in crate::store) async fn insert_account(tx: &mut SqliteTx, a: &AccountRow) -> Result<()> {
         tx.conn()
-            .prepare_cached("INSERT INTO accounts (id, thumbprint, jwk, contact, status, tos_agreed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")?
+            .prepare_cached("INSERT INTO accounts (id, thumbprint, jwk, contact, status, tos_agreed, created_at, eab_kid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")?
             .execute(params![
                 a.id,
                 a.thumbprint,
@@ -87,6 +98,7 @@ impl SqliteStore {
                 a.status.as_str(),
                 a.tos_agreed,
                 if a.created_at == 0 { now_ms() } else { a.created_at },
+                a.eab_kid,
             ])?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{Result, SqliteStore, SqliteTx};
-use crate::store::{json_list, now_ms, parse_list, CertRow};
+use crate::store::{json_list, now_ms, parse_list, AriCert, CertRow, RenewEarly};
 
 /// The full-row SELECT with a WHERE clause, as one literal (cache key).
 macro_rules! select {
@@ -116,6 +116,76 @@ impl SqliteStore {
             .prepare_cached("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL")?
             .execute(params![now_ms(), reason, id])?;
         Ok(n == 1)
+    }
+
+    pub(in crate::store) async fn ari_certs_by_serial(
+        &self,
+        serial_hex: &str,
+    ) -> Result<Vec<AriCert>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, account_id, names, leaf_der, not_before, not_after, revoked_at, renew_early_at \
+                 FROM certificates WHERE serial = ?",
+            )?;
+            let rows = stmt.query_map([serial_hex], |r| {
+                Ok((
+                    AriCert {
+                        id: r.get(0)?,
+                        account_id: r.get(1)?,
+                        names: Vec::new(),
+                        leaf_der: r.get(3)?,
+                        not_before: r.get(4)?,
+                        not_after: r.get(5)?,
+                        revoked_at: r.get(6)?,
+                        renew_early_at: r.get(7)?,
+                    },
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (mut row, names) = r?;
+                row.names = parse_list(&names)?;
+                Ok(row)
+            })
+            .collect()
+        })
+    }
+
+    pub(in crate::store) async fn mark_replaced(
+        tx: &mut SqliteTx,
+        cert_id: &str,
+        order_id: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let n = tx
+            .conn()
+            .prepare_cached(
+                "UPDATE certificates SET replaced_by = ?1 WHERE id = ?2 AND (replaced_by IS NULL \
+                 OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = certificates.replaced_by \
+                                AND o.status != 'invalid' AND (o.status NOT IN ('pending', 'ready') OR o.expires > ?3)))",
+            )?
+            .execute(params![order_id, cert_id, now])?;
+        Ok(n == 1)
+    }
+
+    pub(in crate::store) async fn renew_early(&self, which: &RenewEarly, at: i64) -> Result<u64> {
+        let (filter, key) = match which {
+            RenewEarly::Serial(s) => ("serial = ?2", s),
+            RenewEarly::Name(n) => (
+                "EXISTS (SELECT 1 FROM json_each(certificates.names) WHERE value = ?2)",
+                n,
+            ),
+            RenewEarly::Authority(a) => ("authority = ?2", a),
+            RenewEarly::Policy(p) => ("order_id IN (SELECT id FROM orders WHERE policy = ?2)", p),
+        };
+        let sql = format!(
+            "UPDATE certificates SET renew_early_at = ?1 WHERE revoked_at IS NULL AND not_after > ?1 AND {filter}"
+        );
+        self.write(|c| {
+            let n = c.prepare(&sql)?.execute(params![at, key])?;
+            Ok(n as u64)
+        })
+        .await
     }
 
     pub(in crate::store) async fn count_certs(&self) -> Result<i64> {

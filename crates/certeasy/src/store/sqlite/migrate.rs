@@ -50,6 +50,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit outbox and limit events",
         include_str!("../../../migrations/sqlite/0007_audit_and_limits.sql"),
     ),
+    (
+        8,
+        "ari, eab, profiles",
+        include_str!("../../../migrations/sqlite/0008_ari_eab_profiles.sql"),
+    ),
 ];
 
 /// Newest schema version this binary knows.

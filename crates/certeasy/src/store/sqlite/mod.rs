@@ -15,6 +15,7 @@
 mod accounts;
 mod audit;
 mod certs;
+mod eab;
 mod jobs;
 mod meta;
 mod migrate;
