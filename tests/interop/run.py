@@ -1230,6 +1230,19 @@ def main(argv):
             for p in env.procs:
                 if not p.alive():
                     raise RuntimeError(f"{p.name} died during {name}:\n" + indent(tail(p.logfile)))
+        # Every case ran against one server with the default configuration
+        # (audit log and rate limits on): after a graceful stop its audit
+        # log must verify.
+        env.stop()
+        cfg = os.path.join(env.tmp, "certeasy.yml")
+        out = subprocess.run([env.certeasy_bin, "audit", "verify", "-f", cfg],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode == 0:
+            passed += 1
+            log("PASS audit_log_verifies: " + out.stdout.strip().splitlines()[-1])
+        else:
+            failed += 1
+            log("FAIL audit_log_verifies\n" + indent(out.stdout + out.stderr))
     except KeyboardInterrupt as e:
         log(f"interrupted: {e}")
         failed = max(failed, len(cases) - passed)

@@ -252,12 +252,10 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
                 revoke.push(cert.id);
             }
         }
-        tx.commit().await?;
-        // The store revokes through its single-writer pool: after the
-        // batch's transaction has released the connection.
         for id in &revoke {
-            store.revoke_cert(id, (rng.below(5)) as i64).await?;
+            Store::revoke_cert(&mut tx, id, (rng.below(5)) as i64).await?;
         }
+        tx.commit().await?;
         revoked_total += revoke.len() as u64;
         done = end;
         if last_report.elapsed().as_secs() >= 10 || done == a.certs {

@@ -237,12 +237,14 @@ impl Writer {
 
     fn open_active(&mut self) -> anyhow::Result<()> {
         let path = self.active_path();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        // Readable by the owner's group (a log shipper), by nobody else.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+        let file = options
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        crate::fsutil::tighten(&path, 0o640).ok();
         self.size = file.metadata()?.len();
         if let Some(dir) = path.parent() {
             // The new file's directory entry must survive a power loss too.
