@@ -4,7 +4,7 @@
 //! [`cli`] → [`server`] (the composition root) → [`tls`] → [`wfe`] (HTTP,
 //! JWS, nonces) → [`ra`] (state machines; the jobs' work) → [`error`] →
 //! [`policy`] (which policy, authorities, validator) → {[`jobs`] engine,
-//! [`ca`], [`nonce`]} → [`store`] → [`logging`] → [`config`] → [`fsutil`].
+//! [`ca`], [`nonce`]} → [`store`] → [`telemetry`] (logs, request ids, metrics) → [`config`] → [`fsutil`].
 //! See `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
@@ -15,11 +15,11 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod jobs;
-pub mod logging;
 pub mod nonce;
 pub mod policy;
 pub mod ra;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod wfe;

@@ -126,6 +126,8 @@ impl<'a> Checker<'a> {
         let bindings = self.check_bindings(&doc.policy_bindings, &policies, &authorities);
         let database_path = self.check_database(&doc.database);
         let workers = self.check_workers(doc.workers, doc.server.shutdown_timeout.get());
+        let logs = self.check_logs(doc.logs);
+        let metrics = self.check_metrics(&doc.metrics, server.as_ref().map(|s| s.listen));
         Some(Config {
             workdir: self.workdir.clone(),
             server: server?,
@@ -137,7 +139,8 @@ impl<'a> Checker<'a> {
             database_path,
             workers,
             rate_limiting: doc.rate_limiting.into(),
-            logs: doc.logs.into(),
+            logs,
+            metrics,
             warnings: std::mem::take(&mut self.warnings),
         })
     }

@@ -9,7 +9,7 @@
 //! its checks, written as methods of the one `Checker` that collects every
 //! problem: `server`, `tls`, `validation` (DNS validation profiles, not to
 //! be confused with ACME profiles), `authorities/` (one file per type),
-//! `policies`, `bindings`, `database`, `workers`, `limits` and `logs`.
+//! `policies`, `bindings`, `database`, `workers`, `limits`, `logs` and `metrics`.
 //! This file reads and parses; `locate` maps key paths to lines; `schema`
 //! names the sections.
 //!
@@ -25,6 +25,7 @@ pub mod duration;
 mod limits;
 mod locate;
 mod logs;
+mod metrics;
 mod policies;
 mod schema;
 mod server;
@@ -44,7 +45,8 @@ pub use authorities::{
 pub use bindings::{Binding, Strategy};
 pub use checker::expand_workdir;
 pub use limits::{PendingAuthorizations, RateLimiting};
-pub use logs::{LogFormat, LogLevel, LogOutput, LogSettings};
+pub use logs::{LogFile, LogFormat, LogLevel, LogOutput, LogSettings, LOG_COMPONENTS};
+pub use metrics::MetricsSettings;
 pub use policies::PolicySettings;
 pub use server::{
     default_max_connections, open_file_limit, ServerSettings, DEFAULT_MAX_CONNECTIONS,
@@ -79,6 +81,8 @@ pub struct Config {
     pub rate_limiting: RateLimiting,
     /// Logging settings.
     pub logs: LogSettings,
+    /// Prometheus endpoint.
+    pub metrics: MetricsSettings,
     /// What loads but should change (a deprecated spelling, …), each with
     /// its key path and line: `validate` prints them, `serve` logs them.
     pub warnings: Vec<ConfigIssue>,

@@ -15,6 +15,7 @@ use super::bindings::PolicyBinding;
 use super::database::Database;
 use super::limits::RateLimitingSection;
 use super::logs::LogsSection;
+use super::metrics::MetricsSection;
 use super::policies::IssuancePolicy;
 use super::server::Server;
 use super::tls::TlsCertificateManager;
@@ -52,4 +53,7 @@ pub(super) struct Document {
     /// Logging.
     #[serde(default)]
     pub(super) logs: LogsSection,
+    /// Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub(super) metrics: MetricsSection,
 }

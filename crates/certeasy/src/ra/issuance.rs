@@ -59,6 +59,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
         Ok(a) => a,
         Err(refusal) => return fail(s, job, &order.id, ProblemType::BadCsr, refusal.detail).await,
     };
+    let started = std::time::Instant::now();
     let result = match &order.ca_pending {
         Some((authority, request_id, _)) => {
             s.catalogue
@@ -82,6 +83,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                 .await
         }
     };
+    record_issuance(&result, started.elapsed());
     let issued = match result {
         Ok(IssueOutcome::Issued(i)) => i,
         Ok(IssueOutcome::Pending {
@@ -204,6 +206,7 @@ async fn store_certificate(
     .await?
     {
         Store::insert_cert(&mut tx, &cert).await?;
+        crate::telemetry::metrics::order_final(true);
     }
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
@@ -221,6 +224,7 @@ async fn fail(
     tracing::warn!(target: "ca", order = %order_id, %detail, "order invalid");
     let problem = Problem::new(kind, detail).to_json().to_string();
     let mut tx = s.store.begin().await?;
+    crate::telemetry::metrics::order_final(false);
     Store::set_order_status(
         &mut tx,
         order_id,
@@ -232,4 +236,14 @@ async fn fail(
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Outcome::Done)
+}
+
+/// Records the latency and outcome of one request to an authority.
+fn record_issuance(result: &Result<IssueOutcome, AuthorityError>, elapsed: std::time::Duration) {
+    let (authority, outcome) = match result {
+        Ok(IssueOutcome::Issued(i)) => (i.authority.as_str(), "issued"),
+        Ok(IssueOutcome::Pending { authority, .. }) => (authority.as_str(), "pending"),
+        Err(_) => ("none", "failed"),
+    };
+    crate::telemetry::metrics::issuance(authority, outcome, elapsed);
 }

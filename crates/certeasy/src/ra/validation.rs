@@ -47,6 +47,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
 
     let key_auth = acme_wire::key_authorization(&chall.token, &account.thumbprint);
     let domain = authz.identifier.as_str();
+    let started = std::time::Instant::now();
     let result = match chall.kind.as_str() {
         "http-01" => validator.http01(domain, &chall.token, &key_auth).await,
         "dns-01" => {
@@ -60,6 +61,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
             detail: format!("unknown challenge type {other}"),
         }),
     };
+    crate::telemetry::metrics::validation(&chall.kind, result.is_ok(), started.elapsed());
 
     let mut tx = s.store.begin().await?;
     match result {
@@ -122,6 +124,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                     Some(&order_problem.to_json().to_string()),
                 )
                 .await?;
+                crate::telemetry::metrics::order_final(false);
             }
             tracing::info!(target: "va", challenge = %chall.id, kind = %chall.kind, identifier = %domain, reason = %failure.detail, "challenge invalid");
         }

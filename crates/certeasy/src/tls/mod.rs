@@ -159,6 +159,24 @@ impl ListenerCerts {
         Ok(Arc::new(ListenerCerts { slots }))
     }
 
+    /// Bundles whose current certificate is expired or unreadable, each
+    /// with the reason (`/readyz`).
+    pub fn invalid_bundles(&self) -> Vec<String> {
+        let now = SystemTime::now();
+        self.slots
+            .iter()
+            .filter_map(|slot| {
+                let current = slot.current.read().ok()?.clone();
+                let leaf = current.cert.first()?;
+                match cached_info(leaf.as_ref()) {
+                    Ok((not_after, _)) if not_after > now => None,
+                    Ok(_) => Some(format!("bundle {}: certificate expired", slot.name)),
+                    Err(e) => Some(format!("bundle {}: {e}", slot.name)),
+                }
+            })
+            .collect()
+    }
+
     /// The rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN).
     pub fn server_config(self: &Arc<Self>) -> anyhow::Result<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
