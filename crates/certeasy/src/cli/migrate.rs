@@ -56,7 +56,10 @@ pub fn run(config: &Path, dry_run: bool) -> ExitCode {
     };
     rt.block_on(async {
         if let Err(e) = crate::fsutil::create_private_dir(&config.workdir) {
-            eprintln!("certeasy: cannot create workdir {}: {e}", config.workdir.display());
+            eprintln!(
+                "certeasy: cannot create workdir {}: {e}",
+                config.workdir.display()
+            );
             return ExitCode::from(1);
         }
         match Store::open_sqlite(path).await {

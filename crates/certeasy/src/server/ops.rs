@@ -24,14 +24,24 @@ use crate::tls::ListenerCerts;
 /// makes every log line of the request carry it, the `X-Request-Id`
 /// header, and the request's metrics.
 pub(super) async fn track(req: Request, next: Next) -> Response<Body> {
-    let route = metrics::route_index(req.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+    let route = metrics::route_index(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
     let route_name = route
         .and_then(|i| metrics::ROUTES.get(i))
         .map_or("other", |r| r.1);
     let id = telemetry::new_request_id();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), route = route_name);
     let started = Instant::now();
-    let mut resp = telemetry::scope_request_id(id.clone(), next.run(req))
+    let handled = async move {
+        tracing::debug!(target: "server", "request started");
+        let resp = next.run(req).await;
+        tracing::debug!(target: "server", status = resp.status().as_u16(), "request done");
+        resp
+    };
+    let mut resp = telemetry::scope_request_id(id.clone(), handled)
         .instrument(span)
         .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -101,9 +111,7 @@ pub(super) async fn start_metrics(
         .await
         .with_context(|| format!("cannot listen on metrics.listen {addr}"))?;
     let bound = listener.local_addr()?;
-    let app = Router::new()
-        .route("/metrics", get(scrape))
-        .with_state(ra);
+    let app = Router::new().route("/metrics", get(scrape)).with_state(ra);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
@@ -127,7 +135,9 @@ async fn scrape(State(ra): State<Arc<Ra>>) -> Response<Body> {
                 .map_or(0, |t| u64::try_from(now - t).unwrap_or(0));
             metrics::jobs(j.queued, j.running, Duration::from_millis(age));
         }
-        Err(e) => tracing::warn!(target: "server", error = %e, "metrics: cannot read the job queue"),
+        Err(e) => {
+            tracing::warn!(target: "server", error = %e, "metrics: cannot read the job queue")
+        }
     }
     let window = i64::try_from(ra.config.metrics.expiring_within.as_millis()).unwrap_or(i64::MAX);
     match ra
@@ -136,7 +146,9 @@ async fn scrape(State(ra): State<Arc<Ra>>) -> Response<Body> {
         .await
     {
         Ok(n) => metrics::certificates_expiring(n),
-        Err(e) => tracing::warn!(target: "server", error = %e, "metrics: cannot count expiring certificates"),
+        Err(e) => {
+            tracing::warn!(target: "server", error = %e, "metrics: cannot count expiring certificates")
+        }
     }
     let authorities = ra.catalogue.authorities();
     for a in &ra.config.authorities {

@@ -58,7 +58,10 @@ pub fn effective_level(logs: &LogSettings) -> Result<LogLevel, LogInitError> {
 }
 
 /// The filter directives for `level` and the per-component levels.
-pub fn directives(level: LogLevel, services: &std::collections::BTreeMap<String, LogLevel>) -> String {
+pub fn directives(
+    level: LogLevel,
+    services: &std::collections::BTreeMap<String, LogLevel>,
+) -> String {
     let mut d = format!("warn,certeasy={}", level.as_str());
     for (component, targets) in LOG_COMPONENTS {
         let l = services.get(*component).copied().unwrap_or(level);
@@ -135,4 +138,83 @@ pub fn init(logs: &LogSettings) -> Result<(), LogInitError> {
         LogFormat::Text => builder.try_init(),
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_every_line_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = LogFile {
+            path: dir.path().join("logs/certeasy.log"),
+            max_size_bytes: 16 * 1024,
+            max_backups: 1000,
+        };
+        let writer = Mutex::new(open_file(&file).unwrap());
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(writer)
+            .finish();
+        const N: usize = 3000;
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..N {
+                tracing::info!(target: "server", seq = i, padding = "x".repeat(i % 200), "line");
+            }
+        });
+        let mut seen = vec![false; N];
+        let mut files = 0;
+        for e in std::fs::read_dir(dir.path().join("logs")).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "{} ends mid-line",
+                path.display()
+            );
+            // A rotated file exceeds the limit by one line at most.
+            assert!(
+                text.len() < 16 * 1024 + 1024,
+                "{} holds {} bytes",
+                path.display(),
+                text.len()
+            );
+            files += 1;
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let seq = v["fields"]["seq"].as_u64().unwrap() as usize;
+                assert!(!seen[seq], "line {seq} twice");
+                seen[seq] = true;
+            }
+        }
+        assert!(files > 10, "only {files} files: no rotation");
+        assert!(seen.iter().all(|s| *s), "lines lost");
+    }
+
+    #[test]
+    fn components_get_their_own_level() {
+        let mut services = std::collections::BTreeMap::new();
+        services.insert("va".to_string(), LogLevel::Debug);
+        let d = directives(LogLevel::Warn, &services);
+        assert!(d.contains(",va=debug,certeasy_va=debug"), "{d}");
+        assert!(d.contains(",wfe=warn,"), "{d}");
+        assert!(d.starts_with("warn,certeasy=warn"), "{d}");
+        assert!(EnvFilter::try_new(&d).is_ok());
+    }
+
+    #[test]
+    fn unusable_log_file_is_an_error_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("taken"), "a file, not a directory").unwrap();
+        let file = LogFile {
+            path: dir.path().join("taken/certeasy.log"),
+            max_size_bytes: 1024,
+            max_backups: 1,
+        };
+        let e = open_file(&file).err().unwrap().to_string();
+        assert!(e.contains("taken"), "{e}");
+    }
 }

@@ -235,7 +235,10 @@ fn describe() {
         Unit::Seconds,
         "Age of the oldest job in the queue (0 when empty)"
     );
-    describe_counter!(RATELIMIT_DENIED, "Requests refused by a rate limit, by limit");
+    describe_counter!(
+        RATELIMIT_DENIED,
+        "Requests refused by a rate limit, by limit"
+    );
     describe_counter!(
         AUDIT_WRITE_FAILURES,
         "Audit events that could not be written"
@@ -269,7 +272,9 @@ pub fn route_index(pattern: Option<&str>) -> Option<usize> {
 /// Counts one HTTP response and its latency.
 pub fn http_request(route: Option<usize>, status: u16, elapsed: Duration) {
     let Some(h) = handles() else { return };
-    let r = route.and_then(|i| h.routes.get(i)).unwrap_or(&h.other_route);
+    let r = route
+        .and_then(|i| h.routes.get(i))
+        .unwrap_or(&h.other_route);
     match STATUSES.iter().position(|s| *s == status) {
         Some(i) => r.by_status[i].increment(1),
         None => {
@@ -320,7 +325,8 @@ pub fn authority_up(authority: &str, up: bool) {
     if !enabled() {
         return;
     }
-    metrics::gauge!(AUTHORITY_UP, "authority" => authority.to_string()).set(f64::from(u8::from(up)));
+    metrics::gauge!(AUTHORITY_UP, "authority" => authority.to_string())
+        .set(f64::from(u8::from(up)));
 }
 
 /// Counts a request refused by the rate limit `limit`. (Wired by the rate

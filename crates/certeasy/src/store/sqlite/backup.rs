@@ -17,7 +17,14 @@ use crate::store::backup::{BackupError, BackupInfo, Check, Migration, MigrationP
 use crate::store::StoreError;
 
 /// Tables every schema version has.
-const CORE_TABLES: &[&str] = &["accounts", "orders", "authorizations", "challenges", "certificates", "jobs"];
+const CORE_TABLES: &[&str] = &[
+    "accounts",
+    "orders",
+    "authorizations",
+    "challenges",
+    "certificates",
+    "jobs",
+];
 
 fn io(msg: String) -> BackupError {
     BackupError::Store(StoreError::Io(msg))
@@ -96,7 +103,10 @@ impl SqliteStore {
     }
 
     /// Checks a backup file; see [`Check`].
-    pub(in crate::store) fn verify_backup(file: &Path, check: Check) -> Result<BackupInfo, BackupError> {
+    pub(in crate::store) fn verify_backup(
+        file: &Path,
+        check: Check,
+    ) -> Result<BackupInfo, BackupError> {
         let suspect = |problems: Vec<String>| BackupError::Suspect {
             file: file.display().to_string(),
             problems,
@@ -124,7 +134,10 @@ impl SqliteStore {
         let version = match migrate::current(&conn) {
             Ok(v) => v,
             Err(e) => {
-                problems.push(format!("cannot read the schema version: {}", StoreError::from(e)));
+                problems.push(format!(
+                    "cannot read the schema version: {}",
+                    StoreError::from(e)
+                ));
                 return Err(suspect(problems));
             }
         };
@@ -142,19 +155,32 @@ impl SqliteStore {
                 problems.push(format!("table {t} is missing"));
             }
         }
-        if (1..=latest).contains(&version) {
-            let expected = expected_schema(version).map_err(sql)?;
-            for o in &present {
-                match expected.iter().find(|e| e.0 == o.0 && e.1 == o.1) {
-                    None => problems.push(format!("{} {} is not part of schema version {version}", o.0, o.1)),
-                    Some(e) if check == Check::Full && normalise(&e.2) != normalise(&o.2) => {
-                        problems.push(format!("{} {} differs from schema version {version}", o.0, o.1));
-                    }
-                    Some(_) => {}
+        // Objects are compared with the backup's schema version, or with
+        // the newest one when its version is unknown (to name what is
+        // foreign in another application's database).
+        let known = (1..=latest).contains(&version);
+        let reference = if known { version } else { latest };
+        let expected = expected_schema(reference).map_err(sql)?;
+        for o in &present {
+            match expected.iter().find(|e| e.0 == o.0 && e.1 == o.1) {
+                None => problems.push(format!(
+                    "{} {} is not part of schema version {reference}",
+                    o.0, o.1
+                )),
+                Some(e) if known && check == Check::Full && normalise(&e.2) != normalise(&o.2) => {
+                    problems.push(format!(
+                        "{} {} differs from schema version {version}",
+                        o.0, o.1
+                    ));
                 }
+                Some(_) => {}
             }
+        }
+        if known {
             for e in &expected {
-                if !present.iter().any(|o| o.0 == e.0 && o.1 == e.1) && !CORE_TABLES.contains(&e.1.as_str()) {
+                if !present.iter().any(|o| o.0 == e.0 && o.1 == e.1)
+                    && !CORE_TABLES.contains(&e.1.as_str())
+                {
                     problems.push(format!("{} {} is missing", e.0, e.1));
                 }
             }
@@ -162,7 +188,11 @@ impl SqliteStore {
         if check == Check::Full && problems.is_empty() {
             match rows(&conn, "PRAGMA foreign_key_check") {
                 Ok(r) if r.is_empty() => {}
-                Ok(r) => problems.push(format!("{} rows break a foreign key (first: {})", r.len(), r[0])),
+                Ok(r) => problems.push(format!(
+                    "{} rows break a foreign key (first: {})",
+                    r.len(),
+                    r[0]
+                )),
                 Err(e) => problems.push(format!("foreign key check failed: {e}")),
             }
         }
@@ -229,7 +259,9 @@ fn open_immutable(file: &Path) -> rusqlite::Result<Connection> {
     uri.push_str("?immutable=1");
     Connection::open_with_flags(
         uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
 }
 
