@@ -107,11 +107,22 @@ pub(super) async fn start_metrics(
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     use anyhow::Context;
     metrics::install()?;
+    metrics::register_authorities(ra.config.authorities.iter().map(|a| a.name.as_str()));
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on metrics.listen {addr}"))?;
     let bound = listener.local_addr()?;
     let app = Router::new().route("/metrics", get(scrape)).with_state(ra);
+    let upkeep_stop = stop.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(metrics::UPKEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = every.tick() => metrics::upkeep(),
+                _ = upkeep_stop.cancelled() => return,
+            }
+        }
+    });
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())

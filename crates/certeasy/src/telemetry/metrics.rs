@@ -8,8 +8,9 @@
 //! the request path increments a handle it looks up in a fixed table (an
 //! atomic add; no label string is built or hashed per request). Only
 //! values that cannot be listed in advance (an HTTP status outside
-//! [`STATUSES`], an authority or rate-limit name) go through the
-//! exporter's registry, which hashes the labels.
+//! [`STATUSES`], a rate-limit name) go through the exporter's registry,
+//! which hashes the labels; the configured authorities are registered at
+//! startup ([`register_authorities`]).
 //!
 //! Every metric is listed, with its type and labels, in docs/metrics.md.
 
@@ -93,8 +94,19 @@ struct Validation {
     latency: Histogram,
 }
 
+/// The series of one authority.
+struct Authority {
+    name: String,
+    /// Issuance latency by outcome: issued, pending, failed.
+    issued: Histogram,
+    pending: Histogram,
+    failed: Histogram,
+    up: Gauge,
+}
+
 struct Handles {
     prometheus: PrometheusHandle,
+    authorities: std::sync::RwLock<Vec<Authority>>,
     routes: Vec<Route>,
     other_route: Route,
     orders_valid: Counter,
@@ -173,6 +185,7 @@ pub fn install() -> Result<(), MetricsError> {
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let h = Handles {
         prometheus,
+        authorities: std::sync::RwLock::new(Vec::new()),
         routes: ROUTES.iter().map(|(_, name)| route(name)).collect(),
         other_route: route("other"),
         orders_valid: metrics::counter!(ORDERS, "state" => "valid"),
@@ -263,6 +276,18 @@ pub fn render() -> Option<String> {
     })
 }
 
+/// How often [`upkeep`] should run: the exporter keeps each histogram
+/// sample until it is folded into its buckets, so without a scrape the
+/// samples of a busy server would pile up.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds the recorded histogram samples into their buckets.
+pub fn upkeep() {
+    if let Some(h) = handles() {
+        h.prometheus.run_upkeep();
+    }
+}
+
 /// Index of a route pattern in [`ROUTES`] (None: `other`).
 pub fn route_index(pattern: Option<&str>) -> Option<usize> {
     let p = pattern?;
@@ -310,23 +335,62 @@ pub fn validation(kind: &str, valid: bool, elapsed: Duration) {
     v.latency.record(elapsed.as_secs_f64());
 }
 
+/// Registers the series of the configured authorities (the server calls
+/// it at startup), so that recording for them takes no registry lookup.
+pub fn register_authorities<'a>(names: impl IntoIterator<Item = &'a str>) {
+    let Some(h) = handles() else { return };
+    let mut list = h
+        .authorities
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for name in names {
+        if list.iter().any(|a| a.name == name) {
+            continue;
+        }
+        let owned = name.to_string();
+        list.push(Authority {
+            issued: metrics::histogram!(ISSUANCE_DURATION, "authority" => owned.clone(), "outcome" => "issued"),
+            pending: metrics::histogram!(ISSUANCE_DURATION, "authority" => owned.clone(), "outcome" => "pending"),
+            failed: metrics::histogram!(ISSUANCE_DURATION, "authority" => owned.clone(), "outcome" => "failed"),
+            up: metrics::gauge!(AUTHORITY_UP, "authority" => owned.clone()),
+            name: owned,
+        });
+    }
+}
+
 /// Records one signing request at `authority`: `outcome` is `issued`,
 /// `pending` or `failed`.
 pub fn issuance(authority: &str, outcome: &'static str, elapsed: Duration) {
-    if !enabled() {
-        return;
+    let Some(h) = handles() else { return };
+    let secs = elapsed.as_secs_f64();
+    let list = h
+        .authorities
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match list.iter().find(|a| a.name == authority) {
+        Some(a) => match outcome {
+            "issued" => a.issued.record(secs),
+            "pending" => a.pending.record(secs),
+            _ => a.failed.record(secs),
+        },
+        // `none` (no authority could be asked), or one not registered.
+        None => metrics::histogram!(ISSUANCE_DURATION, "authority" => authority.to_string(), "outcome" => outcome)
+            .record(secs),
     }
-    metrics::histogram!(ISSUANCE_DURATION, "authority" => authority.to_string(), "outcome" => outcome)
-        .record(elapsed.as_secs_f64());
 }
 
 /// Sets the health of `authority`.
 pub fn authority_up(authority: &str, up: bool) {
-    if !enabled() {
-        return;
+    let Some(h) = handles() else { return };
+    let value = f64::from(u8::from(up));
+    let list = h
+        .authorities
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match list.iter().find(|a| a.name == authority) {
+        Some(a) => a.up.set(value),
+        None => metrics::gauge!(AUTHORITY_UP, "authority" => authority.to_string()).set(value),
     }
-    metrics::gauge!(AUTHORITY_UP, "authority" => authority.to_string())
-        .set(f64::from(u8::from(up)));
 }
 
 /// Counts a request refused by the rate limit `limit`. (Wired by the rate

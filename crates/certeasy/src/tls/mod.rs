@@ -401,3 +401,36 @@ async fn renew_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn slot(name: &str, not_after: (i32, u8, u8)) -> Arc<Slot> {
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let ck =
+            certified_key_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        Arc::new(Slot {
+            name: name.to_string(),
+            hosts: Vec::new(),
+            current: RwLock::new(Arc::new(ck)),
+        })
+    }
+
+    #[test]
+    fn an_expired_listener_certificate_is_reported() {
+        let certs = ListenerCerts {
+            slots: vec![slot("current", (4000, 1, 1)), slot("old", (2001, 1, 1))],
+        };
+        assert_eq!(
+            certs.invalid_bundles(),
+            vec!["bundle old: certificate expired".to_string()]
+        );
+    }
+}
