@@ -412,3 +412,34 @@ async fn unknown_log_component_is_refused_with_the_valid_names() {
     }
     assert!(!err.contains("services.wfe"), "{err}");
 }
+
+#[tokio::test]
+async fn an_unknown_app_log_level_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        common::config_text(
+            dir.path(),
+            8443,
+            "127.0.0.1:53".parse().unwrap(),
+            80,
+            443,
+            &common::Options::default(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_certeasy"))
+        .args(["serve", "-f"])
+        .arg(&config)
+        .env("APP_LOG_LEVEL", "loud")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("APP_LOG_LEVEL=\"loud\" is not a level"),
+        "{err}"
+    );
+    assert!(!dir.path().join("work").exists(), "nothing started");
+}
