@@ -429,12 +429,27 @@ async fn an_unknown_app_log_level_refuses_to_start() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_certeasy"))
+    let child = Command::new(env!("CARGO_BIN_EXE_certeasy"))
         .args(["serve", "-f"])
         .arg(&config)
         .env("APP_LOG_LEVEL", "loud")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id().to_string();
+    // A server that started anyway would serve for ever: bound the wait.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("certeasy serve started despite APP_LOG_LEVEL=loud");
+        }
+    };
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
