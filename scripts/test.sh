@@ -22,9 +22,10 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the Rust test layers need (the interop scripts install
 # their own): strace for the host-footprint test, slapd for the LDAP part of
-# `adcs check` (the test starts its own slapd on a loopback port).
+# `adcs check` (the test starts its own slapd on a loopback port), prometheus
+# for `promtool check metrics` on a scrape (tests/operations.rs).
 apt_need=()
-for pkg in strace slapd; do
+for pkg in strace slapd prometheus; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_need+=("$pkg")
 done
 if [ "${#apt_need[@]}" -gt 0 ]; then

@@ -4,8 +4,8 @@
 //! [`cli`] → [`server`] (the composition root) → [`tls`] → [`wfe`] (HTTP,
 //! JWS, nonces) → [`ra`] (state machines; the jobs' work) → [`error`] →
 //! [`policy`] (which policy, authorities, validator) → {[`jobs`] engine,
-//! [`ca`], [`nonce`], [`limits`]} → [`audit`] → [`store`] → [`logging`] →
-//! [`config`] → [`fsutil`].
+//! [`ca`], [`nonce`], [`limits`]} → [`audit`] → [`store`] → [`telemetry`]
+//! (logs, request ids, metrics) → [`config`] → [`fsutil`].
 //! See `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
@@ -18,11 +18,11 @@ pub mod error;
 pub mod fsutil;
 pub mod jobs;
 pub mod limits;
-pub mod logging;
 pub mod nonce;
 pub mod policy;
 pub mod ra;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod wfe;

@@ -3,6 +3,7 @@
 
 mod accept;
 mod conn;
+mod ops;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct RunningServer {
     pub ra: Arc<Ra>,
     /// Path of the PEM bundle of built-in CA roots.
     pub root_pem: PathBuf,
+    /// Bound address of the metrics listener (`metrics.listen`).
+    pub metrics_addr: Option<SocketAddr>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -143,9 +146,20 @@ pub async fn start_with_listener(
     let addr = listener.local_addr()?;
     // Timeouts (header, body, response, idle, handler) are enforced per
     // connection by `conn`; the body limit by the router.
-    let router = crate::wfe::router(wfe).layer(axum::extract::DefaultBodyLimit::max(
-        config.server.max_body_bytes,
-    ));
+    let readiness = Arc::new(ops::Readiness {
+        ra: ra.clone(),
+        certs: certs.clone(),
+    });
+    let router = crate::wfe::router(wfe)
+        .merge(ops::health_router(readiness))
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            config.server.max_body_bytes,
+        ));
+    let metrics_addr = match config.metrics.listen {
+        Some(addr) => Some(ops::start_metrics(addr, ra.clone(), stop.clone()).await?.0),
+        None => None,
+    };
     authorities.spawn_health_probes(stop.clone(), audit, store);
     tokio::spawn(maintain_limits(ra.clone(), stop.clone()));
     let task = tokio::spawn(accept_loop(
@@ -161,6 +175,7 @@ pub async fn start_with_listener(
         addr,
         ra,
         root_pem,
+        metrics_addr,
         stop,
         task,
     })
@@ -228,13 +243,16 @@ async fn accept_loop(
     let tracker = TaskTracker::new();
     let mut backoff = accept::AcceptBackoff::default();
     let mut refusals = accept::RateLimited::default();
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
+    let mut signals = Signals::new();
+    let mut by_signal = false;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = stop.cancelled() => break,
-            _ = &mut signal => break,
+            _ = signals.recv() => {
+                by_signal = true;
+                break;
+            }
         };
         let (tcp, peer) = match accepted {
             Ok(x) => {
@@ -252,7 +270,10 @@ async fn accept_loop(
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => continue,
                     _ = stop.cancelled() => break,
-                    _ = &mut signal => break,
+                    _ = signals.recv() => {
+                        by_signal = true;
+                        break;
+                    }
                 }
             }
         };
@@ -280,6 +301,16 @@ async fn accept_loop(
         ));
     }
     drop(listener);
+    // Stops the metrics listener and the health probes too.
+    stop.cancel();
+    if by_signal {
+        // A second SIGTERM or SIGINT: the operator does not want to wait.
+        tokio::spawn(async move {
+            signals.recv().await;
+            tracing::warn!(target: "server", "second signal: exiting at once, without waiting for requests and jobs (they resume after restart)");
+            std::process::exit(EXIT_SECOND_SIGNAL);
+        });
+    }
     tracing::info!(target: "server", "shutting down: no new connections; finishing in-flight requests");
     conns.stop_all();
     tracker.close();
@@ -296,6 +327,60 @@ async fn accept_loop(
     }
     s.store.close().await;
     tracing::info!(target: "server", "stopped");
+}
+
+/// Exit status after a second stop signal.
+pub const EXIT_SECOND_SIGNAL: i32 = 130;
+
+/// SIGTERM and SIGINT, registered once, so that a second signal after the
+/// first is seen too.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => {}
+                _ = next(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -116,6 +116,8 @@ async fn readyz_reports_a_policy_without_healthy_authority() {
     }
     assert_eq!(
         last,
-        Some(serde_json::json!({"database": true, "authorities": false}))
+        Some(
+            serde_json::json!({"database": true, "authorities": false, "listener_certificate": true})
+        )
     );
 }

@@ -531,5 +531,9 @@ async fn health_endpoints() {
         .send(Method::GET, &format!("{}/readyz", raw.base), None, vec![])
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json(), json!({"database": true, "authorities": true}));
+    assert_eq!(
+        r.json(),
+        json!({"database": true, "authorities": true, "listener_certificate": true})
+    );
+    assert!(r.header("x-request-id").is_some());
 }

@@ -178,6 +178,14 @@ struct Shared {
     failures: AtomicU64,
 }
 
+impl Shared {
+    /// Counts an audit write failure (here and in the metrics).
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::metrics::audit_write_failed();
+    }
+}
+
 impl Audit {
     /// A log that records nothing (`audit.enabled: false`).
     pub fn disabled() -> Audit {
@@ -266,7 +274,7 @@ impl Audit {
 
     fn failed(&self) {
         if let Some(s) = &self.inner {
-            s.failures.fetch_add(1, Ordering::Relaxed);
+            s.failed();
         }
     }
 }

@@ -15,7 +15,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,11 @@ const BATCH: i64 = 512;
 /// How often the writer looks at the outbox without being woken (events
 /// recorded just before a commit are seen at the next look).
 const TICK: Duration = Duration::from_millis(500);
+
+/// How long the writer lets events gather after a wake-up: under load one
+/// batch (one write, one fsync, one transaction) then carries the events of
+/// many requests instead of one each.
+const COALESCE: Duration = Duration::from_millis(50);
 
 /// The writer's task, owned by the server: stopped last, after the
 /// workers, so that every event of the run reaches the file.
@@ -142,7 +147,12 @@ impl Writer {
         let mut pause = TICK;
         loop {
             let reply = tokio::select! {
-                _ = self.shared.wake.notified() => None,
+                _ = self.shared.wake.notified() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(COALESCE) => None,
+                        r = flush.recv() => r,
+                    }
+                }
                 r = flush.recv() => r,
                 _ = tokio::time::sleep(pause) => None,
                 _ = stop.cancelled() => {
@@ -171,7 +181,7 @@ impl Writer {
                 Ok(false) => return true,
                 Err(e) => {
                     self.dirty = true;
-                    self.shared.failures.fetch_add(1, Ordering::Relaxed);
+                    self.shared.failed();
                     tracing::error!(target: "audit", error = format!("{e:#}"), path = %self.base.display(), "audit log write failed; events are kept in the database and retried");
                     return false;
                 }

@@ -2,13 +2,16 @@
 //!
 //! Exit codes: 0 success; 1 runtime failure (cannot bind, database, CA
 //! material), a failed `adcs check` or a broken audit log (`audit
-//! verify`); 2 invalid configuration or usage; 3 `adcs request` left
-//! pending at the CA.
+//! verify`); 2 invalid configuration or usage, or a suspect backup
+//! (`backup`); 3 `adcs request` left pending at the CA; 130 `serve`
+//! stopped by a second signal.
 
 pub mod adcs;
 pub mod audit;
+pub mod backup;
 pub mod cert;
 pub mod eab;
+pub mod migrate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +50,22 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Online backup of the database, and checks of a backup file.
+    Backup {
+        /// Backup subcommand.
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Bring the database to this binary's schema (serve does it at
+    /// startup); --dry-run lists the migrations that would run.
+    Migrate {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only list what would run.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Microsoft ADCS tools.
     Adcs {
         /// ADCS subcommand.
@@ -81,6 +100,33 @@ pub enum AuditCommand {
         /// The log's base path (default: audit.path), e.g. a copy.
         #[arg(long)]
         path: Option<PathBuf>,
+    },
+}
+
+/// `certeasy backup …`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a consistent copy of the database while the server runs.
+    /// Never overwrites a file. Exit 2 when the copy fails its check.
+    Create {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// The backup file to create.
+        #[arg(long)]
+        output: PathBuf,
+        /// How to check the copy.
+        #[arg(long, value_enum, default_value = "quick")]
+        check: backup::CreateCheck,
+    },
+    /// Check a backup file. Exit 2 when it is suspect.
+    Verify {
+        /// The backup file.
+        #[arg(long)]
+        input: PathBuf,
+        /// How thoroughly.
+        #[arg(long, value_enum, default_value = "full")]
+        check: backup::VerifyCheck,
     },
 }
 
@@ -165,6 +211,18 @@ pub fn main() -> ExitCode {
         } => audit::verify(&file, path.as_deref()),
         Command::Eab { command } => eab::run(command),
         Command::Cert { command } => cert::run(command),
+        Command::Backup {
+            command:
+                BackupCommand::Create {
+                    file,
+                    output,
+                    check,
+                },
+        } => backup::create(&file, &output, check),
+        Command::Backup {
+            command: BackupCommand::Verify { input, check },
+        } => backup::verify(&input, check),
+        Command::Migrate { file, dry_run } => migrate::run(&file, dry_run),
         Command::Adcs {
             command:
                 AdcsCommand::Check {
@@ -194,7 +252,10 @@ fn serve(file: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::logging::init(&config.logs);
+    if let Err(e) = crate::telemetry::logs::init(&config.logs) {
+        eprintln!("certeasy: {e}");
+        return ExitCode::from(1);
+    }
     for w in &config.warnings {
         tracing::warn!(target: "server", "{}", w.in_file(&file));
     }

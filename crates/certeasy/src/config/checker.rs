@@ -130,6 +130,8 @@ impl<'a> Checker<'a> {
         let audit = self.check_audit(&doc.audit);
         let renewal_info = self.check_renewal_info(&doc.renewal_info);
         let profiles = self.check_profiles(&doc.acme_profiles, &policies, &bindings, &authorities);
+        let logs = self.check_logs(doc.logs);
+        let metrics = self.check_metrics(&doc.metrics, server.as_ref().map(|s| s.listen));
         Some(Config {
             workdir: self.workdir.clone(),
             server: server?,
@@ -142,7 +144,8 @@ impl<'a> Checker<'a> {
             workers,
             rate_limiting,
             audit,
-            logs: doc.logs.into(),
+            logs,
+            metrics,
             renewal_info,
             eab: doc.external_account_binding.into(),
             profiles,

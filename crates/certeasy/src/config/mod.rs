@@ -9,8 +9,8 @@
 //! its checks, written as methods of the one `Checker` that collects every
 //! problem: `server`, `tls`, `validation` (DNS validation profiles, not to
 //! be confused with ACME profiles), `authorities/` (one file per type),
-//! `policies`, `bindings`, `database`, `workers`, `limits`, `audit` and
-//! `logs`.
+//! `policies`, `bindings`, `database`, `workers`, `limits`, `audit`,
+//! `logs` and `metrics`.
 //! This file reads and parses; `locate` maps key paths to lines; `schema`
 //! names the sections.
 //!
@@ -29,6 +29,7 @@ mod limits;
 mod locate;
 mod logs;
 mod meta;
+mod metrics;
 mod policies;
 mod profiles;
 mod renewal_info;
@@ -52,8 +53,9 @@ pub use bindings::{Binding, Strategy};
 pub use checker::expand_workdir;
 pub use eab::EabSettings;
 pub use limits::{PendingAuthorizations, Rate, RateLimiting, SlidingWindow};
-pub use logs::{LogFormat, LogLevel, LogOutput, LogSettings};
+pub use logs::{LogFile, LogFormat, LogLevel, LogOutput, LogSettings, LOG_COMPONENTS};
 pub use meta::DirectoryMetaSettings;
+pub use metrics::MetricsSettings;
 pub use policies::PolicySettings;
 pub use profiles::AcmeProfile;
 pub use renewal_info::RenewalInfoSettings;
@@ -98,6 +100,8 @@ pub struct Config {
     pub eab: EabSettings,
     /// ACME profiles, in configuration order.
     pub profiles: Vec<AcmeProfile>,
+    /// Prometheus endpoint.
+    pub metrics: MetricsSettings,
     /// What loads but should change (a deprecated spelling, …), each with
     /// its key path and line: `validate` prints them, `serve` logs them.
     pub warnings: Vec<ConfigIssue>,

@@ -17,6 +17,7 @@ use super::database::Database;
 use super::eab::EabSection;
 use super::limits::RateLimitingSection;
 use super::logs::LogsSection;
+use super::metrics::MetricsSection;
 use super::policies::IssuancePolicy;
 use super::profiles::ProfileEntry;
 use super::renewal_info::RenewalInfoSection;
@@ -68,4 +69,7 @@ pub(super) struct Document {
     /// ACME profiles.
     #[serde(default)]
     pub(super) acme_profiles: Vec<ProfileEntry>,
+    /// Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub(super) metrics: MetricsSection,
 }

@@ -972,3 +972,52 @@ fn bad_rate_limit_and_audit_keys_are_refused_with_their_line() {
     assert_eq!(path, "audit.path");
     assert!(msg.contains("relative"), "{msg}");
 }
+
+#[test]
+fn logs_file_output_needs_a_file_and_gets_rotation_defaults() {
+    let (path, line, msg) = refuse(&format!("{BASE}logs:\n  output: file\n"));
+    assert_eq!(path, "logs.output");
+    assert_eq!(line, Some(27));
+    assert!(msg.contains("needs logs.file"), "{msg}");
+    let (path, _, msg) = refuse(&format!("{BASE}logs:\n  file: /var/log/certeasy.log\n"));
+    assert_eq!(path, "logs.file");
+    assert!(msg.contains("only to output: file"), "{msg}");
+    let c = load(&format!(
+        "{BASE}logs:\n  output: file\n  file: \"%WORKDIR%/log/certeasy.log\"\n  rotate:\n    max-backups: 3\n"
+    ))
+    .expect("valid");
+    let f = c.logs.file.expect("a file");
+    assert_eq!(f.path, Path::new("/var/lib/certeasy/log/certeasy.log"));
+    assert_eq!(f.max_size_bytes, 100 * 1024 * 1024);
+    assert_eq!(f.max_backups, 3);
+    let (path, _, _) = refuse(&format!(
+        "{BASE}logs:\n  output: file\n  file: /x.log\n  rotate:\n    max-size-mb: 0\n"
+    ));
+    assert_eq!(path, "logs.rotate.max-size-mb");
+}
+
+#[test]
+fn logs_services_names_are_checked_against_the_components() {
+    let (path, line, msg) = refuse(&format!(
+        "{BASE}logs:\n  services:\n    va: debug\n    vaa: debug\n"
+    ));
+    assert_eq!(path, "logs.services.vaa");
+    assert_eq!(line, Some(29));
+    assert!(msg.contains("valid components: server, tls, wfe"), "{msg}");
+    let c = load(&format!("{BASE}logs:\n  services:\n    msrpc: warn\n")).expect("valid");
+    assert_eq!(c.logs.services.get("msrpc"), Some(&LogLevel::Warn));
+}
+
+#[test]
+fn metrics_are_off_by_default_and_need_their_own_address() {
+    let c = load(BASE).expect("valid");
+    assert_eq!(c.metrics.listen, None);
+    let c = load(&format!("{BASE}metrics:\n  listen: \"127.0.0.1:9464\"\n")).expect("valid");
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+    let (path, _, msg) = refuse(&format!("{BASE}metrics:\n  listen: \"127.0.0.1:8443\"\n"));
+    assert_eq!(path, "metrics.listen");
+    assert!(msg.contains("is server.listen"), "{msg}");
+    let (path, _, msg) = refuse(&format!("{BASE}metrics:\n  listen: localhost\n"));
+    assert_eq!(path, "metrics.listen");
+    assert!(msg.contains("not an IP address and port"), "{msg}");
+}

@@ -408,9 +408,16 @@ async fn worker_loop<H: JobHandler>(
 /// Margin kept between a handler's deadline and its lease's end.
 const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
-async fn run_one<H: JobHandler>(s: &Jobs, handler: &H, mut job: ClaimedJob) {
-    let span = tracing::info_span!("job", kind = job.kind.as_str(), subject = %job.subject, attempt = job.attempts);
-    let _enter = span.enter();
+/// Runs one attempt of `job` inside a `job` span with a request id of its
+/// own, so every log line of the attempt carries it.
+async fn run_one<H: JobHandler>(s: &Jobs, handler: &H, job: ClaimedJob) {
+    use tracing::Instrument;
+    let id = crate::telemetry::new_request_id();
+    let span = tracing::info_span!("job", request_id = %id, kind = job.kind.as_str(), subject = %job.subject, attempt = job.attempts);
+    crate::telemetry::scope_request_id(id, run_attempt(s, handler, job).instrument(span)).await
+}
+
+async fn run_attempt<H: JobHandler>(s: &Jobs, handler: &H, mut job: ClaimedJob) {
     let lease = s.settings.lease.get();
     // A job handed off in memory may have waited for a worker; renew its
     // lease when less than half of it is left, so the handler gets its time.

@@ -83,6 +83,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
             .await
         }
     };
+    let started = std::time::Instant::now();
     let result = match &order.ca_pending {
         Some((authority, request_id, _)) => {
             s.catalogue
@@ -117,6 +118,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                 .await
         }
     };
+    record_issuance(&result, started.elapsed());
     let issued = match result {
         Ok(IssueOutcome::Issued(i)) => i,
         Ok(IssueOutcome::Pending {
@@ -277,6 +279,7 @@ async fn store_certificate(
             .detail("not_before", info.not_before.unix_timestamp())
             .detail("not_after", info.not_after.unix_timestamp());
         s.audit.record(&mut tx, event).await?;
+        crate::telemetry::metrics::order_final(true);
     }
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
@@ -294,6 +297,7 @@ async fn fail(
     tracing::warn!(target: "ca", order = %order_id, %detail, "order invalid");
     let problem = Problem::new(kind, detail);
     let mut tx = s.store.begin().await?;
+    crate::telemetry::metrics::order_final(false);
     if Store::set_order_status(
         &mut tx,
         order_id,
@@ -313,4 +317,14 @@ async fn fail(
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Outcome::Done)
+}
+
+/// Records the latency and outcome of one request to an authority.
+fn record_issuance(result: &Result<IssueOutcome, AuthorityError>, elapsed: std::time::Duration) {
+    let (authority, outcome) = match result {
+        Ok(IssueOutcome::Issued(i)) => (i.authority.as_str(), "issued"),
+        Ok(IssueOutcome::Pending { authority, .. }) => (authority.as_str(), "pending"),
+        Err(_) => ("none", "failed"),
+    };
+    crate::telemetry::metrics::issuance(authority, outcome, elapsed);
 }

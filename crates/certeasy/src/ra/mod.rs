@@ -95,6 +95,7 @@ impl Ra {
             e = e.account(a);
         }
         self.audit.record_alone(&self.store, e).await;
+        crate::telemetry::metrics::ratelimit_denied(d.limit);
         tracing::info!(target: "ra", limit = d.limit, account, "rate limit: {}", d.detail);
         d.into()
     }

@@ -646,6 +646,7 @@ pub async fn deactivate_authz(s: &Ra, acct: &AccountRow, authz: &AuthzRow) -> Ac
             .await?;
     }
     tx.commit().await?;
+    crate::telemetry::metrics::order_final(false);
     Ok(())
 }
 
@@ -714,6 +715,7 @@ pub async fn finalize(
                 .await?;
         }
         tx.commit().await?;
+        crate::telemetry::metrics::order_final(false);
         return Err(problem.into());
     }
     let policy = s

@@ -48,6 +48,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
 
     let key_auth = acme_wire::key_authorization(&chall.token, &account.thumbprint);
     let domain = authz.identifier.as_str();
+    let started = std::time::Instant::now();
     let result = match chall.kind.as_str() {
         "http-01" => validator.http01(domain, &chall.token, &key_auth).await,
         "dns-01" => {
@@ -61,6 +62,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
             detail: format!("unknown challenge type {other}"),
         }),
     };
+    crate::telemetry::metrics::validation(&chall.kind, result.is_ok(), started.elapsed());
 
     let mut tx = s.store.begin().await?;
     match result {
@@ -154,6 +156,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                     let event =
                         super::orders::order_invalid(&authz.account_id, &order.id, &order_problem);
                     s.audit.record(&mut tx, event).await?;
+                    crate::telemetry::metrics::order_final(false);
                 }
             }
             tracing::info!(target: "va", challenge = %chall.id, kind = %chall.kind, identifier = %domain, reason = %failure.detail, "challenge invalid");

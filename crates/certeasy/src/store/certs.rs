@@ -115,5 +115,9 @@ impl Store {
 
         /// Number of certificates stored (used by crash tests).
         pub async fn count_certs(&self) -> Result<i64>;
+
+        /// Unrevoked certificates whose notAfter is in `(now, until]` (unix
+        /// ms), for the metrics.
+        pub async fn count_certs_expiring(&self, now: i64, until: i64) -> Result<i64>;
     }
 }

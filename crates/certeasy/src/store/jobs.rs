@@ -30,6 +30,17 @@ impl JobKind {
     }
 }
 
+/// The queue's depth, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobStats {
+    /// Jobs without a live lease (waiting for a worker or for their time).
+    pub queued: i64,
+    /// Jobs whose lease has not run out (being run).
+    pub running: i64,
+    /// Creation time of the oldest job (unix ms), None when the queue is empty.
+    pub oldest_created_at: Option<i64>,
+}
+
 /// A claimed job. A job is identified by its kind and subject: there is at
 /// most one job per (kind, subject), and subjects are never reused.
 #[derive(Debug, Clone)]
@@ -84,5 +95,9 @@ impl Store {
 
         /// Number of jobs in the queue (any state).
         pub async fn job_count(&self) -> Result<i64>;
+
+        /// The queue at `now` (unix ms), for the metrics: jobs waiting,
+        /// jobs leased, creation time of the oldest job.
+        pub async fn job_stats(&self, now: i64) -> Result<JobStats>;
     }
 }

@@ -12,7 +12,7 @@
 //! area files below) — no trait object, no boxed future per query.
 //!
 //! Layout: one file per area (`accounts`, `orders`, `certs`, `jobs`,
-//! `meta`, `nonces`) holds its row types and the documented contract of
+//! `meta`, `nonces`, and `backup` for maintenance) holds its row types and the documented contract of
 //! its methods; each engine lives in a module of its own with all its SQL
 //! (today `sqlite/`, migrations in `migrations/sqlite/`). A new engine:
 //! - a module beside `sqlite/` with a handle type (cheap to clone) and a
@@ -71,6 +71,7 @@ macro_rules! delegate {
 
 mod accounts;
 pub mod audit;
+pub mod backup;
 mod certs;
 mod eab;
 pub mod jobs;
@@ -86,7 +87,7 @@ pub use accounts::{AccountChange, AccountRow};
 pub use audit::{AuditRow, ChainRow};
 pub use certs::{AriCert, CertRow, RenewEarly};
 pub use eab::EabKeyRow;
-pub use jobs::{ClaimedJob, JobKind};
+pub use jobs::{ClaimedJob, JobKind, JobStats};
 pub use orders::{AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow};
 
 /// The error a driver reports, kept as the source of a [`StoreError`].

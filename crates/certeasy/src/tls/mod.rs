@@ -159,6 +159,24 @@ impl ListenerCerts {
         Ok(Arc::new(ListenerCerts { slots }))
     }
 
+    /// Bundles whose current certificate is expired or unreadable, each
+    /// with the reason (`/readyz`).
+    pub fn invalid_bundles(&self) -> Vec<String> {
+        let now = SystemTime::now();
+        self.slots
+            .iter()
+            .filter_map(|slot| {
+                let current = slot.current.read().ok()?.clone();
+                let leaf = current.cert.first()?;
+                match cached_info(leaf.as_ref()) {
+                    Ok((not_after, _)) if not_after > now => None,
+                    Ok(_) => Some(format!("bundle {}: certificate expired", slot.name)),
+                    Err(e) => Some(format!("bundle {}: {e}", slot.name)),
+                }
+            })
+            .collect()
+    }
+
     /// The rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN).
     pub fn server_config(self: &Arc<Self>) -> anyhow::Result<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -383,5 +401,38 @@ async fn renew_loop(
                 tokio::time::sleep(Duration::from_secs(300)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn slot(name: &str, not_after: (i32, u8, u8)) -> Arc<Slot> {
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let ck =
+            certified_key_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        Arc::new(Slot {
+            name: name.to_string(),
+            hosts: Vec::new(),
+            current: RwLock::new(Arc::new(ck)),
+        })
+    }
+
+    #[test]
+    fn an_expired_listener_certificate_is_reported() {
+        let certs = ListenerCerts {
+            slots: vec![slot("current", (4000, 1, 1)), slot("old", (2001, 1, 1))],
+        };
+        assert_eq!(
+            certs.invalid_bundles(),
+            vec!["bundle old: certificate expired".to_string()]
+        );
     }
 }

@@ -120,7 +120,7 @@ pub async fn front(State(s): State<Arc<Wfe>>, mut req: Request, next: Next) -> R
         if let Err(d) = s.ra.limits.request(addr) {
             let err = with_origin(origin, s.ra.deny(None, d)).await;
             let base = super::base_url(&s, req.uri(), req.headers());
-            let resp = super::problem_response(err, &super::next_request_id());
+            let resp = super::problem_response(err, &crate::telemetry::request_id());
             return super::decorate(&s, &base, resp).await;
         }
     }

@@ -31,18 +31,18 @@ where
     Fut: Future<Output = AcmeResult<Response<Body>>>,
 {
     let base = base_url(&s, uri, headers);
-    let request_id = super::next_request_id();
+    let request_id = crate::telemetry::request_id();
     let resp = match f(s.clone(), base.clone()).await {
         Ok(r) => r,
         Err(e) => {
             if let AcmeError::Problem(p) = &e {
-                tracing::debug!(target: "wfe", request_id, problem = p.kind.urn(), detail = %p.detail, "request refused");
+                tracing::debug!(target: "wfe", problem = p.kind.urn(), detail = %p.detail, "request refused");
             }
             problem_response(e, &request_id)
         }
     };
     let mut resp = decorate(&s, &base, resp).await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id.as_ref()) {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
@@ -163,29 +163,6 @@ pub async fn not_found(State(s): S, uri: Uri, headers: HeaderMap) -> Response<Bo
         Err(ra::orders::not_found("resource"))
     })
     .await
-}
-
-/// GET /healthz: the process is up.
-pub async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-/// GET /readyz: database reachable and every policy has a healthy authority.
-pub async fn readyz(State(s): S) -> Response<Body> {
-    let db = s.ra.store.ping().await.is_ok();
-    let authorities = s.ra.catalogue.authorities().every_policy_served();
-    let body = serde_json::json!({ "database": db, "authorities": authorities });
-    let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = if db && authorities {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 /// POST new-account.
@@ -337,7 +314,7 @@ pub async fn key_change(State(s): S, uri: Uri, headers: HeaderMap, body: Bytes) 
                     )
                     .with_status(409)
                     .into(),
-                    "",
+                    &crate::telemetry::request_id(),
                 );
                 Ok(with_header(
                     r,

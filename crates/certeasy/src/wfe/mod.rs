@@ -6,8 +6,7 @@ pub mod client;
 mod handlers;
 mod views;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode, Uri};
@@ -28,7 +27,8 @@ pub struct Wfe {
     pub nonces: NonceBook,
 }
 
-/// Builds the router for the ACME API and the health endpoints.
+/// Builds the router for the ACME API (the health endpoints are added by
+/// `server`, which knows the listener certificate).
 pub fn router(wfe: Arc<Wfe>) -> Router {
     Router::new()
         .route("/acme/directory", get(handlers::directory))
@@ -81,24 +81,12 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
             "/acme/cert/{id}",
             post(handlers::certificate).get(handlers::method_not_allowed),
         )
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             wfe.clone(),
             client::front,
         ))
         .with_state(wfe)
-}
-
-/// A request id for logs and problem documents: a random per-process prefix
-/// and a counter (unique, and no system call per request).
-pub(crate) fn next_request_id() -> String {
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // Eight characters of the id's random part (its first ones are the time).
-    let prefix = PREFIX.get_or_init(|| crate::store::new_id()[12..20].to_string());
-    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The public base URL for a request: the configured URL whose host (and
@@ -158,10 +146,15 @@ pub(crate) async fn decorate(s: &Wfe, base: &str, mut resp: Response<Body>) -> R
 
 /// Turns an error into a problem response (the only such place).
 pub(crate) fn problem_response(err: AcmeError, request_id: &str) -> Response<Body> {
+    // Every problem names the request id, so that an operator can find the
+    // request's log lines from what a client reports.
     let problem = match err {
-        AcmeError::Problem(p) => p,
+        AcmeError::Problem(mut p) => {
+            p.detail = format!("{} (request id {request_id})", p.detail);
+            p
+        }
         AcmeError::Internal(e) => {
-            tracing::error!(target: "wfe", request_id, error = format!("{e:#}"), "internal error");
+            tracing::error!(target: "wfe", error = format!("{e:#}"), "internal error");
             acme_wire::Problem::new(
                 acme_wire::ProblemType::ServerInternal,
                 format!("internal server error (request id {request_id})"),

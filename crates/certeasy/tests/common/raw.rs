@@ -154,12 +154,45 @@ impl Raw {
         body: Vec<u8>,
         extra: &[(&str, &str)],
     ) -> Resp {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        self.try_send_with(method, url, content_type, body, extra)
+            .await
+            .unwrap()
+    }
+
+    /// Like [`Raw::send`], reporting a failure (connection refused or
+    /// closed, a response cut short) instead of panicking.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Resp, String> {
+        self.try_send_with(method, url, content_type, body, &[])
+            .await
+    }
+
+    /// Like [`Raw::try_send`], with extra request headers.
+    pub async fn try_send_with(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Result<Resp, String> {
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = self.tls.connect(name, tcp).await.unwrap();
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("tls: {e}"))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .unwrap();
+            .map_err(|e| format!("http handshake: {e}"))?;
         tokio::spawn(conn);
         let host = self.base.trim_start_matches("https://").to_string();
         let mut req = Request::builder()
@@ -175,15 +208,20 @@ impl Raw {
         let resp = sender
             .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
             .await
-            .unwrap();
+            .map_err(|e| format!("request: {e}"))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("response body cut short ({status}): {e}"))?
+            .to_bytes();
+        Ok(Resp {
             status,
             headers,
             body,
-        }
+        })
     }
 
     pub async fn nonce(&self) -> String {

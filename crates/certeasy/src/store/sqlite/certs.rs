@@ -188,6 +188,15 @@ impl SqliteStore {
         .await
     }
 
+    pub(in crate::store) async fn count_certs_expiring(&self, now: i64, until: i64) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT COUNT(*) FROM certificates WHERE revoked_at IS NULL AND not_after > ? AND not_after <= ?",
+            )?
+            .query_row(params![now, until], |r| r.get(0))?)
+        })
+    }
+
     pub(in crate::store) async fn count_certs(&self) -> Result<i64> {
         self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))?))
     }

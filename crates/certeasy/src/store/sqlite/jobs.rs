@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, SqliteStore, SqliteTx};
-use crate::store::{now_ms, ClaimedJob, JobKind, StoreError};
+use crate::store::{now_ms, ClaimedJob, JobKind, JobStats, StoreError};
 
 // The methods of `Store` for this area (their contracts are documented
 // there), in SQL.
@@ -106,6 +106,22 @@ impl SqliteStore {
                 "SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE lease_until END) FROM jobs",
             )?
             .query_row([], |r| r.get(0))?)
+        })
+    }
+
+    pub(in crate::store) async fn job_stats(&self, now: i64) -> Result<JobStats> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT COALESCE(SUM(lease_until IS NULL OR lease_until <= ?1), 0), \
+                        COALESCE(SUM(lease_until > ?1), 0), MIN(created_at) FROM jobs",
+            )?
+            .query_row(params![now], |r| {
+                Ok(JobStats {
+                    queued: r.get(0)?,
+                    running: r.get(1)?,
+                    oldest_created_at: r.get(2)?,
+                })
+            })?)
         })
     }
 

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod audit;
+mod backup;
 mod certs;
 mod eab;
 mod jobs;
@@ -273,7 +274,24 @@ impl SqliteStore {
         Self::open_with(path, COMMITS_PER_CHECKPOINT).await
     }
 
+    /// Opens an existing database without migrating it (maintenance: a
+    /// backup of whatever version is there).
+    pub(super) async fn open_existing(path: &Path) -> Result<SqliteStore> {
+        if !path.is_file() {
+            return Err(StoreError::Io(format!("no database at {}", path.display())).into());
+        }
+        Self::open_inner(path, COMMITS_PER_CHECKPOINT, false).await
+    }
+
     async fn open_with(path: &Path, commits_per_checkpoint: u32) -> Result<SqliteStore> {
+        Self::open_inner(path, commits_per_checkpoint, true).await
+    }
+
+    async fn open_inner(
+        path: &Path,
+        commits_per_checkpoint: u32,
+        apply_migrations: bool,
+    ) -> Result<SqliteStore> {
         // Mode 0600 whatever the umask, also outside the workdir; SQLite
         // gives the -wal and -shm files the database file's mode.
         crate::fsutil::prepare_private_db(path).map_err(|e| {
@@ -294,7 +312,9 @@ impl SqliteStore {
         // the WAL file is cut back to this size after a checkpoint.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
-        migrate::run(&conn, path)?;
+        if apply_migrations {
+            migrate::run(&conn, path)?;
+        }
         let (checkpoint, requests) = std::sync::mpsc::sync_channel(1);
         let first_reader = open_reader(path)?;
         let write = Arc::new(tokio::sync::Mutex::new(Writer {
