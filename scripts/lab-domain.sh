@@ -90,6 +90,8 @@ provision() {
     --dns-backend=SAMBA_INTERNAL --adminpass="$ADMINPASS" --host-name=dc1 --host-ip="$IP" \
     --option="interfaces = $IP/8" --option="bind interfaces only = yes" \
     --option="pid directory = $S/run" --option="log file = $S/log/%m.log" \
+    --option="ncalrpc dir = $S/run/ncalrpc" --option="winbindd socket directory = $S/run/winbindd" \
+    --option="nmbd bind explicit broadcast = no" \
     --option="dns forwarder = $IP" --option="kerberos encryption types = strong" \
     --option="ntlm auth = mschapv2-and-ntlmv2-only" \
     --option="server services = -s3fs -winbindd -ntp_signd -drepl -kcc -dnsupdate" \
