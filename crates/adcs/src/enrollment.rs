@@ -7,8 +7,8 @@
 //! restart) from poisoning later requests.
 
 use msrpc::{
-    AuthLevel, ClientAuth, ClientOptions, Credentials, Disposition, EndpointSelection, IcprClient,
-    IcprError, IcprReply, Timeouts,
+    AuthLevel, AuthMethod, ClientAuth, ClientOptions, Credentials, Disposition, EndpointSelection,
+    IcprClient, IcprError, IcprReply, Timeouts,
 };
 
 use crate::{AdcsTarget, Error};
@@ -75,12 +75,16 @@ impl Enrollment {
             method: t.method,
             level: t.auth_level,
             credentials: Credentials {
-                domain: t.domain.clone(),
+                domain: match (&t.realm, t.method) {
+                    (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
+                    _ => t.domain.clone(),
+                },
                 username: t.username.clone(),
                 password: t.password.clone(),
             },
             spn: t.spn.clone().or_else(|| Some(format!("host/{}", t.host))),
             kdc: t.kdc.clone(),
+            keytab: t.keytab.clone(),
         };
         let d = t.request_timeout;
         let opts = ClientOptions {

@@ -26,5 +26,6 @@ mod target;
 pub use certreq::Certreq;
 pub use enrollment::{Enrolled, Enrollment, PRIVACY_HINT, PROBE_REQUEST_ID};
 pub use error::Error;
+pub use msrpc::keytab::Keytab;
 pub use msrpc::{AuthLevel, AuthMethod};
 pub use target::{AdcsTarget, CertreqTarget, LdapTarget};

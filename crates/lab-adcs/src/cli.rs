@@ -273,6 +273,7 @@ async fn request(a: RequestArgs) -> Result<ExitCode, String> {
         },
         spn: Some(format!("host/{}", a.host)),
         kdc: a.kdc.clone(),
+        keytab: None,
     };
     let opts = ClientOptions {
         timeouts: Timeouts {

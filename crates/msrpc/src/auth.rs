@@ -54,11 +54,49 @@ pub enum AuthError {
     /// Any other failure inside the security provider.
     #[error("security provider error: {0}")]
     Provider(String),
+    /// A Kerberos failure with what to do about it.
+    #[error("Kerberos: {0}")]
+    Kerberos(String),
+}
+
+/// The first sentence of an sspi error (without the hex dump of e-data).
+fn short(d: &str) -> &str {
+    d.split(". Additional error data").next().unwrap_or(d)
+}
+
+/// Actionable text for the Kerberos errors an operator can fix (RFC 4120
+/// error codes as sspi words them); None for anything else.
+pub fn kerberos_hint(description: &str) -> Option<&'static str> {
+    let d = description.to_ascii_lowercase();
+    let table: [(&str, &str); 9] = [
+        ("pre-authentication information was invalid", "the KDC refused the password or key (pre-authentication failed): check the password file, or re-export the keytab after a password change (its kvno must match)"),
+        ("client not found in kerberos database", "the account is unknown to the KDC: check auth.username and auth.realm (the realm is the AD DNS domain in upper case)"),
+        ("server not found in kerberos database", "the KDC has no service principal for the CA's SPN: check auth.spn (default host/<ca host>) and the SPNs of the CA's computer account (setspn -L)"),
+        ("clock skew too great", "the clocks of certeasy's host and the domain differ by more than the KDC allows (5 minutes by default): synchronise time with the domain (NTP)"),
+        ("password has expired", "the account's password has expired: set a new one in AD and update the password file or keytab"),
+        ("clients credentials have been revoked", "the account is disabled or locked out in AD"),
+        ("kdc has no support for encryption type", "no common encryption type: the account must allow AES (msDS-SupportedEncryptionTypes); RC4 and DES are not supported here"),
+        ("the ticket isn't for us", "the CA answered for another principal than auth.spn: check auth.spn and the CA's SPNs"),
+        ("integrity check on decrypted field failed", "the CA could not decrypt the ticket: its keytab or the account's key is out of date"),
+    ];
+    table
+        .iter()
+        .find(|(needle, _)| d.contains(needle))
+        .map(|(_, hint)| *hint)
 }
 
 impl From<sspi::Error> for AuthError {
     fn from(e: sspi::Error) -> Self {
         use sspi::ErrorKind as K;
+        if let Some(hint) = kerberos_hint(&e.description) {
+            return AuthError::Kerberos(format!("{hint} (KDC said: {})", short(&e.description)));
+        }
+        if e.error_type == K::NoAuthenticatingAuthority {
+            return AuthError::Kerberos(format!(
+                "the KDC is unreachable: {}; check auth.kdc and that TCP port 88 of the domain controller is open",
+                e.description
+            ));
+        }
         match e.error_type {
             K::LogonDenied | K::NoCredentials | K::UnknownCredentials => {
                 AuthError::LogonDenied(e.description)
@@ -175,6 +213,10 @@ pub struct ClientAuth {
     pub spn: Option<String>,
     /// KDC URL for Kerberos, e.g. `tcp://dc.corp.example:88`.
     pub kdc: Option<String>,
+    /// Kerberos long-term keys of the account (from a keytab): used instead
+    /// of the password, which may then be empty. The account is
+    /// `credentials.username@credentials.domain`.
+    pub keytab: Option<std::sync::Arc<crate::keytab::Keytab>>,
 }
 
 /// Hook for Kerberos: resolves sspi's network requests (KDC traffic).
@@ -394,6 +436,16 @@ impl ClientContext {
                 "authentication level must be connect, integrity or privacy".into(),
             ));
         }
+        if auth.method == AuthMethod::Kerberos && auth.level != AuthLevel::Privacy {
+            return Err(AuthError::Unsupported(
+                "Kerberos is supported at packet privacy only (the sspi crate has no sign-only Kerberos tokens); set auth-level: privacy".into(),
+            ));
+        }
+        if auth.keytab.is_some() && auth.method == AuthMethod::Ntlm {
+            return Err(AuthError::Unsupported(
+                "a keytab holds Kerberos keys; NTLM needs the password".into(),
+            ));
+        }
         let c = &auth.credentials;
         let domain = if c.domain.is_empty() {
             None
@@ -444,13 +496,37 @@ impl ClientContext {
             }
             (None, _) => None,
         };
-        let creds = SspiCredentials::AuthIdentity(identity);
+        let creds = match &auth.keytab {
+            Some(kt) => {
+                let principal = if c.domain.is_empty() {
+                    c.username.clone()
+                } else {
+                    format!("{}@{}", c.username, c.domain)
+                };
+                let id = kt.identity(Some(&principal)).ok_or_else(|| {
+                    AuthError::LogonDenied(format!(
+                        "the keytab has no AES key for {principal} (keys for: {})",
+                        kt.entries
+                            .iter()
+                            .map(|e| e.principal())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                SspiCredentials::Keytab(id)
+            }
+            None => SspiCredentials::AuthIdentity(identity),
+        };
         let acq = ctx
             .acquire_credentials_handle()
             .with_credential_use(CredentialUse::Outbound)
             .with_auth_data(&creds);
         let handle = acq.execute(&mut ctx)?.credentials_handle;
-        let mut flags = ClientRequestFlags::MUTUAL_AUTH | ClientRequestFlags::USE_SESSION_KEY;
+        // No USE_SESSION_KEY: for Kerberos it asks sspi for user-to-user
+        // (a TGT-REQ first), which RPC servers (Samba, Windows) refuse.
+        let mut flags = ClientRequestFlags::MUTUAL_AUTH;
         match auth.level {
             AuthLevel::Privacy => {
                 flags |= ClientRequestFlags::INTEGRITY
@@ -487,7 +563,9 @@ impl ClientContext {
             .with_context_requirements(self.flags)
             .with_target_data_representation(DataRepresentation::Native)
             .with_output(&mut out_buf);
-        if input.is_some() {
+        // sspi's Kerberos client wants an input buffer on every call, empty
+        // on the first; NTLM wants none on the first.
+        if input.is_some() || matches!(self.method, AuthMethod::Kerberos | AuthMethod::Negotiate) {
             builder = builder.with_input(&mut in_buf);
         }
         if let Some(s) = spn.as_deref() {
@@ -1043,6 +1121,7 @@ mod tests {
             },
             spn: None,
             kdc: None,
+            keytab: None,
         };
         ClientContext::new(&a, None).unwrap()
     }
@@ -1068,6 +1147,7 @@ mod tests {
             },
             spn: None,
             kdc: None,
+            keytab: None,
         };
         let mut c = ClientContext::new(&a, None)?;
         let t1 = c.step(None)?;
