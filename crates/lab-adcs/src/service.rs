@@ -38,7 +38,7 @@ pub enum LabError {
 
 /// Accounts from the configuration.
 #[derive(Debug, Clone)]
-pub struct Users(pub Vec<User>);
+pub struct Users(pub Vec<User>, pub Option<Arc<msrpc::keytab::Keytab>>);
 
 impl CredentialStore for Users {
     fn password(&self, domain: &str, user: &str) -> Option<String> {
@@ -63,6 +63,10 @@ impl CredentialStore for Users {
                 password: u.password.clone(),
             })
             .collect()
+    }
+
+    fn kerberos_keys(&self) -> Option<Arc<msrpc::keytab::Keytab>> {
+        self.1.clone()
     }
 }
 
@@ -389,7 +393,10 @@ pub async fn start(
         Level::Privacy => AuthLevel::Privacy,
         Level::Integrity => AuthLevel::Integrity,
     };
-    let users: Arc<dyn CredentialStore> = Arc::new(Users(lab.config().users.clone()));
+    let users: Arc<dyn CredentialStore> = Arc::new(Users(
+        lab.config().users.clone(),
+        lab.config().keytab.clone(),
+    ));
     let icpr_cfg = ServerConfig::new(
         vec![Arc::new(IcprService {
             lab: lab.clone(),

@@ -694,6 +694,79 @@ pub trait CredentialStore: Send + Sync {
     fn accounts(&self) -> Vec<Credentials> {
         Vec::new()
     }
+
+    /// The service's Kerberos keys (a keytab with its SPNs' AES keys): with
+    /// them the SPNEGO acceptor takes Kerberos AP-REQs. None: NTLM only.
+    fn kerberos_keys(&self) -> Option<std::sync::Arc<crate::keytab::Keytab>> {
+        None
+    }
+}
+
+/// OIDs of Kerberos in SPNEGO (RFC 4121 and Microsoft's legacy one), DER.
+const KRB5_OIDS: [&[u8]; 2] = [
+    &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02,
+    ],
+    &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02,
+    ],
+];
+/// NTLMSSP's OID, DER.
+const NTLM_OID: &[u8] = &[
+    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a,
+];
+
+/// True when the client's negTokenInit lists Kerberos before NTLM.
+fn prefers_kerberos(token: &[u8]) -> bool {
+    let pos = |oid: &[u8]| token.windows(oid.len()).position(|w| w == oid);
+    let krb = KRB5_OIDS.iter().filter_map(|o| pos(o)).min();
+    match (krb, pos(NTLM_OID)) {
+        (Some(k), Some(n)) => k < n,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// sspi's Kerberos acceptor configured with every AES key of `kt`, one
+/// service principal per keytab principal (the newest kvno, AES-256 first).
+fn kerberos_server_config(
+    kt: &crate::keytab::Keytab,
+) -> Result<sspi::KerberosServerConfig, AuthError> {
+    let mut principals: Vec<&Vec<String>> = Vec::new();
+    for e in &kt.entries {
+        if !principals.contains(&&e.components) {
+            principals.push(&e.components);
+        }
+    }
+    let mut props: Option<sspi::kerberos::ServerProperties> = None;
+    for comps in principals {
+        let name = comps.join("/");
+        let Some(e) = kt.client_key(Some(&name)) else {
+            continue;
+        };
+        let sname: Vec<&str> = comps.iter().map(String::as_str).collect();
+        let key = Secret::new(e.key.clone());
+        match props.as_mut() {
+            None => {
+                props = Some(sspi::kerberos::ServerProperties::new(
+                    &sname,
+                    None,
+                    std::time::Duration::from_secs(300),
+                    Some(key),
+                )?)
+            }
+            Some(p) => p.add_service_key(&sname, key)?,
+        }
+    }
+    let server_properties =
+        props.ok_or_else(|| AuthError::Unsupported("the keytab holds no AES key".into()))?;
+    Ok(sspi::KerberosServerConfig {
+        kerberos_config: sspi::KerberosConfig {
+            kdc_resolution: sspi::KdcResolution::KdcUrl(None),
+            client_computer_name: "lab".to_owned(),
+        },
+        server_properties,
+    })
 }
 
 /// Identity established by the server.
@@ -839,6 +912,7 @@ impl ServerNtlm {
 /// AUTHENTICATE is checked against the store exactly like [`ServerNtlm`].
 pub struct ServerNegotiate {
     ctx: Box<SspiContext>,
+    kerberos: bool,
     challenge: [u8; 8],
     level: AuthLevel,
     context_id: u32,
@@ -862,14 +936,23 @@ fn find_ntlm(token: &[u8], msg_type: u8) -> Option<usize> {
 fn accept_step(
     ctx: &mut SspiContext,
     token: &[u8],
+    dce_style: bool,
 ) -> Result<(SecurityStatus, Vec<u8>), AuthError> {
+    let flags = if dce_style {
+        ServerRequestFlags::USE_DCE_STYLE
+            | ServerRequestFlags::MUTUAL_AUTH
+            | ServerRequestFlags::CONFIDENTIALITY
+            | ServerRequestFlags::INTEGRITY
+    } else {
+        ServerRequestFlags::empty()
+    };
     let mut handle: Option<CredentialsBuffers> = None;
     let mut input = [SecurityBuffer::new(token.to_vec(), BufferType::Token)];
     let mut output = [SecurityBuffer::new(Vec::new(), BufferType::Token)];
     let builder = ctx
         .accept_security_context()
         .with_credentials_handle(&mut handle)
-        .with_context_requirements(ServerRequestFlags::empty())
+        .with_context_requirements(flags)
         .with_target_data_representation(DataRepresentation::Native)
         .with_input(&mut input)
         .with_output(&mut output);
@@ -890,6 +973,45 @@ impl ServerNegotiate {
                 "authentication level {}",
                 level.to_wire()
             )));
+        }
+        if let Some(kt) = store.kerberos_keys().filter(|_| prefers_kerberos(token)) {
+            let config = NegotiateConfig::new(
+                Box::new(kerberos_server_config(&kt)?),
+                Some("kerberos,!ntlm".to_owned()),
+                "lab".to_owned(),
+            );
+            // sspi's SPNEGO acceptor looks the authenticated principal up in
+            // its identity list before it checks the mechListMIC (a step
+            // written for NTLM): list every account as user@REALM for each
+            // realm of the keytab. Only these accounts are accepted.
+            let mut realms: Vec<&str> = kt.entries.iter().map(|e| e.realm.as_str()).collect();
+            realms.sort_unstable();
+            realms.dedup();
+            let mut identities = Vec::new();
+            for c in store.accounts() {
+                for r in &realms {
+                    if let Ok(username) = Username::new_upn(&c.username, r) {
+                        identities.push(AuthIdentity {
+                            username,
+                            password: Secret::new(String::new()),
+                        });
+                    }
+                }
+            }
+            let mut ctx = Box::new(SspiContext::Negotiate(Negotiate::new_server(
+                config, identities,
+            )?));
+            let (_, out) = accept_step(&mut ctx, token, true)?;
+            return Ok((
+                ServerNegotiate {
+                    ctx,
+                    kerberos: true,
+                    challenge: [0; 8],
+                    level,
+                    context_id,
+                },
+                out,
+            ));
         }
         let mut identities = Vec::new();
         for c in store.accounts() {
@@ -916,7 +1038,7 @@ impl ServerNegotiate {
         let mut ctx = Box::new(SspiContext::Negotiate(Negotiate::new_server(
             config, identities,
         )?));
-        let (_, out) = accept_step(&mut ctx, token)?;
+        let (_, out) = accept_step(&mut ctx, token, false)?;
         let at = find_ntlm(&out, 2)
             .ok_or_else(|| AuthError::Unsupported("SPNEGO did not select NTLM".into()))?;
         let mut challenge = [0u8; 8];
@@ -927,6 +1049,7 @@ impl ServerNegotiate {
         Ok((
             ServerNegotiate {
                 ctx,
+                kerberos: false,
                 challenge,
                 level,
                 context_id,
@@ -944,6 +1067,33 @@ impl ServerNegotiate {
         store: &dyn CredentialStore,
         header_sign: bool,
     ) -> Result<(Vec<u8>, Result<(AuthenticatedUser, Protection), Self>), AuthError> {
+        if self.kerberos {
+            let (status, out) = accept_step(&mut self.ctx, token, true)?;
+            if status != SecurityStatus::Ok {
+                return Ok((out, Err(self)));
+            }
+            let name = self.ctx.query_context_names()?.username;
+            let (domain, user) = match name.parts() {
+                sspi::UsernameParts::UserPrincipalName(p) => (p.suffix(), p.account_name()),
+                sspi::UsernameParts::DownLevelLogonName(p) => {
+                    (p.netbios_domain().unwrap_or_default(), p.account_name())
+                }
+            };
+            let user = AuthenticatedUser {
+                domain: domain.to_owned(),
+                user: user.to_owned(),
+            };
+            let sig_len = self.ctx.query_context_sizes()?.security_trailer as usize;
+            let prot = Protection {
+                ctx: ProtCtx::ServerNegotiate(self.ctx),
+                level: self.level,
+                auth_type: RPC_C_AUTHN_GSS_NEGOTIATE,
+                context_id: self.context_id,
+                sig_len,
+                header_sign,
+            };
+            return Ok((out, Ok((user, prot))));
+        }
         let mut user = None;
         if let Some(at) = find_ntlm(token, 3) {
             let msg = parse_authenticate(&token[at..])?;
@@ -961,7 +1111,7 @@ impl ServerNegotiate {
                 user: msg.user,
             });
         }
-        let (status, out) = accept_step(&mut self.ctx, token)?;
+        let (status, out) = accept_step(&mut self.ctx, token, false)?;
         if status != SecurityStatus::Ok {
             return Ok((out, Err(self)));
         }

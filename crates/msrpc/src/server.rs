@@ -346,7 +346,7 @@ impl Conn {
                     {
                         match neg.accept_continue(&a.value, store.as_ref(), self.header_sign) {
                             Ok((out, Ok((user, prot)))) => {
-                                tracing::info!(peer = %self.peer, domain = %user.domain, user = %user.user, "SPNEGO/NTLM authenticated");
+                                tracing::info!(peer = %self.peer, domain = %user.domain, user = %user.user, "SPNEGO authenticated");
                                 self.auth = AuthState::Established(Box::new(prot), user);
                                 auth_out = Some(reply_verifier(out));
                             }
