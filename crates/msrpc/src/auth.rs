@@ -961,6 +961,11 @@ fn accept_step(
 }
 
 impl ServerNegotiate {
+    /// True when the client chose Kerberos (else NTLM inside SPNEGO).
+    pub fn is_kerberos(&self) -> bool {
+        self.kerberos
+    }
+
     /// Processes negTokenInit (from bind) and returns the reply token (for bind_ack).
     pub fn accept_init(
         token: &[u8],
