@@ -716,6 +716,38 @@ const NTLM_OID: &[u8] = &[
     0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a,
 ];
 
+/// In DCE style (what DCE/RPC at packet privacy uses) sspi's acceptor wants
+/// the AP-REQ bare, as Windows and sspi's own client send it; impacket
+/// (Certipy) frames it (RFC 2743 3.1: `0x60`, the Kerberos OID, token id
+/// `01 00`). Windows accepts both. Returns the negTokenInit with the AP-REQ
+/// unframed, or None when there is nothing to change.
+fn unframe_ap_req(token: &[u8]) -> Option<Vec<u8>> {
+    use picky_krb::gss_api::{ApplicationTag0, GssApiNegInit};
+    let mut init: ApplicationTag0<GssApiNegInit> = picky_asn1_der::from_bytes(token).ok()?;
+    let mech = init.0.neg_token_init.0.mech_token.0.as_ref()?.0 .0.clone();
+    if mech.first() != Some(&0x60) {
+        return None;
+    }
+    // skip the 0x60 tag and its length
+    let len_octets = match *mech.get(1)? {
+        n if n < 0x80 => 1,
+        n => 1 + usize::from(n & 0x7f),
+    };
+    let rest = mech.get(1 + len_octets..)?;
+    let oid = KRB5_OIDS.iter().find(|o| rest.starts_with(o))?;
+    let rest = rest.get(oid.len()..)?;
+    let bare = rest.strip_prefix(&[0x01, 0x00][..])?;
+    if bare.first() != Some(&0x6e) {
+        return None;
+    }
+    init.0.neg_token_init.0.mech_token = picky_asn1::wrapper::Optional::from(Some(
+        picky_asn1::wrapper::ExplicitContextTag2::from(picky_asn1::wrapper::OctetStringAsn1::from(
+            bare.to_vec(),
+        )),
+    ));
+    picky_asn1_der::to_vec(&init).ok()
+}
+
 /// True when the client's negTokenInit lists Kerberos before NTLM.
 fn prefers_kerberos(token: &[u8]) -> bool {
     let pos = |oid: &[u8]| token.windows(oid.len()).position(|w| w == oid);
@@ -1006,7 +1038,8 @@ impl ServerNegotiate {
             let mut ctx = Box::new(SspiContext::Negotiate(Negotiate::new_server(
                 config, identities,
             )?));
-            let (_, out) = accept_step(&mut ctx, token, true)?;
+            let bare = unframe_ap_req(token);
+            let (_, out) = accept_step(&mut ctx, bare.as_deref().unwrap_or(token), true)?;
             return Ok((
                 ServerNegotiate {
                     ctx,
