@@ -740,11 +740,10 @@ fn unframe_ap_req(token: &[u8]) -> Option<Vec<u8>> {
     if bare.first() != Some(&0x6e) {
         return None;
     }
-    init.0.neg_token_init.0.mech_token = picky_asn1::wrapper::Optional::from(Some(
-        picky_asn1::wrapper::ExplicitContextTag2::from(picky_asn1::wrapper::OctetStringAsn1::from(
-            bare.to_vec(),
-        )),
-    ));
+    init.0.neg_token_init.0.mech_token =
+        picky_asn1::wrapper::Optional::from(Some(picky_asn1::wrapper::ExplicitContextTag2::from(
+            picky_asn1::wrapper::OctetStringAsn1::from(bare.to_vec()),
+        )));
     picky_asn1_der::to_vec(&init).ok()
 }
 

@@ -231,6 +231,13 @@ impl Checker<'_> {
             }
             None => None,
         };
+        if a.method == AdcsAuthMethod::Kerberos && a.kdc.is_none() {
+            ok = false;
+            self.issue(
+                format!("{ck}.auth.kdc"),
+                "method kerberos needs kdc, e.g. tcp://dc01.corp.example:88 (or use negotiate)",
+            );
+        }
         let realm = a.realm.clone().or_else(|| {
             a.domain
                 .contains('.')
