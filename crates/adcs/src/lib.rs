@@ -20,6 +20,7 @@
 pub mod certreq;
 pub mod enrollment;
 mod error;
+pub mod pool;
 pub mod preflight;
 mod target;
 
