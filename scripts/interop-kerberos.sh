@@ -7,7 +7,8 @@
 # 1. msrpc's Kerberos client against Samba's own DCE/RPC server (cargo test
 #    -p msrpc --test kerberos_lab): password and keytab, packet privacy, and
 #    the messages for a wrong password, an unknown SPN, an unknown user and
-#    a KDC that does not answer.
+#    a KDC that does not answer; the host-footprint test with Kerberos (no
+#    child process, no ticket cache file).
 # 2. lab-adcs accepting Kerberos from the keytab of HOST/ca.corp.test beside
 #    NTLM (endpoint mapper on 127.0.0.1:135: run as root), `lab-adcs request`
 #    with Kerberos and with NTLM.
@@ -70,6 +71,14 @@ if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p msrpc --test kerbe
   pass "msrpc Kerberos client against Samba RPC (password, keytab, negotiate, error messages)"
 else
   fail "msrpc Kerberos client against Samba RPC" "$WORK/cargo.log"
+fi
+
+say "cargo test -p certeasy --test footprint (Kerberos)"
+if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p certeasy --test footprint -- issuing_with_kerberos) >"$WORK/footprint.log" 2>&1 &&
+   grep -q 'test result: ok. 1 passed' "$WORK/footprint.log"; then
+  pass "footprint with Kerberos: no child process, no ticket cache or other file outside the workdir"
+else
+  fail "footprint with Kerberos" "$WORK/footprint.log"
 fi
 
 # ---------------------------------------------------------------- binaries
