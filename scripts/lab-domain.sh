@@ -16,6 +16,7 @@
 #   DIR/krb5.conf       realm CORP.TEST with its KDC at 127.0.0.2
 #   DIR/ca.keytab       keys of HOST/ca.corp.test and RPCSS/ca.corp.test
 #   DIR/alice.keytab    keys of alice@CORP.TEST
+#   DIR/ldap-ca.pem     CA of the DC's LDAPS certificate (dc1.corp.test, 127.0.0.2)
 #   DIR/samba/          the DC's configuration, databases, logs and PID file
 # The directory holds the certificate templates of examples/lab-adcs.yml as
 # pKICertificateTemplate objects (plus the deliberately weak ones that
@@ -81,10 +82,27 @@ install_packages() {
 st() { samba-tool "$@" -s "$CONF" >/dev/null; }
 ldb() { local tool="$1"; shift; SMB_CONF_PATH="$CONF" "$tool" -H "$S/private/sam.ldb" "$@"; }
 
+# LDAPS certificate of the DC, from a lab CA of its own: DNS dc1.corp.test
+# and IP 127.0.0.2 (Samba's self-made one has neither), so TLS clients can
+# verify it against DIR/ldap-ca.pem.
+tls_certs() {
+  local t="$S/tls"
+  mkdir -p "$t"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=CORP.TEST lab LDAPS CA" \
+    -keyout "$t/ca-key.pem" -out "$t/ca.pem" 2>/dev/null
+  openssl req -new -newkey rsa:2048 -nodes -subj "/CN=dc1.corp.test" \
+    -keyout "$t/key.pem" -out "$t/dc1.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:dc1.corp.test,IP:%s\nextendedKeyUsage=serverAuth\n' "$IP" > "$t/ext.cnf"
+  openssl x509 -req -in "$t/dc1.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" -CAcreateserial \
+    -days 3650 -extfile "$t/ext.cnf" -out "$t/cert.pem" 2>/dev/null
+  chmod 600 "$t/key.pem" "$t/ca-key.pem"
+}
+
 provision() {
   say "provisioning $REALM in $S"
   rm -rf "$S"
   mkdir -p "$S/run" "$S/log"
+  tls_certs
   samba-tool domain provision \
     --targetdir="$S" --realm="$REALM" --domain="$DOMAIN" --server-role=dc \
     --dns-backend=SAMBA_INTERNAL --adminpass="$ADMINPASS" --host-name=dc1 --host-ip="$IP" \
@@ -96,6 +114,8 @@ provision() {
     --option="ntlm auth = mschapv2-and-ntlmv2-only" \
     --option="server services = -s3fs -winbindd -ntp_signd -drepl -kcc -dnsupdate" \
     --option="dsdb:schema update allowed = yes" \
+    --option="tls enabled = yes" --option="tls keyfile = $S/tls/key.pem" \
+    --option="tls certfile = $S/tls/cert.pem" --option="tls cafile = $S/tls/ca.pem" \
     >"$S/log/provision.log" 2>&1 || { tail -20 "$S/log/provision.log" >&2; exit 1; }
   # Accounts. AES only (msDS-SupportedEncryptionTypes 24): what hardened
   # domains configure and what the Rust Kerberos client speaks.
@@ -164,27 +184,31 @@ pki_objects() {
     printf 'nTSecurityDescriptor: %s\n\n' "$sd"
   }
   local server_auth=1.3.6.1.5.5.7.3.1 client_auth=1.3.6.1.5.5.7.3.2 any=2.5.29.37.0
-  # 0x1 = ENROLLEE_SUPPLIES_SUBJECT is not set on the good templates (the
-  # subject comes from the request through the ACME bridge's own checks):
-  # msPKI-Certificate-Name-Flag 0x08000000 = SUBJECT_ALT_REQUIRE_DNS.
+  # Name flag 1 = CT_FLAG_ENROLLEE_SUPPLIES_SUBJECT ("Supply in the request",
+  # what an ACME bridge needs); 0x08000000 = SUBJECT_ALT_REQUIRE_DNS (subject
+  # built from AD). The good templates are the ones of examples/lab-adcs.yml;
+  # the others are each wrong in one way that `adcs check` must report.
   {
-    template WebServer 1 134217728 0 "$server_auth" 2048 "$sd_alice"
-    template PendingWebServer 2 134217728 2 "$server_auth" 2048 "$sd_alice"
-    template DeniedTemplate 3 134217728 0 "$server_auth" 2048 "$sd_alice"
-    template SuppliesSubject 4 1 0 "$server_auth" 2048 "$sd_alice"
-    template ClientAuthToo 5 134217728 0 "$server_auth $client_auth" 2048 "$sd_alice"
-    template AnyPurpose 6 134217728 0 "$any" 2048 "$sd_alice"
-    template NotPublished 7 134217728 0 "$server_auth" 2048 "$sd_alice"
-    template NoEnroll 8 134217728 0 "$server_auth" 2048 "$sd_nobody"
+    template WebServer 1 1 0 "$server_auth" 2048 "$sd_alice"
+    template PendingWebServer 2 1 2 "$server_auth" 2048 "$sd_alice"
+    template DeniedTemplate 3 1 0 "$server_auth" 2048 "$sd_alice"
+    template SubjectFromAD 4 134217728 0 "$server_auth" 2048 "$sd_alice"
+    template ClientAuthToo 5 1 0 "$server_auth $client_auth" 2048 "$sd_alice"
+    template AnyPurpose 6 1 0 "$any" 2048 "$sd_alice"
+    template NotPublished 7 1 0 "$server_auth" 2048 "$sd_alice"
+    template NoEnroll 8 1 0 "$server_auth" 2048 "$sd_nobody"
   } > "$S/pki-templates.ldif"
   ldb ldbadd "$S/pki-templates.ldif" >/dev/null
   {
     printf 'dn: CN=LAB-CA,CN=Enrollment Services,%s\n' "$pks"
     printf 'objectClass: pKIEnrollmentService\ncn: LAB-CA\ndisplayName: LAB-CA\n'
     printf 'dNSHostName: ca.corp.test\nflags: 10\n'
-    for t in WebServer PendingWebServer DeniedTemplate SuppliesSubject ClientAuthToo AnyPurpose NoEnroll; do
+    for t in WebServer PendingWebServer DeniedTemplate SubjectFromAD ClientAuthToo AnyPurpose NoEnroll; do
       printf 'certificateTemplates: %s\n' "$t"
     done
+    # Request Certificates (the Enroll right) for Authenticated Users, as a
+    # CA installation grants it
+    printf 'nTSecurityDescriptor: O:DAG:DAD:(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;DA)(A;;RPLCLORC;;;AU)(OA;;CR;%s;;AU)\n' "$enroll"
     printf '\n'
   } > "$S/pki-enrollment.ldif"
   ldb ldbadd "$S/pki-enrollment.ldif" >/dev/null
@@ -217,7 +241,7 @@ EOF
 start() {
   install_packages
   if running; then say "already running (pid $(cat "$PIDFILE"))"; return 0; fi
-  [[ -f "$S/.provisioned" ]] || provision
+  [[ -f "$S/.provisioned" && -f "$S/tls/cert.pem" ]] || provision
   write_krb5_conf
   say "starting samba on $IP"
   samba -s "$CONF" -D
@@ -235,6 +259,7 @@ start() {
   st domain exportkeytab "$DIR/ca.keytab" --principal=RPCSS/ca.corp.test
   st domain exportkeytab "$DIR/alice.keytab" --principal=alice
   chmod 600 "$DIR/ca.keytab" "$DIR/alice.keytab"
+  cp "$S/tls/ca.pem" "$DIR/ldap-ca.pem"
   say "up: realm $REALM, KDC $IP:88, LDAP $IP:389; krb5.conf, ca.keytab, alice.keytab in $DIR"
 }
 
