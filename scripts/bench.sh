@@ -234,7 +234,8 @@ open(p, "w").write(s)
 PY
     start_certeasy "$AD"
     CE_PID="$SERVER_PID"
-    AD_TRUST=(--directory "https://localhost:$CE_PORT/acme/directory" --ca-root "$AD/work/ca/root.pem")
+    for _ in $(seq 1 100); do [ -s "$AD/work/ca/builtin/root.pem" ] && break; sleep 0.1; done
+    AD_TRUST=(--directory "https://localhost:$CE_PORT/acme/directory" --ca-root "$AD/work/ca/builtin/root.pem")
     say "adcs: warm-up"
     "$BENCH" run "${AD_TRUST[@]}" --clients 4 --orders-per-client 10 --json \
         --http01-listen "127.0.0.1:$HTTP_PORT" --dns-listen "127.0.0.1:$DNS_PORT" >/dev/null || true
