@@ -6,6 +6,9 @@
 #                               generated part of docs/performance.md
 #   scripts/bench.sh --smoke    a few issuances at 1 client against certeasy
 #                               only; exit non-zero on any failure
+#   scripts/bench.sh --adcs     issuances through certeasy → lab-adcs (the
+#                               native ADCS bridge); prints a table with
+#                               lab-adcs's CPU per issuance
 #
 # Environment (defaults in brackets):
 #   CARGO_TARGET_DIR   [/var/tmp/certeasy-target]
@@ -35,6 +38,8 @@ cd "$ROOT"
 
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
+ADCS=0
+[ "${1:-}" = "--adcs" ] && ADCS=1
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/certeasy-target}"
 if [ "$SMOKE" = 1 ]; then PROFILE="${BENCH_PROFILE:-debug}"; else PROFILE="${BENCH_PROFILE:-release}"; fi
@@ -63,7 +68,9 @@ WORK="$(mktemp -d /var/tmp/certeasy-bench.XXXXXX)"
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 SERVER_PID=""
+LAB_PID=""
 cleanup() {
+    [ -z "$LAB_PID" ] || { kill "$LAB_PID" 2>/dev/null || true; wait "$LAB_PID" 2>/dev/null || true; }
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -210,6 +217,77 @@ series() {
         for rep in $(seq 1 "$REPS"); do bench "$label" "$c" "$@"; done
     done
 }
+
+# ---- ADCS target (--adcs) ----------------------------------------------------
+# certeasy → lab-adcs over the native bridge (DCE/RPC, NTLM at packet
+# privacy); "server CPU" is lab-adcs's. Prints the table and leaves
+# docs/performance.md alone (the ADCS figures there are written by hand
+# with the commit measured).
+if [ "$ADCS" = 1 ]; then
+    LAB_ADCS="${LAB_ADCS_BIN:-$BIN/lab-adcs}"
+    if [ ! -x "$LAB_ADCS" ] || [ -z "${BENCH_BIN_DIR:-}" ]; then
+        cargo build $([ "$PROFILE" = release ] && echo --release) -q -p lab-adcs
+    fi
+    [ -x "$LAB_ADCS" ] || die "lab-adcs missing in $BIN"
+    AD="$WORK/adcs"
+    mkdir -p "$AD"
+    sed "s#^  state-dir: .*#  state-dir: $AD/state#" "$ROOT/examples/lab-adcs.yml" >"$AD/lab-adcs.yml"
+    LAB_ADCS_LOG="warn,msrpc::server=info" "$LAB_ADCS" serve -f "$AD/lab-adcs.yml" --address 127.0.0.1 --epm-port 0 >"$AD/ready.txt" 2>"$AD/lab-adcs.log" &
+    LAB_PID=$!
+    for _ in $(seq 1 100); do grep -q '^lab-adcs ready:' "$AD/ready.txt" 2>/dev/null && break; sleep 0.1; done
+    EPM="$(sed -n 's/.* epm=127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$AD/ready.txt")"
+    [ -n "$EPM" ] || die "lab-adcs did not start: $(cat "$AD/lab-adcs.log")"
+    printf 'Passw0rd!\n' >"$AD/password"; chmod 600 "$AD/password"
+    write_config "$AD"
+    python3 - "$AD/config.yml" "$EPM" "$AD/password" <<'PY'
+import sys
+p, epm, pw = sys.argv[1:4]
+s = open(p).read()
+s = s.replace("issuance-policies:", f"""  - name: lab
+    type: adcs
+    configuration:
+      ca-name: '127.0.0.1\\\\LAB-CA'
+      certificate-template: WebServer
+      endpoint-mapper-port: {epm}
+      request-timeout: 10s
+      auth:
+        method: ntlm
+        domain: CORP
+        username: alice
+        password-file: "{pw}"
+issuance-policies:""", 1)
+s = s.replace("database:", "policy-bindings:\n  - policy: bench\n    authorities: [lab]\ndatabase:", 1)
+open(p, "w").write(s)
+PY
+    start_certeasy "$AD"
+    CE_PID="$SERVER_PID"
+    for _ in $(seq 1 100); do [ -s "$AD/work/ca/builtin/root.pem" ] && break; sleep 0.1; done
+    AD_TRUST=(--directory "https://localhost:$CE_PORT/acme/directory" --ca-root "$AD/work/ca/builtin/root.pem")
+    say "adcs: warm-up"
+    "$BENCH" run "${AD_TRUST[@]}" --clients 4 --orders-per-client 10 --json \
+        --http01-listen "127.0.0.1:$HTTP_PORT" --dns-listen "127.0.0.1:$DNS_PORT" >/dev/null || true
+    say "certeasy → lab-adcs: clients $CLIENTS, $DURATION x $REPS (server CPU = lab-adcs)"
+    SERVER_PID="$LAB_PID"
+    series adcs "$CLIENTS" "${AD_TRUST[@]}"
+    SERVER_PID="$CE_PID"
+    stop_server
+    kill "$LAB_PID" 2>/dev/null || true; wait "$LAB_PID" 2>/dev/null || true
+    logons="$(grep -c 'authenticated' "$AD/lab-adcs.log" || true)"
+    requests="$(LAB_ADCS_LOG=error "$LAB_ADCS" list -f "$AD/lab-adcs.yml" 2>/dev/null | grep -c . || true)"
+    say "lab-adcs: $requests requests, $logons authentications (NTLM binds)"
+    python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows: by.setdefault(r["clients"], []).append(r)
+print("| clients | issuances/s | p50 ms | lab-adcs CPU ms/issuance | failures |")
+print("|---:|---:|---:|---:|---:|")
+for c, rs in sorted(by.items()):
+    m = lambda f: statistics.median([f(r) for r in rs if f(r) is not None] or [float("nan")])
+    print(f"| {c} | {m(lambda r: r['issuances_per_s']):.1f} | {m(lambda r: r['latency'][0]['p50_ms']):.1f} | {m(lambda r: r['server_cpu_ms_per_issuance']):.2f} | {sum(r['failures'] for r in rs)} |")
+PY
+    exit 0
+fi
 
 CE_WD="$WORK/certeasy"
 write_config "$CE_WD"

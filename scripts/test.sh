@@ -111,6 +111,25 @@ if [ -z "${SKIP_INTEROP:-}" ]; then
     fi
     if [ "$rc" -ne 0 ] && [ -z "$line" ]; then echo "$script failed (exit $rc)"; fi
   done
+
+  # ---- Kerberos against a real KDC (issue 16) --------------------------------
+  # scripts/interop-kerberos.sh starts the throwaway Samba AD DC of
+  # scripts/lab-domain.sh on 127.0.0.2 (state in $CERTEASY_CACHE/lab-domain)
+  # and stops it again; it needs the certbot and Certipy venvs set up above.
+  step "interop: scripts/interop-kerberos.sh"
+  log="$CERTEASY_CACHE/interop-kerberos.log"
+  set +e
+  bash scripts/interop-kerberos.sh 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E '^interop-kerberos: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | sed -E 's/^[A-Za-z-]+: //' || true)
+  if [ -n "$line" ]; then
+    interop_passed=$((interop_passed + $(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')))
+    interop_failed=$((interop_failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+  else
+    interop_failed=$((interop_failed + 1)); echo "scripts/interop-kerberos.sh failed (exit $rc)"
+  fi
+  # ---- end of Kerberos block ---------------------------------------------------
 fi
 
 step "summary"

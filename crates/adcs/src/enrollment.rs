@@ -7,8 +7,8 @@
 //! restart) from poisoning later requests.
 
 use msrpc::{
-    AuthLevel, ClientAuth, ClientOptions, Credentials, Disposition, EndpointSelection, IcprClient,
-    IcprError, IcprReply, Timeouts,
+    AuthLevel, AuthMethod, ClientAuth, ClientOptions, Credentials, Disposition, EndpointSelection,
+    IcprClient, IcprError, IcprReply, Timeouts,
 };
 
 use crate::{AdcsTarget, Error};
@@ -66,6 +66,14 @@ pub struct Enrollment {
     t: AdcsTarget,
     auth: ClientAuth,
     opts: ClientOptions,
+    pool: crate::pool::Pool,
+}
+
+/// One ICertPassage exchange.
+enum Op<'a> {
+    /// A CSR and the template to submit it for.
+    Submit(&'a [u8], &'a str),
+    Retrieve(u32),
 }
 
 impl Enrollment {
@@ -75,12 +83,16 @@ impl Enrollment {
             method: t.method,
             level: t.auth_level,
             credentials: Credentials {
-                domain: t.domain.clone(),
+                domain: match (&t.realm, t.method) {
+                    (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
+                    _ => t.domain.clone(),
+                },
                 username: t.username.clone(),
                 password: t.password.clone(),
             },
             spn: t.spn.clone().or_else(|| Some(format!("host/{}", t.host))),
             kdc: t.kdc.clone(),
+            keytab: t.keytab.clone(),
         };
         let d = t.request_timeout;
         let opts = ClientOptions {
@@ -95,6 +107,7 @@ impl Enrollment {
             t: t.clone(),
             auth,
             opts,
+            pool: crate::pool::Pool::default(),
         }
     }
 
@@ -126,6 +139,19 @@ impl Enrollment {
         IcprClient::connect(&self.t.host, endpoint, &self.auth, &self.opts).await
     }
 
+    /// [`Enrollment::submit`] on a fresh association of its own, outside the
+    /// pool (what every request did before the pool; kept for comparisons).
+    pub async fn submit_unpooled(&self, csr_der: &[u8]) -> Result<Enrolled, Error> {
+        let r = async {
+            let mut c = self.connect_at(self.endpoint()).await?;
+            self.pool.opened();
+            self.run(&mut c, &Op::Submit(csr_der, &self.t.template))
+                .await
+        }
+        .await;
+        self.outcome(r)
+    }
+
     /// Submits a CSR for the target's template.
     pub async fn submit(&self, csr_der: &[u8]) -> Result<Enrolled, Error> {
         self.submit_for(csr_der, None).await
@@ -137,23 +163,57 @@ impl Enrollment {
         csr_der: &[u8],
         template: Option<&str>,
     ) -> Result<Enrolled, Error> {
-        let mut c = self
-            .connect_at(self.endpoint())
-            .await
-            .map_err(|e| self.error(e))?;
         let template = template.unwrap_or(&self.t.template);
-        let reply = c.submit(&self.t.ca, template, csr_der).await;
+        let reply = self.exchange(Op::Submit(csr_der, template)).await;
         self.outcome(reply)
     }
 
     /// Asks for the outcome of an earlier (pending) request.
     pub async fn retrieve(&self, request_id: u32) -> Result<Enrolled, Error> {
-        let mut c = self
-            .connect_at(self.endpoint())
-            .await
-            .map_err(|e| self.error(e))?;
-        let reply = c.retrieve(&self.t.ca, request_id).await;
+        let reply = self.exchange(Op::Retrieve(request_id)).await;
         self.outcome(reply)
+    }
+
+    /// Associations authenticated so far (each one bind with NTLM or
+    /// Kerberos); with the pool this grows with concurrency, not with the
+    /// number of requests.
+    pub fn authentications(&self) -> u64 {
+        self.pool.authentications()
+    }
+
+    async fn run(&self, c: &mut IcprClient, op: &Op<'_>) -> Result<IcprReply, IcprError> {
+        match op {
+            Op::Submit(csr, template) => c.submit(&self.t.ca, template, csr).await,
+            Op::Retrieve(id) => c.retrieve(&self.t.ca, *id).await,
+        }
+    }
+
+    /// Runs `op` on a pooled association, or on a fresh one when none is
+    /// idle or the pooled one turns out to be dead (see [`crate::pool`]).
+    async fn exchange(&self, op: Op<'_>) -> Result<IcprReply, IcprError> {
+        if let Some(mut c) = self.pool.take() {
+            match self.run(&mut c, &op).await {
+                Ok(r) => {
+                    self.pool.put(c);
+                    return Ok(r);
+                }
+                Err(e) if crate::pool::keeps_association(&e) => {
+                    self.pool.put(c);
+                    return Err(e);
+                }
+                Err(e) if crate::pool::stale_association(&e) => {
+                    // the association died while idle: authenticate again
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut c = self.connect_at(self.endpoint()).await?;
+        self.pool.opened();
+        let r = self.run(&mut c, &op).await;
+        if r.is_ok() || r.as_ref().is_err_and(crate::pool::keeps_association) {
+            self.pool.put(c);
+        }
+        r
     }
 
     /// Health probe: connect, bind, and make one real call. With NTLM's

@@ -20,11 +20,13 @@
 pub mod certreq;
 pub mod enrollment;
 mod error;
+pub mod pool;
 pub mod preflight;
 mod target;
 
 pub use certreq::Certreq;
 pub use enrollment::{Enrolled, Enrollment, PRIVACY_HINT, PROBE_REQUEST_ID};
 pub use error::Error;
+pub use msrpc::keytab::Keytab;
 pub use msrpc::{AuthLevel, AuthMethod};
 pub use target::{AdcsTarget, CertreqTarget, LdapTarget};

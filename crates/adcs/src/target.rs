@@ -23,8 +23,14 @@ pub struct AdcsTarget {
     pub domain: String,
     /// Service account.
     pub username: String,
-    /// Its password.
+    /// Its password (empty when `keytab` is set).
     pub password: String,
+    /// Kerberos realm of the service account (e.g. `CORP.EXAMPLE`); for
+    /// `kerberos` and `negotiate` it is used instead of `domain`.
+    pub realm: Option<String>,
+    /// Kerberos keys of the service account, read from a keytab at start:
+    /// no password needed at all.
+    pub keytab: Option<std::sync::Arc<msrpc::keytab::Keytab>>,
     /// Kerberos KDC.
     pub kdc: Option<String>,
     /// Kerberos SPN of the CA (default `host/<host>`).

@@ -252,6 +252,30 @@ async fn issuing_through_the_native_adcs_bridge_spawns_nothing_and_writes_only_t
     );
 }
 
+/// Kerberos against the lab domain's KDC (scripts/interop-kerberos.sh sets
+/// `LAB_DOMAIN_DIR`; without it there is no KDC and the test returns early):
+/// no child process (no kinit), no credential cache or any other file
+/// outside the workdir; the tickets live in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuing_with_kerberos_spawns_nothing_and_writes_no_ticket_cache() {
+    let Some(domain) = std::env::var_os("LAB_DOMAIN_DIR").map(std::path::PathBuf::from) else {
+        return;
+    };
+    let l = common::lab::lab_with_keytab(Some(&domain.join("ca.keytab"))).await;
+    let opts = common::Options {
+        authority_extra: l.kerberos_authority("lab", "WebServer", &domain.join("alice.keytab")),
+        extra_sections: "policy-bindings:\n  - policy: test\n    authorities: [lab]\n".into(),
+        ..common::Options::default()
+    };
+    let f = traced_issuances(opts).await;
+    assert_clean(&f);
+    let requests = l.lab.state().read().unwrap().requests.len();
+    assert!(
+        requests >= 5,
+        "issued by the lab CA over Kerberos ({requests} requests)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adcs_cli_fallback_shows_its_spawns() {
     let stub = common::stub::StubCa::new();

@@ -130,6 +130,9 @@ struct RequestArgs {
     /// KDC for Kerberos (e.g. tcp://dc.corp.example:88).
     #[arg(long)]
     kdc: Option<String>,
+    /// Service principal of the CA for Kerberos (e.g. HOST/ca.corp.example).
+    #[arg(long)]
+    spn: Option<String>,
     /// Authentication method (ntlm: auth type 10; negotiate/kerberos: auth type 9).
     #[arg(long, value_enum, default_value = "ntlm")]
     auth: MethodArg,
@@ -271,8 +274,9 @@ async fn request(a: RequestArgs) -> Result<ExitCode, String> {
             username: a.user.clone(),
             password,
         },
-        spn: Some(format!("host/{}", a.host)),
+        spn: a.spn.clone().or_else(|| Some(format!("host/{}", a.host))),
         kdc: a.kdc.clone(),
+        keytab: None,
     };
     let opts = ClientOptions {
         timeouts: Timeouts {

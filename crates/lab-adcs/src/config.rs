@@ -11,6 +11,8 @@
 //! auth-level: privacy         # minimum: privacy | integrity
 //! users:
 //!   - { domain: CORP, name: alice, password: "Passw0rd!" }
+//! kerberos:                   # optional: accept Kerberos (SPNEGO) beside NTLM
+//!   keytab: ca.keytab         # the CA's SPN keys (relative to this file)
 //! templates:
 //!   - name: WebServer
 //!     disposition: issue      # issue | pend | deny
@@ -65,9 +67,24 @@ pub struct Config {
     pub users: Vec<User>,
     /// Templates.
     pub templates: Vec<Template>,
+    /// Kerberos acceptance (optional).
+    #[serde(default)]
+    pub kerberos: Option<KerberosSection>,
+    /// The keys of `kerberos.keytab`, read by [`Config::load`].
+    #[serde(skip)]
+    pub keytab: Option<std::sync::Arc<msrpc::keytab::Keytab>>,
     /// Directory of the configuration file (set by [`Config::load`]).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `kerberos:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KerberosSection {
+    /// Keytab with the keys of the CA's service principals
+    /// (`HOST/ca.example`, `RPCSS/ca.example`), relative to the file.
+    pub keytab: PathBuf,
 }
 
 /// CA identity.
@@ -210,6 +227,17 @@ impl Config {
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         if cfg.base_dir.as_os_str().is_empty() {
             cfg.base_dir = PathBuf::from(".");
+        }
+        if let Some(k) = &cfg.kerberos {
+            let p = cfg.base_dir.join(&k.keytab);
+            let bytes = std::fs::read(&p).map_err(|source| ConfigError::Read {
+                path: p.clone(),
+                source,
+            })?;
+            let kt = msrpc::keytab::Keytab::parse(&bytes).map_err(|e| {
+                ConfigError::Invalid(format!("kerberos.keytab {}: {e}", p.display()))
+            })?;
+            cfg.keytab = Some(std::sync::Arc::new(kt));
         }
         Ok(cfg)
     }

@@ -38,7 +38,7 @@ pub enum LabError {
 
 /// Accounts from the configuration.
 #[derive(Debug, Clone)]
-pub struct Users(pub Vec<User>);
+pub struct Users(pub Vec<User>, pub Option<Arc<msrpc::keytab::Keytab>>);
 
 impl CredentialStore for Users {
     fn password(&self, domain: &str, user: &str) -> Option<String> {
@@ -63,6 +63,10 @@ impl CredentialStore for Users {
                 password: u.password.clone(),
             })
             .collect()
+    }
+
+    fn kerberos_keys(&self) -> Option<Arc<msrpc::keytab::Keytab>> {
+        self.1.clone()
     }
 }
 
@@ -162,9 +166,12 @@ impl Lab {
         }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         if req.is_retrieval() {
-            return match self.state.read() {
-                Ok(s) => match s.requests.get(&req.request_id) {
-                    Some(rec) => self.response_for(rec),
+            return match self
+                .state
+                .view(|s| s.requests.get(&req.request_id).cloned())
+            {
+                Ok(found) => match found {
+                    Some(rec) => self.response_for(&rec),
                     None => fail(req.request_id, CERTSRV_E_NO_REQUEST, "No such request"),
                 },
                 Err(e) => fail(
@@ -182,7 +189,9 @@ impl Lab {
             .unwrap_or_default();
         let template = self.cfg.template(&template_name).cloned();
         let csr_b64 = b64(&req.request);
-        let outcome: Result<RequestRecord, StateError> = self.state.update(|s| {
+        let outcome: Result<RequestRecord, StateError> = self
+            .state
+            .update(|s| -> Result<RequestRecord, std::convert::Infallible> {
             s.last_id += 1;
             let id = s.last_id;
             let mut rec = RequestRecord {
@@ -232,8 +241,12 @@ impl Lab {
                 },
             }
             s.requests.insert(id, rec.clone());
-            rec
-        });
+            Ok(rec)
+        })
+            .map(|r| match r {
+                Ok(rec) => rec,
+                Err(never) => match never {},
+            });
         match outcome {
             Ok(rec) => {
                 tracing::info!(id = rec.id, template = %rec.template, status = ?rec.status, requester, "request");
@@ -389,7 +402,10 @@ pub async fn start(
         Level::Privacy => AuthLevel::Privacy,
         Level::Integrity => AuthLevel::Integrity,
     };
-    let users: Arc<dyn CredentialStore> = Arc::new(Users(lab.config().users.clone()));
+    let users: Arc<dyn CredentialStore> = Arc::new(Users(
+        lab.config().users.clone(),
+        lab.config().keytab.clone(),
+    ));
     let icpr_cfg = ServerConfig::new(
         vec![Arc::new(IcprService {
             lab: lab.clone(),

@@ -58,6 +58,7 @@ fn auth(level: AuthLevel, password: &str) -> ClientAuth {
         },
         spn: None,
         kdc: None,
+        keytab: None,
     }
 }
 

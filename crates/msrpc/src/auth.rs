@@ -54,11 +54,49 @@ pub enum AuthError {
     /// Any other failure inside the security provider.
     #[error("security provider error: {0}")]
     Provider(String),
+    /// A Kerberos failure with what to do about it.
+    #[error("Kerberos: {0}")]
+    Kerberos(String),
+}
+
+/// The first sentence of an sspi error (without the hex dump of e-data).
+fn short(d: &str) -> &str {
+    d.split(". Additional error data").next().unwrap_or(d)
+}
+
+/// Actionable text for the Kerberos errors an operator can fix (RFC 4120
+/// error codes as sspi words them); None for anything else.
+pub fn kerberos_hint(description: &str) -> Option<&'static str> {
+    let d = description.to_ascii_lowercase();
+    let table: [(&str, &str); 9] = [
+        ("pre-authentication information was invalid", "the KDC refused the password or key (pre-authentication failed): check the password file, or re-export the keytab after a password change (its kvno must match)"),
+        ("client not found in kerberos database", "the account is unknown to the KDC: check auth.username and auth.realm (the realm is the AD DNS domain in upper case)"),
+        ("server not found in kerberos database", "the KDC has no service principal for the CA's SPN: check auth.spn (default host/<ca host>) and the SPNs of the CA's computer account (setspn -L)"),
+        ("clock skew too great", "the clocks of certeasy's host and the domain differ by more than the KDC allows (5 minutes by default): synchronise time with the domain (NTP)"),
+        ("password has expired", "the account's password has expired: set a new one in AD and update the password file or keytab"),
+        ("clients credentials have been revoked", "the account is disabled or locked out in AD"),
+        ("kdc has no support for encryption type", "no common encryption type: the account must allow AES (msDS-SupportedEncryptionTypes); RC4 and DES are not supported here"),
+        ("the ticket isn't for us", "the CA answered for another principal than auth.spn: check auth.spn and the CA's SPNs"),
+        ("integrity check on decrypted field failed", "the CA could not decrypt the ticket: its keytab or the account's key is out of date"),
+    ];
+    table
+        .iter()
+        .find(|(needle, _)| d.contains(needle))
+        .map(|(_, hint)| *hint)
 }
 
 impl From<sspi::Error> for AuthError {
     fn from(e: sspi::Error) -> Self {
         use sspi::ErrorKind as K;
+        if let Some(hint) = kerberos_hint(&e.description) {
+            return AuthError::Kerberos(format!("{hint} (KDC said: {})", short(&e.description)));
+        }
+        if e.error_type == K::NoAuthenticatingAuthority {
+            return AuthError::Kerberos(format!(
+                "the KDC is unreachable: {}; check auth.kdc and that TCP port 88 of the domain controller is open",
+                e.description
+            ));
+        }
         match e.error_type {
             K::LogonDenied | K::NoCredentials | K::UnknownCredentials => {
                 AuthError::LogonDenied(e.description)
@@ -175,6 +213,10 @@ pub struct ClientAuth {
     pub spn: Option<String>,
     /// KDC URL for Kerberos, e.g. `tcp://dc.corp.example:88`.
     pub kdc: Option<String>,
+    /// Kerberos long-term keys of the account (from a keytab): used instead
+    /// of the password, which may then be empty. The account is
+    /// `credentials.username@credentials.domain`.
+    pub keytab: Option<std::sync::Arc<crate::keytab::Keytab>>,
 }
 
 /// Hook for Kerberos: resolves sspi's network requests (KDC traffic).
@@ -394,6 +436,16 @@ impl ClientContext {
                 "authentication level must be connect, integrity or privacy".into(),
             ));
         }
+        if auth.method == AuthMethod::Kerberos && auth.level != AuthLevel::Privacy {
+            return Err(AuthError::Unsupported(
+                "Kerberos is supported at packet privacy only (the sspi crate has no sign-only Kerberos tokens); set auth-level: privacy".into(),
+            ));
+        }
+        if auth.keytab.is_some() && auth.method == AuthMethod::Ntlm {
+            return Err(AuthError::Unsupported(
+                "a keytab holds Kerberos keys; NTLM needs the password".into(),
+            ));
+        }
         let c = &auth.credentials;
         let domain = if c.domain.is_empty() {
             None
@@ -444,13 +496,37 @@ impl ClientContext {
             }
             (None, _) => None,
         };
-        let creds = SspiCredentials::AuthIdentity(identity);
+        let creds = match &auth.keytab {
+            Some(kt) => {
+                let principal = if c.domain.is_empty() {
+                    c.username.clone()
+                } else {
+                    format!("{}@{}", c.username, c.domain)
+                };
+                let id = kt.identity(Some(&principal)).ok_or_else(|| {
+                    AuthError::LogonDenied(format!(
+                        "the keytab has no AES key for {principal} (keys for: {})",
+                        kt.entries
+                            .iter()
+                            .map(|e| e.principal())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                SspiCredentials::Keytab(id)
+            }
+            None => SspiCredentials::AuthIdentity(identity),
+        };
         let acq = ctx
             .acquire_credentials_handle()
             .with_credential_use(CredentialUse::Outbound)
             .with_auth_data(&creds);
         let handle = acq.execute(&mut ctx)?.credentials_handle;
-        let mut flags = ClientRequestFlags::MUTUAL_AUTH | ClientRequestFlags::USE_SESSION_KEY;
+        // No USE_SESSION_KEY: for Kerberos it asks sspi for user-to-user
+        // (a TGT-REQ first), which RPC servers (Samba, Windows) refuse.
+        let mut flags = ClientRequestFlags::MUTUAL_AUTH;
         match auth.level {
             AuthLevel::Privacy => {
                 flags |= ClientRequestFlags::INTEGRITY
@@ -487,7 +563,9 @@ impl ClientContext {
             .with_context_requirements(self.flags)
             .with_target_data_representation(DataRepresentation::Native)
             .with_output(&mut out_buf);
-        if input.is_some() {
+        // sspi's Kerberos client wants an input buffer on every call, empty
+        // on the first; NTLM wants none on the first.
+        if input.is_some() || matches!(self.method, AuthMethod::Kerberos | AuthMethod::Negotiate) {
             builder = builder.with_input(&mut in_buf);
         }
         if let Some(s) = spn.as_deref() {
@@ -616,6 +694,110 @@ pub trait CredentialStore: Send + Sync {
     fn accounts(&self) -> Vec<Credentials> {
         Vec::new()
     }
+
+    /// The service's Kerberos keys (a keytab with its SPNs' AES keys): with
+    /// them the SPNEGO acceptor takes Kerberos AP-REQs. None: NTLM only.
+    fn kerberos_keys(&self) -> Option<std::sync::Arc<crate::keytab::Keytab>> {
+        None
+    }
+}
+
+/// OIDs of Kerberos in SPNEGO (RFC 4121 and Microsoft's legacy one), DER.
+const KRB5_OIDS: [&[u8]; 2] = [
+    &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02,
+    ],
+    &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02,
+    ],
+];
+/// NTLMSSP's OID, DER.
+const NTLM_OID: &[u8] = &[
+    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a,
+];
+
+/// In DCE style (what DCE/RPC at packet privacy uses) sspi's acceptor wants
+/// the AP-REQ bare, as Windows and sspi's own client send it; impacket
+/// (Certipy) frames it (RFC 2743 3.1: `0x60`, the Kerberos OID, token id
+/// `01 00`). Windows accepts both. Returns the negTokenInit with the AP-REQ
+/// unframed, or None when there is nothing to change.
+fn unframe_ap_req(token: &[u8]) -> Option<Vec<u8>> {
+    use picky_krb::gss_api::{ApplicationTag0, GssApiNegInit};
+    let mut init: ApplicationTag0<GssApiNegInit> = picky_asn1_der::from_bytes(token).ok()?;
+    let mech = init.0.neg_token_init.0.mech_token.0.as_ref()?.0 .0.clone();
+    if mech.first() != Some(&0x60) {
+        return None;
+    }
+    // skip the 0x60 tag and its length
+    let len_octets = match *mech.get(1)? {
+        n if n < 0x80 => 1,
+        n => 1 + usize::from(n & 0x7f),
+    };
+    let rest = mech.get(1 + len_octets..)?;
+    let oid = KRB5_OIDS.iter().find(|o| rest.starts_with(o))?;
+    let rest = rest.get(oid.len()..)?;
+    let bare = rest.strip_prefix(&[0x01, 0x00][..])?;
+    if bare.first() != Some(&0x6e) {
+        return None;
+    }
+    init.0.neg_token_init.0.mech_token =
+        picky_asn1::wrapper::Optional::from(Some(picky_asn1::wrapper::ExplicitContextTag2::from(
+            picky_asn1::wrapper::OctetStringAsn1::from(bare.to_vec()),
+        )));
+    picky_asn1_der::to_vec(&init).ok()
+}
+
+/// True when the client's negTokenInit lists Kerberos before NTLM.
+fn prefers_kerberos(token: &[u8]) -> bool {
+    let pos = |oid: &[u8]| token.windows(oid.len()).position(|w| w == oid);
+    let krb = KRB5_OIDS.iter().filter_map(|o| pos(o)).min();
+    match (krb, pos(NTLM_OID)) {
+        (Some(k), Some(n)) => k < n,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// sspi's Kerberos acceptor configured with every AES key of `kt`, one
+/// service principal per keytab principal (the newest kvno, AES-256 first).
+fn kerberos_server_config(
+    kt: &crate::keytab::Keytab,
+) -> Result<sspi::KerberosServerConfig, AuthError> {
+    let mut principals: Vec<&Vec<String>> = Vec::new();
+    for e in &kt.entries {
+        if !principals.contains(&&e.components) {
+            principals.push(&e.components);
+        }
+    }
+    let mut props: Option<sspi::kerberos::ServerProperties> = None;
+    for comps in principals {
+        let name = comps.join("/");
+        let Some(e) = kt.client_key(Some(&name)) else {
+            continue;
+        };
+        let sname: Vec<&str> = comps.iter().map(String::as_str).collect();
+        let key = Secret::new(e.key.clone());
+        match props.as_mut() {
+            None => {
+                props = Some(sspi::kerberos::ServerProperties::new(
+                    &sname,
+                    None,
+                    std::time::Duration::from_secs(300),
+                    Some(key),
+                )?)
+            }
+            Some(p) => p.add_service_key(&sname, key)?,
+        }
+    }
+    let server_properties =
+        props.ok_or_else(|| AuthError::Unsupported("the keytab holds no AES key".into()))?;
+    Ok(sspi::KerberosServerConfig {
+        kerberos_config: sspi::KerberosConfig {
+            kdc_resolution: sspi::KdcResolution::KdcUrl(None),
+            client_computer_name: "lab".to_owned(),
+        },
+        server_properties,
+    })
 }
 
 /// Identity established by the server.
@@ -761,6 +943,7 @@ impl ServerNtlm {
 /// AUTHENTICATE is checked against the store exactly like [`ServerNtlm`].
 pub struct ServerNegotiate {
     ctx: Box<SspiContext>,
+    kerberos: bool,
     challenge: [u8; 8],
     level: AuthLevel,
     context_id: u32,
@@ -784,14 +967,23 @@ fn find_ntlm(token: &[u8], msg_type: u8) -> Option<usize> {
 fn accept_step(
     ctx: &mut SspiContext,
     token: &[u8],
+    dce_style: bool,
 ) -> Result<(SecurityStatus, Vec<u8>), AuthError> {
+    let flags = if dce_style {
+        ServerRequestFlags::USE_DCE_STYLE
+            | ServerRequestFlags::MUTUAL_AUTH
+            | ServerRequestFlags::CONFIDENTIALITY
+            | ServerRequestFlags::INTEGRITY
+    } else {
+        ServerRequestFlags::empty()
+    };
     let mut handle: Option<CredentialsBuffers> = None;
     let mut input = [SecurityBuffer::new(token.to_vec(), BufferType::Token)];
     let mut output = [SecurityBuffer::new(Vec::new(), BufferType::Token)];
     let builder = ctx
         .accept_security_context()
         .with_credentials_handle(&mut handle)
-        .with_context_requirements(ServerRequestFlags::empty())
+        .with_context_requirements(flags)
         .with_target_data_representation(DataRepresentation::Native)
         .with_input(&mut input)
         .with_output(&mut output);
@@ -800,6 +992,11 @@ fn accept_step(
 }
 
 impl ServerNegotiate {
+    /// True when the client chose Kerberos (else NTLM inside SPNEGO).
+    pub fn is_kerberos(&self) -> bool {
+        self.kerberos
+    }
+
     /// Processes negTokenInit (from bind) and returns the reply token (for bind_ack).
     pub fn accept_init(
         token: &[u8],
@@ -812,6 +1009,46 @@ impl ServerNegotiate {
                 "authentication level {}",
                 level.to_wire()
             )));
+        }
+        if let Some(kt) = store.kerberos_keys().filter(|_| prefers_kerberos(token)) {
+            let config = NegotiateConfig::new(
+                Box::new(kerberos_server_config(&kt)?),
+                Some("kerberos,!ntlm".to_owned()),
+                "lab".to_owned(),
+            );
+            // sspi's SPNEGO acceptor looks the authenticated principal up in
+            // its identity list before it checks the mechListMIC (a step
+            // written for NTLM): list every account as user@REALM for each
+            // realm of the keytab. Only these accounts are accepted.
+            let mut realms: Vec<&str> = kt.entries.iter().map(|e| e.realm.as_str()).collect();
+            realms.sort_unstable();
+            realms.dedup();
+            let mut identities = Vec::new();
+            for c in store.accounts() {
+                for r in &realms {
+                    if let Ok(username) = Username::new_upn(&c.username, r) {
+                        identities.push(AuthIdentity {
+                            username,
+                            password: Secret::new(String::new()),
+                        });
+                    }
+                }
+            }
+            let mut ctx = Box::new(SspiContext::Negotiate(Negotiate::new_server(
+                config, identities,
+            )?));
+            let bare = unframe_ap_req(token);
+            let (_, out) = accept_step(&mut ctx, bare.as_deref().unwrap_or(token), true)?;
+            return Ok((
+                ServerNegotiate {
+                    ctx,
+                    kerberos: true,
+                    challenge: [0; 8],
+                    level,
+                    context_id,
+                },
+                out,
+            ));
         }
         let mut identities = Vec::new();
         for c in store.accounts() {
@@ -838,7 +1075,7 @@ impl ServerNegotiate {
         let mut ctx = Box::new(SspiContext::Negotiate(Negotiate::new_server(
             config, identities,
         )?));
-        let (_, out) = accept_step(&mut ctx, token)?;
+        let (_, out) = accept_step(&mut ctx, token, false)?;
         let at = find_ntlm(&out, 2)
             .ok_or_else(|| AuthError::Unsupported("SPNEGO did not select NTLM".into()))?;
         let mut challenge = [0u8; 8];
@@ -849,6 +1086,7 @@ impl ServerNegotiate {
         Ok((
             ServerNegotiate {
                 ctx,
+                kerberos: false,
                 challenge,
                 level,
                 context_id,
@@ -866,6 +1104,33 @@ impl ServerNegotiate {
         store: &dyn CredentialStore,
         header_sign: bool,
     ) -> Result<(Vec<u8>, Result<(AuthenticatedUser, Protection), Self>), AuthError> {
+        if self.kerberos {
+            let (status, out) = accept_step(&mut self.ctx, token, true)?;
+            if status != SecurityStatus::Ok {
+                return Ok((out, Err(self)));
+            }
+            let name = self.ctx.query_context_names()?.username;
+            let (domain, user) = match name.parts() {
+                sspi::UsernameParts::UserPrincipalName(p) => (p.suffix(), p.account_name()),
+                sspi::UsernameParts::DownLevelLogonName(p) => {
+                    (p.netbios_domain().unwrap_or_default(), p.account_name())
+                }
+            };
+            let user = AuthenticatedUser {
+                domain: domain.to_owned(),
+                user: user.to_owned(),
+            };
+            let sig_len = self.ctx.query_context_sizes()?.security_trailer as usize;
+            let prot = Protection {
+                ctx: ProtCtx::ServerNegotiate(self.ctx),
+                level: self.level,
+                auth_type: RPC_C_AUTHN_GSS_NEGOTIATE,
+                context_id: self.context_id,
+                sig_len,
+                header_sign,
+            };
+            return Ok((out, Ok((user, prot))));
+        }
         let mut user = None;
         if let Some(at) = find_ntlm(token, 3) {
             let msg = parse_authenticate(&token[at..])?;
@@ -883,7 +1148,7 @@ impl ServerNegotiate {
                 user: msg.user,
             });
         }
-        let (status, out) = accept_step(&mut self.ctx, token)?;
+        let (status, out) = accept_step(&mut self.ctx, token, false)?;
         if status != SecurityStatus::Ok {
             return Ok((out, Err(self)));
         }
@@ -1043,6 +1308,7 @@ mod tests {
             },
             spn: None,
             kdc: None,
+            keytab: None,
         };
         ClientContext::new(&a, None).unwrap()
     }
@@ -1068,6 +1334,7 @@ mod tests {
             },
             spn: None,
             kdc: None,
+            keytab: None,
         };
         let mut c = ClientContext::new(&a, None)?;
         let t1 = c.step(None)?;

@@ -58,7 +58,7 @@ pub enum IcprError {
     },
     /// Credentials refused.
     #[error(
-        "authentication to the CA failed: {0} — check domain, user name and password (NTLMv2)"
+        "authentication to the CA failed: {0} — check domain (or realm), user name and password or keytab"
     )]
     Authentication(String),
     /// The CA denied or failed the request (disposition carried an HRESULT).

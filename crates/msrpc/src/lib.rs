@@ -20,6 +20,7 @@ pub mod epm;
 pub mod error;
 pub mod icpr;
 pub mod icpr_client;
+pub mod keytab;
 pub mod ndr;
 pub mod pdu;
 pub mod server;

@@ -344,9 +344,14 @@ impl Conn {
                     AuthState::PendingNegotiate(neg)
                         if a.auth_type == RPC_C_AUTHN_GSS_NEGOTIATE =>
                     {
+                        let mech = if neg.is_kerberos() {
+                            "Kerberos"
+                        } else {
+                            "NTLM"
+                        };
                         match neg.accept_continue(&a.value, store.as_ref(), self.header_sign) {
                             Ok((out, Ok((user, prot)))) => {
-                                tracing::info!(peer = %self.peer, domain = %user.domain, user = %user.user, "SPNEGO/NTLM authenticated");
+                                tracing::info!(peer = %self.peer, domain = %user.domain, user = %user.user, mech, "SPNEGO authenticated");
                                 self.auth = AuthState::Established(Box::new(prot), user);
                                 auth_out = Some(reply_verifier(out));
                             }

@@ -96,6 +96,7 @@ fn auth_with(method: AuthMethod, level: AuthLevel, password: &str) -> ClientAuth
         },
         spn: None,
         kdc: None,
+        keytab: None,
     }
 }
 

@@ -1010,6 +1010,8 @@ mod tests {
             domain: domain.into(),
             username: username.into(),
             password: "pw".into(),
+            realm: None,
+            keytab: None,
             kdc: None,
             spn: None,
             port: None,

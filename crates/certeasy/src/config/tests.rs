@@ -1021,3 +1021,110 @@ fn metrics_are_off_by_default_and_need_their_own_address() {
     assert_eq!(path, "metrics.listen");
     assert!(msg.contains("not an IP address and port"), "{msg}");
 }
+
+/// A Kerberos `auth` block in place of the NTLM one of [`ADCS`].
+fn with_kerberos_auth(auth: &str) -> String {
+    let text = BASE.replace(
+        "issuance-policies:",
+        &format!(
+            "{}{auth}issuance-policies:",
+            ADCS.split("      auth:\n")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+                + "      auth:\n"
+        ),
+    );
+    format!("{text}policy-bindings:\n  - policy: default\n    authorities: [corp]\n")
+}
+
+/// A keytab with one AES-256 key of `alice@CORP.TEST`, mode 600.
+fn keytab_file(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut e = Vec::new();
+    e.extend_from_slice(&1u16.to_be_bytes());
+    for s in ["CORP.TEST", "alice"] {
+        e.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        e.extend_from_slice(s.as_bytes());
+    }
+    e.extend_from_slice(&1u32.to_be_bytes());
+    e.extend_from_slice(&0u32.to_be_bytes());
+    e.push(2);
+    e.extend_from_slice(&18u16.to_be_bytes());
+    e.extend_from_slice(&32u16.to_be_bytes());
+    e.extend_from_slice(&[0x0a; 32]); // ends in '\n' on purpose: read as binary
+    let mut f = vec![5, 2];
+    f.extend_from_slice(&(e.len() as u32).to_be_bytes());
+    f.extend(e);
+    let p = dir.join("alice.keytab");
+    std::fs::write(&p, f).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+#[test]
+fn adcs_kerberos_with_a_keytab_needs_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let kt = keytab_file(dir.path());
+    let c = load(&with_kerberos_auth(&format!(
+        "        method: kerberos\n        domain: corp.test\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n        spn: HOST/ca.corp.test\n",
+        kt.display()
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    assert_eq!(
+        s.realm.as_deref(),
+        Some("CORP.TEST"),
+        "realm from the DNS domain"
+    );
+    assert_eq!(s.password, "");
+    let k = s.keytab.as_ref().expect("keytab loaded");
+    let e = k.client_key(Some("alice@CORP.TEST")).expect("alice's key");
+    assert_eq!(e.key, vec![0x0a; 32], "binary content kept whole");
+    assert_eq!(s.spn.as_deref(), Some("HOST/ca.corp.test"));
+}
+
+#[test]
+fn adcs_kerberos_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let kt = keytab_file(dir.path());
+    // a keytab with NTLM
+    let (path, _, msg) = refuse(&with_kerberos_auth(&format!(
+        "        method: ntlm\n        domain: CORP\n        username: alice\n        keytab: {}\n",
+        kt.display()
+    )));
+    assert_eq!(path, "authorities[1].configuration.auth.keytab");
+    assert!(msg.contains("method kerberos"), "{msg}");
+    // no realm for kerberos (NetBIOS domain only)
+    let (path, _, msg) = refuse(&with_kerberos_auth(&format!(
+        "        method: kerberos\n        domain: CORP\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n",
+        kt.display()
+    )));
+    assert_eq!(path, "authorities[1].configuration.auth.realm");
+    assert!(msg.contains("CORP.EXAMPLE"), "{msg}");
+    // not a keytab
+    let bad = dir.path().join("bad.keytab");
+    std::fs::write(&bad, b"not a keytab").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (path, _, msg) = refuse(&with_kerberos_auth(&format!(
+        "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n",
+        bad.display()
+    )));
+    assert_eq!(path, "authorities[1].configuration.auth.keytab");
+    assert!(msg.contains("not a keytab"), "{msg}");
+    // Kerberos at packet integrity
+    let (path, _, msg) = refuse(
+        &with_kerberos_auth(&format!(
+            "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n",
+            kt.display()
+        ))
+        .replace("      auth:\n", "      auth-level: integrity\n      auth:\n"),
+    );
+    assert_eq!(path, "authorities[1].configuration.auth-level");
+    assert!(msg.contains("privacy"), "{msg}");
+}

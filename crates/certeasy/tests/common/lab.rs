@@ -30,10 +30,20 @@ pub struct LabEnv {
 }
 
 pub async fn lab() -> LabEnv {
+    lab_with_keytab(None).await
+}
+
+/// The lab CA, accepting Kerberos with the service keys of `keytab` (the
+/// lab domain's `ca.keytab`) beside NTLM when given.
+pub async fn lab_with_keytab(keytab: Option<&std::path::Path>) -> LabEnv {
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
+    let mut cfg =
         LabConfig::parse(&LAB.replace("STATE", &dir.path().join("state").display().to_string()))
             .unwrap();
+    if let Some(k) = keytab {
+        let kt = msrpc::keytab::Keytab::parse(&std::fs::read(k).unwrap()).unwrap();
+        cfg.keytab = Some(Arc::new(kt));
+    }
     let lab = Arc::new(Lab::open(cfg).unwrap());
     let running = start(lab.clone(), Ipv4Addr::LOCALHOST, 0, 0).await.unwrap();
     LabEnv { dir, lab, running }
@@ -48,6 +58,28 @@ impl LabEnv {
             "  - name: {name}\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\LAB-CA'\n      certificate-template: {template}\n      endpoint-mapper-port: {epm}\n      request-timeout: 10s\n      default-timeout: 1m\n      health-check-interval: 100ms\n      auth:\n        method: ntlm\n        domain: CORP\n        username: alice\n        password-file: {pw}\n",
             epm = self.running.epm_addr.port(),
             pw = pw.display(),
+        )
+    }
+
+    /// YAML of an `adcs` authority authenticating to this lab CA with
+    /// Kerberos from the lab domain: alice's keys from `keytab`, the KDC at
+    /// 127.0.0.2, the SPN HOST/ca.corp.test.
+    pub fn kerberos_authority(
+        &self,
+        name: &str,
+        template: &str,
+        keytab: &std::path::Path,
+    ) -> String {
+        let kt = self.dir.path().join(format!("{name}.keytab"));
+        std::fs::copy(keytab, &kt).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        format!(
+            "  - name: {name}\n    type: adcs\n    configuration:\n      ca-name: '127.0.0.1\\LAB-CA'\n      certificate-template: {template}\n      endpoint-mapper-port: {epm}\n      request-timeout: 10s\n      default-timeout: 1m\n      health-check-interval: 100ms\n      auth:\n        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        keytab: {kt}\n        kdc: tcp://127.0.0.2:88\n        spn: HOST/ca.corp.test\n",
+            epm = self.running.epm_addr.port(),
+            kt = kt.display(),
         )
     }
 

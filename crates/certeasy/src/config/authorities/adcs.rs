@@ -96,9 +96,13 @@ struct AdcsAuth {
     /// Accepted only to refuse it with a hint: no plain passwords in YAML.
     #[serde(default)]
     password: Option<String>,
-    /// Kerberos keytab.
+    /// Kerberos keytab holding the service account's keys (no password).
     #[serde(default)]
     keytab: Option<String>,
+    /// Kerberos realm of the service account (default: `domain` in upper
+    /// case when it is a DNS name).
+    #[serde(default)]
+    realm: Option<String>,
     /// Kerberos: KDC URL, e.g. `tcp://dc01.corp.example:88`.
     #[serde(default)]
     kdc: Option<String>,
@@ -195,13 +199,38 @@ impl Checker<'_> {
                 "a password is never written in the configuration; put it in a file readable only by certeasy (password-file) or in an environment variable (password-env)",
             );
         }
-        if a.keytab.is_some() {
-            ok = false;
-            self.issue(
-                format!("{ck}.auth.keytab"),
-                "keytabs are not supported yet; use password-file or password-env",
-            );
-        }
+        let keytab = match &a.keytab {
+            Some(_) if a.method == AdcsAuthMethod::Ntlm => {
+                ok = false;
+                self.issue(
+                    format!("{ck}.auth.keytab"),
+                    "a keytab holds Kerberos keys; use method kerberos (or negotiate), or password-file for NTLM",
+                );
+                None
+            }
+            Some(f) => {
+                let key = format!("{ck}.auth.keytab");
+                let path = self.work_path(&key, f);
+                match crate::fsutil::check_secret_file(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        std::fs::read(&path)
+                            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                    })
+                    .and_then(|b| {
+                        certeasy_adcs::Keytab::parse(&b)
+                            .map_err(|e| format!("{}: {e}", path.display()))
+                    }) {
+                    Ok(kt) => Some(std::sync::Arc::new(kt)),
+                    Err(e) => {
+                        ok = false;
+                        self.issue(key, e);
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         if a.method == AdcsAuthMethod::Kerberos && a.kdc.is_none() {
             ok = false;
             self.issue(
@@ -209,7 +238,27 @@ impl Checker<'_> {
                 "method kerberos needs kdc, e.g. tcp://dc01.corp.example:88 (or use negotiate)",
             );
         }
+        let realm = a.realm.clone().or_else(|| {
+            a.domain
+                .contains('.')
+                .then(|| a.domain.to_ascii_uppercase())
+        });
+        if a.method == AdcsAuthMethod::Kerberos && realm.is_none() {
+            ok = false;
+            self.issue(
+                format!("{ck}.auth.realm"),
+                "method kerberos needs the realm (e.g. CORP.EXAMPLE), or domain as a DNS name",
+            );
+        }
+        if a.method == AdcsAuthMethod::Kerberos && cfg.auth_level == AdcsAuthLevel::Integrity {
+            ok = false;
+            self.issue(
+                format!("{ck}.auth-level"),
+                "Kerberos is supported at packet privacy only; set auth-level: privacy",
+            );
+        }
         let password = match (&a.password_file, &a.password_env) {
+            (None, None) if keytab.is_some() => Some(String::new()),
             (Some(f), None) => {
                 let key = format!("{ck}.auth.password-file");
                 self.secret_file(&key, f)
@@ -276,6 +325,8 @@ impl Checker<'_> {
                 domain: a.domain.clone(),
                 username: a.username.clone(),
                 password: password?,
+                realm,
+                keytab,
                 kdc: a.kdc.clone(),
                 spn: a.spn.clone(),
                 port: cfg.port,

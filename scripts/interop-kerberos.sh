@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# Kerberos end to end against a real KDC: the throwaway Samba AD DC of
+# scripts/lab-domain.sh (realm CORP.TEST, KDC and DNS on 127.0.0.2).
+#
+#   scripts/interop-kerberos.sh
+#
+# 1. msrpc's Kerberos client against Samba's own DCE/RPC server (cargo test
+#    -p msrpc --test kerberos_lab): password and keytab, packet privacy, and
+#    the messages for a wrong password, an unknown SPN, an unknown user and
+#    a KDC that does not answer; the host-footprint test with Kerberos (no
+#    child process, no ticket cache file).
+# 2. lab-adcs accepting Kerberos from the keytab of HOST/ca.corp.test beside
+#    NTLM (endpoint mapper on 127.0.0.1:135: run as root), `lab-adcs request`
+#    with Kerberos and with NTLM.
+# 3. certbot and lego through certeasy → lab-adcs, the authority
+#    authenticating with Kerberos: once with a password file, once with a
+#    keytab (no password at all); the names resolve in the domain's DNS.
+# 4. Certipy with Kerberos (-k, a ticket for alice from the lab KDC):
+#    issued, pending, denied -- a KNOWN GAP today, see section 4 below.
+# 5. `certeasy adcs check` against the lab domain's real AD objects (LDAPS,
+#    tokenGroups) and lab-adcs: all green for WebServer; a subject built
+#    from AD, a clientAuth EKU, an any-purpose EKU, an unpublished template
+#    and a template without Enroll for the account each reported with its fix.
+#
+# Needs the venvs of scripts/interop.sh (certbot) and
+# scripts/interop-certipy.sh (Certipy), which scripts/test.sh runs first.
+# Environment: CARGO_TARGET_DIR (default /var/tmp/certeasy-target),
+# CERTEASY_CACHE (default /var/tmp/certeasy-cache), CERTEASY_BIN and
+# LAB_ADCS_BIN (default: built here), LAB_DOMAIN_DIR (default
+# $CERTEASY_CACHE/lab-domain; kept between runs, provisioned once).
+# Last line: "interop-kerberos: N passed, M failed".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/certeasy-target}"
+CACHE="${CERTEASY_CACHE:-/var/tmp/certeasy-cache}"
+LAB="${LAB_DOMAIN_DIR:-$CACHE/lab-domain}"
+CERTIPY_VENV="${CERTEASY_INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/certeasy-interop}/venv"
+CERTBOT="$CACHE/venv-certbot/bin/certbot"
+KDC=tcp://127.0.0.2:88
+
+say() { printf '[kerberos] %s\n' "$*"; }
+PASS=0
+FAIL=0
+pass() { PASS=$((PASS + 1)); say "PASS $1"; }
+fail() { FAIL=$((FAIL + 1)); say "FAIL $1"; [[ -z "${2:-}" || ! -f "$2" ]] || tail -n 25 "$2" | sed 's/^/    | /'; }
+check() { # name, expected regexp, output file
+  if grep -Eq "$2" "$3"; then pass "$1"; else fail "$1 (expected /$2/)" "$3"; fi
+}
+
+WORK="$(mktemp -d /var/tmp/certeasy-kerberos.XXXXXX)"
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  bash "$ROOT/scripts/lab-domain.sh" stop "$LAB" || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- lab domain
+mkdir -p "$LAB"
+bash "$ROOT/scripts/lab-domain.sh" start "$LAB"
+export KRB5_CONFIG="$LAB/krb5.conf"
+samba_dns() { # name → 127.0.0.1 in corp.test
+  samba-tool dns query 127.0.0.2 corp.test "$1" A -U 'Administrator%Admin-Passw0rd!' -s "$LAB/samba/etc/smb.conf" >/dev/null 2>&1 ||
+    samba-tool dns add 127.0.0.2 corp.test "$1" A 127.0.0.1 -U 'Administrator%Admin-Passw0rd!' -s "$LAB/samba/etc/smb.conf" >/dev/null
+}
+for n in cb-pw cb-kt lg-pw lg-kt; do samba_dns "$n"; done
+
+# ---------------------------------------------------------------- 1. msrpc ↔ Samba
+say "cargo test -p msrpc --test kerberos_lab"
+if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p msrpc --test kerberos_lab -- --test-threads 1) >"$WORK/cargo.log" 2>&1 &&
+   grep -q 'test result: ok. 3 passed' "$WORK/cargo.log"; then
+  pass "msrpc Kerberos client against Samba RPC (password, keytab, negotiate, error messages)"
+else
+  fail "msrpc Kerberos client against Samba RPC" "$WORK/cargo.log"
+fi
+
+say "cargo test -p certeasy --test footprint (Kerberos)"
+if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p certeasy --test footprint -- issuing_with_kerberos) >"$WORK/footprint.log" 2>&1 &&
+   grep -q 'test result: ok. 1 passed' "$WORK/footprint.log"; then
+  pass "footprint with Kerberos: no child process, no ticket cache or other file outside the workdir"
+else
+  fail "footprint with Kerberos" "$WORK/footprint.log"
+fi
+
+# ---------------------------------------------------------------- binaries
+if [[ -z "${LAB_ADCS_BIN:-}" || -z "${CERTEASY_BIN:-}" ]]; then
+  say "building lab-adcs and certeasy"
+  (cd "$ROOT" && cargo build --quiet -p lab-adcs -p certeasy --bins)
+fi
+LAB_ADCS_BIN="${LAB_ADCS_BIN:-$CARGO_TARGET_DIR/debug/lab-adcs}"
+CERTEASY_BIN="${CERTEASY_BIN:-$CARGO_TARGET_DIR/debug/certeasy}"
+
+# ---------------------------------------------------------------- 2. lab-adcs with Kerberos
+cp "$LAB/ca.keytab" "$WORK/ca.keytab"
+sed "s#^  state-dir: .*#  state-dir: $WORK/state#" "$ROOT/examples/lab-adcs.yml" > "$WORK/lab-adcs.yml"
+printf 'kerberos:\n  keytab: %s\n' "$WORK/ca.keytab" >> "$WORK/lab-adcs.yml"
+"$LAB_ADCS_BIN" serve -f "$WORK/lab-adcs.yml" --address 127.0.0.1 --epm-port 135 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+  grep -q '^lab-adcs ready:' "$WORK/serve.out" 2>/dev/null && break
+  kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$WORK/serve.err" >&2; say "lab-adcs did not start (port 135 needs root)"; exit 1; }
+  sleep 0.1
+done
+grep -q '^lab-adcs ready:' "$WORK/serve.out" || { say "lab-adcs not ready after 10s"; exit 1; }
+
+openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/k.pem" -subj /CN=www.corp.test \
+  -addext subjectAltName=DNS:www.corp.test -out "$WORK/req.csr" 2>/dev/null
+printf 'Passw0rd!\n' > "$WORK/alice.pw"
+printf 'wrong\n' > "$WORK/wrong.pw"
+chmod 600 "$WORK"/*.pw
+lab_request() { # out, auth, password file, kdc, extra args...
+  local out="$1" auth="$2" pw="$3" kdc="$4"; shift 4
+  LAB_ADCS_LOG=error "$LAB_ADCS_BIN" request --host 127.0.0.1 --epm-port 135 --domain CORP.TEST --user alice \
+    --password-file "$pw" --ca LAB-CA --template WebServer --csr "$WORK/req.csr" --auth "$auth" \
+    --kdc "$kdc" --out "$WORK/out.pem" --timeout 10 "$@" >"$out" 2>&1 || true
+}
+# lab-adcs's log without colours, from line $1 on
+serve_log() { sed -n "${1:-1},\$p" "$WORK/serve.err" | sed 's/\x1b\[[0-9;]*m//g'; }
+lab_request "$WORK/req-krb.log" kerberos "$WORK/alice.pw" "$KDC" --spn HOST/ca.corp.test
+check "lab-adcs request with Kerberos issued" 'Disposition: issued' "$WORK/req-krb.log"
+serve_log > "$WORK/serve.txt"
+check "lab-adcs saw a Kerberos logon of alice@corp.test" 'domain=corp.test user=alice mech="?Kerberos' "$WORK/serve.txt"
+lab_request "$WORK/req-rpcss.log" kerberos "$WORK/alice.pw" "$KDC" --spn RPCSS/ca.corp.test
+check "lab-adcs accepts a ticket for RPCSS/ca.corp.test too" 'Disposition: issued' "$WORK/req-rpcss.log"
+LAB_ADCS_LOG=error "$LAB_ADCS_BIN" request --host 127.0.0.1 --epm-port 135 --domain CORP --user alice \
+  --password-file "$WORK/alice.pw" --ca LAB-CA --template WebServer --csr "$WORK/req.csr" --auth ntlm \
+  --out "$WORK/out.pem" >"$WORK/req-ntlm.log" 2>&1 || true
+check "lab-adcs still accepts NTLM beside Kerberos" 'Disposition: issued' "$WORK/req-ntlm.log"
+lab_request "$WORK/req-badpw.log" kerberos "$WORK/wrong.pw" "$KDC" --spn HOST/ca.corp.test
+check "wrong password: pre-authentication failed, check the password file" 'pre-authentication failed.*password file' "$WORK/req-badpw.log"
+lab_request "$WORK/req-badspn.log" kerberos "$WORK/alice.pw" "$KDC" --spn HOST/nowhere.corp.test
+check "unknown SPN: no service principal, check auth.spn" 'no service principal.*auth.spn' "$WORK/req-badspn.log"
+lab_request "$WORK/req-nokdc.log" kerberos "$WORK/alice.pw" tcp://127.0.0.2:1 --spn HOST/ca.corp.test
+check "KDC down: the KDC is unreachable, check auth.kdc" 'KDC is unreachable.*auth.kdc' "$WORK/req-nokdc.log"
+
+# ---------------------------------------------------------------- 3. certbot/lego → certeasy → lab-adcs (Kerberos)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cp "$LAB/alice.keytab" "$WORK/alice.keytab"
+chmod 600 "$WORK/alice.keytab"
+certeasy_run() { # tag, auth yaml lines
+  local tag="$1" auth="$2" port http d
+  port="$(free_port)"; http="$(free_port)"
+  d="$WORK/certeasy-$tag"; mkdir -p "$d"
+  cat > "$d/certeasy.yml" <<EOF
+workdir: "$d/work"
+server:
+  url: ["https://localhost:$port"]
+  listen: "127.0.0.1:$port"
+tls-certificate-manager:
+  bundles:
+    - name: listener
+      mode: pki
+      authority: builtin
+dns-validation-profiles:
+  - name: lab
+    timeout: 10s
+    zones:
+      - suffixes: ["corp.test"]
+        dns-server: ["127.0.0.2:53"]
+    resolved-ip-policy:
+      allow-cidrs: ["127.0.0.0/8"]
+    http-01-port: $http
+authorities:
+  - name: builtin
+    type: builtin
+    configuration:
+      common-name: "kerberos interop listener CA"
+      password: "interop"
+  - name: lab-ca
+    type: adcs
+    configuration:
+      ca-name: '127.0.0.1\\LAB-CA'
+      certificate-template: WebServer
+      request-timeout: 10s
+      default-timeout: 2m
+      auth:
+$auth
+issuance-policies:
+  - name: corp
+    dns:
+      allow: [".corp.test/1"]
+    signature:
+      min-rsa-bits: 2048
+policy-bindings:
+  - policy: corp
+    authorities: [lab-ca]
+    strategy: first_available
+EOF
+  NO_COLOR=1 "$CERTEASY_BIN" serve -f "$d/certeasy.yml" >"$d/certeasy.log" 2>&1 &
+  PIDS+=($!)
+  local cpid=$! ok=
+  for _ in $(seq 1 300); do
+    if [[ -f "$d/work/ca/root.pem" ]] && curl -sf --cacert "$d/work/ca/root.pem" "https://localhost:$port/acme/directory" >/dev/null 2>&1; then ok=1; break; fi
+    kill -0 "$cpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z "$ok" ]]; then fail "certeasy ($tag) did not start" "$d/certeasy.log"; return; fi
+  # certbot, http-01 on its standalone server
+  REQUESTS_CA_BUNDLE="$d/work/ca/root.pem" timeout 180 "$CERTBOT" --config-dir "$d/cb" --work-dir "$d/cb" --logs-dir "$d/cb" \
+    --server "https://localhost:$port/acme/directory" --non-interactive certonly --standalone \
+    --http-01-port "$http" --http-01-address 127.0.0.1 --register-unsafely-without-email --agree-tos \
+    --cert-name c -d "cb-$tag.corp.test" >"$d/certbot.log" 2>&1 || true
+  if [[ -f "$d/cb/live/c/cert.pem" ]] && openssl x509 -in "$d/cb/live/c/cert.pem" -noout -issuer | grep -q 'LAB-CA'; then
+    pass "certbot → certeasy → lab-adcs with Kerberos ($tag): certificate issued by LAB-CA"
+  else
+    fail "certbot → certeasy → lab-adcs with Kerberos ($tag)" "$d/certbot.log"; tail -n 20 "$d/certeasy.log" | sed 's/^/    | /'
+  fi
+  LEGO_CA_CERTIFICATES="$d/work/ca/root.pem" timeout 180 lego --server "https://localhost:$port/acme/directory" \
+    --path "$d/lego" --accept-tos --email a@b.test --key-type rsa2048 --domains "lg-$tag.corp.test" \
+    --http --http.port "127.0.0.1:$http" run >"$d/lego.log" 2>&1 || true
+  if [[ -f "$d/lego/certificates/lg-$tag.corp.test.crt" ]] &&
+     openssl x509 -in "$d/lego/certificates/lg-$tag.corp.test.crt" -noout -issuer | grep -q 'LAB-CA'; then
+    pass "lego → certeasy → lab-adcs with Kerberos ($tag): certificate issued by LAB-CA"
+  else
+    fail "lego → certeasy → lab-adcs with Kerberos ($tag)" "$d/lego.log"; tail -n 20 "$d/certeasy.log" | sed 's/^/    | /'
+  fi
+  kill "$cpid" 2>/dev/null || true; wait "$cpid" 2>/dev/null || true
+}
+before=$(( $(wc -l < "$WORK/serve.err") + 1 ))
+certeasy_run pw "        method: kerberos
+        realm: CORP.TEST
+        username: alice
+        password-file: \"$WORK/alice.pw\"
+        kdc: $KDC
+        spn: HOST/ca.corp.test"
+certeasy_run kt "        method: kerberos
+        realm: CORP.TEST
+        username: alice
+        keytab: \"$WORK/alice.keytab\"
+        kdc: $KDC
+        spn: HOST/ca.corp.test"
+serve_log "$before" > "$WORK/certeasy-logons.txt"
+krb="$(grep -c 'mech="\?Kerberos' "$WORK/certeasy-logons.txt" || true)"
+ntlm="$(grep -c 'NTLM' "$WORK/certeasy-logons.txt" || true)"
+if [[ "$krb" -gt 0 && "$ntlm" -eq 0 ]]; then
+  pass "certeasy authenticated with Kerberos only ($krb Kerberos logons at lab-adcs, 0 NTLM)"
+else
+  fail "certeasy authentications: $krb Kerberos, $ntlm NTLM" "$WORK/certeasy-logons.txt"
+fi
+
+# ---------------------------------------------------------------- 5. adcs check against AD
+# `certeasy adcs check` with its LDAP part against the lab domain: the real
+# AD schema objects (pKICertificateTemplate, pKIEnrollmentService), LDAPS
+# with the DC's certificate verified, tokenGroups from the directory; the
+# RPC part against lab-adcs with Kerberos. One configuration per template.
+adcs_check() { # out, authority name, template
+  local d="$WORK/check-$2"; mkdir -p "$d"
+  cat > "$d/certeasy.yml" <<EOF
+workdir: "$d/work"
+server:
+  url: ["https://localhost:14443"]
+  listen: "127.0.0.1:14443"
+tls-certificate-manager:
+  bundles:
+    - name: listener
+      mode: pki
+      authority: builtin
+dns-validation-profiles:
+  - name: lab
+    zones:
+      - suffixes: ["corp.test"]
+        dns-server: ["127.0.0.2:53"]
+    resolved-ip-policy:
+      allow-cidrs: ["127.0.0.0/8"]
+authorities:
+  - name: builtin
+    type: builtin
+    configuration:
+      common-name: "check"
+      password: "interop"
+  - name: $2
+    type: adcs
+    configuration:
+      ca-name: '127.0.0.1\\LAB-CA'
+      certificate-template: $3
+      request-timeout: 10s
+      auth:
+        method: kerberos
+        realm: CORP.TEST
+        username: alice
+        password-file: "$WORK/alice.pw"
+        kdc: $KDC
+        spn: HOST/ca.corp.test
+      ldap:
+        url: ldaps://127.0.0.2:636
+        ca-file: "$LAB/ldap-ca.pem"
+        bind-name: alice@corp.test
+issuance-policies:
+  - name: corp
+    dns:
+      allow: [".corp.test/1"]
+    signature:
+      allowed-algorithms: [RSA-SHA256, RSA-SHA384, RSA-SHA512]
+policy-bindings:
+  - policy: corp
+    authorities: [$2]
+EOF
+  "$CERTEASY_BIN" adcs check -f "$d/certeasy.yml" >"$1" 2>&1 || true
+}
+adcs_check "$WORK/check-good.log" good WebServer
+check "adcs check against AD: Enroll for alice on WebServer resolved from the directory" '^✓ .*may enroll on template "WebServer"' "$WORK/check-good.log"
+if grep -q '^✗' "$WORK/check-good.log"; then fail "adcs check: WebServer has a failing line" "$WORK/check-good.log"; else pass "adcs check: every line green for WebServer"; fi
+adcs_check "$WORK/check-subject.log" subject SubjectFromAD
+check "adcs check: subject built from AD is reported with its fix" '^✗ .*SubjectFromAD.*ENROLLEE_SUPPLIES_SUBJECT.*fix:' "$WORK/check-subject.log"
+adcs_check "$WORK/check-client.log" client ClientAuthToo
+check "adcs check: clientAuth EKU is reported with its fix" '^✗ .*"ClientAuthToo" EKU.*Client Authentication.*ESC1.*fix:' "$WORK/check-client.log"
+adcs_check "$WORK/check-any.log" any AnyPurpose
+check "adcs check: any-purpose EKU is reported with its fix" '^✗ .*"AnyPurpose" EKU: Any Purpose.*ESC2.*fix:' "$WORK/check-any.log"
+adcs_check "$WORK/check-unpub.log" unpub NotPublished
+check "adcs check: unpublished template is reported with its fix" '^✗ .*"NotPublished" is not published on CA "LAB-CA".*fix:' "$WORK/check-unpub.log"
+adcs_check "$WORK/check-noenroll.log" noenroll NoEnroll
+check "adcs check: template without Enroll for the account is reported with its fix" '^✗ .*no Enroll permission on template "NoEnroll".*fix:' "$WORK/check-noenroll.log"
+
+# ---------------------------------------------------------------- 4. Certipy -k
+# Certipy (impacket) with a Kerberos ticket for alice from the lab KDC. Two
+# things stand between it and lab-adcs today (see docs/adcs.md, Kerberos):
+# * Samba's KDC (Heimdal) refuses impacket's own TGS-REQ
+#   (KRB_AP_ERR_INAPP_CKSUM), so the service ticket is fetched with MIT kvno
+#   into the cache Certipy reads;
+# * sspi's acceptor refuses impacket's DCE-style third leg (its AP-REP) with
+#   an ASN.1 error. Until that is fixed the issuance is reported as a KNOWN
+#   GAP, not counted; a pass is counted as soon as it works, and any other
+#   failure fails.
+certipy_known_gap() { # name, output file
+  if grep -Eq 'Successfully (requested|retrieved) certificate|pending approval|CERTSRV_E_TEMPLATE_DENIED' "$2"; then
+    pass "$1"
+  elif serve_log | grep -q 'SPNEGO authentication failed.*Expected Application class tag but got: Universal'; then
+    say "KNOWN GAP $1: sspi's acceptor refuses impacket's DCE-style AP-REP (ASN.1 error); not counted"
+  else
+    fail "$1" "$2"
+  fi
+}
+if [[ -x "$CERTIPY_VENV/bin/certipy" ]]; then
+  export KRB5CCNAME="$WORK/alice.ccache"
+  printf 'Passw0rd!\n' | kinit alice@CORP.TEST >"$WORK/kinit.log" 2>&1 || true
+  kvno HOST/ca.corp.test >>"$WORK/kinit.log" 2>&1 || true
+  klist >>"$WORK/kinit.log" 2>&1 || true
+  check "kinit alice and a ticket for HOST/ca.corp.test from the lab KDC" 'HOST/ca.corp.test@CORP.TEST' "$WORK/kinit.log"
+  certipy_k() { # out, args
+    local out="$1"; shift
+    (cd "$WORK" && printf 'n\n' | timeout 60 "$CERTIPY_VENV/bin/certipy" req -k -no-pass -u alice@CORP.TEST -ca LAB-CA \
+       -target ca.corp.test -dc-host dc1.corp.test -dc-ip 127.0.0.2 -ns 127.0.0.2 -dns-tcp -dynamic-endpoint -timeout 10 "$@") >"$out" 2>&1 || true
+  }
+  certipy_k "$WORK/cp-issued.log" -template WebServer -out cp-issued
+  certipy_known_gap "certipy -k issued" "$WORK/cp-issued.log"
+  certipy_k "$WORK/cp-pending.log" -template PendingWebServer
+  certipy_known_gap "certipy -k pending" "$WORK/cp-pending.log"
+  ID="$(sed -n 's/.*Request ID is \([0-9][0-9]*\).*/\1/p' "$WORK/cp-pending.log" | head -1)"
+  if [[ -n "$ID" ]]; then
+    "$LAB_ADCS_BIN" approve -f "$WORK/lab-adcs.yml" "$ID" >"$WORK/approve.log" 2>&1 || true
+    certipy_k "$WORK/cp-retrieve.log" -retrieve "$ID"
+    check "certipy -k retrieve $ID" 'Successfully retrieved certificate|Wrote certificate' "$WORK/cp-retrieve.log"
+  fi
+  certipy_k "$WORK/cp-denied.log" -template DeniedTemplate
+  certipy_known_gap "certipy -k denied" "$WORK/cp-denied.log"
+  unset KRB5CCNAME
+else
+  fail "Certipy venv missing ($CERTIPY_VENV): run scripts/interop-certipy.sh first"
+fi
+
+echo "interop-kerberos: $PASS passed, $FAIL failed"
+[[ "$FAIL" -eq 0 ]]
