@@ -205,7 +205,11 @@ impl Context {
 /// Asks every question, in the documented order.
 pub fn wizard(p: &mut dyn Prompter, ctx: &Context) -> Result<Answers, InitError> {
     let listen = p.ask(q::LISTEN, "0.0.0.0:8443", &q::check_listen)?;
-    let url = p.ask(q::URL, &q::default_url(&listen, &ctx.hostname), &q::check_url)?;
+    let url = p.ask(
+        q::URL,
+        &q::default_url(&listen, &ctx.hostname),
+        &q::check_url,
+    )?;
     let workdir = p.ask(
         q::WORKDIR,
         &q::default_workdir(&ctx.config_dir),
@@ -498,18 +502,19 @@ fn write_file(path: &Path, content: &[u8], mode: u32, force: bool) -> Result<(),
 
 /// Writes the password file (0600) and the configuration, then loads the
 /// configuration exactly as `validate` does.
-pub fn write(
-    a: &Answers,
-    out: &Outputs,
-    force: bool,
-) -> Result<crate::config::Config, WriteError> {
+pub fn write(a: &Answers, out: &Outputs, force: bool) -> Result<crate::config::Config, WriteError> {
     check_free(out, force)?;
     let password = match &a.authority {
         AuthorityAnswers::Builtin { password, .. } | AuthorityAnswers::Adcs { password, .. } => {
             password
         }
     };
-    write_file(&out.secret, format!("{}\n", password.0).as_bytes(), 0o600, force)?;
+    write_file(
+        &out.secret,
+        format!("{}\n", password.0).as_bytes(),
+        0o600,
+        force,
+    )?;
     let yaml = render(a, &out.secret);
     if let Err(e) = write_file(&out.config, yaml.as_bytes(), 0o644, force) {
         if !force {
@@ -531,7 +536,7 @@ pub fn next_steps(a: &Answers, out: &Outputs, workdir: &Path) -> String {
         s.push_str(&format!("  certeasy adcs check -f {f}\n"));
     }
     s.push_str(&format!(
-        "  certeasy serve -f {f}\n\nACME directory for clients: {}/directory\n",
+        "  certeasy serve -f {f}\n\nACME directory for clients: {}/acme/directory\n",
         a.url
     ));
     if matches!(a.authority, AuthorityAnswers::Builtin { .. }) {
@@ -717,7 +722,11 @@ pub fn run_with(args: &InitArgs, prompter: &mut dyn Prompter, out: &mut dyn Writ
     }
     let _ = write!(out, "{}", next_steps(&answers, &outputs, &config.workdir));
     if let AuthorityAnswers::Adcs { check: true, .. } = answers.authority {
-        let _ = writeln!(out, "\nRunning certeasy adcs check -f {} …", outputs.config.display());
+        let _ = writeln!(
+            out,
+            "\nRunning certeasy adcs check -f {} …",
+            outputs.config.display()
+        );
         let _ = out.flush();
         if super::adcs::check(&outputs.config, None, false) != ExitCode::SUCCESS {
             let _ = writeln!(
@@ -784,7 +793,10 @@ mod tests {
             name_rules(&z, 3, true),
             vec![".corp.example/3", "*.corp.example", "*..corp.example/2"]
         );
-        assert_eq!(name_rules(&z, 1, true), vec![".corp.example/1", "*.corp.example"]);
+        assert_eq!(
+            name_rules(&z, 1, true),
+            vec![".corp.example/1", "*.corp.example"]
+        );
     }
 
     #[test]
@@ -881,7 +893,10 @@ mod tests {
         // A bad answer names its line and question.
         let e = wizard(&mut ScriptPrompter::new("\nftp://x\n".as_bytes()), &ctx).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("line 2: url") && msg.contains("https://"), "{msg}");
+        assert!(
+            msg.contains("line 2: url") && msg.contains("https://"),
+            "{msg}"
+        );
         // Too few lines.
         let e = wizard(&mut ScriptPrompter::new("\n\n".as_bytes()), &ctx).unwrap_err();
         assert!(e.to_string().contains("workdir"), "{e}");

@@ -88,7 +88,9 @@ pub fn check_url(s: &str) -> Checked {
     let s = s.trim();
     let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
     if u.scheme() != "https" {
-        return Err(format!("{s:?} must start with https:// (ACME requires HTTPS)"));
+        return Err(format!(
+            "{s:?} must start with https:// (ACME requires HTTPS)"
+        ));
     }
     if u.host_str().is_none_or(str::is_empty) {
         return Err(format!("{s:?} has no host name"));
@@ -146,7 +148,11 @@ pub fn check_choice(s: &str, choices: &[&str]) -> Checked {
     if choices.contains(&v.as_str()) {
         Ok(v)
     } else {
-        Err(format!("{:?}: answer one of {}", s.trim(), choices.join(", ")))
+        Err(format!(
+            "{:?}: answer one of {}",
+            s.trim(),
+            choices.join(", ")
+        ))
     }
 }
 
@@ -245,7 +251,9 @@ fn check_dns_name(raw: &str) -> Checked {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
             return Err(format!(
                 "{raw:?} is not a DNS name (letters, digits and inner hyphens, dot-separated)"
@@ -375,14 +383,22 @@ mod tests {
             default_url("127.0.0.1:8443", "srv"),
             "https://localhost:8443"
         );
-        assert_eq!(default_url("0.0.0.0:443", "ca.corp.example"), "https://ca.corp.example");
+        assert_eq!(
+            default_url("0.0.0.0:443", "ca.corp.example"),
+            "https://ca.corp.example"
+        );
         assert_eq!(default_url("0.0.0.0:8443", "ca"), "https://ca:8443");
     }
 
     #[test]
     fn urls_must_be_https_base_urls() {
-        assert_eq!(check_url("https://ca.example/").unwrap(), "https://ca.example");
-        assert!(check_url("http://ca.example").unwrap_err().contains("https://"));
+        assert_eq!(
+            check_url("https://ca.example/").unwrap(),
+            "https://ca.example"
+        );
+        assert!(check_url("http://ca.example")
+            .unwrap_err()
+            .contains("https://"));
         assert!(check_url("https://ca.example/?x=1").is_err());
         assert!(check_url("ca.example").is_err());
     }
@@ -392,10 +408,15 @@ mod tests {
         assert!(check_workdir("/var/lib/certeasy").is_ok());
         assert!(check_workdir("%CONFIGDIR%/w").is_ok());
         assert!(check_workdir("w").unwrap_err().contains("relative"));
-        assert_eq!(default_workdir(Path::new("/etc/certeasy")), "/var/lib/certeasy");
+        assert_eq!(
+            default_workdir(Path::new("/etc/certeasy")),
+            "/var/lib/certeasy"
+        );
         assert!(check_database("%WORKDIR%/db.sqlite").is_ok());
         assert!(check_database("db.sqlite").is_err());
-        assert!(check_database("/var/lib/").unwrap_err().contains("directory"));
+        assert!(check_database("/var/lib/")
+            .unwrap_err()
+            .contains("directory"));
         assert!(check_file_path("cert.pem").is_err());
     }
 
@@ -411,7 +432,9 @@ mod tests {
     #[test]
     fn adcs_fields() {
         assert!(check_adcs_ca_name("ca01\\Corp CA").is_ok());
-        assert!(check_adcs_ca_name("Corp CA").unwrap_err().contains("HOST\\CA"));
+        assert!(check_adcs_ca_name("Corp CA")
+            .unwrap_err()
+            .contains("HOST\\CA"));
         assert!(check_port("0").is_err());
         assert_eq!(check_port("10135").unwrap(), "10135");
         assert!(check_password("").is_err());
@@ -419,14 +442,19 @@ mod tests {
 
     #[test]
     fn zones_are_dns_names_and_default_to_the_urls_parent_domain() {
-        assert_eq!(default_zones("https://ca.corp.example:8443"), "corp.example");
+        assert_eq!(
+            default_zones("https://ca.corp.example:8443"),
+            "corp.example"
+        );
         assert_eq!(default_zones("https://localhost:8443"), "localhost");
         assert_eq!(default_zones("https://corp.example"), "corp.example");
         assert_eq!(
             check_zones("Corp.Example., lab.test corp.example").unwrap(),
             "corp.example, lab.test"
         );
-        assert!(check_zones("*.corp.example").unwrap_err().contains("wildcards"));
+        assert!(check_zones("*.corp.example")
+            .unwrap_err()
+            .contains("wildcards"));
         assert!(check_zones("bad_name.example").is_err());
         assert!(check_zones(" , ").is_err());
         assert_eq!(zone_list("a.b, c"), vec!["a.b", "c"]);
@@ -437,9 +465,15 @@ mod tests {
 
     #[test]
     fn cidrs() {
-        assert_eq!(default_allow_cidrs("127.0.0.1:8443"), "127.0.0.0/8, ::1/128");
+        assert_eq!(
+            default_allow_cidrs("127.0.0.1:8443"),
+            "127.0.0.0/8, ::1/128"
+        );
         assert!(default_allow_cidrs("0.0.0.0:8443").contains("10.0.0.0/8"));
-        assert_eq!(check_cidrs("10.0.0.0/8,192.0.2.1").unwrap(), "10.0.0.0/8, 192.0.2.1");
+        assert_eq!(
+            check_cidrs("10.0.0.0/8,192.0.2.1").unwrap(),
+            "10.0.0.0/8, 192.0.2.1"
+        );
         assert!(check_cidrs("10.0.0.0/33").is_err());
     }
 }
