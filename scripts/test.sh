@@ -69,6 +69,8 @@ sum_field() { awk -v f="$1" '/^test result:/ { for (i = 1; i < NF; i++) if ($(i+
 rust_passed=$(sum_field passed)
 rust_failed=$(sum_field failed)
 if [ "$cargo_rc" -ne 0 ] && [ "$rust_failed" -eq 0 ]; then rust_failed=1; fi
+# `certeasy init` driven through a pseudo-terminal (a private copy of the binary).
+if python3 scripts/init-pty.py "$CARGO_TARGET_DIR/debug/certeasy"; then rust_passed=$((rust_passed + 1)); else rust_failed=$((rust_failed + 1)); fi
 
 step "benchmark smoke run (a few issuances through certeasy-bench)"
 bench_passed=0

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backup;
 pub mod cert;
 pub mod eab;
+pub mod init;
 pub mod migrate;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+    /// Write a first configuration by answering questions (docs/init.md).
+    Init(init::InitArgs),
     /// The tamper-evident audit log.
     Audit {
         /// Audit subcommand.
@@ -206,6 +209,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Serve { file } => serve(file),
+        Command::Init(args) => init::run(&args),
         Command::Audit {
             command: AuditCommand::Verify { file, path },
         } => audit::verify(&file, path.as_deref()),
