@@ -2,9 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 runtime failure (cannot bind, database, CA
 //! material), a failed `adcs check` or a broken audit log (`audit
-//! verify`); 2 invalid configuration or usage, or a suspect backup
-//! (`backup`); 3 `adcs request` left pending at the CA; 130 `serve`
-//! stopped by a second signal.
+//! verify`); 2 invalid configuration or usage, a suspect backup
+//! (`backup`), or a refused answer or existing file (`init`); 3 `adcs
+//! request` left pending at the CA; 130 `serve` stopped by a second signal.
 
 pub mod adcs;
 pub mod audit;
