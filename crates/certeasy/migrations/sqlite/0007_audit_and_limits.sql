@@ -2,8 +2,16 @@
 -- state change it reports, so it exists exactly when the change committed.
 -- Each node drains its own rows (server_id) into its own HMAC-chained file
 -- and deletes them in the transaction that advances its chain below.
+--
+-- Lean on purpose: one B-tree, no AUTOINCREMENT counter and no secondary
+-- index, so an event adds one row to the page its predecessors fill (every
+-- index or counter row an insert touches is one more page written to the
+-- WAL at each commit of the request path). The table only holds what the
+-- writers have not drained yet (tens of milliseconds of events), so the
+-- writer's scan by server_id costs nothing; rowids only grow while rows
+-- remain, which is all the writer's ordering needs.
 CREATE TABLE audit_outbox (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     server_id   TEXT NOT NULL,
     ts          INTEGER NOT NULL,              -- unix ms
     event       TEXT NOT NULL,
@@ -14,7 +22,6 @@ CREATE TABLE audit_outbox (
     reason      TEXT,
     details     TEXT                           -- JSON object
 );
-CREATE INDEX audit_outbox_by_server ON audit_outbox(server_id, id);
 
 -- One chain per node (installation id in its workdir): the last line
 -- written to its file, so a restart resumes seq and prev_mac, and lines
