@@ -15,7 +15,7 @@
 //! MACs happen on the writer's task, in batches.
 //!
 //! A failure to write the file never blocks issuance: events stay in the
-//! outbox, the failure is logged and counted ([`Audit::write_failures`]),
+//! outbox, the failure is logged and counted (`certeasy_audit_write_failures_total`),
 //! and the writer retries with back-off.
 //!
 //! Identity: the installation id (`server_id`) lives in
@@ -30,7 +30,6 @@ pub mod writer;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -174,16 +173,6 @@ struct Shared {
     wake: Notify,
     /// Requests to drain now, answered when done.
     flush: mpsc::Sender<oneshot::Sender<bool>>,
-    /// File writes that failed (the events stayed in the outbox).
-    failures: AtomicU64,
-}
-
-impl Shared {
-    /// Counts an audit write failure (here and in the metrics).
-    fn failed(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        crate::telemetry::metrics::audit_write_failed();
-    }
 }
 
 impl Audit {
@@ -206,14 +195,8 @@ impl Audit {
                 server_id: server_id(&config.workdir)?,
                 wake: Notify::new(),
                 flush,
-                failures: AtomicU64::new(0),
             })),
         })
-    }
-
-    /// Whether events are recorded.
-    pub fn enabled(&self) -> bool {
-        self.inner.is_some()
     }
 
     /// Records `e` in `tx`, the transaction of the change it reports.
@@ -260,21 +243,8 @@ impl Audit {
         rx.await.unwrap_or(false)
     }
 
-    /// Audit writes that failed since start (events are kept and retried).
-    pub fn write_failures(&self) -> u64 {
-        self.inner
-            .as_ref()
-            .map_or(0, |s| s.failures.load(Ordering::Relaxed))
-    }
-
-    /// The node's installation id, when the log is enabled.
-    pub fn server_id(&self) -> Option<&str> {
-        self.inner.as_ref().map(|s| s.server_id.as_str())
-    }
-
+    /// Counts an audit write failure (`certeasy_audit_write_failures_total`).
     fn failed(&self) {
-        if let Some(s) = &self.inner {
-            s.failed();
-        }
+        crate::telemetry::metrics::audit_write_failed();
     }
 }

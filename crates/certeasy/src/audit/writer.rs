@@ -15,7 +15,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,7 +82,6 @@ pub async fn start(
         server_id: server_id.to_string(),
         wake: Notify::new(),
         flush: flush_tx,
-        failures: AtomicU64::new(0),
     });
     let mut w = Writer {
         store,
@@ -181,7 +179,7 @@ impl Writer {
                 Ok(false) => return true,
                 Err(e) => {
                     self.dirty = true;
-                    self.shared.failed();
+                    crate::telemetry::metrics::audit_write_failed();
                     tracing::error!(target: "audit", error = format!("{e:#}"), path = %self.base.display(), "audit log write failed; events are kept in the database and retried");
                     return false;
                 }

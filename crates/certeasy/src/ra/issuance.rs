@@ -38,24 +38,10 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     let account = s.accounts.get(&s.store, &order.account_id).await?;
     if account.is_none_or(|a| a.0.status != AccountStatus::Valid) {
         let detail = "the account was deactivated before the certificate was issued".to_string();
-        return fail(
-            s,
-            job,
-            (&order.id, &order.account_id),
-            ProblemType::Unauthorized,
-            detail,
-        )
-        .await;
+        return fail(s, job, &order, ProblemType::Unauthorized, detail).await;
     }
     if let Some(problem) = s.catalogue.scope_refusal(&order.policy, &order.names) {
-        return fail(
-            s,
-            job,
-            (&order.id, &order.account_id),
-            problem.kind,
-            problem.detail,
-        )
-        .await;
+        return fail(s, job, &order, problem.kind, problem.detail).await;
     }
     let policy = s.catalogue.require_policy(&order.policy)?;
     let csr = order
@@ -72,16 +58,7 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     // today's model and policy is ever signed.
     let approved = match pki::recheck_stored_csr(&csr, &names, &policy.csr) {
         Ok(a) => a,
-        Err(refusal) => {
-            return fail(
-                s,
-                job,
-                (&order.id, &order.account_id),
-                ProblemType::BadCsr,
-                refusal.detail,
-            )
-            .await
-        }
+        Err(refusal) => return fail(s, job, &order, ProblemType::BadCsr, refusal.detail).await,
     };
     let started = std::time::Instant::now();
     let result = match &order.ca_pending {
@@ -134,24 +111,10 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
                 "no authority could issue after {} attempts: {msg}",
                 job.attempts
             );
-            return fail(
-                s,
-                job,
-                (&order.id, &order.account_id),
-                ProblemType::ServerInternal,
-                detail,
-            )
-            .await;
+            return fail(s, job, &order, ProblemType::ServerInternal, detail).await;
         }
         Err(AuthorityError::Refused(msg)) => {
-            return fail(
-                s,
-                job,
-                (&order.id, &order.account_id),
-                ProblemType::ServerInternal,
-                msg,
-            )
-            .await
+            return fail(s, job, &order, ProblemType::ServerInternal, msg).await
         }
     };
     store_certificate(s, job, &order, &approved, issued).await
@@ -191,14 +154,7 @@ async fn pending(
             "request {request_id} is still pending at authority {authority} after {}: a CA officer must issue or deny it (certutil -resubmit {request_id}); order a new certificate afterwards",
             crate::config::duration::format_duration(timeout)
         );
-        return fail(
-            s,
-            job,
-            (&order.id, &order.account_id),
-            ProblemType::ServerInternal,
-            detail,
-        )
-        .await;
+        return fail(s, job, order, ProblemType::ServerInternal, detail).await;
     }
     Ok(Outcome::Wait(format!(
         "request {request_id} pending at {authority}"
@@ -234,14 +190,7 @@ async fn store_certificate(
                 "the certificate returned by authority {} was refused: {refusal}",
                 issued.authority
             );
-            return fail(
-                s,
-                job,
-                (&order.id, &order.account_id),
-                ProblemType::ServerInternal,
-                detail,
-            )
-            .await;
+            return fail(s, job, order, ProblemType::ServerInternal, detail).await;
         }
     };
     let cert = CertRow {
@@ -290,29 +239,25 @@ async fn store_certificate(
 async fn fail(
     s: &Ra,
     job: &ClaimedJob,
-    (order_id, account): (&str, &str),
+    order: &OrderRow,
     kind: ProblemType,
     detail: String,
 ) -> anyhow::Result<Outcome> {
-    tracing::warn!(target: "ca", order = %order_id, %detail, "order invalid");
+    tracing::warn!(target: "ca", order = %order.id, %detail, "order invalid");
     let problem = Problem::new(kind, detail);
     let mut tx = s.store.begin().await?;
-    crate::telemetry::metrics::order_final(false);
     if Store::set_order_status(
         &mut tx,
-        order_id,
+        &order.id,
         &[OrderStatus::Processing],
         OrderStatus::Invalid,
         Some(&problem.to_json().to_string()),
     )
     .await?
     {
-        s.audit
-            .record(
-                &mut tx,
-                super::orders::order_invalid(account, order_id, &problem),
-            )
-            .await?;
+        let event = super::orders::order_invalid(&order.account_id, &order.id, &problem);
+        s.audit.record(&mut tx, event).await?;
+        crate::telemetry::metrics::order_final(false);
     }
     Store::complete_job(&mut tx, job).await?;
     tx.commit().await?;

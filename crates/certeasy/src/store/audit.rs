@@ -55,9 +55,6 @@ impl Store {
         /// Up to `limit` of `server_id`'s undrained events, oldest first.
         pub async fn audit_pending(&self, server_id: &str, limit: i64) -> Result<Vec<AuditRow>>;
 
-        /// Number of `server_id`'s undrained events.
-        pub async fn audit_backlog(&self, server_id: &str) -> Result<i64>;
-
         /// The end of `server_id`'s chain; registers the node with `genesis`
         /// (seq 0, segment 1) the first time.
         pub async fn audit_register(&self, server_id: &str, genesis: &str) -> Result<ChainRow>;

@@ -60,15 +60,6 @@ impl SqliteStore {
         })
     }
 
-    pub(in crate::store) async fn audit_backlog(&self, server_id: &str) -> Result<i64> {
-        self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT COUNT(*) FROM audit_outbox WHERE server_id = ?")?
-                    .query_row([server_id], |r| r.get(0))?,
-            )
-        })
-    }
-
     pub(in crate::store) async fn audit_register(
         &self,
         server_id: &str,
