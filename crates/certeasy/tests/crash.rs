@@ -149,13 +149,7 @@ async fn sigkill_during_processing_loses_nothing_and_issues_once() {
             )
             .await
             .json();
-        let ch = authz["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == json!("http-01"))
-            .unwrap()
-            .clone();
+        let ch = common::http01_challenge(&authz);
         let token = ch["token"].as_str().unwrap().to_string();
         tokens
             .lock()

@@ -88,13 +88,7 @@ async fn issue(
         )
         .await
         .json();
-    let ch = authz["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == json!("http-01"))
-        .unwrap()
-        .clone();
+    let ch = common::http01_challenge(&authz);
     let token = ch["token"].as_str().unwrap().to_string();
     let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
     tokens

@@ -134,13 +134,7 @@ async fn burst(
         else {
             return;
         };
-        let ch = a.json()["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == json!("http-01"))
-            .unwrap()
-            .clone();
+        let ch = common::http01_challenge(&a.json());
         let token = ch["token"].as_str().unwrap().to_string();
         tokens
             .lock()
@@ -403,13 +397,7 @@ async fn a_second_signal_exits_at_once() {
         )
         .await
         .json();
-    let ch = a["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == json!("http-01"))
-        .unwrap()
-        .clone();
+    let ch = common::http01_challenge(&a);
     let r = raw
         .post(&key, Some(&kid), ch["url"].as_str().unwrap(), "{}")
         .await;

@@ -274,6 +274,15 @@ pub async fn new_order(
     (r.location(), r.json())
 }
 
+/// The http-01 challenge of an authorization object.
+pub fn http01_challenge(authz: &serde_json::Value) -> serde_json::Value {
+    authz["challenges"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "http-01"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no http-01 challenge in {authz}"))
+}
+
 /// Answers the http-01 challenge of an authorization with the raw client:
 /// points its name at the harness's responder, serves the key authorization
 /// there when `serve` (a 404 otherwise), and POSTs the challenge; returns
@@ -286,16 +295,9 @@ pub async fn answer_http01(
     authz_url: &str,
     serve: bool,
 ) -> raw::Resp {
-    use serde_json::json;
     let a = raw.post(key, Some(kid), authz_url, "").await.json();
     h.host(a["identifier"]["value"].as_str().unwrap());
-    let ch = a["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == json!("http-01"))
-        .unwrap()
-        .clone();
+    let ch = http01_challenge(&a);
     if serve {
         let token = ch["token"].as_str().unwrap();
         let thumb = acme_wire::Jwk::from_json(&key.jwk()).unwrap().thumbprint();
