@@ -29,7 +29,7 @@
 #   BENCH_BIN_DIR      use the certeasy and certeasy-bench binaries of this
 #                      directory and build nothing (e.g. to measure a
 #                      snapshot of another commit)
-#   BENCH_AUDIT_LIMITS on | off: the audit log and the rate limits (on by
+#   BENCH_AUDIT_LIMITS on | off | audit | limits: the audit log and the rate limits (on by
 #                      default, as in production; limits raised so that
 #                      they count but never refuse the benchmark)   [on]
 set -euo pipefail
@@ -142,10 +142,21 @@ EOF
     # are raised so that the benchmark's one address and few accounts are
     # counted but never refused. BENCH_AUDIT_LIMITS=off switches both off
     # (the baseline of docs/performance.md's cost figure).
-    if [ "${BENCH_AUDIT_LIMITS:-on}" = off ]; then
+    # BENCH_AUDIT_LIMITS=audit or =limits keeps only that one on (to
+    # tell their costs apart).
+    local mode="${BENCH_AUDIT_LIMITS:-on}"
+    case "$mode" in
+        on | off | audit | limits) ;;
+        *) die "BENCH_AUDIT_LIMITS must be on, off, audit or limits (got $mode)" ;;
+    esac
+    if [ "$mode" = off ] || [ "$mode" = limits ]; then
         cat >>"$wd/config.yml" <<EOF
 audit:
   enabled: false
+EOF
+    fi
+    if [ "$mode" = off ] || [ "$mode" = audit ]; then
+        cat >>"$wd/config.yml" <<EOF
 rate-limiting:
   global: {enabled: false}
   account-creation: {enabled: false}

@@ -12,6 +12,8 @@
 //! is the genesis MAC, derived from the key and the installation id, so a
 //! chain cannot be moved to another installation or node unnoticed.
 
+use std::fmt::Write as _;
+
 use ring::hmac;
 use serde_json::Value;
 
@@ -90,9 +92,10 @@ pub fn format_line(
     e: &AuditRow,
 ) -> (String, String) {
     let mut out = String::with_capacity(256);
-    out.push_str("{\"ts\":");
-    out.push_str(&Value::from(rfc3339(e.ts)).to_string());
-    out.push_str(&format!(",\"schema\":{SCHEMA},\"seq\":{seq}"));
+    // An RFC 3339 time has no character JSON escapes.
+    out.push_str("{\"ts\":\"");
+    out.push_str(&rfc3339(e.ts));
+    let _ = write!(out, "\",\"schema\":{SCHEMA},\"seq\":{seq}");
     member(&mut out, "server_id", server_id);
     member(&mut out, "prev_mac", prev_mac);
     member(&mut out, "event", &e.event);
@@ -108,15 +111,14 @@ pub fn format_line(
         }
     }
     if let Some(d) = &e.details {
-        // Stored by `audit::Event` as a serialised object; anything else
-        // (a row written by hand) is kept as a string, never as raw JSON.
-        let object = serde_json::from_str::<Value>(d)
-            .ok()
-            .filter(Value::is_object);
+        // Stored by `audit::Event` as a serialised object, copied as it is
+        // once checked to be one JSON object (no tree is built: this runs
+        // for every event); anything else (a row written by hand) is kept
+        // as a string, never as raw JSON.
         out.push_str(",\"details\":");
-        match object {
-            Some(o) => out.push_str(&o.to_string()),
-            None => out.push_str(&Value::from(d.as_str()).to_string()),
+        match serde_json::from_str::<&serde_json::value::RawValue>(d) {
+            Ok(raw) if raw.get().starts_with('{') => out.push_str(raw.get()),
+            _ => out.push_str(&Value::from(d.as_str()).to_string()),
         }
     }
     out.push('}');

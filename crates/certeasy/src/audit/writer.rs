@@ -1,12 +1,17 @@
 //! The node's writer: drains the outbox into the chained segment files.
 //!
-//! Order of a batch: read the oldest events, format and MAC them, append
-//! them to the active segment and fsync, then — in one transaction —
-//! delete them from the outbox and record the chain's new end. A crash
-//! between the fsync and the commit leaves lines in the file whose events
-//! are still in the outbox; at the next start (or after any failure) the
-//! writer reads the file's last complete line and trims exactly those
-//! events, so every event reaches the file once. A line torn by a crash is
+//! Order of a batch: read the next events, format and MAC them, and append
+//! them to the active segment (the page cache: a log shipper sees them at
+//! once). At most once a second — and before a rotation, a flush and the
+//! end — the writer syncs: fdatasync, then in one transaction it deletes
+//! the events written so far from the outbox and records the chain's new
+//! end. Until then their rows stay, so a power loss loses no event; and a
+//! crash between a write and the next sync leaves lines in the file whose
+//! events are still in the outbox: at the next start (or after any
+//! failure) the writer reads the file's last complete line and trims
+//! exactly those events, so every event reaches the file once. One fsync
+//! and one transaction a second, whatever the load, is what keeps the log
+//! within its cost budget (docs/performance.md). A line torn by a crash is
 //! ended with a newline and followed by an `audit.recover` event naming it
 //! (its event is still in the outbox and is written again in full); lines
 //! the database records as written but the file lacks are reported the
@@ -28,16 +33,20 @@ use crate::config::AuditSettings;
 use crate::store::{AuditRow, ChainRow, Store};
 
 /// Events drained per batch (one write, one fsync, one transaction).
-const BATCH: i64 = 512;
+const BATCH: i64 = 4096;
 
 /// How often the writer looks at the outbox without being woken (events
 /// recorded just before a commit are seen at the next look).
 const TICK: Duration = Duration::from_millis(500);
 
 /// How long the writer lets events gather after a wake-up: under load one
-/// batch (one write, one fsync, one transaction) then carries the events of
-/// many requests instead of one each.
-const COALESCE: Duration = Duration::from_millis(50);
+/// batch (one format pass, one write) then carries the events of many
+/// requests instead of one each.
+const COALESCE: Duration = Duration::from_millis(250);
+
+/// Longest time between a line's write and its fsync (and the deletion of
+/// its event from the outbox).
+const SYNC: Duration = Duration::from_secs(1);
 
 /// The writer's task, owned by the server: stopped last, after the
 /// workers, so that every event of the run reaches the file.
@@ -97,6 +106,7 @@ pub async fn start(
             segment: 1,
         },
         dirty: true,
+        unsynced: None,
         shared: shared.clone(),
     };
     w.recover().await?;
@@ -123,6 +133,9 @@ struct Writer {
     /// Whether the file and the database must be reconciled before the
     /// next batch (at start, and after any failure).
     dirty: bool,
+    /// Lines written but not yet synced: the outbox position of the last
+    /// one's event, and when the first was written.
+    unsynced: Option<(i64, std::time::Instant)>,
     shared: Arc<Shared>,
 }
 
@@ -144,6 +157,11 @@ impl Writer {
     ) {
         let mut pause = TICK;
         loop {
+            // Lines waiting for their sync shorten the wait to its due time.
+            let wait = match self.unsynced {
+                Some((_, since)) => pause.min(SYNC.saturating_sub(since.elapsed())),
+                None => pause,
+            };
             let reply = tokio::select! {
                 _ = self.shared.wake.notified() => {
                     tokio::select! {
@@ -152,13 +170,13 @@ impl Writer {
                     }
                 }
                 r = flush.recv() => r,
-                _ = tokio::time::sleep(pause) => None,
+                _ = tokio::time::sleep(wait) => None,
                 _ = stop.cancelled() => {
-                    let _ = self.drain().await;
+                    let _ = self.drain(true).await;
                     return;
                 }
             };
-            let ok = self.drain().await;
+            let ok = self.drain(reply.is_some()).await;
             pause = if ok {
                 TICK
             } else {
@@ -170,45 +188,82 @@ impl Writer {
         }
     }
 
-    /// Writes every event in the outbox; false after a failure (logged
-    /// and counted; the events stay for the next attempt).
-    async fn drain(&mut self) -> bool {
-        loop {
-            match self.batch().await {
-                Ok(true) => continue,
-                Ok(false) => return true,
-                Err(e) => {
-                    self.dirty = true;
-                    crate::telemetry::metrics::audit_write_failed();
-                    tracing::error!(target: "audit", error = format!("{e:#}"), path = %self.base.display(), "audit log write failed; events are kept in the database and retried");
-                    return false;
-                }
+    /// Writes every event in the outbox, and syncs when one is due (or
+    /// `force`); false after a failure (logged and counted; the events
+    /// stay for the next attempt).
+    async fn drain(&mut self, force: bool) -> bool {
+        let result = async {
+            while self.batch().await? {}
+            match self.unsynced {
+                Some((_, since)) if force || since.elapsed() >= SYNC => self.sync().await,
+                _ => Ok(()),
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.dirty = true;
+                self.unsynced = None;
+                crate::telemetry::metrics::audit_write_failed();
+                tracing::error!(target: "audit", error = format!("{e:#}"), path = %self.base.display(), "audit log write failed; events are kept in the database and retried");
+                false
             }
         }
     }
 
-    /// One batch; false when the outbox was empty.
+    /// One batch, written but not synced; false when no event was left.
     async fn batch(&mut self) -> anyhow::Result<bool> {
         if self.dirty {
             self.recover().await?;
         }
-        let rows = self.store.audit_pending(&self.server_id, BATCH).await?;
+        let after = self.unsynced.map_or(0, |(through, _)| through);
+        let rows = self
+            .store
+            .audit_pending(&self.server_id, after, BATCH)
+            .await?;
         let Some(through) = rows.last().map(|r| r.id) else {
             return Ok(false);
         };
         if self.size >= self.max {
+            // A segment is complete on disk before the next begins.
+            self.sync().await?;
             self.rotate()?;
         }
-        let end = self.append(&rows).await?;
-        let mut tx = self.store.begin().await?;
-        crate::store::Store::audit_advance(&mut tx, &self.server_id, through, &end).await?;
-        tx.commit().await?;
+        self.append(&rows)?;
+        let since = self
+            .unsynced
+            .map_or_else(std::time::Instant::now, |(_, t)| t);
+        self.unsynced = Some((through, since));
         Ok(true)
     }
 
-    /// Formats `rows` after the current end, appends and fsyncs them;
-    /// the new end.
-    async fn append(&mut self, rows: &[AuditRow]) -> anyhow::Result<ChainRow> {
+    /// Forces the written lines to disk, then deletes their events from
+    /// the outbox and records the chain's end.
+    async fn sync(&mut self) -> anyhow::Result<()> {
+        let Some((through, _)) = self.unsynced else {
+            return Ok(());
+        };
+        self.sync_file().await?;
+        let mut tx = self.store.begin().await?;
+        Store::audit_advance(&mut tx, &self.server_id, through, &self.end).await?;
+        tx.commit().await?;
+        self.unsynced = None;
+        Ok(())
+    }
+
+    async fn sync_file(&self) -> anyhow::Result<()> {
+        let file = self.file.clone().context("no active audit segment")?;
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .context("audit sync task")?
+            .with_context(|| format!("cannot sync {}", self.active_path().display()))
+    }
+
+    /// Formats `rows` after the current end and appends them (one write
+    /// of a few hundred KiB at most, to the page cache: done in place
+    /// rather than handed to a thread).
+    fn append(&mut self, rows: &[AuditRow]) -> anyhow::Result<()> {
         let mut buf = String::with_capacity(rows.len() * 320);
         let mut end = self.end.clone();
         for r in rows {
@@ -217,18 +272,13 @@ impl Writer {
             buf.push_str(&line);
             end.mac = mac;
         }
-        let file = self.file.clone().context("no active audit segment")?;
-        let len = buf.len() as u64;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            (&*file).write_all(buf.as_bytes())?;
-            file.sync_data()
-        })
-        .await
-        .context("audit write task")?
-        .with_context(|| format!("cannot append to {}", self.active_path().display()))?;
-        self.size += len;
-        self.end = end.clone();
-        Ok(end)
+        let file = self.file.as_deref().context("no active audit segment")?;
+        let mut out: &File = file;
+        out.write_all(buf.as_bytes())
+            .with_context(|| format!("cannot append to {}", self.active_path().display()))?;
+        self.size += buf.len() as u64;
+        self.end = end;
+        Ok(())
     }
 
     fn active_path(&self) -> PathBuf {
@@ -316,7 +366,7 @@ impl Writer {
             // events of the outbox, in order.
             let written = self
                 .store
-                .audit_pending(&self.server_id, seq - db.seq)
+                .audit_pending(&self.server_id, 0, seq - db.seq)
                 .await?;
             let through = written.last().map_or(0, |r| r.id);
             let mut tx = self.store.begin().await?;
@@ -335,9 +385,10 @@ impl Writer {
         }
         if !events.is_empty() {
             let rows: Vec<AuditRow> = events.into_iter().map(Event::row).collect();
-            let end = self.append(&rows).await?;
+            self.append(&rows)?;
+            self.sync_file().await?;
             let mut tx = self.store.begin().await?;
-            Store::audit_advance(&mut tx, &self.server_id, 0, &end).await?;
+            Store::audit_advance(&mut tx, &self.server_id, 0, &self.end).await?;
             tx.commit().await?;
         } else if seq <= db.seq && self.end.segment != db.segment {
             let mut tx = self.store.begin().await?;

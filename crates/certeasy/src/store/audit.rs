@@ -4,9 +4,9 @@
 //! An audit event is inserted with [`Store::audit_append`] in the
 //! transaction of the state change it reports; the node's writer reads its
 //! rows in order ([`Store::audit_pending`]), appends them to its file, and
-//! then deletes them while recording the chain's new end
-//! ([`Store::audit_advance`]) — so an event exists exactly when its change
-//! committed, and reaches the file exactly once.
+//! once the file is on disk deletes them while recording the chain's new
+//! end ([`Store::audit_advance`]) — so an event exists exactly when its
+//! change committed, and reaches the file exactly once.
 
 use super::Store;
 
@@ -52,8 +52,9 @@ impl Store {
         /// transaction of the change it reports.
         pub async fn audit_append(tx: &mut Tx, server_id: &str, e: &AuditRow) -> Result<()>;
 
-        /// Up to `limit` of `server_id`'s undrained events, oldest first.
-        pub async fn audit_pending(&self, server_id: &str, limit: i64) -> Result<Vec<AuditRow>>;
+        /// Up to `limit` of `server_id`'s undrained events after outbox
+        /// position `after` (0: from the oldest), oldest first.
+        pub async fn audit_pending(&self, server_id: &str, after: i64, limit: i64) -> Result<Vec<AuditRow>>;
 
         /// The end of `server_id`'s chain; registers the node with `genesis`
         /// (seq 0, segment 1) the first time.

@@ -723,3 +723,60 @@ async fn an_eab_key_binds_once_and_not_when_revoked_or_expired() {
         AccountStatus::Deactivated
     );
 }
+
+#[tokio::test]
+async fn the_audit_outbox_is_read_after_a_position_and_trimmed_through_one() {
+    let (_dir, store) = open().await;
+    let genesis = "00".repeat(32);
+    store.audit_register("node-a", &genesis).await.unwrap();
+    store.audit_register("node-b", &genesis).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    for (node, event) in [
+        ("node-a", "order.create"),
+        ("node-b", "order.create"),
+        ("node-a", "order.finalize"),
+        ("node-a", "certificate.issue"),
+    ] {
+        let row = AuditRow {
+            event: event.to_string(),
+            ts: 1,
+            ..AuditRow::default()
+        };
+        Store::audit_append(&mut tx, node, &row).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let names = |rows: &[AuditRow]| rows.iter().map(|r| r.event.clone()).collect::<Vec<_>>();
+    let all = store.audit_pending("node-a", 0, 10).await.unwrap();
+    assert_eq!(
+        names(&all),
+        ["order.create", "order.finalize", "certificate.issue"]
+    );
+    // Written but not yet synced: the writer reads on after the last one.
+    let next = store.audit_pending("node-a", all[0].id, 10).await.unwrap();
+    assert_eq!(names(&next), ["order.finalize", "certificate.issue"]);
+    assert_eq!(
+        names(&store.audit_pending("node-a", all[0].id, 1).await.unwrap()),
+        ["order.finalize"]
+    );
+    // Synced through the second: only the third is left, and node-b's
+    // events are untouched.
+    let end = ChainRow {
+        seq: 2,
+        mac: "ab".repeat(32),
+        segment: 1,
+    };
+    let mut tx = store.begin().await.unwrap();
+    Store::audit_advance(&mut tx, "node-a", all[1].id, &end)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        names(&store.audit_pending("node-a", 0, 10).await.unwrap()),
+        ["certificate.issue"]
+    );
+    assert_eq!(store.audit_chain("node-a").await.unwrap(), Some(end));
+    assert_eq!(
+        names(&store.audit_pending("node-b", 0, 10).await.unwrap()),
+        ["order.create"]
+    );
+}

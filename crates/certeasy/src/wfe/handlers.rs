@@ -41,11 +41,9 @@ where
             problem_response(e, &request_id)
         }
     };
-    let mut resp = decorate(&s, &base, resp).await;
-    if let Ok(v) = HeaderValue::from_str(request_id.as_ref()) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    resp
+    // The `X-Request-Id` header is set by the server's outermost layer
+    // (`server::ops::track`), on every response.
+    decorate(&s, &base, resp).await
 }
 
 fn json<T: Serialize>(status: StatusCode, body: &T) -> AcmeResult<Response<Body>> {

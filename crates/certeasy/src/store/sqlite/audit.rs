@@ -36,14 +36,15 @@ impl SqliteStore {
     pub(in crate::store) async fn audit_pending(
         &self,
         server_id: &str,
+        after: i64,
         limit: i64,
     ) -> Result<Vec<AuditRow>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT id, ts, event, account_id, source_ip, user_agent, decision, reason, details \
-                 FROM audit_outbox WHERE server_id = ? ORDER BY id LIMIT ?",
+                 FROM audit_outbox WHERE id > ? AND server_id = ? ORDER BY id LIMIT ?",
             )?;
-            let rows = st.query_map(params![server_id, limit], |r| {
+            let rows = st.query_map(params![after, server_id, limit], |r| {
                 Ok(AuditRow {
                     id: r.get(0)?,
                     ts: r.get(1)?,
