@@ -532,3 +532,54 @@ async fn http01_responder(
 pub(super) fn has_account(dir: &Path) -> bool {
     dir.join(ACCOUNT_FILE).exists()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn renewal_without_ari_starts_at_two_thirds_of_the_lifetime() {
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2030, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2030, 4, 1); // 90 days
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let nb = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000); // 2030-01-01
+        assert_eq!(
+            two_thirds(cert.der()).unwrap(),
+            nb + Duration::from_secs(60 * 86400)
+        );
+    }
+
+    #[test]
+    fn the_ari_renewal_time_lies_in_the_window() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let end = start + Duration::from_secs(3600);
+        for _ in 0..100 {
+            let t = random_point(start, end);
+            assert!(t >= start && t <= end);
+        }
+        assert_eq!(random_point(start, start), start);
+    }
+
+    #[test]
+    fn the_validation_certificate_carries_the_critical_acme_identifier() {
+        use x509_cert::der::Decode;
+        let digest = [7u8; 32];
+        let ck = validation_certificate("a.example.test", &digest).unwrap();
+        let cert = x509_cert::Certificate::from_der(ck.cert[0].as_ref()).unwrap();
+        let exts = cert.tbs_certificate().extensions().unwrap();
+        let acme = exts
+            .iter()
+            .find(|e| e.extn_id.to_string() == "1.3.6.1.5.5.7.1.31")
+            .expect("acmeIdentifier extension");
+        assert!(acme.critical);
+        // OCTET STRING (0x04), 32 bytes, the digest.
+        assert_eq!(acme.extn_value.as_bytes()[..2], [0x04, 32]);
+        assert_eq!(acme.extn_value.as_bytes()[2..], digest);
+        let (_, names) = pki::leaf_expiry_and_names(ck.cert[0].as_ref()).unwrap();
+        assert_eq!(names, ["a.example.test"]);
+    }
+}
