@@ -103,7 +103,17 @@ struct Pebble {
     https_ca: PathBuf,
 }
 
-fn start_pebble(dir: &Path, tls_port: u16, http_port: u16, validity_secs: u64) -> Pebble {
+/// External account binding Pebble requires of new accounts (key id,
+/// base64url HMAC key), if any.
+type Eab<'a> = Option<(&'a str, &'a str)>;
+
+fn start_pebble(
+    dir: &Path,
+    tls_port: u16,
+    http_port: u16,
+    validity_secs: u64,
+    eab: Eab<'_>,
+) -> Pebble {
     // Pebble's own HTTPS certificate, from a CA the test makes.
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -158,7 +168,8 @@ fn start_pebble(dir: &Path, tls_port: u16, http_port: u16, validity_secs: u64) -
             "httpPort": http_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
+            "externalAccountBindingRequired": eab.is_some(),
+            "externalAccountMACKeys": eab.map(|(kid, key)| serde_json::json!({ kid: key })).unwrap_or_else(|| serde_json::json!({})),
             "certificateValidityPeriod": validity_secs,
         }
     });
@@ -334,7 +345,7 @@ async fn listener_obtains_and_renews_its_certificate_over_tls_alpn_01() {
     let addr = listener.local_addr().unwrap();
     // 30 s certificates: renewal (at 2/3 of the lifetime, Pebble 2.4 has no
     // renewalInfo) comes within the test.
-    let pebble = start_pebble(dir.path(), addr.port(), free_port(), 30);
+    let pebble = start_pebble(dir.path(), addr.port(), free_port(), 30, None);
     let tls = format!(
         "      mode: acme\n      directory-url: {}\n      ca-root: {}\n      contact: [\"mailto:ops@example.com\"]\n",
         pebble.directory,
@@ -408,7 +419,7 @@ async fn listener_obtains_and_renews_its_certificate_over_tls_alpn_01() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listener_obtains_its_certificate_over_http_01_and_reuses_it_after_restart() {
+async fn listener_obtains_its_certificate_over_http_01_with_eab_and_reuses_it_after_restart() {
     if !pebble_available() {
         return;
     }
@@ -416,11 +427,28 @@ async fn listener_obtains_its_certificate_over_http_01_and_reuses_it_after_resta
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let http_port = free_port();
-    let pebble = start_pebble(dir.path(), free_port(), http_port, 3600);
+    // Pebble requires an external account binding here: the account is
+    // created with the key id and the HMAC key from its file.
+    let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = start_pebble(
+        dir.path(),
+        free_port(),
+        http_port,
+        3600,
+        Some(("kid-certeasy", hmac)),
+    );
+    let key_file = dir.path().join("eab.key");
+    std::fs::write(&key_file, format!("{hmac}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let tls = format!(
-        "      mode: acme\n      directory-url: {}\n      ca-root: {}\n      challenge: http-01\n      http-01-listen: 127.0.0.1:{http_port}\n",
+        "      mode: acme\n      directory-url: {}\n      ca-root: {}\n      challenge: http-01\n      http-01-listen: 127.0.0.1:{http_port}\n      eab:\n        key-id: kid-certeasy\n        hmac-key-file: {}\n",
         pebble.directory,
-        pebble.https_ca.display()
+        pebble.https_ca.display(),
+        key_file.display()
     );
     let config_path = certeasy_config(dir.path(), addr.port(), &tls);
     let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
