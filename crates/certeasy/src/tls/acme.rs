@@ -45,6 +45,9 @@ const MAX_RETRY: Duration = Duration::from_secs(3600);
 /// The renewal time is re-checked at least this often (clock jumps, ARI
 /// windows moved by the CA).
 const MAX_SLEEP: Duration = Duration::from_secs(86400);
+/// Renewal information is not asked for more often than this, whatever
+/// the CA's `Retry-After` says.
+const MIN_ARI_POLL: Duration = Duration::from_secs(10);
 /// How long the CA may take to validate and to issue, per attempt.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -294,9 +297,9 @@ async fn due(
                 tracing::debug!(target: "tls", ?start, ?end, ?retry_after, "ACME renewal information of the listener certificate");
                 return match at.duration_since(now) {
                     Err(_) => Due::Now,
-                    // Poll again as the CA asks (at least a minute apart),
-                    // the window may move.
-                    Ok(wait) => Due::Later(wait.min(retry_after.max(Duration::from_secs(60)))),
+                    // Poll again when the CA asks (the window may move,
+                    // e.g. an early renewal after an incident).
+                    Ok(wait) => Due::Later(wait.min(retry_after.max(MIN_ARI_POLL))),
                 };
             }
             Err(instant_acme::Error::Unsupported(_)) => {}
