@@ -2,7 +2,8 @@
 # Builds the Debian package with cargo-deb and tests it: installs it with
 # `apt install ./certeasy_*.deb`, then checks the system user, the workdir,
 # the conffile, `certeasy validate` on the shipped example (as the certeasy
-# user), the man pages and completions, and the systemd unit
+# user), `certeasy serve` with it (as certeasy, /healthz over HTTPS), the
+# man pages and completions, and the systemd unit
 # (`systemd-analyze verify`, and `security` at "OK" or better).
 #
 #   scripts/package.sh                      package the debug binary test.sh built (fast)
@@ -72,12 +73,14 @@ rm -f "$out"/certeasy_*.deb
 "${CARGO_DEB[@]}" -p certeasy --no-build --profile "$PROFILE" --fast -o "$out/" 2>&1 | grep -v "dev profile is not supported\|To enable debug symbols" || true
 deb=$(ls "$out"/certeasy_*.deb)
 echo "built $deb ($(du -h "$deb" | cut -f1))"
+listing=$(dpkg-deb -c "$deb")
+conffiles=$(dpkg-deb -I "$deb" conffiles)
+has() { grep -q -- "$1" <<<"$listing"; }
 check "the package carries the binary, the unit, the conffile, man pages and completions" \
-  bash -c "dpkg-deb -c '$deb' | grep -q ' ./usr/bin/certeasy$' &&
-           dpkg-deb -c '$deb' | grep -q ' ./usr/lib/systemd/system/certeasy.service$' &&
-           dpkg-deb -c '$deb' | grep -q ' ./usr/share/man/man1/certeasy.1' &&
-           dpkg-deb -c '$deb' | grep -q ' ./usr/share/bash-completion/completions/certeasy$' &&
-           dpkg-deb -I '$deb' conffiles | grep -qx /etc/certeasy/config.yml"
+  eval 'has " ./usr/bin/certeasy$" && has " ./usr/lib/systemd/system/certeasy.service$" &&
+        has " ./usr/share/man/man1/certeasy.1" && has " ./usr/share/bash-completion/completions/certeasy$" &&
+        grep -qx /etc/certeasy/config.yml <<<"$conffiles"'
+
 
 if [ "${CERTEASY_DEB_INSTALL:-1}" = 0 ]; then
   echo "package: $PASS passed, $FAIL failed"
@@ -120,6 +123,30 @@ check "certeasy validate -f /etc/certeasy/config.yml (as the certeasy user)" \
 check "man page and bash completion installed" \
   bash -c 'ls /usr/share/man/man1/certeasy.1* >/dev/null &&
            bash -c "source /usr/share/bash-completion/completions/certeasy && complete -p certeasy" >/dev/null'
+# The shipped configuration really serves as the certeasy user: the built-in
+# CA is created in /var/lib/certeasy with the postinst's password file.
+if ss -ltn 2>/dev/null | grep -q ':8443 '; then
+  echo "port 8443 in use: serve smoke test skipped"
+else
+  serve_log=$(mktemp)
+  "${SUDO[@]}" setpriv --reuid=certeasy --regid=certeasy --init-groups \
+    /usr/bin/certeasy serve -f /etc/certeasy/config.yml >"$serve_log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 1 150); do
+    grep -q '^ACME directory:' "$serve_log" && break
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  check "certeasy serve with the shipped configuration, as certeasy (/healthz answers)" \
+    bash -c "grep -q '^ACME directory:' '$serve_log' &&
+             curl -sf --cacert /var/lib/certeasy/ca/root.pem --resolve certeasy.example.internal:8443:127.0.0.1 \
+               https://certeasy.example.internal:8443/healthz >/dev/null &&
+             [ \"\$(stat -c %U /var/lib/certeasy/db.sqlite)\" = certeasy ]"
+  "${SUDO[@]}" kill -TERM "$serve_pid" 2>/dev/null || true
+  wait "$serve_pid" 2>/dev/null || true
+  grep -q '^ACME directory:' "$serve_log" || tail -n 20 "$serve_log"
+  rm -f "$serve_log"
+fi
 if command -v systemd-analyze >/dev/null; then
   check "systemd-analyze verify certeasy.service" \
     systemd-analyze verify /usr/lib/systemd/system/certeasy.service
