@@ -117,7 +117,37 @@ fn start_pebble(
     validity_secs: u64,
     eab: Eab<'_>,
 ) -> Pebble {
-    // Pebble's own HTTPS certificate, from a CA the test makes.
+    start_pebble_at(dir, free_port(), tls_port, http_port, validity_secs, eab)
+}
+
+/// [`start_pebble`] with its ACME directory on `listen`; a second Pebble in
+/// the same `dir` reuses the first one's HTTPS certificate (but starts with
+/// an empty state and a new issuing CA, like any Pebble).
+fn start_pebble_at(
+    dir: &Path,
+    listen: u16,
+    tls_port: u16,
+    http_port: u16,
+    validity_secs: u64,
+    eab: Eab<'_>,
+) -> Pebble {
+    let https_ca = dir.join("pebble-https-ca.pem");
+    if !https_ca.exists() {
+        write_pebble_https_cert(dir);
+    }
+    start_pebble_processes(
+        dir,
+        listen,
+        tls_port,
+        http_port,
+        validity_secs,
+        eab,
+        https_ca,
+    )
+}
+
+/// Pebble's own HTTPS certificate, from a CA the test makes.
+fn write_pebble_https_cert(dir: &Path) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -135,11 +165,20 @@ fn start_pebble(
         rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()),
     ];
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let https_ca = dir.join("pebble-https-ca.pem");
-    std::fs::write(&https_ca, ca.pem()).unwrap();
+    std::fs::write(dir.join("pebble-https-ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("pebble-cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("pebble-key.pem"), key.serialize_pem()).unwrap();
+}
 
+fn start_pebble_processes(
+    dir: &Path,
+    listen: u16,
+    tls_port: u16,
+    http_port: u16,
+    validity_secs: u64,
+    eab: Eab<'_>,
+    https_ca: PathBuf,
+) -> Pebble {
     let dns_port = free_port();
     let mut dns = Command::new("pebble-challtestsrv");
     dns.args([
@@ -160,7 +199,6 @@ fn start_pebble(
     ]);
     let dns = spawn_until(dns, "Starting management server");
 
-    let listen = free_port();
     let management: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = serde_json::json!({
         "pebble": {
@@ -586,4 +624,47 @@ async fn listener_follows_ari_of_another_certeasy() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A CA that forgets the account (Pebble restarted: empty state, new
+/// issuing CA): the renewal fails with accountDoesNotExist, the current
+/// certificate stays in service meanwhile, and after the back-off the
+/// listener creates a new account and gets its certificate from the new CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_recovers_when_the_ca_forgets_its_account() {
+    if !pebble_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listen = free_port();
+    let pebble = start_pebble_at(dir.path(), listen, addr.port(), free_port(), 30, None);
+    let tls = format!(
+        "      mode: acme\n      directory-url: {}\n      ca-root: {}\n",
+        pebble.directory,
+        pebble.https_ca.display()
+    );
+    let config_path = certeasy_config(dir.path(), addr.port(), &tls);
+    let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    let _server = certeasy::server::start_with_listener(config, listener)
+        .await
+        .unwrap();
+    let old_root = pebble_root(&pebble).await;
+    let first = wait_for_leaf(addr, &old_root, &[]).await;
+    let account_file = dir
+        .path()
+        .join("work/server-certificate-acme/own/account.json");
+    let old_account = std::fs::read(&account_file).unwrap();
+
+    drop(pebble);
+    let pebble = start_pebble_at(dir.path(), listen, addr.port(), free_port(), 30, None);
+    let new_root = pebble_root(&pebble).await;
+    assert_ne!(new_root, old_root);
+    // Until the renewal, the certificate of the first CA stays in service.
+    assert_eq!(served_leaf(addr, &old_root).await.unwrap(), first);
+    // Verified against the new CA's root only: issued by the new Pebble.
+    let second = wait_for_leaf(addr, &new_root, &first).await;
+    assert_ne!(second, first);
+    assert_ne!(std::fs::read(&account_file).unwrap(), old_account);
 }

@@ -48,6 +48,10 @@ const MAX_SLEEP: Duration = Duration::from_secs(86400);
 /// Renewal information is not asked for more often than this, whatever
 /// the CA's `Retry-After` says.
 const MIN_ARI_POLL: Duration = Duration::from_secs(10);
+/// Two certificates are never ordered closer together than this (a CA
+/// whose certificates never fit, or whose ARI always says "now", must not
+/// be hammered).
+const MIN_ORDER_GAP: Duration = Duration::from_secs(10);
 /// How long the CA may take to validate and to issue, per attempt.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -283,7 +287,9 @@ async fn due(
 ) -> Due {
     *replaces = None;
     let now = SystemTime::now();
-    let fits = super::cached_info(leaf).is_ok_and(|(na, n)| n == names && na > now);
+    // The CA may add names; it must not leave one out.
+    let fits = super::cached_info(leaf)
+        .is_ok_and(|(na, n)| names.iter().all(|want| n.contains(want)) && na > now);
     if !fits {
         return Due::Now;
     }
@@ -326,6 +332,7 @@ pub(super) async fn run(
 ) {
     let mut retry = FIRST_RETRY;
     let mut account_handle: Option<Account> = None;
+    let mut last_order: Option<tokio::time::Instant> = None;
     loop {
         let account = match &account_handle {
             Some(a) => a.clone(),
@@ -353,9 +360,16 @@ pub(super) async fn run(
                 }
             }
         }
+        if let Some(since) = last_order.map(|t| t.elapsed()) {
+            if since < MIN_ORDER_GAP {
+                tracing::warn!(target: "tls", bundle = %slot.name, "the certificate just obtained is already due (the CA's renewal information, or names missing); waiting before the next order");
+                tokio::time::sleep(MIN_ORDER_GAP - since).await;
+            }
+        }
         match obtain(&account, &src, &names, &challenges, replaces).await {
             Ok(ck) => {
                 retry = FIRST_RETRY;
+                last_order = Some(tokio::time::Instant::now());
                 let serial = ck
                     .cert
                     .first()
@@ -365,12 +379,29 @@ pub(super) async fn run(
                 tracing::info!(target: "tls", bundle = %slot.name, directory = %src.directory_url, serial, names = ?names, "listener certificate obtained from the ACME CA and in use for new connections");
             }
             Err(e) => {
+                if account_gone(&e) {
+                    // The CA no longer knows the account (a test CA
+                    // restarted, an account deactivated): make a new one.
+                    account_handle = None;
+                    let _ = std::fs::remove_file(src.cache_dir.join(ACCOUNT_FILE));
+                }
                 tracing::error!(target: "tls", bundle = %slot.name, directory = %src.directory_url, error = format!("{e:#}"), retry_in = ?retry, "obtaining the listener certificate from the ACME CA failed; the current certificate (if any) stays");
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(MAX_RETRY);
             }
         }
     }
+}
+
+/// Whether the CA answered that the account does not exist.
+fn account_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<instant_acme::Error>(),
+            Some(instant_acme::Error::Api(p))
+                if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist")
+        )
+    })
 }
 
 /// One order: answers the challenges, finalizes with a fresh key, keeps the
