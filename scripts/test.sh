@@ -96,7 +96,7 @@ interop_failed=0
 if [ -z "${SKIP_INTEROP:-}" ]; then
   export CERTEASY_BIN="$CARGO_TARGET_DIR/debug/certeasy"
   export LAB_ADCS_BIN="$CARGO_TARGET_DIR/debug/lab-adcs"
-  for script in scripts/interop.sh scripts/interop-certipy.sh; do
+  for script in scripts/interop.sh scripts/interop-certipy.sh scripts/interop-pebble.sh scripts/package.sh; do
     [ -x "$script" ] || continue
     step "interop: $script"
     log="$CERTEASY_CACHE/$(basename "$script" .sh).log"

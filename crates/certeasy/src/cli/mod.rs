@@ -10,9 +10,12 @@ pub mod adcs;
 pub mod audit;
 pub mod backup;
 pub mod cert;
+pub mod docs;
 pub mod eab;
 pub mod init;
 pub mod migrate;
+#[cfg(windows)]
+pub mod winservice;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +89,28 @@ pub enum Command {
         /// Certificate subcommand.
         #[command(subcommand)]
         command: cert::CertCommand,
+    },
+    /// Print the shell completion script, e.g.
+    /// `certeasy completions bash > /etc/bash_completion.d/certeasy`.
+    Completions {
+        /// Shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (certeasy.1, certeasy-serve.1, …) into a
+    /// directory.
+    Manpages {
+        /// Existing directory to write into.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Run as a Windows service (started by the Service Control Manager;
+    /// see docs/operations.md).
+    #[cfg(windows)]
+    Service {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
     },
 }
 
@@ -208,13 +233,17 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { file } => serve(file),
+        Command::Serve { file } => serve_until(file, None),
         Command::Init(args) => init::run(&args),
         Command::Audit {
             command: AuditCommand::Verify { file, path },
         } => audit::verify(&file, path.as_deref()),
         Command::Eab { command } => eab::run(command),
         Command::Cert { command } => cert::run(command),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Manpages { dir } => docs::manpages(&dir),
+        #[cfg(windows)]
+        Command::Service { file } => winservice::run(file),
         Command::Backup {
             command:
                 BackupCommand::Create {
@@ -248,7 +277,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn serve(file: PathBuf) -> ExitCode {
+/// `serve`: runs until a signal, or until `stop` is cancelled (the Windows
+/// service's Stop control).
+fn serve_until(file: PathBuf, stop: Option<tokio_util::sync::CancellationToken>) -> ExitCode {
     let config = match crate::config::load(&file) {
         Ok(c) => c,
         Err(e) => {
@@ -283,6 +314,13 @@ fn serve(file: PathBuf) -> ExitCode {
             }
         };
         tracing::info!(target: "server", listen = %server.addr, "certeasy is serving");
+        if let Some(stop) = stop {
+            let server_stop = server.stop_token();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                server_stop.cancel();
+            });
+        }
         println!("ACME directory: {}", server.directory_url());
         if server.root_pem.exists() {
             println!("Built-in CA root to trust: {}", server.root_pem.display());

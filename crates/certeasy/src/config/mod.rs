@@ -62,7 +62,7 @@ pub use renewal_info::RenewalInfoSettings;
 pub use server::{
     default_max_connections, open_file_limit, ServerSettings, DEFAULT_MAX_CONNECTIONS,
 };
-pub use tls::{ListenerKey, TlsBundle, TlsSource};
+pub use tls::{AcmeChallenge, AcmeSource, ListenerKey, TlsBundle, TlsSource};
 pub use workers::Workers;
 
 use locate::LineIndex;

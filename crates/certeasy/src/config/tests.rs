@@ -1128,3 +1128,99 @@ fn adcs_kerberos_mistakes_are_named() {
     assert_eq!(path, "authorities[1].configuration.auth-level");
     assert!(msg.contains("privacy"), "{msg}");
 }
+
+const ACME_BUNDLE: &str =
+    "      mode: acme\n      directory-url: https://ca.example.test/directory\n";
+
+#[test]
+fn acme_mode_loads_with_defaults() {
+    let c = load(&with(
+        "      mode: pki\n      authority: builtin\n",
+        ACME_BUNDLE,
+    ))
+    .unwrap();
+    let TlsSource::Acme(a) = &c.tls_bundles[0].source else {
+        panic!("not acme: {:?}", c.tls_bundles[0].source);
+    };
+    assert_eq!(a.directory_url, "https://ca.example.test/directory");
+    assert_eq!(a.challenge, AcmeChallenge::TlsAlpn01);
+    assert_eq!(
+        a.cache_dir,
+        Path::new("/var/lib/certeasy/server-certificate-acme/main")
+    );
+    assert_eq!(a.key, ListenerKey::EcdsaP256);
+    assert!(a.eab.is_none() && a.ca_root.is_none());
+}
+
+#[test]
+fn acme_mode_needs_an_https_directory() {
+    let (path, _, msg) = refuse(&with(
+        "      mode: pki\n      authority: builtin\n",
+        "      mode: acme\n",
+    ));
+    assert_eq!(path, "tls-certificate-manager.bundles[0]");
+    assert!(msg.contains("directory-url"), "{msg}");
+    let (path, line, msg) = refuse(&with(
+        "      mode: pki\n      authority: builtin\n",
+        "      mode: acme\n      directory-url: http://ca.example.test/directory\n",
+    ));
+    assert_eq!(path, "tls-certificate-manager.bundles[0].directory-url");
+    assert_eq!(line, Some(9));
+    assert!(msg.contains("https"), "{msg}");
+}
+
+#[test]
+fn acme_mode_refuses_bad_contact_and_http01_without_address() {
+    let (path, _, msg) = refuse(&with(
+        "      mode: pki\n      authority: builtin\n",
+        &format!("{ACME_BUNDLE}      contact: [ops@example.test]\n"),
+    ));
+    assert_eq!(path, "tls-certificate-manager.bundles[0].contact[0]");
+    assert!(msg.contains("mailto:"), "{msg}");
+    let (path, _, msg) = refuse(&with(
+        "      mode: pki\n      authority: builtin\n",
+        &format!("{ACME_BUNDLE}      challenge: http-01\n"),
+    ));
+    assert_eq!(path, "tls-certificate-manager.bundles[0].http-01-listen");
+    assert!(msg.contains("0.0.0.0:80"), "{msg}");
+    let c = load(&with(
+        "      mode: pki\n      authority: builtin\n",
+        &format!("{ACME_BUNDLE}      challenge: http-01\n      http-01-listen: \"0.0.0.0:80\"\n"),
+    ))
+    .unwrap();
+    let TlsSource::Acme(a) = &c.tls_bundles[0].source else {
+        panic!("not acme");
+    };
+    assert_eq!(
+        a.challenge,
+        AcmeChallenge::Http01("0.0.0.0:80".parse().unwrap())
+    );
+}
+
+#[test]
+fn acme_mode_refuses_a_wildcard_host() {
+    let (path, _, msg) = refuse(&with(
+        "    - name: main\n      mode: pki\n      authority: builtin\n",
+        &format!(
+            "    - name: main\n      hosts: [acme.example.test, \"*.example.test\"]\n{ACME_BUNDLE}"
+        ),
+    ));
+    assert_eq!(path, "tls-certificate-manager.bundles[0].hosts");
+    assert!(msg.contains("tls-alpn-01"), "{msg}");
+}
+
+#[cfg(unix)]
+#[test]
+fn acme_mode_eab_key_file_must_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = secret_file(dir.path(), 0o644);
+    let (path, _, msg) = refuse(&with(
+        "      mode: pki\n      authority: builtin\n",
+        &format!(
+            "{ACME_BUNDLE}      eab:\n        key-id: kid-1\n        hmac-key-file: {}\n",
+            key.display()
+        ),
+    ));
+    assert_eq!(path, "tls-certificate-manager.bundles[0].eab.hmac-key-file");
+    assert!(msg.contains("chmod 600"), "{msg}");
+}

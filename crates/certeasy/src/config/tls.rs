@@ -2,12 +2,16 @@
 //! from, checked before startup because a listener without a certificate
 //! serves nobody.
 //!
-//! Each bundle serves some hosts from PEM files (`files`, hot-reloaded) or
-//! from one of certeasy's own authorities (`pki`); every host of every
-//! `server.url` must be covered by exactly one bundle.
+//! Each bundle serves some hosts from PEM files (`files`, hot-reloaded),
+//! from one of certeasy's own authorities (`pki`) or from an external ACME
+//! CA (`acme`); every host of every `server.url` must be covered by exactly
+//! one bundle.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use base64::Engine;
 
 use serde::Deserialize;
 
@@ -57,21 +61,55 @@ struct Bundle {
     /// `pki` mode: renew this long before expiry.
     #[serde(default = "hours::<720>")]
     renew_before: ConfDuration,
-    /// `pki` mode: key of the listener certificate.
+    /// `pki` and `acme` modes: key of the listener certificate.
     #[serde(default)]
     key: Option<TlsKey>,
-    /// `acme` mode (not available yet): directory URL of the external CA.
+    /// `acme` mode: directory URL of the external CA.
     #[serde(default)]
-    #[allow(dead_code, reason = "read once mode acme is available")]
     directory_url: Option<String>,
-    /// `acme` mode (not available yet): CA root to trust for the directory.
+    /// `acme` mode: CA certificates (PEM) to trust for the directory's
+    /// HTTPS, instead of the system's.
     #[serde(default)]
-    #[allow(dead_code, reason = "read once mode acme is available")]
     ca_root: Option<String>,
-    /// `acme` mode (not available yet): account contact.
+    /// `acme` mode: account contact URLs (`mailto:`).
     #[serde(default)]
-    #[allow(dead_code, reason = "read once mode acme is available")]
     contact: Vec<String>,
+    /// `acme` mode: external account binding the CA requires.
+    #[serde(default)]
+    eab: Option<AcmeEabRaw>,
+    /// `acme` mode: `tls-alpn-01` (default, answered by the listener) or
+    /// `http-01` (answered on `http-01-listen`).
+    #[serde(default)]
+    challenge: Option<AcmeChallengeRaw>,
+    /// `acme` mode with `challenge: http-01`: address of the plain-HTTP
+    /// responder, bound only while a challenge is pending.
+    #[serde(default)]
+    http_01_listen: Option<String>,
+    /// `acme` mode: where the account key and certificate are kept.
+    #[serde(default)]
+    local_acme_cache_dir: Option<String>,
+}
+
+/// `eab` of an `acme` bundle, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AcmeEabRaw {
+    /// Key identifier given by the CA.
+    key_id: String,
+    /// File holding the base64url HMAC key given by the CA (mode 600).
+    hmac_key_file: String,
+}
+
+/// Challenge type of an `acme` bundle, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum AcmeChallengeRaw {
+    /// TLS-ALPN-01 on the listener itself.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// HTTP-01 on `http-01-listen`.
+    #[serde(rename = "http-01")]
+    Http01,
 }
 
 /// Listener certificate source.
@@ -147,6 +185,39 @@ pub enum TlsSource {
         /// Key type.
         key: ListenerKey,
     },
+    /// Obtained from an external ACME CA.
+    Acme(Box<AcmeSource>),
+}
+
+/// An `acme`-mode bundle: the external CA and how to answer it.
+#[derive(Debug, Clone)]
+pub struct AcmeSource {
+    /// Directory URL of the CA.
+    pub directory_url: String,
+    /// CA certificates (PEM file) trusted for the CA's HTTPS; the system's
+    /// when absent.
+    pub ca_root: Option<PathBuf>,
+    /// Account contact URLs.
+    pub contact: Vec<String>,
+    /// External account binding: key id and the file holding the HMAC key
+    /// (read when the account is created, never kept in the configuration).
+    pub eab: Option<(String, PathBuf)>,
+    /// How the CA validates the names.
+    pub challenge: AcmeChallenge,
+    /// Account key, account URL and certificate live here.
+    pub cache_dir: PathBuf,
+    /// Key type of the listener certificate.
+    pub key: ListenerKey,
+}
+
+/// How the external CA validates the listener's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// TLS-ALPN-01 (RFC 8737), answered by the listener itself.
+    TlsAlpn01,
+    /// HTTP-01, answered by a plain-HTTP responder bound to this address
+    /// while a challenge is pending.
+    Http01(SocketAddr),
 }
 
 /// Key of a `pki`-mode listener certificate.
@@ -217,20 +288,7 @@ impl Checker<'_> {
                         Some(d) => self.work_path(&format!("{base}.local-pki-cache-dir"), d),
                         None => self.workdir.join("server-certificate-cache"),
                     };
-                    let key = match &b.key {
-                        None => ListenerKey::EcdsaP256,
-                        Some(k) => match (k.kind, k.curve.as_deref(), k.size) {
-                            (TlsKeyType::Ecdsa, None | Some("P-256"), None) => {
-                                ListenerKey::EcdsaP256
-                            }
-                            (TlsKeyType::Ecdsa, Some("P-384"), None) => ListenerKey::EcdsaP384,
-                            (TlsKeyType::Rsa, None, size) => ListenerKey::Rsa(size.unwrap_or(3072)),
-                            _ => {
-                                self.issue(format!("{base}.key"), "use {type: ecdsa, curve: P-256|P-384} or {type: rsa, size: 2048|3072|4096}");
-                                ListenerKey::EcdsaP256
-                            }
-                        },
-                    };
+                    let key = self.listener_key(&base, b.key.as_ref());
                     TlsSource::Pki {
                         authority: authority.clone(),
                         cache_dir,
@@ -240,11 +298,10 @@ impl Checker<'_> {
                     }
                 }
                 TlsMode::Acme => {
-                    self.issue(
-                        format!("{base}.mode"),
-                        "mode acme is not available in this build yet; use files or pki",
-                    );
-                    continue;
+                    let Some(source) = self.check_acme_bundle(&base, b, m, server) else {
+                        continue;
+                    };
+                    TlsSource::Acme(Box::new(source))
                 }
             };
             let hosts = b
@@ -274,5 +331,169 @@ impl Checker<'_> {
             }
         }
         out
+    }
+
+    /// The key of a `pki` or `acme` listener certificate.
+    fn listener_key(&mut self, base: &str, key: Option<&TlsKey>) -> ListenerKey {
+        match key {
+            None => ListenerKey::EcdsaP256,
+            Some(k) => match (k.kind, k.curve.as_deref(), k.size) {
+                (TlsKeyType::Ecdsa, None | Some("P-256"), None) => ListenerKey::EcdsaP256,
+                (TlsKeyType::Ecdsa, Some("P-384"), None) => ListenerKey::EcdsaP384,
+                (TlsKeyType::Rsa, None, size) => ListenerKey::Rsa(size.unwrap_or(3072)),
+                _ => {
+                    self.issue(
+                        format!("{base}.key"),
+                        "use {type: ecdsa, curve: P-256|P-384} or {type: rsa, size: 2048|3072|4096}",
+                    );
+                    ListenerKey::EcdsaP256
+                }
+            },
+        }
+    }
+
+    /// Checks an `acme` bundle: the CA's directory URL, contacts, EAB key
+    /// file, challenge and the names it will ask for.
+    fn check_acme_bundle(
+        &mut self,
+        base: &str,
+        b: &Bundle,
+        m: &TlsCertificateManager,
+        server: Option<&ServerSettings>,
+    ) -> Option<AcmeSource> {
+        let Some(directory_url) = &b.directory_url else {
+            self.issue(
+                base,
+                "mode acme needs directory-url: the ACME directory of the CA that issues the listener certificate",
+            );
+            return None;
+        };
+        let key = format!("{base}.directory-url");
+        match url::Url::parse(directory_url) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+            Ok(_) => self.issue(&key, "the directory URL must be https://host/…"),
+            Err(e) => self.issue(&key, format!("not a URL: {e}")),
+        }
+        for (i, c) in b.contact.iter().enumerate() {
+            if !c.starts_with("mailto:") || c.len() <= "mailto:".len() {
+                self.issue(
+                    format!("{base}.contact[{i}]"),
+                    format!(
+                        "contact {c:?} must be a mailto: URL, e.g. mailto:pki-team@example.com"
+                    ),
+                );
+            }
+        }
+        let ca_root = b
+            .ca_root
+            .as_ref()
+            .map(|p| self.work_path(&format!("{base}.ca-root"), p));
+        if let Some(p) = &ca_root {
+            match std::fs::read_to_string(p) {
+                Ok(pem) if pki::pem_to_der_certs(&pem).is_ok_and(|c| !c.is_empty()) => {}
+                Ok(_) => self.issue(
+                    format!("{base}.ca-root"),
+                    format!("{} holds no PEM CERTIFICATE", p.display()),
+                ),
+                Err(e) => self.issue(
+                    format!("{base}.ca-root"),
+                    format!("cannot read {}: {e}", p.display()),
+                ),
+            }
+        }
+        let eab = match &b.eab {
+            None => None,
+            Some(e) => {
+                let key = format!("{base}.eab.hmac-key-file");
+                let path = self.work_path(&key, &e.hmac_key_file);
+                match crate::fsutil::check_secret_file(&path).and_then(|()| {
+                    std::fs::read_to_string(&path)
+                        .map_err(|err| format!("cannot read {}: {err}", path.display()))
+                }) {
+                    Ok(text) => {
+                        if base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(text.trim().trim_end_matches('='))
+                            .map_or(true, |k| k.is_empty())
+                        {
+                            self.issue(
+                                &key,
+                                format!(
+                                    "{} must hold the HMAC key as the CA gave it (base64url)",
+                                    path.display()
+                                ),
+                            );
+                        }
+                    }
+                    Err(err) => self.issue(&key, err),
+                }
+                if e.key_id.is_empty() {
+                    self.issue(format!("{base}.eab.key-id"), "the key id given by the CA");
+                }
+                Some((e.key_id.clone(), path))
+            }
+        };
+        let challenge = match (b.challenge, &b.http_01_listen) {
+            (None | Some(AcmeChallengeRaw::TlsAlpn01), None) => AcmeChallenge::TlsAlpn01,
+            (Some(AcmeChallengeRaw::Http01), Some(listen)) => match listen.parse::<SocketAddr>() {
+                Ok(a) => AcmeChallenge::Http01(a),
+                Err(e) => {
+                    self.issue(
+                        format!("{base}.http-01-listen"),
+                        format!("{listen:?} is not an address:port ({e}); e.g. 0.0.0.0:80"),
+                    );
+                    AcmeChallenge::TlsAlpn01
+                }
+            },
+            (Some(AcmeChallengeRaw::Http01), None) => {
+                self.issue(
+                    format!("{base}.http-01-listen"),
+                    "challenge http-01 needs http-01-listen: the address the CA reaches on port 80, e.g. 0.0.0.0:80",
+                );
+                AcmeChallenge::TlsAlpn01
+            }
+            (_, Some(_)) => {
+                self.issue(
+                    format!("{base}.http-01-listen"),
+                    "http-01-listen is used only with challenge: http-01",
+                );
+                AcmeChallenge::TlsAlpn01
+            }
+        };
+        // The names the certificate will carry must be validatable by
+        // tls-alpn-01 / http-01: DNS names, no wildcard.
+        let names: Vec<String> = if b.hosts.is_empty() && m.bundles.len() == 1 {
+            server
+                .map(|s| {
+                    s.urls
+                        .iter()
+                        .filter_map(|u| u.host_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            b.hosts.clone()
+        };
+        for n in &names {
+            if n.starts_with("*.") || n.parse::<std::net::IpAddr>().is_ok() || n.starts_with('[') {
+                self.issue(
+                    format!("{base}.hosts"),
+                    format!("mode acme obtains certificates for DNS names validated by {}; {n:?} cannot be (use mode files or pki for it)", if matches!(challenge, AcmeChallenge::TlsAlpn01) { "tls-alpn-01" } else { "http-01" }),
+                );
+            }
+        }
+        let cache_dir = match &b.local_acme_cache_dir {
+            Some(d) => self.work_path(&format!("{base}.local-acme-cache-dir"), d),
+            None => self.workdir.join("server-certificate-acme").join(&b.name),
+        };
+        let key = self.listener_key(base, b.key.as_ref());
+        Some(AcmeSource {
+            directory_url: directory_url.clone(),
+            ca_root,
+            contact: b.contact.clone(),
+            eab,
+            challenge,
+            cache_dir,
+            key,
+        })
     }
 }

@@ -363,6 +363,12 @@ pub(crate) async fn serve(
             return;
         }
     };
+    // A tls-alpn-01 validation (RFC 8737 §3) ends with the handshake: the
+    // CA has seen the validation certificate; no HTTP follows.
+    if stream.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+        tracing::debug!(target: "tls", %peer, "tls-alpn-01 validation handshake answered");
+        return;
+    }
 
     let io = TokioIo::new(Watched {
         inner: stream,

@@ -1,8 +1,13 @@
 //! Certificate of certeasy's own HTTPS listener.
 //!
 //! Each bundle holds its current certificate behind a lock that handshakes
-//! only read; reloading (`files` mode) or renewing (`pki` mode) swaps it
-//! without touching established connections.
+//! only read; reloading (`files` mode) or renewing (`pki` and `acme` modes)
+//! swaps it without touching established connections. An `acme` bundle may
+//! have no certificate yet (it is being obtained, `/readyz` says so); its
+//! tls-alpn-01 validation certificates are served from [`acme::Challenges`]
+//! to handshakes that offer only `acme-tls/1`.
+
+pub mod acme;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -16,30 +21,59 @@ use rustls::sign::CertifiedKey;
 
 use crate::ca::{Authorities, IssueOutcome, IssueRequest};
 use crate::config::{Config, ListenerKey, TlsSource};
+pub use acme::ACME_TLS_ALPN;
 
 /// One bundle's hosts and current certificate.
 #[derive(Debug)]
 struct Slot {
     name: String,
     hosts: Vec<String>,
-    current: RwLock<Arc<CertifiedKey>>,
+    /// `None` only for an `acme` bundle whose first certificate is still
+    /// being obtained.
+    current: RwLock<Option<Arc<CertifiedKey>>>,
+}
+
+impl Slot {
+    fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok()?.clone()
+    }
+
+    fn set(&self, ck: CertifiedKey) {
+        if let Ok(mut g) = self.current.write() {
+            *g = Some(Arc::new(ck));
+        }
+    }
 }
 
 /// Resolves the listener certificate by SNI.
 #[derive(Debug)]
 pub struct ListenerCerts {
     slots: Vec<Arc<Slot>>,
+    /// Pending tls-alpn-01 answers of `acme` bundles.
+    challenges: Arc<acme::Challenges>,
+    /// Some bundle is in `acme` mode with tls-alpn-01: the listener offers
+    /// `acme-tls/1`.
+    alpn_challenges: bool,
 }
 
 impl ResolvesServerCert for ListenerCerts {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let sni = hello.server_name().map(|s| s.to_ascii_lowercase());
+        // RFC 8737 §3: a validation handshake offers acme-tls/1 only; it
+        // gets the validation certificate of a pending challenge or none.
+        if self.alpn_challenges
+            && hello
+                .alpn()
+                .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+        {
+            return self.challenges.get(sni.as_deref()?);
+        }
         let slot = sni
             .as_deref()
             .and_then(|n| self.slots.iter().find(|s| s.hosts.iter().any(|h| h == n)))
             .or_else(|| self.slots.iter().find(|s| s.hosts.is_empty()))
             .or_else(|| self.slots.first())?;
-        slot.current.read().ok().map(|c| c.clone())
+        slot.current()
     }
 }
 
@@ -79,6 +113,8 @@ impl ListenerCerts {
         authorities: Arc<Authorities>,
     ) -> anyhow::Result<Arc<ListenerCerts>> {
         let mut slots = Vec::new();
+        let challenges = Arc::new(acme::Challenges::default());
+        let mut alpn_challenges = false;
         for b in &config.tls_bundles {
             let hosts = if b.hosts.is_empty() && config.tls_bundles.len() == 1 {
                 Vec::new()
@@ -115,11 +151,28 @@ impl ListenerCerts {
                         .with_context(|| format!("tls bundle {}", b.name))?
                         .0
                 }
+                // Obtained in the background: the listener must be serving
+                // to answer tls-alpn-01.
+                TlsSource::Acme(src) => {
+                    let cached = acme::load_cached(src);
+                    tracing::info!(target: "tls", bundle = %b.name, directory = %src.directory_url, cached = cached.is_some(), account = acme::has_account(&src.cache_dir), "listener certificate from an external ACME CA");
+                    match cached {
+                        Some(ck) => ck,
+                        None => {
+                            slots.push(Arc::new(Slot {
+                                name: b.name.clone(),
+                                hosts,
+                                current: RwLock::new(None),
+                            }));
+                            continue;
+                        }
+                    }
+                }
             };
             let slot = Arc::new(Slot {
                 name: b.name.clone(),
                 hosts,
-                current: RwLock::new(Arc::new(ck)),
+                current: RwLock::new(Some(Arc::new(ck))),
             });
             match &b.source {
                 TlsSource::Files {
@@ -153,10 +206,28 @@ impl ListenerCerts {
                         names,
                     ));
                 }
+                TlsSource::Acme(_) => {}
             }
             slots.push(slot);
         }
-        Ok(Arc::new(ListenerCerts { slots }))
+        // The renewal tasks of `acme` bundles, those without a certificate
+        // included.
+        for (b, slot) in config.tls_bundles.iter().zip(&slots) {
+            if let TlsSource::Acme(src) = &b.source {
+                alpn_challenges |= matches!(src.challenge, crate::config::AcmeChallenge::TlsAlpn01);
+                tokio::spawn(acme::run(
+                    slot.clone(),
+                    (**src).clone(),
+                    bundle_names(config, &b.hosts),
+                    challenges.clone(),
+                ));
+            }
+        }
+        Ok(Arc::new(ListenerCerts {
+            slots,
+            challenges,
+            alpn_challenges,
+        }))
     }
 
     /// Bundles whose current certificate is expired or unreadable, each
@@ -166,7 +237,12 @@ impl ListenerCerts {
         self.slots
             .iter()
             .filter_map(|slot| {
-                let current = slot.current.read().ok()?.clone();
+                let Some(current) = slot.current() else {
+                    return Some(format!(
+                        "bundle {}: no certificate yet (being obtained)",
+                        slot.name
+                    ));
+                };
                 let leaf = current.cert.first()?;
                 match cached_info(leaf.as_ref()) {
                     Ok((not_after, _)) if not_after > now => None,
@@ -186,11 +262,14 @@ impl ListenerCerts {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if self.alpn_challenges {
+            cfg.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         Ok(cfg)
     }
 }
 
-/// Names of a `pki` bundle's certificate: its hosts, or every URL host.
+/// Names of a `pki` or `acme` bundle's certificate: its hosts, or every URL host.
 fn bundle_names(config: &Config, hosts: &[String]) -> Vec<String> {
     let mut names: Vec<String> = if hosts.is_empty() {
         config
@@ -240,9 +319,7 @@ async fn watch_files(
         }
         match load_files(&cert, &key) {
             Ok(ck) => {
-                if let Ok(mut g) = slot.current.write() {
-                    *g = Arc::new(ck);
-                }
+                slot.set(ck);
                 last = now;
                 tracing::info!(target: "tls", bundle = %slot.name, "listener certificate reloaded from files");
             }
@@ -359,9 +436,7 @@ async fn renew_loop(
     let mut last_renewal = Some(tokio::time::Instant::now());
     loop {
         let due = slot
-            .current
-            .read()
-            .ok()
+            .current()
             .and_then(|c| c.cert.first().and_then(|l| cached_info(l.as_ref()).ok()))
             .map(|(na, _)| na - renew_before)
             .unwrap_or_else(SystemTime::now);
@@ -391,9 +466,7 @@ async fn renew_loop(
         {
             Ok((ck, _)) => {
                 last_renewal = Some(tokio::time::Instant::now());
-                if let Ok(mut g) = slot.current.write() {
-                    *g = Arc::new(ck);
-                }
+                slot.set(ck);
                 tracing::info!(target: "tls", bundle = %slot.name, "listener certificate renewed");
             }
             Err(e) => {
@@ -421,18 +494,32 @@ mod tests {
         Arc::new(Slot {
             name: name.to_string(),
             hosts: Vec::new(),
-            current: RwLock::new(Arc::new(ck)),
+            current: RwLock::new(Some(Arc::new(ck))),
         })
     }
 
     #[test]
     fn an_expired_listener_certificate_is_reported() {
+        let missing = Arc::new(Slot {
+            name: "acme".to_string(),
+            hosts: Vec::new(),
+            current: RwLock::new(None),
+        });
         let certs = ListenerCerts {
-            slots: vec![slot("current", (4000, 1, 1)), slot("old", (2001, 1, 1))],
+            slots: vec![
+                slot("current", (4000, 1, 1)),
+                slot("old", (2001, 1, 1)),
+                missing,
+            ],
+            challenges: Arc::default(),
+            alpn_challenges: false,
         };
         assert_eq!(
             certs.invalid_bundles(),
-            vec!["bundle old: certificate expired".to_string()]
+            vec![
+                "bundle old: certificate expired".to_string(),
+                "bundle acme: no certificate yet (being obtained)".to_string()
+            ]
         );
     }
 }
