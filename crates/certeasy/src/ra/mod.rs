@@ -106,6 +106,7 @@ impl JobHandler for Ra {
         match job.kind {
             JobKind::Validate => validation::run(self, job).await,
             JobKind::Issue => issuance::run(self, job).await,
+            JobKind::Revoke => revoke::run(self, job).await,
         }
     }
 }
