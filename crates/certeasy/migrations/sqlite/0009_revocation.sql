@@ -18,8 +18,9 @@ UPDATE certificates SET ca_revocation = 'local' WHERE revoked_at IS NOT NULL;
 CREATE INDEX certificates_revoked ON certificates(authority) WHERE revoked_at IS NOT NULL;
 
 -- The current CRL of each built-in CA (revocation-status). number: the
--- RFC 5280 cRLNumber, one more at each new CRL; stale: a revocation
--- happened since it was built (set in the revocation's transaction).
+-- RFC 5280 cRLNumber, one more at each new CRL (0: a placeholder row, no
+-- CRL built yet); stale: revocations recorded since it was built (counted
+-- in each revocation's transaction).
 CREATE TABLE crls (
     authority    TEXT PRIMARY KEY,
     number       INTEGER NOT NULL,

@@ -164,6 +164,20 @@ impl BuiltinCa {
         }
     }
 
+    /// Puts the CRL distribution point and the OCSP URL in every
+    /// certificate issued from now on (`revocation-status`).
+    pub fn set_revocation_urls(
+        &mut self,
+        urls: Option<pki::RevocationUrls>,
+    ) -> Result<(), BuiltinCaError> {
+        self.ca
+            .set_revocation_urls(urls)
+            .map_err(|source| BuiltinCaError::Load {
+                dir: self.dir.clone(),
+                source,
+            })
+    }
+
     /// The CA of `pki`, for CRL and OCSP signing.
     pub fn pki(&self) -> &pki::BuiltinCa {
         &self.ca

@@ -227,12 +227,21 @@ impl Authorities {
         for a in &config.authorities {
             let authority = match &a.kind {
                 AuthorityKind::Builtin(f) => {
-                    let ca = BuiltinCa::open(&config.ca_dir(&a.name), f).map_err(|source| {
-                        StartupError {
-                            name: a.name.clone(),
-                            source,
-                        }
-                    })?;
+                    let startup = |source| StartupError {
+                        name: a.name.clone(),
+                        source,
+                    };
+                    let mut ca = BuiltinCa::open(&config.ca_dir(&a.name), f).map_err(startup)?;
+                    // With revocation-status, every certificate says where
+                    // its status is published.
+                    let urls = config
+                        .revocation_status
+                        .as_ref()
+                        .map(|r| pki::RevocationUrls {
+                            crl: r.crl_url(&a.name),
+                            ocsp: r.ocsp_url(),
+                        });
+                    ca.set_revocation_urls(urls).map_err(startup)?;
                     Authority::Builtin(ca)
                 }
                 AuthorityKind::Adcs(settings) => Authority::Adcs(AdcsCa::new(settings)),
@@ -436,15 +445,20 @@ impl Authorities {
         r
     }
 
-    /// The built-in CAs, by name (CRL and OCSP signing).
-    pub fn builtin_cas(&self) -> Vec<(String, &pki::BuiltinCa)> {
-        self.by_name
-            .values()
-            .filter_map(|e| match &e.authority {
-                Authority::Builtin(ca) => Some((e.name.clone(), ca.pki())),
-                Authority::Adcs(_) | Authority::AdcsCli(_) => None,
-            })
-            .collect()
+    /// The built-in CAs with their names (CRL and OCSP signing).
+    pub fn builtin_cas(&self) -> impl Iterator<Item = (&str, &pki::BuiltinCa)> {
+        self.by_name.values().filter_map(|e| match &e.authority {
+            Authority::Builtin(ca) => Some((e.name.as_str(), ca.pki())),
+            Authority::Adcs(_) | Authority::AdcsCli(_) => None,
+        })
+    }
+
+    /// The built-in CA named `name`.
+    pub fn builtin_ca(&self, name: &str) -> Option<&pki::BuiltinCa> {
+        match &self.by_name.get(name)?.authority {
+            Authority::Builtin(ca) => Some(ca.pki()),
+            Authority::Adcs(_) | Authority::AdcsCli(_) => None,
+        }
     }
 
     /// Asks `authority` for the outcome of its pending request `request_id`.

@@ -87,10 +87,11 @@ pub struct CrlRow {
     pub this_update: i64,
     /// nextUpdate (unix ms).
     pub next_update: i64,
-    /// The CRL, DER.
+    /// The CRL, DER (empty with number 0: a placeholder that
+    /// [`Store::mark_crl_stale`] wrote before the first CRL was built).
     pub der: Vec<u8>,
-    /// A revocation happened since it was built.
-    pub stale: bool,
+    /// Revocations recorded since it was built (0: up to date).
+    pub stale: i64,
 }
 
 impl Store {
@@ -122,11 +123,14 @@ impl Store {
 
         /// Stores `row` as the CRL of its authority unless one with the same
         /// or a higher number is stored (another node built it first);
-        /// false then. Clears `stale`.
+        /// false then. `row.stale` is the count read before the CRL's
+        /// entries were read: it is subtracted, so a revocation recorded
+        /// meanwhile leaves the new CRL stale.
         pub async fn store_crl(&self, row: &CrlRow) -> Result<bool>;
 
-        /// Marks the CRL of `authority` out of date, in a revocation's
-        /// transaction.
+        /// Counts one more revocation against the CRL of `authority` (one
+        /// is created as a placeholder, number 0, if none exists yet), in
+        /// the revocation's transaction.
         pub async fn mark_crl_stale(tx: &mut Tx, authority: &str) -> Result<()>;
     }
 }

@@ -810,18 +810,44 @@ async fn a_crl_is_replaced_only_by_a_higher_number() {
         this_update: number * 10,
         next_update: number * 10 + 5,
         der: vec![number as u8],
-        stale: false,
+        stale: 0,
     };
     assert_eq!(store.crl("ca").await.unwrap(), None);
-    assert!(store.store_crl(&row(1)).await.unwrap());
+    // A revocation before the first CRL leaves a placeholder.
+    let mut tx = store.begin().await.unwrap();
+    Store::mark_crl_stale(&mut tx, "ca").await.unwrap();
+    tx.commit().await.unwrap();
+    let placeholder = store.crl("ca").await.unwrap().unwrap();
+    assert_eq!((placeholder.number, placeholder.stale), (0, 1));
+    assert!(store
+        .store_crl(&CrlRow { stale: 1, ..row(1) })
+        .await
+        .unwrap());
     assert!(store.store_crl(&row(2)).await.unwrap());
     assert!(!store.store_crl(&row(2)).await.unwrap(), "same number");
     assert!(!store.store_crl(&row(1)).await.unwrap(), "older");
     assert_eq!(store.crl("ca").await.unwrap(), Some(row(2)));
-    let mut tx = store.begin().await.unwrap();
-    Store::mark_crl_stale(&mut tx, "ca").await.unwrap();
-    tx.commit().await.unwrap();
-    assert!(store.crl("ca").await.unwrap().unwrap().stale);
-    assert!(store.store_crl(&row(3)).await.unwrap());
-    assert!(!store.crl("ca").await.unwrap().unwrap().stale);
+    let mark = || async {
+        let mut tx = store.begin().await.unwrap();
+        Store::mark_crl_stale(&mut tx, "ca").await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    mark().await;
+    assert_eq!(store.crl("ca").await.unwrap().unwrap().stale, 1);
+    // Built after reading stale = 1; a revocation comes in meanwhile.
+    mark().await;
+    assert!(store
+        .store_crl(&CrlRow { stale: 1, ..row(3) })
+        .await
+        .unwrap());
+    assert_eq!(
+        store.crl("ca").await.unwrap().unwrap().stale,
+        1,
+        "still stale"
+    );
+    assert!(store
+        .store_crl(&CrlRow { stale: 1, ..row(4) })
+        .await
+        .unwrap());
+    assert_eq!(store.crl("ca").await.unwrap().unwrap().stale, 0);
 }

@@ -271,9 +271,7 @@ impl BuiltinCa {
         );
         let tbs = ResponseData {
             version: None,
-            responder_id: ResponderId::ByKey(
-                OctetString::new(key_hash.as_ref()).map_err(crypto)?,
-            ),
+            responder_id: ResponderId::ByKey(OctetString::new(key_hash.as_ref()).map_err(crypto)?),
             produced_at: produced,
             responses,
             response_extensions: query.nonce.clone().map(|n| -> Extensions { vec![n] }),
@@ -334,7 +332,9 @@ mod tests {
     }
 
     fn now() -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+        time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap()
     }
 
     fn verify_ecdsa(ca: &BuiltinCa, msg: &[u8], sig: &[u8]) {
@@ -376,8 +376,10 @@ mod tests {
                     vec![x509_cert::ext::Extension {
                         extn_id: ocsp::OCSP_NONCE,
                         critical: false,
-                        extn_value: OctetString::new(OctetString::new(n).unwrap().to_der().unwrap())
-                            .unwrap(),
+                        extn_value: OctetString::new(
+                            OctetString::new(n).unwrap().to_der().unwrap(),
+                        )
+                        .unwrap(),
                     }]
                 }),
             },
@@ -420,7 +422,10 @@ mod tests {
             .collect();
         assert_eq!(serials, ["0a1b", "8f01"], "a high bit keeps its value");
         assert!(revoked[0].crl_entry_extensions.is_some(), "keyCompromise");
-        assert!(revoked[1].crl_entry_extensions.is_none(), "unspecified: none");
+        assert!(
+            revoked[1].crl_entry_extensions.is_none(),
+            "unspecified: none"
+        );
         let exts = tbs.crl_extensions.as_ref().unwrap();
         let number = exts
             .iter()
@@ -435,12 +440,11 @@ mod tests {
             .extn_value
             .as_bytes()
             .ends_with(ca.issuer_ids.ski.as_ref().unwrap()));
-        verify_ecdsa(
-            &ca,
-            &tbs.to_der().unwrap(),
-            crl.signature.raw_bytes(),
+        verify_ecdsa(&ca, &tbs.to_der().unwrap(), crl.signature.raw_bytes());
+        assert!(
+            ca.sign_crl(8, t, t, &[]).is_err(),
+            "nextUpdate after thisUpdate"
         );
-        assert!(ca.sign_crl(8, t, t, &[]).is_err(), "nextUpdate after thisUpdate");
     }
 
     #[test]
@@ -499,13 +503,7 @@ mod tests {
         let resp = ca
             .sign_ocsp(
                 &query,
-                &[
-                    Status::Good,
-                    Status::Revoked {
-                        at: t,
-                        reason: 1,
-                    },
-                ],
+                &[Status::Good, Status::Revoked { at: t, reason: 1 }],
                 t,
                 t + time::Duration::hours(1),
             )
@@ -526,12 +524,11 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(data.response_extensions.as_ref().unwrap(), &vec![query.nonce.clone().unwrap()]);
-        verify_ecdsa(
-            &ca,
-            &data.to_der().unwrap(),
-            basic.signature.raw_bytes(),
+        assert_eq!(
+            data.response_extensions.as_ref().unwrap(),
+            &vec![query.nonce.clone().unwrap()]
         );
+        verify_ecdsa(&ca, &data.to_der().unwrap(), basic.signature.raw_bytes());
         assert!(ca.sign_ocsp(&query, &[Status::Good], t, t).is_err());
     }
 
@@ -543,7 +540,10 @@ mod tests {
         let mut der = request(vec![cert_id(&ca, ocsp::SHA1, &[1])], None);
         der.push(0);
         assert!(parse_request(&der).is_err(), "trailing byte");
-        assert!(parse_request(&request(Vec::new(), None)).is_err(), "no certificate");
+        assert!(
+            parse_request(&request(Vec::new(), None)).is_err(),
+            "no certificate"
+        );
         let many = (0..=ocsp::MAX_REQUESTS as u8)
             .map(|i| cert_id(&ca, ocsp::SHA1, &[i + 1]))
             .collect();

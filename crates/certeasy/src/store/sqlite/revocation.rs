@@ -118,14 +118,16 @@ impl SqliteStore {
                 .prepare_cached(
                     "INSERT INTO crls (authority, number, this_update, next_update, der, stale) VALUES (?1, ?2, ?3, ?4, ?5, 0) \
                      ON CONFLICT (authority) DO UPDATE SET number = excluded.number, this_update = excluded.this_update, \
-                     next_update = excluded.next_update, der = excluded.der, stale = 0 WHERE crls.number < excluded.number",
+                     next_update = excluded.next_update, der = excluded.der, stale = MAX(crls.stale - ?6, 0) \
+                     WHERE crls.number < excluded.number",
                 )?
                 .execute(params![
                     row.authority,
                     row.number,
                     row.this_update,
                     row.next_update,
-                    row.der
+                    row.der,
+                    row.stale
                 ])?;
             Ok(n == 1)
         })
@@ -134,7 +136,10 @@ impl SqliteStore {
 
     pub(in crate::store) async fn mark_crl_stale(tx: &mut SqliteTx, authority: &str) -> Result<()> {
         tx.conn()
-            .prepare_cached("UPDATE crls SET stale = 1 WHERE authority = ?")?
+            .prepare_cached(
+                "INSERT INTO crls (authority, number, this_update, next_update, der, stale) VALUES (?, 0, 0, 0, x'', 1) \
+                 ON CONFLICT (authority) DO UPDATE SET stale = crls.stale + 1",
+            )?
             .execute([authority])?;
         Ok(())
     }
