@@ -532,6 +532,29 @@ mod tests {
         assert!(ca.sign_ocsp(&query, &[Status::Good], t, t).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn the_request_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = parse_request(&bytes);
+        }
+
+        #[test]
+        fn a_mutated_request_is_parsed_or_refused(at in 0usize..200, byte in proptest::num::u8::ANY) {
+            let ca = ca_once();
+            let mut der = request(vec![cert_id(ca, ocsp::SHA1, &[1, 2, 3])], Some(b"nonce"));
+            let i = at % der.len();
+            der[i] = byte;
+            if let Ok(q) = parse_request(&der) {
+                proptest::prop_assert_eq!(q.cert_ids.len(), 1);
+            }
+        }
+    }
+
+    fn ca_once() -> &'static BuiltinCa {
+        static CA: std::sync::OnceLock<BuiltinCa> = std::sync::OnceLock::new();
+        CA.get_or_init(ca)
+    }
+
     #[test]
     fn malformed_requests_are_refused() {
         assert!(parse_request(b"").is_err());
