@@ -192,6 +192,9 @@ async fn ocsp_and_the_crl_show_a_revocation_at_once() {
         })
         .await
         .unwrap();
+    // The revoke job rebuilt the CRL right away (not at the next fetch).
+    let stored = h.server().ra.store.crl("ca2").await.unwrap().unwrap();
+    assert_eq!((stored.number, stored.stale), (2, 0));
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(ocsp_request(id.clone(), None));
     let r = get(

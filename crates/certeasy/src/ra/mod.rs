@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod ari;
+pub mod crl;
 pub mod eab;
 pub mod issuance;
 pub mod orders;

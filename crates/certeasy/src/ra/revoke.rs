@@ -273,6 +273,14 @@ pub async fn run(s: &Ra, job: &ClaimedJob) -> anyhow::Result<Outcome> {
         None => {
             crate::telemetry::metrics::revocation(&cert.authority, "confirmed");
             tracing::info!(target: "ca", certificate = %cert.id, serial = %cert.serial, authority = %cert.authority, attempt = job.attempts, "revoked at the CA");
+            // The built-in CA publishes it: its next CRL is built now.
+            if s.config.revocation_status.is_some() {
+                if let Some(ca) = s.catalogue.authorities().builtin_ca(&cert.authority) {
+                    if let Err(e) = super::crl::current(&s.store, &cert.authority, ca).await {
+                        tracing::warn!(target: "ca", authority = %cert.authority, error = %format!("{e:#}"), "cannot rebuild the CRL now; the next fetch does");
+                    }
+                }
+            }
         }
         Some(msg) => {
             crate::telemetry::metrics::revocation(&cert.authority, "refused");

@@ -2,12 +2,12 @@
 //! every built-in CA (`GET /crl/<authority>.crl`) and answering OCSP for
 //! them (RFC 6960: `POST /ocsp`, `GET /ocsp/<base64 request>`).
 //!
-//! A CRL is built (by `pki`, signed by the CA) when it is asked for and
-//! the stored one is out of date: a revocation was recorded since, or half
-//! of its lifetime ([`CRL_VALIDITY`]) has passed; it is then stored with
-//! the next cRLNumber, so every node serves the same CRL and the number
-//! only grows. An OCSP answer is read from the certificate's row at the
-//! time of the request (a revocation shows at once) and signed by the CA.
+//! CRLs come from [`crate::ra::crl`]: rebuilt by the revoke job right
+//! after a revocation, by this listener's refresher before half of their
+//! lifetime ([`CRL_VALIDITY`]) has passed, and by a request that finds
+//! one out of date. An OCSP answer is read from the certificate's row at
+//! the time of the request (a revocation shows at once) and signed by the
+//! CA.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,11 +25,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::ca::Authorities;
-use crate::store::{now_ms, CrlRow, Store};
+use crate::ra::crl::CRL_VALIDITY;
+use crate::store::Store;
 use crate::telemetry::metrics;
-
-/// Lifetime of a CRL (its nextUpdate); rebuilt when half of it passed.
-pub const CRL_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 
 /// Lifetime of an OCSP answer (its nextUpdate).
 pub const OCSP_VALIDITY: Duration = Duration::from_secs(3600);
@@ -57,6 +55,11 @@ pub(super) async fn start(
         .builtin_cas()
         .map(|(n, _)| n.to_string())
         .collect();
+    tokio::spawn(refresh_crls(
+        store.clone(),
+        authorities.clone(),
+        stop.clone(),
+    ));
     let state = Arc::new(StatusState { store, authorities });
     let app = Router::new()
         .route("/crl/{file}", get(crl))
@@ -76,6 +79,24 @@ pub(super) async fn start(
     });
     tracing::info!(target: "server", listen = %bound, built_in_cas = ?cas, "serving CRLs at /crl/<authority>.crl and OCSP at /ocsp (plain HTTP)");
     Ok(bound)
+}
+
+/// Keeps every built-in CA's CRL fresh without waiting for a fetch: at
+/// start and every eighth of [`CRL_VALIDITY`], rebuilds those out of date.
+async fn refresh_crls(store: Store, authorities: Arc<Authorities>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(CRL_VALIDITY / 8);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        for (name, ca) in authorities.builtin_cas() {
+            if let Err(e) = crate::ra::crl::current(&store, name, ca).await {
+                tracing::warn!(target: "server", authority = name, error = %format!("{e:#}"), "cannot refresh the CRL; retried at the next tick or fetch");
+            }
+        }
+    }
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
@@ -104,7 +125,7 @@ async fn crl(State(s): S, Path(file): Path<String>) -> Response<Body> {
             format!("{name:?} is not a built-in CA of this server\n"),
         );
     };
-    match current_crl(&s.store, name, ca).await {
+    match crate::ra::crl::current(&s.store, name, ca).await {
         Ok(der) => respond(StatusCode::OK, "application/pkix-crl", der),
         Err(e) => {
             tracing::error!(target: "server", authority = name, error = %format!("{e:#}"), "cannot build the CRL");
@@ -114,61 +135,6 @@ async fn crl(State(s): S, Path(file): Path<String>) -> Response<Body> {
             )
         }
     }
-}
-
-fn to_time(ms: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
-/// The stored CRL of `name` when up to date, else a new one (stored).
-async fn current_crl(store: &Store, name: &str, ca: &pki::BuiltinCa) -> anyhow::Result<Vec<u8>> {
-    let validity = i64::try_from(CRL_VALIDITY.as_millis()).unwrap_or(i64::MAX);
-    for _ in 0..3 {
-        let now = now_ms();
-        let stored = store.crl(name).await?;
-        if let Some(row) = &stored {
-            if row.number > 0 && row.stale == 0 && row.next_update - now > validity / 2 {
-                return Ok(row.der.clone());
-            }
-        }
-        // Read the staleness before the entries: a revocation recorded
-        // after this point leaves the new CRL stale.
-        let (number, seen) = stored.as_ref().map_or((1, 0), |r| (r.number + 1, r.stale));
-        let entries: Vec<pki::CrlEntry> = store
-            .revoked_certs(name, now)
-            .await?
-            .into_iter()
-            .map(|e| pki::CrlEntry {
-                serial_hex: e.serial,
-                revoked_at: to_time(e.revoked_at),
-                reason: u32::try_from(e.reason).unwrap_or(0),
-            })
-            .collect();
-        // Whole seconds: the CRL's times carry no fraction.
-        let this_update = (now / 1000) * 1000;
-        let next_update = this_update + validity;
-        let der = ca.sign_crl(
-            u64::try_from(number).unwrap_or(1),
-            to_time(this_update),
-            to_time(next_update),
-            &entries,
-        )?;
-        let row = CrlRow {
-            authority: name.to_string(),
-            number,
-            this_update,
-            next_update,
-            der,
-            stale: seen,
-        };
-        if store.store_crl(&row).await? {
-            tracing::info!(target: "server", authority = name, crl_number = number, entries = entries.len(), "CRL built");
-            return Ok(row.der);
-        }
-        // Another request or node stored one first: serve that one.
-    }
-    anyhow::bail!("the CRL kept changing while it was built")
 }
 
 /// POST /ocsp (RFC 6960 Appendix A.1).
@@ -254,7 +220,7 @@ async fn answer(
                 None => Status::Unknown,
                 Some(c) => match c.revoked_at {
                     Some(at) => Status::Revoked {
-                        at: to_time(at),
+                        at: crate::ra::crl::to_time(at),
                         reason: c
                             .revocation_reason
                             .and_then(|r| u32::try_from(r).ok())
