@@ -110,8 +110,14 @@ pub async fn start_with_listener(
 
     let authorities = Arc::new(Authorities::open(&config)?);
     for a in &config.authorities {
-        if matches!(a.kind, crate::config::AuthorityKind::Builtin(_)) {
-            tracing::warn!(target: "ca", authority = %a.name, "authority {} is the built-in CA: fine for trials and labs, not a production CA", a.name);
+        match &a.kind {
+            crate::config::AuthorityKind::Builtin(_) => {
+                tracing::warn!(target: "ca", authority = %a.name, "authority {} is the built-in CA: fine for trials and labs, not a production CA", a.name);
+            }
+            crate::config::AuthorityKind::Adcs(t) if t.disable_ca_revocation => {
+                tracing::info!(target: "ca", authority = %a.name, "authority {}: disable-ca-revocation is set, so revocations of its certificates stay in certeasy and are not sent to the CA", a.name);
+            }
+            _ => {}
         }
     }
     let root_pem = config.workdir.join("ca").join("root.pem");

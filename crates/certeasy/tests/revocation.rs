@@ -96,7 +96,7 @@ async fn show(h: &Harness, serial: &str) -> String {
 async fn a_revocation_waits_for_a_ca_that_is_down_and_reaches_it_after_a_restart() {
     let opts = Options {
         authority_extra: authority("ca2", ""),
-        extra_sections: binding("ca2", "first_available"),
+        extra_sections: binding("ca2", "first_available") + "metrics:\n  listen: \"127.0.0.1:0\"\n",
         ..Options::default()
     };
     let mut h = Harness::start_with(opts).await;
@@ -123,6 +123,22 @@ async fn a_revocation_waits_for_a_ca_that_is_down_and_reaches_it_after_a_restart
     let shown = show(&h, &cert.serial).await;
     assert!(shown.contains("revocation pending at the CA"), "{shown}");
     assert!(shown.contains("simulated outage"), "{shown}");
+    // Metrics: one pending revocation, failed attempts counted.
+    let scrape = common::plain::get(h.server().metrics_addr.unwrap(), "/metrics").await;
+    let text = String::from_utf8(scrape.body).unwrap();
+    assert!(
+        text.lines().any(|l| l == "certeasy_revocations_pending 1"),
+        "{text}"
+    );
+    let failed = text
+        .lines()
+        .find(|l| {
+            l.starts_with("certeasy_revocations_total{")
+                && l.contains("authority=\"ca2\"")
+                && l.contains("outcome=\"failed\"")
+        })
+        .unwrap_or_else(|| panic!("no failed attempt counted:\n{text}"));
+    assert!(!failed.ends_with(" 0"), "{failed}");
     // certeasy already refuses it: a second revocation is alreadyRevoked.
     let again = account
         .revoke(&RevocationRequest {
