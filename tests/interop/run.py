@@ -55,6 +55,7 @@ NAMES = [
     "cb-rsa.test",
     "cb-rev.test",
     "cb-revkey.test",
+    "cb-status.test",
     "w.test",
     "lg-http.test",
     "lg-http2.test",
@@ -234,9 +235,11 @@ class Env:
         self.acme_port = free_port()
         self.http_port = free_port()
         self.tls_port = free_port()
-        while len({self.acme_port, self.http_port, self.tls_port, self.bind_port}) < 4:
+        self.status_port = free_port()
+        while len({self.acme_port, self.http_port, self.tls_port, self.bind_port, self.status_port}) < 5:
             self.tls_port = free_port()
             self.http_port = free_port()
+            self.status_port = free_port()
         self.workdir = os.path.join(self.tmp, "work")
         self.root_pem = os.path.join(self.workdir, "ca", "root.pem")
         self.directory = f"https://localhost:{self.acme_port}/acme/directory"
@@ -342,6 +345,9 @@ issuance-policies:
       min-rsa-bits: 2048
     csr:
       allowed-extra-eku: [clientAuth]
+revocation-status:
+  listen: "127.0.0.1:{self.status_port}"
+  base-url: "http://127.0.0.1:{self.status_port}"
 """ + modern.CONFIG_YAML
 
     def start_certeasy(self):
@@ -758,6 +764,78 @@ def certbot_revoke(env):
                     "second certbot revoke (console + letsencrypt.log)")
 
 
+def openssl_ocsp(env, cert, chain):
+    """`openssl ocsp` against the URL in the certificate; returns its output."""
+    rc, url = openssl("x509", "-in", cert, "-noout", "-ocsp_uri")
+    url = url.strip()
+    if rc != 0 or not url.startswith("http://127.0.0.1:"):
+        raise CaseFailure("the certificate has no OCSP URL of the revocation-status listener", url)
+    issuer = chain + ".issuer.pem"
+    first_cert_only(chain, issuer)
+    rc, out = openssl("ocsp", "-issuer", issuer, "-cert", cert, "-url", url,
+                      "-CAfile", env.root_pem, "-resp_text")
+    if rc != 0 or "Response verify OK" not in out:
+        raise CaseFailure(f"openssl ocsp -url {url} failed or did not verify", out)
+    return out
+
+
+def crl_of(cert, dst):
+    """Fetches the CRL named in the certificate's CRL distribution point (PEM in dst)."""
+    rc, text = openssl("x509", "-in", cert, "-noout", "-ext", "crlDistributionPoints")
+    m = re.search(r"URI:(http://\S+)", text)
+    if rc != 0 or not m:
+        raise CaseFailure("the certificate has no CRL distribution point", text)
+    with urllib.request.urlopen(m.group(1), timeout=10) as r:
+        der = r.read()
+        if r.headers.get("Content-Type") != "application/pkix-crl":
+            raise CaseFailure(f"CRL served as {r.headers.get('Content-Type')}", "")
+    with open(dst + ".der", "wb") as f:
+        f.write(der)
+    rc, out = openssl("crl", "-inform", "DER", "-in", dst + ".der", "-out", dst)
+    if rc != 0:
+        raise CaseFailure("openssl crl cannot read the CRL", out)
+    return dst
+
+
+def certbot_revoke_ocsp_crl(env):
+    """Built-in CA revocation status: certbot revokes; `openssl ocsp` then says
+    revoked (keyCompromise) and `openssl verify -crl_check` refuses the
+    certificate with the CRL listing its serial."""
+    d = env.case_dir("certbot_revoke_ocsp_crl")
+    names = ["cb-status.test"]
+    out, cert, chain, _ = env.certbot_http01(d, names, ["--key-type", "ecdsa"], "cb-status")
+    assert_certificate(env, cert, chain, names, client_out=out)
+    leaf = cert + ".leaf.pem"
+    first_cert_only(cert, leaf)
+    ocsp = openssl_ocsp(env, leaf, chain)
+    assert_contains(ocsp, f"{leaf}: good", "openssl ocsp before the revocation")
+    crl = crl_of(leaf, os.path.join(d, "before.crl.pem"))
+    verify = ["verify", "-crl_check", "-CAfile", env.root_pem, "-CRLfile", crl,
+              "-untrusted", chain, leaf]
+    rc, out = openssl(*verify)
+    if rc != 0 or not out.strip().endswith("OK"):
+        raise CaseFailure("openssl verify -crl_check before the revocation", out)
+
+    revoke = env.certbot_base(d) + [
+        "revoke", "--cert-path", cert, "--reason", "keycompromise", "--no-delete-after-revoke"]
+    out = env.run_ok(revoke, env.certbot_env(), "certbot revoke")
+    assert_contains(out, "Congratulations! You have successfully revoked", "certbot revoke")
+
+    ocsp = openssl_ocsp(env, leaf, chain)
+    assert_contains(ocsp, f"{leaf}: revoked", "openssl ocsp after the revocation")
+    assert_contains(ocsp, "Reason: keyCompromise", "openssl ocsp after the revocation")
+    crl = crl_of(leaf, os.path.join(d, "after.crl.pem"))
+    rc, serial = openssl("x509", "-in", leaf, "-noout", "-serial")
+    serial = serial.strip().split("=", 1)[-1].upper()
+    rc, text = openssl("crl", "-in", crl, "-noout", "-text")
+    assert_contains(text.replace(":", "").upper(), f"SERIAL NUMBER {serial}", "the CRL's entries")
+    assert_contains(text, "Key Compromise", "the CRL entry's reason")
+    rc, out = openssl(*verify[:5] + [crl] + verify[6:])
+    if rc == 0:
+        raise CaseFailure("openssl verify -crl_check accepted a revoked certificate", out)
+    assert_contains(out, "certificate revoked", "openssl verify -crl_check after the revocation")
+
+
 def certbot_revoke_by_cert_key(env):
     """Revoke signed by the certificate's own key (jwk), reason keyCompromise."""
     d = env.case_dir("certbot_revoke_by_cert_key")
@@ -1135,6 +1213,7 @@ CASES = [
     certbot_http01_rsa3072,
     certbot_revoke,
     certbot_revoke_by_cert_key,
+    certbot_revoke_ocsp_crl,
     certbot_dns01_rfc2136_wildcard,
     lego_http01,
     lego_tlsalpn01,

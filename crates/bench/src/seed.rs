@@ -18,8 +18,8 @@ use std::time::Instant;
 use acme_wire::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus};
 use anyhow::{bail, Context, Result};
 use certeasy::store::{
-    new_id, now_ms, AccountRow, AuthzRow, CertRow, ChallengeRow, NewAuthz, NewOrder, OrderRow,
-    Store,
+    new_id, now_ms, AccountRow, AuthzRow, CaRevocation, CertRow, ChallengeRow, NewAuthz, NewOrder,
+    OrderRow, Store,
 };
 
 use crate::jws::AccountKey;
@@ -253,7 +253,8 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
             }
         }
         for id in &revoke {
-            Store::revoke_cert(&mut tx, id, (rng.below(5)) as i64).await?;
+            // Seeded revocations never reach a CA: no revoke job.
+            Store::revoke_cert(&mut tx, id, (rng.below(5)) as i64, CaRevocation::Local).await?;
         }
         tx.commit().await?;
         revoked_total += revoke.len() as u64;

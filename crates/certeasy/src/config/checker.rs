@@ -132,6 +132,17 @@ impl<'a> Checker<'a> {
         let profiles = self.check_profiles(&doc.acme_profiles, &policies, &bindings, &authorities);
         let logs = self.check_logs(doc.logs);
         let metrics = self.check_metrics(&doc.metrics, server.as_ref().map(|s| s.listen));
+        let revocation_status = self.check_revocation_status(
+            doc.revocation_status.as_ref(),
+            &[
+                ("server.listen", server.as_ref().map(|s| s.listen)),
+                ("metrics.listen", metrics.listen),
+            ],
+            authorities
+                .iter()
+                .filter(|a| matches!(a.kind, super::AuthorityKind::Builtin(_)))
+                .count(),
+        );
         Some(Config {
             workdir: self.workdir.clone(),
             server: server?,
@@ -146,6 +157,7 @@ impl<'a> Checker<'a> {
             audit,
             logs,
             metrics,
+            revocation_status,
             renewal_info,
             eab: doc.external_account_binding.into(),
             profiles,

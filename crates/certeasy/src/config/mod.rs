@@ -10,7 +10,7 @@
 //! problem: `server`, `tls`, `validation` (DNS validation profiles, not to
 //! be confused with ACME profiles), `authorities/` (one file per type),
 //! `policies`, `bindings`, `database`, `workers`, `limits`, `audit`,
-//! `logs` and `metrics`.
+//! `logs`, `metrics` and `revocation-status`.
 //! This file reads and parses; `locate` maps key paths to lines; `schema`
 //! names the sections.
 //!
@@ -33,6 +33,7 @@ mod metrics;
 mod policies;
 mod profiles;
 mod renewal_info;
+mod revocation_status;
 mod schema;
 mod server;
 mod tls;
@@ -59,6 +60,7 @@ pub use metrics::MetricsSettings;
 pub use policies::PolicySettings;
 pub use profiles::AcmeProfile;
 pub use renewal_info::RenewalInfoSettings;
+pub use revocation_status::RevocationStatusSettings;
 pub use server::{
     default_max_connections, open_file_limit, ServerSettings, DEFAULT_MAX_CONNECTIONS,
 };
@@ -102,6 +104,8 @@ pub struct Config {
     pub profiles: Vec<AcmeProfile>,
     /// Prometheus endpoint.
     pub metrics: MetricsSettings,
+    /// CRL and OCSP listener of the built-in CAs (None: off).
+    pub revocation_status: Option<RevocationStatusSettings>,
     /// What loads but should change (a deprecated spelling, …), each with
     /// its key path and line: `validate` prints them, `serve` logs them.
     pub warnings: Vec<ConfigIssue>,

@@ -21,6 +21,7 @@ use super::metrics::MetricsSection;
 use super::policies::IssuancePolicy;
 use super::profiles::ProfileEntry;
 use super::renewal_info::RenewalInfoSection;
+use super::revocation_status::RevocationStatusSection;
 use super::server::Server;
 use super::tls::TlsCertificateManager;
 use super::validation::DnsValidationProfile;
@@ -72,4 +73,7 @@ pub(super) struct Document {
     /// Prometheus endpoint (off by default).
     #[serde(default)]
     pub(super) metrics: MetricsSection,
+    /// CRL and OCSP listener of the built-in CAs (off by default).
+    #[serde(default)]
+    pub(super) revocation_status: Option<RevocationStatusSection>,
 }

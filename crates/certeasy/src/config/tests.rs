@@ -1223,4 +1223,45 @@ fn acme_mode_eab_key_file_must_be_private() {
     ));
     assert_eq!(path, "tls-certificate-manager.bundles[0].eab.hmac-key-file");
     assert!(msg.contains("chmod 600"), "{msg}");
+
+#[test]
+fn revocation_status_is_off_by_default_and_parsed_when_given() {
+    assert_eq!(load(BASE).unwrap().revocation_status, None);
+    let text = format!(
+        "{BASE}revocation-status:\n  listen: \"0.0.0.0:8080\"\n  base-url: \"http://pki.example.test:8080/status/\"\n"
+    );
+    let r = load(&text).unwrap().revocation_status.unwrap();
+    assert_eq!(r.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(r.base_url, "http://pki.example.test:8080/status");
+    assert_eq!(
+        r.crl_url("builtin"),
+        "http://pki.example.test:8080/status/crl/builtin.crl"
+    );
+    assert_eq!(r.ocsp_url(), "http://pki.example.test:8080/status/ocsp");
+}
+
+#[test]
+fn revocation_status_refusals_name_key_and_line() {
+    let section = |listen: &str, url: &str| {
+        format!("{BASE}revocation-status:\n  listen: \"{listen}\"\n  base-url: \"{url}\"\n")
+    };
+    let lines = BASE.lines().count();
+    let (path, line, msg) = refuse(&section("127.0.0.1:8443", "http://pki.example.test"));
+    assert_eq!(path, "revocation-status.listen");
+    assert_eq!(line, Some(lines + 2));
+    assert!(msg.contains("server.listen"), "{msg}");
+    let (path, _, msg) = refuse(&section("pki:80", "http://pki.example.test"));
+    assert_eq!(path, "revocation-status.listen");
+    assert!(msg.contains("not an IP address and port"), "{msg}");
+    let (path, line, msg) = refuse(&section("0.0.0.0:8080", "https://pki.example.test"));
+    assert_eq!(path, "revocation-status.base-url");
+    assert_eq!(line, Some(lines + 3));
+    assert!(msg.contains("plain HTTP"), "{msg}");
+    let (_, _, msg) = refuse(&section("0.0.0.0:8080", "http://pki.example.test/?a=b"));
+    assert!(msg.contains("without query"), "{msg}");
+    let (path, _, msg) = refuse(&format!(
+        "{BASE}revocation-status:\n  listen: \"0.0.0.0:8080\"\n"
+    ));
+    assert_eq!(path, "revocation-status");
+    assert!(msg.contains("base-url"), "{msg}");
 }

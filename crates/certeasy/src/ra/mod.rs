@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod ari;
+pub mod crl;
 pub mod eab;
 pub mod issuance;
 pub mod orders;
@@ -106,6 +107,7 @@ impl JobHandler for Ra {
         match job.kind {
             JobKind::Validate => validation::run(self, job).await,
             JobKind::Issue => issuance::run(self, job).await,
+            JobKind::Revoke => revoke::run(self, job).await,
         }
     }
 }

@@ -161,6 +161,12 @@ async fn scrape(State(ra): State<Arc<Ra>>) -> Response<Body> {
             tracing::warn!(target: "server", error = %e, "metrics: cannot count expiring certificates")
         }
     }
+    match ra.store.count_ca_revocations_pending().await {
+        Ok(n) => metrics::revocations_pending(n),
+        Err(e) => {
+            tracing::warn!(target: "server", error = %e, "metrics: cannot count pending revocations")
+        }
+    }
     let authorities = ra.catalogue.authorities();
     for a in &ra.config.authorities {
         metrics::authority_up(&a.name, authorities.is_healthy(&a.name));

@@ -95,8 +95,11 @@ impl Store {
         /// Certificates with a serial (revocation requests carry the certificate).
         pub async fn cert_by_serial(&self, serial_hex: &str) -> Result<Vec<CertRow>>;
 
-        /// Marks a certificate revoked; false when it already was.
-        pub async fn revoke_cert(tx: &mut Tx, id: &str, reason: i64) -> Result<bool>;
+        /// Marks a certificate revoked now, its revocation standing at
+        /// `ca` with its authority ([`CaRevocation`](super::CaRevocation):
+        /// `Pending` with a revoke job queued in the same transaction,
+        /// `Local` when it stays in certeasy); false when it already was.
+        pub async fn revoke_cert(tx: &mut Tx, id: &str, reason: i64, ca: super::CaRevocation) -> Result<bool>;
 
         /// The certificates with a serial, as ARI needs them (renewal-info
         /// and new-order's `replaces`): one lookup on the serial index; the

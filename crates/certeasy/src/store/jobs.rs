@@ -9,6 +9,8 @@ pub enum JobKind {
     Validate,
     /// Issue the certificate of one order (subject = order id).
     Issue,
+    /// Revoke one certificate at its CA (subject = certificate id).
+    Revoke,
 }
 
 impl JobKind {
@@ -17,6 +19,7 @@ impl JobKind {
         match self {
             JobKind::Validate => "validate",
             JobKind::Issue => "issue",
+            JobKind::Revoke => "revoke",
         }
     }
 
@@ -25,6 +28,7 @@ impl JobKind {
         match s {
             "validate" => Some(JobKind::Validate),
             "issue" => Some(JobKind::Issue),
+            "revoke" => Some(JobKind::Revoke),
             _ => None,
         }
     }
@@ -39,6 +43,17 @@ pub struct JobStats {
     pub running: i64,
     /// Creation time of the oldest job (unix ms), None when the queue is empty.
     pub oldest_created_at: Option<i64>,
+}
+
+/// A queued job as an operator sees it (`certeasy cert show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When it runs next (unix ms; while it runs: when its lease ends).
+    pub next_run: i64,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
 }
 
 /// A claimed job. A job is identified by its kind and subject: there is at
@@ -92,6 +107,9 @@ impl Store {
 
         /// Time (unix ms) at which the next job becomes runnable, if any.
         pub async fn next_job_time(&self) -> Result<Option<i64>>;
+
+        /// The job (kind, subject), if it is queued.
+        pub async fn job_info(&self, kind: JobKind, subject: &str) -> Result<Option<JobInfo>>;
 
         /// Number of jobs in the queue (any state).
         pub async fn job_count(&self) -> Result<i64>;

@@ -12,8 +12,8 @@
 //! area files below) — no trait object, no boxed future per query.
 //!
 //! Layout: one file per area (`accounts`, `orders`, `certs`, `jobs`,
-//! `meta`, `nonces`, and `backup` for maintenance) holds its row types and the documented contract of
-//! its methods; each engine lives in a module of its own with all its SQL
+//! `meta`, `nonces`, `revocation`, and `backup` for maintenance) holds its
+//! row types and the documented contract of its methods; each engine lives in a module of its own with all its SQL
 //! (today `sqlite/`, migrations in `migrations/sqlite/`). A new engine:
 //! - a module beside `sqlite/` with a handle type (cheap to clone) and a
 //!   transaction type, a variant in `Engine` and in `EngineTx`, and an
@@ -78,6 +78,7 @@ pub mod jobs;
 mod meta;
 mod nonces;
 mod orders;
+mod revocation;
 mod sqlite;
 
 use std::path::Path;
@@ -89,6 +90,7 @@ pub use certs::{AriCert, CertRow, RenewEarly};
 pub use eab::EabKeyRow;
 pub use jobs::{ClaimedJob, JobKind, JobStats};
 pub use orders::{AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow};
+pub use revocation::{CaRevocation, CrlRow, RevocationState, RevokedEntry};
 
 /// The error a driver reports, kept as the source of a [`StoreError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

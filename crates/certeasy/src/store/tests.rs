@@ -368,7 +368,7 @@ async fn cancelling_an_accounts_work_spares_jobs_a_worker_holds_and_other_accoun
         if let Some((kind, lease)) = job {
             let subject = match kind {
                 JobKind::Validate => format!("c-{id}"),
-                JobKind::Issue => id.to_string(),
+                JobKind::Issue | JobKind::Revoke => id.to_string(),
             };
             Store::enqueue_leased_job(&mut tx, kind, &subject, "w", lease)
                 .await
@@ -640,7 +640,9 @@ async fn renew_early_selects_by_serial_name_authority_and_policy() {
     assert_eq!(c.renew_early_at, Some(at));
     // Revoked certificates are left alone.
     let mut tx = store.begin().await.unwrap();
-    assert!(Store::revoke_cert(&mut tx, "c0", 1).await.unwrap());
+    assert!(Store::revoke_cert(&mut tx, "c0", 1, CaRevocation::Local)
+        .await
+        .unwrap());
     tx.commit().await.unwrap();
     assert_eq!(
         store
@@ -779,4 +781,128 @@ async fn the_audit_outbox_is_read_after_a_position_and_trimmed_through_one() {
         names(&store.audit_pending("node-b", 0, 10).await.unwrap()),
         ["order.create"]
     );
+
+async fn a_revocation_is_pending_until_the_ca_answers_once() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    Store::insert_account(&mut tx, &account_row("a"))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let o = format!("o{i}");
+        let order = order_with(
+            &o,
+            "a",
+            OrderStatus::Valid,
+            AuthorizationStatus::Valid,
+            ChallengeStatus::Valid,
+        );
+        Store::insert_order(&mut tx, &order).await.unwrap();
+        let mut c = cert_row(&format!("c{i}"), &o, "a", &format!("0{i}"), &["x.test"]);
+        if i == 2 {
+            c.not_after = now_ms() - 1;
+        }
+        Store::insert_cert(&mut tx, &c).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(store.revocation("c0").await.unwrap(), None);
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(Store::revoke_cert(&mut tx, "c0", 1, CaRevocation::Pending)
+        .await
+        .unwrap());
+    assert!(Store::revoke_cert(&mut tx, "c1", 4, CaRevocation::Local)
+        .await
+        .unwrap());
+    assert!(Store::revoke_cert(&mut tx, "c2", 0, CaRevocation::Pending)
+        .await
+        .unwrap());
+    assert!(!Store::revoke_cert(&mut tx, "c0", 0, CaRevocation::Local)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.count_ca_revocations_pending().await.unwrap(), 2);
+    let r = store.revocation("c0").await.unwrap().unwrap();
+    assert_eq!((r.ca, r.reason, r.ca_at), (CaRevocation::Pending, 1, None));
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        Store::settle_ca_revocation(&mut tx, "c0", CaRevocation::Confirmed, None, 42)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !Store::settle_ca_revocation(&mut tx, "c0", CaRevocation::Refused, Some("no"), 43)
+            .await
+            .unwrap(),
+        "settled once"
+    );
+    assert!(
+        !Store::settle_ca_revocation(&mut tx, "c1", CaRevocation::Confirmed, None, 43)
+            .await
+            .unwrap(),
+        "a local revocation is not pending"
+    );
+    tx.commit().await.unwrap();
+    let r = store.revocation("c0").await.unwrap().unwrap();
+    assert_eq!((r.ca, r.ca_at), (CaRevocation::Confirmed, Some(42)));
+    assert_eq!(store.count_ca_revocations_pending().await.unwrap(), 1);
+
+    // The CRL's entries: unexpired revoked certificates of the authority.
+    let entries = store.revoked_certs("ca", now_ms()).await.unwrap();
+    let serials: Vec<_> = entries.iter().map(|e| e.serial.as_str()).collect();
+    assert_eq!(serials, ["00", "01"]);
+    assert_eq!(entries[1].reason, 4);
+    assert!(store.revoked_certs("other", 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_crl_is_replaced_only_by_a_higher_number() {
+    let (_dir, store) = open().await;
+    let row = |number: i64| CrlRow {
+        authority: "ca".into(),
+        number,
+        this_update: number * 10,
+        next_update: number * 10 + 5,
+        der: vec![number as u8],
+        stale: 0,
+    };
+    assert_eq!(store.crl("ca").await.unwrap(), None);
+    // A revocation before the first CRL leaves a placeholder.
+    let mut tx = store.begin().await.unwrap();
+    Store::mark_crl_stale(&mut tx, "ca").await.unwrap();
+    tx.commit().await.unwrap();
+    let placeholder = store.crl("ca").await.unwrap().unwrap();
+    assert_eq!((placeholder.number, placeholder.stale), (0, 1));
+    assert!(store
+        .store_crl(&CrlRow { stale: 1, ..row(1) })
+        .await
+        .unwrap());
+    assert!(store.store_crl(&row(2)).await.unwrap());
+    assert!(!store.store_crl(&row(2)).await.unwrap(), "same number");
+    assert!(!store.store_crl(&row(1)).await.unwrap(), "older");
+    assert_eq!(store.crl("ca").await.unwrap(), Some(row(2)));
+    let mark = || async {
+        let mut tx = store.begin().await.unwrap();
+        Store::mark_crl_stale(&mut tx, "ca").await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    mark().await;
+    assert_eq!(store.crl("ca").await.unwrap().unwrap().stale, 1);
+    // Built after reading stale = 1; a revocation comes in meanwhile.
+    mark().await;
+    assert!(store
+        .store_crl(&CrlRow { stale: 1, ..row(3) })
+        .await
+        .unwrap());
+    assert_eq!(
+        store.crl("ca").await.unwrap().unwrap().stale,
+        1,
+        "still stale"
+    );
+    assert!(store
+        .store_crl(&CrlRow { stale: 1, ..row(4) })
+        .await
+        .unwrap());
+    assert_eq!(store.crl("ca").await.unwrap().unwrap().stale, 0);
 }

@@ -46,6 +46,12 @@ pub const RATELIMIT_DENIED: &str = "certeasy_ratelimit_denied_total";
 pub const AUDIT_WRITE_FAILURES: &str = "certeasy_audit_write_failures_total";
 /// Valid certificates whose notAfter is within `metrics.expiring-within`.
 pub const CERTS_EXPIRING: &str = "certeasy_certificates_expiring_soon";
+/// Revocations taken to an authority, by authority and outcome.
+pub const REVOCATIONS: &str = "certeasy_revocations_total";
+/// Revocations recorded in certeasy and not yet confirmed by their CA.
+pub const REVOCATIONS_PENDING: &str = "certeasy_revocations_pending";
+/// OCSP requests answered by the revocation-status listener, by answer.
+pub const OCSP_RESPONSES: &str = "certeasy_ocsp_responses_total";
 /// Build information (value 1).
 pub const BUILD_INFO: &str = "certeasy_build_info";
 
@@ -117,6 +123,7 @@ struct Handles {
     jobs_running: Gauge,
     jobs_oldest: Gauge,
     certs_expiring: Gauge,
+    revocations_pending: Gauge,
 }
 
 static HANDLES: OnceLock<Handles> = OnceLock::new();
@@ -203,6 +210,7 @@ pub fn install() -> Result<(), MetricsError> {
         jobs_running: metrics::gauge!(JOBS_RUNNING),
         jobs_oldest: metrics::gauge!(JOBS_OLDEST_AGE),
         certs_expiring: metrics::gauge!(CERTS_EXPIRING),
+        revocations_pending: metrics::gauge!(REVOCATIONS_PENDING),
     };
     // Register the label-less counters so that they show as 0 before the
     // first event.
@@ -259,6 +267,18 @@ fn describe() {
     describe_gauge!(
         CERTS_EXPIRING,
         "Unrevoked certificates whose notAfter falls within metrics.expiring-within"
+    );
+    describe_counter!(
+        REVOCATIONS,
+        "Revocations taken to the authority that signed the certificate, by authority and outcome (confirmed, refused, failed: an attempt that will be retried, local: disable-ca-revocation)"
+    );
+    describe_gauge!(
+        REVOCATIONS_PENDING,
+        "Certificates revoked in certeasy whose revocation the CA has not confirmed yet"
+    );
+    describe_counter!(
+        OCSP_RESPONSES,
+        "OCSP requests answered by the revocation-status listener, by answer (good, revoked, unknown, malformed, unauthorized)"
     );
     describe_gauge!(BUILD_INFO, "Build information (value 1), by version");
 }
@@ -423,4 +443,31 @@ pub fn certificates_expiring(count: i64) {
     if let Some(h) = handles() {
         h.certs_expiring.set(count as f64);
     }
+}
+
+/// Counts one outcome of taking a revocation to `authority`: `confirmed`,
+/// `refused`, `failed` (an attempt that is retried) or `local`
+/// (`disable-ca-revocation`). Not on the issuance path.
+pub fn revocation(authority: &str, outcome: &'static str) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!(REVOCATIONS, "authority" => authority.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// Sets the number of revocations pending at a CA (read at scrape time).
+pub fn revocations_pending(count: i64) {
+    if let Some(h) = handles() {
+        h.revocations_pending.set(count as f64);
+    }
+}
+
+/// Counts one OCSP answer: `good`, `revoked`, `unknown`, `malformed` or
+/// `unauthorized`.
+pub fn ocsp_response(answer: &'static str) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!(OCSP_RESPONSES, "answer" => answer).increment(1);
 }

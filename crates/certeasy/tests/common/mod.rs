@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
 pub mod lab;
+pub mod plain;
 pub mod raw;
 pub mod slapd;
 pub mod stub;

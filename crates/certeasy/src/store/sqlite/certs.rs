@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{Result, SqliteStore, SqliteTx};
-use crate::store::{json_list, now_ms, parse_list, AriCert, CertRow, RenewEarly};
+use crate::store::{json_list, now_ms, parse_list, AriCert, CaRevocation, CertRow, RenewEarly};
 
 /// The full-row SELECT with a WHERE clause, as one literal (cache key).
 macro_rules! select {
@@ -110,11 +110,12 @@ impl SqliteStore {
         tx: &mut SqliteTx,
         id: &str,
         reason: i64,
+        ca: CaRevocation,
     ) -> Result<bool> {
         let n = tx
             .conn()
-            .prepare_cached("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL")?
-            .execute(params![now_ms(), reason, id])?;
+            .prepare_cached("UPDATE certificates SET revoked_at = ?, revocation_reason = ?, ca_revocation = ? WHERE id = ? AND revoked_at IS NULL")?
+            .execute(params![now_ms(), reason, ca.as_str(), id])?;
         Ok(n == 1)
     }
 

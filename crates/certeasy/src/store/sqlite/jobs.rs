@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, SqliteStore, SqliteTx};
+use crate::store::jobs::JobInfo;
 use crate::store::{now_ms, ClaimedJob, JobKind, JobStats, StoreError};
 
 // The methods of `Store` for this area (their contracts are documented
@@ -122,6 +123,27 @@ impl SqliteStore {
                     oldest_created_at: r.get(2)?,
                 })
             })?)
+        })
+    }
+
+    pub(in crate::store) async fn job_info(
+        &self,
+        kind: JobKind,
+        subject: &str,
+    ) -> Result<Option<JobInfo>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT attempts, CASE WHEN state = 'queued' THEN run_at ELSE lease_until END, last_error \
+                 FROM jobs WHERE kind = ? AND subject = ?",
+            )?
+            .query_row(params![kind.as_str(), subject], |r| {
+                Ok(JobInfo {
+                    attempts: r.get(0)?,
+                    next_run: r.get(1)?,
+                    last_error: r.get(2)?,
+                })
+            })
+            .optional()?)
         })
     }
 

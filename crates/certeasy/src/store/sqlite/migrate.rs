@@ -55,6 +55,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ari, eab, profiles",
         include_str!("../../../migrations/sqlite/0008_ari_eab_profiles.sql"),
     ),
+    (
+        9,
+        "revocation at the CA, CRLs",
+        include_str!("../../../migrations/sqlite/0009_revocation.sql"),
+    ),
 ];
 
 /// Newest schema version this binary knows.

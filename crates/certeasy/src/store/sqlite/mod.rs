@@ -22,6 +22,7 @@ mod meta;
 mod migrate;
 mod nonces;
 mod orders;
+mod revocation;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
