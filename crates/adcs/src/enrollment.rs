@@ -11,7 +11,9 @@ use msrpc::{
     IcprClient, IcprError, IcprReply, Timeouts,
 };
 
-use crate::{AdcsTarget, Error};
+use std::sync::atomic::Ordering;
+
+use crate::{AdcsTarget, Error, Transport};
 
 /// Request id retrieved by health probes and `adcs check`: non-zero (so it
 /// is a retrieval, never a submission) and far beyond any real CA's counter.
@@ -29,6 +31,26 @@ pub fn is_access_denied(e: &IcprError) -> bool {
         IcprError::Denied { hresult, .. } => *hresult == msrpc::icpr::E_ACCESSDENIED,
         IcprError::Fault { status, .. } => *status == msrpc::icpr::RPC_S_ACCESS_DENIED,
         IcprError::Authentication(_) => true,
+        _ => false,
+    }
+}
+
+/// Does this ICertPassage outcome say that the CA does not offer
+/// ICertPassage at all? The endpoint mapper does not know the interface, or
+/// the CA answers `E_ACCESSDENIED` without assigning a request id (what
+/// lab-adcs answers with `icpr-enabled: false`; Windows with
+/// `IF_NORPCICERTREQUEST` could not be checked here).
+pub fn icpr_refused(r: &Result<IcprReply, IcprError>) -> bool {
+    match r {
+        Err(IcprError::Denied {
+            hresult,
+            request_id: 0,
+            ..
+        }) => *hresult == msrpc::icpr::E_ACCESSDENIED,
+        Err(IcprError::EndpointMapper {
+            source: msrpc::RpcError::Protocol(m),
+            ..
+        }) => m.contains("not registered with the endpoint mapper"),
         _ => false,
     }
 }
@@ -67,47 +89,59 @@ pub struct Enrollment {
     auth: ClientAuth,
     opts: ClientOptions,
     pool: crate::pool::Pool,
+    /// Set once the CA refused ICertPassage under [`Transport::Auto`]: from
+    /// then on every exchange goes over DCOM.
+    icpr_refused: std::sync::atomic::AtomicBool,
 }
 
-/// One ICertPassage exchange.
+/// One enrollment exchange.
 enum Op<'a> {
     /// A CSR and the template to submit it for.
     Submit(&'a [u8], &'a str),
     Retrieve(u32),
 }
 
+/// The RPC authentication of every exchange with `t` (ICPR and DCOM alike).
+pub fn client_auth(t: &AdcsTarget) -> ClientAuth {
+    ClientAuth {
+        method: t.method,
+        level: t.auth_level,
+        credentials: Credentials {
+            domain: match (&t.realm, t.method) {
+                (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
+                _ => t.domain.clone(),
+            },
+            username: t.username.clone(),
+            password: t.password.clone(),
+        },
+        spn: t.spn.clone().or_else(|| Some(format!("host/{}", t.host))),
+        kdc: t.kdc.clone(),
+        keytab: t.keytab.clone(),
+    }
+}
+
+/// RPC options of every exchange with `t`: `request-timeout` for each phase.
+pub fn client_options(t: &AdcsTarget) -> ClientOptions {
+    let d = t.request_timeout;
+    ClientOptions {
+        timeouts: Timeouts {
+            connect: d,
+            bind: d,
+            call: d,
+        },
+        ..ClientOptions::default()
+    }
+}
+
 impl Enrollment {
     /// Prepares the client side (no I/O).
     pub fn new(t: &AdcsTarget) -> Enrollment {
-        let auth = ClientAuth {
-            method: t.method,
-            level: t.auth_level,
-            credentials: Credentials {
-                domain: match (&t.realm, t.method) {
-                    (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
-                    _ => t.domain.clone(),
-                },
-                username: t.username.clone(),
-                password: t.password.clone(),
-            },
-            spn: t.spn.clone().or_else(|| Some(format!("host/{}", t.host))),
-            kdc: t.kdc.clone(),
-            keytab: t.keytab.clone(),
-        };
-        let d = t.request_timeout;
-        let opts = ClientOptions {
-            timeouts: Timeouts {
-                connect: d,
-                bind: d,
-                call: d,
-            },
-            ..ClientOptions::default()
-        };
         Enrollment {
             t: t.clone(),
-            auth,
-            opts,
+            auth: client_auth(t),
+            opts: client_options(t),
             pool: crate::pool::Pool::default(),
+            icpr_refused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -188,9 +222,54 @@ impl Enrollment {
         }
     }
 
+    /// Whether exchanges currently go over DCOM (configured, or switched to
+    /// after the CA refused ICertPassage).
+    pub fn uses_dcom(&self) -> bool {
+        match self.t.transport {
+            Transport::Dcom => true,
+            Transport::Icpr => false,
+            Transport::Auto => self.icpr_refused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `op` over the target's transport.
+    async fn exchange(&self, op: Op<'_>) -> Result<IcprReply, IcprError> {
+        if self.uses_dcom() {
+            return self.dcom_exchange(&op).await;
+        }
+        let r = self.icpr_exchange(&op).await;
+        if self.t.transport == Transport::Auto
+            && self.t.auth_level == AuthLevel::Privacy
+            && icpr_refused(&r)
+        {
+            tracing::warn!(
+                ca = %self.t.ca_name,
+                "the CA refuses ICertPassage (MS-ICPR); switching to DCOM (ICertRequestD2) for this CA"
+            );
+            self.icpr_refused.store(true, Ordering::Relaxed);
+            return self.dcom_exchange(&op).await;
+        }
+        r
+    }
+
+    async fn dcom_exchange(&self, op: &Op<'_>) -> Result<IcprReply, IcprError> {
+        let req = match op {
+            Op::Submit(csr, template) => {
+                msrpc::csra::EnrollRequest::submit(&self.t.ca, template, csr)
+            }
+            Op::Retrieve(id) => msrpc::csra::EnrollRequest::retrieve(&self.t.ca, *id),
+        };
+        let reply = crate::admin::request2(&self.t, &self.auth, &self.opts, &req).await?;
+        crate::admin::reply_to_icpr(reply)
+    }
+
     /// Runs `op` on a pooled association, or on a fresh one when none is
     /// idle or the pooled one turns out to be dead (see [`crate::pool`]).
-    async fn exchange(&self, op: Op<'_>) -> Result<IcprReply, IcprError> {
+    async fn icpr_exchange(&self, op: &Op<'_>) -> Result<IcprReply, IcprError> {
+        let op = match op {
+            Op::Submit(c, t) => Op::Submit(c, t),
+            Op::Retrieve(id) => Op::Retrieve(*id),
+        };
         if let Some(mut c) = self.pool.take() {
             match self.run(&mut c, &op).await {
                 Ok(r) => {
@@ -223,6 +302,13 @@ impl Enrollment {
     /// anything (request id 0 would be a *new submission* and leave a
     /// denied request in the CA database at every probe).
     pub async fn probe(&self) -> Result<(), Error> {
+        if self.uses_dcom() {
+            return match self.dcom_exchange(&Op::Retrieve(PROBE_REQUEST_ID)).await {
+                Err(e) if is_access_denied(&e) => Err(self.error(e)),
+                Ok(_) | Err(IcprError::Denied { .. }) => Ok(()),
+                Err(e) => Err(self.error(e)),
+            };
+        }
         self.probe_at(self.endpoint()).await.map_err(|f| match f {
             ProbeFailure::Bind(e) | ProbeFailure::Call(e) => self.error(e),
         })

@@ -50,6 +50,10 @@ pub struct AdcsTarget {
     pub ca_chain: Vec<Vec<u8>>,
     /// Do not revoke at the CA.
     pub disable_ca_revocation: bool,
+    /// How certificates are requested: MS-ICPR, DCOM (MS-WCCE
+    /// `ICertRequestD2`), or ICPR with an automatic switch to DCOM when the
+    /// CA refuses ICertPassage.
+    pub transport: Transport,
     /// LDAP access to Active Directory for the preflight checks.
     pub ldap: Option<LdapTarget>,
 }
@@ -69,6 +73,21 @@ impl std::fmt::Debug for AdcsTarget {
             .field("ldap", &self.ldap)
             .finish()
     }
+}
+
+/// Enrollment transport of an [`AdcsTarget`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// ICertPassage first; DCOM once the CA refuses ICertPassage (endpoint
+    /// mapper without it, or `E_ACCESSDENIED` before a request id is given,
+    /// as a CA with ICPR disabled answers).
+    #[default]
+    Auto,
+    /// MS-ICPR `ICertPassage` only.
+    Icpr,
+    /// MS-WCCE `ICertRequestD2::Request2` over DCOM only (activation through
+    /// the endpoint mapper port, then the CA's dynamic DCOM port).
+    Dcom,
 }
 
 /// A domain controller to read templates, the enrollment service and the

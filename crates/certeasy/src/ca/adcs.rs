@@ -1,9 +1,10 @@
 //! `type: adcs`: the native bridge of `certeasy_adcs` (MS-ICPR over
-//! DCE/RPC, in process) as an authority. This adapter only maps answers:
+//! DCE/RPC, in process; MS-WCCE and MS-CSRA over DCOM) as an authority. This adapter only maps answers:
 //! a denial is final ([`AuthorityError::Refused`]); unreachable,
 //! authentication, timeouts and faults may heal
 //! ([`AuthorityError::Transient`]) and count against the authority's health.
 
+use certeasy_adcs::admin::CaAdmin;
 use certeasy_adcs::{AdcsTarget, Enrolled, Enrollment};
 
 use super::{AuthorityError, Signed};
@@ -11,6 +12,7 @@ use super::{AuthorityError, Signed};
 /// A native ADCS authority.
 pub struct AdcsCa {
     e: Enrollment,
+    admin: CaAdmin,
 }
 
 impl AdcsCa {
@@ -18,6 +20,7 @@ impl AdcsCa {
     pub fn new(t: &AdcsTarget) -> AdcsCa {
         AdcsCa {
             e: Enrollment::new(t),
+            admin: CaAdmin::new(t),
         }
     }
 
@@ -38,6 +41,29 @@ impl AdcsCa {
     /// Health probe ([`Enrollment::probe`]).
     pub async fn probe(&self) -> Result<(), AuthorityError> {
         self.e.probe().await.map_err(authority_error)
+    }
+
+    /// Revokes the certificate with serial number `serial_hex` at the CA
+    /// (MS-CSRA `ICertAdminD::RevokeCertificate` over DCOM) for RFC 5280
+    /// `reason`, effective `at`. The CA's refusal (e.g. the service account
+    /// lacks "Issue and Manage Certificates", unknown serial) is
+    /// [`AuthorityError::Refused`] with an actionable message; unreachable,
+    /// authentication failures and timeouts are [`AuthorityError::Transient`].
+    pub async fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: u32,
+        at: std::time::SystemTime,
+    ) -> Result<(), AuthorityError> {
+        self.admin
+            .revoke(serial_hex, reason, at)
+            .await
+            .map_err(authority_error)
+    }
+
+    /// The MS-CSRA client of this CA (operator commands, `adcs check`).
+    pub fn admin(&self) -> &CaAdmin {
+        &self.admin
     }
 
     /// Longest a request may stay pending.
