@@ -1,0 +1,107 @@
+//! The DCOM half of the preflight: enrollment over `ICertRequestD2` (when
+//! the target may use it), the CA's published templates through
+//! `ICertAdminD2::GetCAProperty`, and whether the service account may
+//! revoke (an `ICertAdminD` call that changes nothing).
+
+use super::{CheckLine, Verdict};
+use crate::admin::{CaAdmin, ManageVerdict};
+use crate::{AdcsTarget, Enrollment, Error, Transport};
+
+const DCOM_FIX: &str = "allow TCP 135 and the CA's dynamic RPC range (49152-65535 by default) from this host to the CA, and check that the service account may activate the Certificate Services DCOM objects (\"Certificate Service DCOM Access\" group)";
+
+/// Runs the DCOM checks of one target.
+pub async fn check_dcom(name: &str, t: &AdcsTarget) -> Vec<CheckLine> {
+    let mut out = Vec::new();
+    let mut line = |what: String, verdict: Verdict| {
+        out.push(CheckLine {
+            authority: name.to_string(),
+            what,
+            verdict,
+        })
+    };
+    if t.transport != Transport::Icpr {
+        let mut d = t.clone();
+        d.transport = Transport::Dcom;
+        match Enrollment::new(&d).probe().await {
+            Ok(()) => line(
+                format!(
+                    "enrollment over DCOM (ICertRequestD2, activation through port {}) answers",
+                    t.endpoint_mapper_port
+                ),
+                Verdict::Pass,
+            ),
+            Err(e) => line(
+                format!("enrollment over DCOM: {e}"),
+                Verdict::Fail(if t.transport == Transport::Dcom {
+                    DCOM_FIX.into()
+                } else {
+                    format!("needed only when the CA refuses ICertPassage (enrollment-interface: auto): {DCOM_FIX}")
+                }),
+            ),
+        }
+    }
+    let admin = CaAdmin::new(t);
+    match admin.templates().await {
+        Ok(list) => {
+            let names: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
+            line(
+                format!(
+                    "the CA publishes {} template(s) (ICertAdminD2::GetCAProperty): {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+                Verdict::Pass,
+            );
+            if names.iter().any(|n| n.eq_ignore_ascii_case(&t.template)) {
+                line(
+                    format!("template {} is published on the CA", t.template),
+                    Verdict::Pass,
+                );
+            } else {
+                line(
+                    format!("template {} is not among the CA's templates", t.template),
+                    Verdict::Fail("publish it on the CA (Certificate Templates → New → Certificate Template to Issue) or fix certificate-template (the template's name, not its display name)".into()),
+                );
+            }
+        }
+        Err(e @ Error::AdminRefused { .. }) => line(
+            format!("the CA's template list: {e}"),
+            Verdict::Fail(
+                "reading CA properties needs the CA's Read permission for the service account"
+                    .into(),
+            ),
+        ),
+        Err(e) => {
+            line(
+                format!("the CA's template list (DCOM): {e}"),
+                Verdict::Fail(DCOM_FIX.into()),
+            );
+            line(
+                "revocation rights: not checked (DCOM unreachable)".into(),
+                Verdict::Skipped,
+            );
+            return out;
+        }
+    }
+    match admin.management_check().await {
+        Ok(ManageVerdict::CanManage(hr)) => line(
+            format!(
+                "the service account may revoke, approve and deny (the CA answered an ICertAdminD::DenyRequest of a request id it does not hold with 0x{hr:08x}, not E_ACCESSDENIED); certificate manager restrictions per template cannot be seen this way"
+            ),
+            Verdict::Pass,
+        ),
+        Ok(ManageVerdict::Denied) if t.disable_ca_revocation => line(
+            "the service account lacks \"Issue and Manage Certificates\"; revocation at the CA is disabled (disable-ca-revocation: true), so revocations stay local".into(),
+            Verdict::Skipped,
+        ),
+        Ok(ManageVerdict::Denied) => line(
+            "the service account cannot revoke at the CA: ICertAdminD answered E_ACCESSDENIED".into(),
+            Verdict::Fail("grant the service account \"Issue and Manage Certificates\" on the CA (CA console → Properties → Security), or set disable-ca-revocation: true to keep revocations local".into()),
+        ),
+        Err(e) => line(
+            format!("revocation rights: {e}"),
+            Verdict::Fail(DCOM_FIX.into()),
+        ),
+    }
+    out
+}
