@@ -470,6 +470,7 @@ impl RpcService for IcprService {
             tracing::info!(peer = %ctx.peer, "ICertPassage request refused: icpr-enabled is false (IF_NORPCICERTREQUEST)");
             return Ok(CertServerResponse {
                 request_id: 0,
+                disposition: icpr::E_ACCESSDENIED,
                 status: icpr::E_ACCESSDENIED,
                 disposition_message: string_to_utf16le(
                     "Denied: the CA does not accept ICertPassage (RPC) requests",
