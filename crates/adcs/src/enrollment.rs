@@ -35,22 +35,22 @@ pub fn is_access_denied(e: &IcprError) -> bool {
     }
 }
 
-/// Does this ICertPassage outcome say that the CA does not offer
+/// Does this ICertPassage failure say that the CA does not offer
 /// ICertPassage at all? The endpoint mapper does not know the interface, or
 /// the CA answers `E_ACCESSDENIED` without assigning a request id (what
 /// lab-adcs answers with `icpr-enabled: false`; Windows with
 /// `IF_NORPCICERTREQUEST` could not be checked here).
-pub fn icpr_refused(r: &Result<IcprReply, IcprError>) -> bool {
-    match r {
-        Err(IcprError::Denied {
+pub fn icpr_refused(e: &IcprError) -> bool {
+    match e {
+        IcprError::Denied {
             hresult,
             request_id: 0,
             ..
-        }) => *hresult == msrpc::icpr::E_ACCESSDENIED,
-        Err(IcprError::EndpointMapper {
+        } => *hresult == msrpc::icpr::E_ACCESSDENIED,
+        IcprError::EndpointMapper {
             source: msrpc::RpcError::Protocol(m),
             ..
-        }) => m.contains("not registered with the endpoint mapper"),
+        } => m.contains("not registered with the endpoint mapper"),
         _ => false,
     }
 }
@@ -237,19 +237,10 @@ impl Enrollment {
         if self.uses_dcom() {
             return self.dcom_exchange(&op).await;
         }
-        let r = self.icpr_exchange(&op).await;
-        if self.t.transport == Transport::Auto
-            && self.t.auth_level == AuthLevel::Privacy
-            && icpr_refused(&r)
-        {
-            tracing::warn!(
-                ca = %self.t.ca_name,
-                "the CA refuses ICertPassage (MS-ICPR); switching to DCOM (ICertRequestD2) for this CA"
-            );
-            self.icpr_refused.store(true, Ordering::Relaxed);
-            return self.dcom_exchange(&op).await;
+        match self.icpr_exchange(&op).await {
+            Err(e) if self.switches_to_dcom(&e) => self.dcom_exchange(&op).await,
+            r => r,
         }
-        r
     }
 
     async fn dcom_exchange(&self, op: &Op<'_>) -> Result<IcprReply, IcprError> {
@@ -303,15 +294,45 @@ impl Enrollment {
     /// denied request in the CA database at every probe).
     pub async fn probe(&self) -> Result<(), Error> {
         if self.uses_dcom() {
-            return match self.dcom_exchange(&Op::Retrieve(PROBE_REQUEST_ID)).await {
-                Err(e) if is_access_denied(&e) => Err(self.error(e)),
-                Ok(_) | Err(IcprError::Denied { .. }) => Ok(()),
-                Err(e) => Err(self.error(e)),
-            };
+            return self.dcom_probe().await;
         }
-        self.probe_at(self.endpoint()).await.map_err(|f| match f {
-            ProbeFailure::Bind(e) | ProbeFailure::Call(e) => self.error(e),
-        })
+        let e = match self.probe_at(self.endpoint()).await {
+            Ok(()) => return Ok(()),
+            Err(ProbeFailure::Bind(e) | ProbeFailure::Call(e)) => e,
+        };
+        if self.switches_to_dcom(&e) {
+            return self.dcom_probe().await;
+        }
+        Err(self.error(e))
+    }
+
+    /// Under [`Transport::Auto`] at packet privacy, a refusal of
+    /// ICertPassage itself switches this CA to DCOM (and says so once).
+    fn switches_to_dcom(&self, e: &IcprError) -> bool {
+        if self.t.transport != Transport::Auto
+            || self.t.auth_level != AuthLevel::Privacy
+            || !icpr_refused(e)
+        {
+            return false;
+        }
+        if !self.icpr_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                ca = %self.t.ca_name,
+                error = %e,
+                "the CA refuses ICertPassage (MS-ICPR); switching to DCOM (ICertRequestD2) for this CA"
+            );
+        }
+        true
+    }
+
+    /// The probe over DCOM: a retrieval of [`PROBE_REQUEST_ID`] through
+    /// `ICertRequestD2::Request2`.
+    async fn dcom_probe(&self) -> Result<(), Error> {
+        match self.dcom_exchange(&Op::Retrieve(PROBE_REQUEST_ID)).await {
+            Err(e) if is_access_denied(&e) => Err(self.error(e)),
+            Ok(_) | Err(IcprError::Denied { .. }) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
     }
 
     /// [`Enrollment::probe`] against `endpoint`, saying which step failed.

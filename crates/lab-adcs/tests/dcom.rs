@@ -230,7 +230,13 @@ async fn icpr_disabled_falls_back_to_dcom() {
     let err = icpr_only.submit(&csr("a.example.test")).await.unwrap_err();
     assert!(err.is_refusal(), "{err}");
     assert!(err.to_string().contains("E_ACCESSDENIED"), "{err}");
-    // auto: switches to DCOM and stays there
+    // auto: the health probe already switches to DCOM (an authority whose
+    // probe failed would never get the request that could switch it)
+    let probed = Enrollment::new(&target(&e, "alice", "WebServer", Transport::Auto));
+    assert!(!probed.uses_dcom());
+    probed.probe().await.unwrap();
+    assert!(probed.uses_dcom());
+    // auto: a submission switches to DCOM and stays there
     let (en, _) = issue(&e, Transport::Auto).await;
     assert!(en.uses_dcom());
     assert!(matches!(

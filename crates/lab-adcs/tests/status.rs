@@ -43,14 +43,32 @@ fn status_by_id_and_serial() {
         .unwrap()
         .der()
         .to_vec();
-    let issued = lab.handle(&CertServerRequest::submit("LAB-CA", "WebServer", &csr), "CORP\\alice");
-    let pending = lab.handle(&CertServerRequest::submit("LAB-CA", "Pend", &csr), "CORP\\alice");
-    let denied = lab.handle(&CertServerRequest::submit("LAB-CA", "Pend", &csr), "CORP\\alice");
+    let issued = lab.handle(
+        &CertServerRequest::submit("LAB-CA", "WebServer", &csr),
+        "CORP\\alice",
+    );
+    let pending = lab.handle(
+        &CertServerRequest::submit("LAB-CA", "Pend", &csr),
+        "CORP\\alice",
+    );
+    let denied = lab.handle(
+        &CertServerRequest::submit("LAB-CA", "Pend", &csr),
+        "CORP\\alice",
+    );
     lab.deny(denied.request_id, 0x8007_0005).unwrap();
 
-    assert_eq!(status(&cfg, &[&issued.request_id.to_string()]), (0, "issued".into()));
-    assert_eq!(status(&cfg, &[&pending.request_id.to_string()]), (0, "pending".into()));
-    assert_eq!(status(&cfg, &[&denied.request_id.to_string()]), (0, "denied".into()));
+    assert_eq!(
+        status(&cfg, &[&issued.request_id.to_string()]),
+        (0, "issued".into())
+    );
+    assert_eq!(
+        status(&cfg, &[&pending.request_id.to_string()]),
+        (0, "pending".into())
+    );
+    assert_eq!(
+        status(&cfg, &[&denied.request_id.to_string()]),
+        (0, "denied".into())
+    );
 
     let rec = lab
         .state()

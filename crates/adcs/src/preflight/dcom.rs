@@ -19,6 +19,32 @@ pub async fn check_dcom(name: &str, t: &AdcsTarget) -> Vec<CheckLine> {
             verdict,
         })
     };
+    // Everything below activates through the endpoint mapper's port: when
+    // it does not answer, say so once instead of timing out per check.
+    let scm = (t.host.as_str(), t.endpoint_mapper_port);
+    match tokio::time::timeout(t.request_timeout, tokio::net::TcpStream::connect(scm)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            line(
+                format!(
+                    "DCOM activation port {}:{}: {e}; DCOM checks skipped",
+                    t.host, t.endpoint_mapper_port
+                ),
+                Verdict::Fail(DCOM_FIX.into()),
+            );
+            return out;
+        }
+        Err(_) => {
+            line(
+                format!(
+                    "DCOM activation port {}:{}: no answer within {:?}; DCOM checks skipped",
+                    t.host, t.endpoint_mapper_port, t.request_timeout
+                ),
+                Verdict::Fail(DCOM_FIX.into()),
+            );
+            return out;
+        }
+    }
     if t.transport != Transport::Icpr {
         let mut d = t.clone();
         d.transport = Transport::Dcom;

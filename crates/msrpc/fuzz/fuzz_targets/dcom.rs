@@ -89,8 +89,8 @@ fuzz_target!(|data: &[u8]| {
     };
     for mut v in valid() {
         for e in edits.chunks_exact(3) {
-            let at = usize::from(u16::from_le_bytes([e[0], e[1]]));
-            if let Some(b) = v.get_mut(at % v.len().max(1)) {
+            let at = usize::from(u16::from_le_bytes([e[0], e[1]])) % v.len().max(1);
+            if let Some(b) = v.get_mut(at) {
                 *b = e[2];
             }
         }
