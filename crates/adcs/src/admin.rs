@@ -24,7 +24,7 @@ use msrpc::icpr::{self, explain, Disposition, E_ACCESSDENIED};
 use msrpc::uuid::Uuid;
 use msrpc::{ClientAuth, ClientOptions, IcprError, IcprReply, RpcError};
 
-use crate::enrollment::{client_auth, client_options, PROBE_REQUEST_ID};
+use crate::target::PROBE_REQUEST_ID;
 use crate::{AdcsTarget, Error};
 
 /// `HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)`: no certificate with this serial.
@@ -225,8 +225,8 @@ impl CaAdmin {
     pub fn new(t: &AdcsTarget) -> Self {
         CaAdmin {
             t: t.clone(),
-            auth: client_auth(t),
-            opts: client_options(t),
+            auth: t.client_auth(),
+            opts: t.client_options(),
         }
     }
 

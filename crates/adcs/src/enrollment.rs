@@ -7,17 +7,15 @@
 //! restart) from poisoning later requests.
 
 use msrpc::{
-    AuthLevel, AuthMethod, ClientAuth, ClientOptions, Credentials, Disposition, EndpointSelection,
-    IcprClient, IcprError, IcprReply, Timeouts,
+    AuthLevel, ClientAuth, ClientOptions, Disposition, EndpointSelection, IcprClient, IcprError,
+    IcprReply,
 };
 
 use std::sync::atomic::Ordering;
 
 use crate::{AdcsTarget, Error, Transport};
 
-/// Request id retrieved by health probes and `adcs check`: non-zero (so it
-/// is a retrieval, never a submission) and far beyond any real CA's counter.
-pub const PROBE_REQUEST_ID: u32 = 0x7fff_ffff;
+pub use crate::target::PROBE_REQUEST_ID;
 
 /// What to add to an access-denied error when the exchange ran below packet
 /// privacy: a CA with `IF_ENFORCEENCRYPTICERTREQUEST` (the default since
@@ -101,45 +99,13 @@ enum Op<'a> {
     Retrieve(u32),
 }
 
-/// The RPC authentication of every exchange with `t` (ICPR and DCOM alike).
-pub fn client_auth(t: &AdcsTarget) -> ClientAuth {
-    ClientAuth {
-        method: t.method,
-        level: t.auth_level,
-        credentials: Credentials {
-            domain: match (&t.realm, t.method) {
-                (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
-                _ => t.domain.clone(),
-            },
-            username: t.username.clone(),
-            password: t.password.clone(),
-        },
-        spn: t.spn.clone().or_else(|| Some(format!("host/{}", t.host))),
-        kdc: t.kdc.clone(),
-        keytab: t.keytab.clone(),
-    }
-}
-
-/// RPC options of every exchange with `t`: `request-timeout` for each phase.
-pub fn client_options(t: &AdcsTarget) -> ClientOptions {
-    let d = t.request_timeout;
-    ClientOptions {
-        timeouts: Timeouts {
-            connect: d,
-            bind: d,
-            call: d,
-        },
-        ..ClientOptions::default()
-    }
-}
-
 impl Enrollment {
     /// Prepares the client side (no I/O).
     pub fn new(t: &AdcsTarget) -> Enrollment {
         Enrollment {
             t: t.clone(),
-            auth: client_auth(t),
-            opts: client_options(t),
+            auth: t.client_auth(),
+            opts: t.client_options(),
             pool: crate::pool::Pool::default(),
             icpr_refused: std::sync::atomic::AtomicBool::new(false),
         }

@@ -58,6 +58,48 @@ pub struct AdcsTarget {
     pub ldap: Option<LdapTarget>,
 }
 
+/// Request id retrieved by health probes and `adcs check` (and denied by
+/// the rights check): non-zero (so it is a retrieval, never a submission)
+/// and far beyond any real CA's counter.
+pub const PROBE_REQUEST_ID: u32 = 0x7fff_ffff;
+
+impl AdcsTarget {
+    /// The RPC authentication of every exchange with this CA (ICPR and DCOM alike).
+    pub fn client_auth(&self) -> msrpc::ClientAuth {
+        msrpc::ClientAuth {
+            method: self.method,
+            level: self.auth_level,
+            credentials: msrpc::Credentials {
+                domain: match (&self.realm, self.method) {
+                    (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
+                    _ => self.domain.clone(),
+                },
+                username: self.username.clone(),
+                password: self.password.clone(),
+            },
+            spn: self
+                .spn
+                .clone()
+                .or_else(|| Some(format!("host/{}", self.host))),
+            kdc: self.kdc.clone(),
+            keytab: self.keytab.clone(),
+        }
+    }
+
+    /// RPC options of every exchange with this CA: `request-timeout` for each phase.
+    pub fn client_options(&self) -> msrpc::ClientOptions {
+        let d = self.request_timeout;
+        msrpc::ClientOptions {
+            timeouts: msrpc::Timeouts {
+                connect: d,
+                bind: d,
+                call: d,
+            },
+            ..msrpc::ClientOptions::default()
+        }
+    }
+}
+
 impl std::fmt::Debug for AdcsTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdcsTarget")

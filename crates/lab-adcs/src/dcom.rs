@@ -23,7 +23,31 @@ use msrpc::icpr::{
 use msrpc::server::{CallContext, RpcService};
 use msrpc::uuid::SyntaxId;
 
-use crate::service::{Lab, DENIED_BY_MANAGER};
+/// What the DCOM interfaces need from the CA (implemented by
+/// [`crate::service::Lab`]); failures carry the HRESULT to answer and a
+/// message for the log.
+pub trait CaOps: Send + Sync + 'static {
+    /// The CA's common name.
+    fn ca_name(&self) -> &str;
+    /// Whether `DOMAIN\user` holds "Issue and Manage Certificates".
+    fn is_manager(&self, domain: &str, user: &str) -> bool;
+    /// Issues a pending (or denied) request.
+    fn resubmit(&self, id: u32) -> Result<(), (u32, String)>;
+    /// Denies a pending request.
+    fn deny(&self, id: u32) -> Result<(), (u32, String)>;
+    /// Revokes by serial number; returns the request id.
+    fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: u32,
+        effective: Option<std::time::SystemTime>,
+        by: &str,
+    ) -> Result<u32, (u32, String)>;
+    /// (name, OID) of the templates the CA issues.
+    fn templates(&self) -> Vec<(String, String)>;
+    /// Serves an enrollment the way ICertPassage does.
+    fn enroll(&self, req: &CertServerRequest, requester: &str) -> icpr::CertServerResponse;
+}
 
 /// The classes the lab exports and their interfaces.
 pub fn classes() -> Vec<DcomClass> {
@@ -46,45 +70,39 @@ fn who(ctx: &CallContext) -> String {
         .unwrap_or_default()
 }
 
-fn is_manager(lab: &Lab, ctx: &CallContext) -> bool {
-    let Some(u) = &ctx.user else {
-        return false;
-    };
-    let first = u.domain.split('.').next().unwrap_or("");
-    lab.config().users.iter().any(|c| {
-        c.manager
-            && c.name.eq_ignore_ascii_case(&u.user)
-            && (c.domain.eq_ignore_ascii_case(&u.domain) || c.domain.eq_ignore_ascii_case(first))
-    })
+fn is_manager<L: CaOps>(lab: &L, ctx: &CallContext) -> bool {
+    ctx.user
+        .as_ref()
+        .is_some_and(|u| lab.is_manager(&u.domain, &u.user))
 }
 
-fn authority_ok(lab: &Lab, authority: Option<&str>) -> bool {
+fn authority_ok<L: CaOps>(lab: &L, authority: Option<&str>) -> bool {
     let a = authority.unwrap_or("");
     let name = a.rsplit('\\').next().unwrap_or(a);
-    name.eq_ignore_ascii_case(&lab.config().ca.name)
+    name.eq_ignore_ascii_case(lab.ca_name())
 }
 
 /// `ICertAdminD` (v2 = false) or `ICertAdminD2` (which includes ICertAdminD's methods).
-pub struct AdminService {
-    lab: Arc<Lab>,
+pub struct AdminService<L> {
+    lab: Arc<L>,
     level: AuthLevel,
     v2: bool,
 }
 
-impl AdminService {
+impl<L: CaOps> AdminService<L> {
     /// The service for one of the two interface ids.
-    pub fn new(lab: Arc<Lab>, level: AuthLevel, v2: bool) -> Self {
+    pub fn new(lab: Arc<L>, level: AuthLevel, v2: bool) -> Self {
         AdminService { lab, level, v2 }
     }
 
     fn admin(&self, ctx: &CallContext, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, u32> {
         let bad = |_| icpr::RPC_X_BAD_STUB_DATA;
         let caller = who(ctx);
-        let manager = is_manager(&self.lab, ctx);
+        let manager = is_manager(self.lab.as_ref(), ctx);
         match opnum {
             csra::OPNUM_RESUBMIT_REQUEST => {
                 let r = decode_request_ref(stub).map_err(bad)?;
-                if !authority_ok(&self.lab, r.authority.as_deref()) {
+                if !authority_ok(self.lab.as_ref(), r.authority.as_deref()) {
                     return Ok(encode_resubmit_reply(0, E_INVALIDARG));
                 }
                 if !manager {
@@ -95,37 +113,40 @@ impl AdminService {
                     );
                     return Ok(encode_resubmit_reply(0, E_ACCESSDENIED));
                 }
-                Ok(match self.lab.approve(r.request_id) {
-                    Ok(rec) => {
-                        tracing::info!(caller, id = rec.id, "request resubmitted and issued");
+                Ok(match self.lab.resubmit(r.request_id) {
+                    Ok(()) => {
+                        tracing::info!(caller, id = r.request_id, "request resubmitted and issued");
                         encode_resubmit_reply(CR_DISP_ISSUED, 0)
                     }
-                    Err(e) => {
+                    Err((hr, e)) => {
                         tracing::info!(caller, id = r.request_id, error = %e, "resubmit failed");
-                        encode_resubmit_reply(0, e.hresult())
+                        encode_resubmit_reply(0, hr)
                     }
                 })
             }
             csra::OPNUM_DENY_REQUEST => {
                 let r = decode_request_ref(stub).map_err(bad)?;
-                if !authority_ok(&self.lab, r.authority.as_deref()) {
+                if !authority_ok(self.lab.as_ref(), r.authority.as_deref()) {
                     return Ok(hresult_reply(E_INVALIDARG));
                 }
                 if !manager {
                     tracing::info!(caller, id = r.request_id, "deny refused: not a CA manager");
                     return Ok(hresult_reply(E_ACCESSDENIED));
                 }
-                Ok(match self.lab.deny(r.request_id, DENIED_BY_MANAGER) {
-                    Ok(rec) => {
-                        tracing::info!(caller, id = rec.id, "request denied");
+                Ok(match self.lab.deny(r.request_id) {
+                    Ok(()) => {
+                        tracing::info!(caller, id = r.request_id, "request denied");
                         hresult_reply(0)
                     }
-                    Err(e) => hresult_reply(e.hresult()),
+                    Err((hr, e)) => {
+                        tracing::info!(caller, id = r.request_id, error = %e, "deny failed");
+                        hresult_reply(hr)
+                    }
                 })
             }
             csra::OPNUM_REVOKE_CERTIFICATE => {
                 let r = Revoke::decode(stub).map_err(bad)?;
-                if !authority_ok(&self.lab, r.authority.as_deref()) {
+                if !authority_ok(self.lab.as_ref(), r.authority.as_deref()) {
                     return Ok(hresult_reply(E_INVALIDARG));
                 }
                 if !manager {
@@ -142,32 +163,32 @@ impl AdminService {
                         csra::from_filetime(r.filetime),
                         &caller,
                     ) {
-                        Ok(rec) => {
+                        Ok(id) => {
                             tracing::info!(
                                 caller,
-                                id = rec.id,
+                                id,
                                 serial,
                                 reason = r.reason,
                                 "certificate revoked"
                             );
                             hresult_reply(0)
                         }
-                        Err(e) => {
+                        Err((hr, e)) => {
                             tracing::info!(caller, serial, error = %e, "revoke failed");
-                            hresult_reply(e.hresult())
+                            hresult_reply(hr)
                         }
                     },
                 )
             }
             csra::OPNUM_ADMIN2_GET_CA_PROPERTY if self.v2 => {
                 let g = GetCaProperty::decode(stub).map_err(bad)?;
-                if !authority_ok(&self.lab, g.authority.as_deref()) {
+                if !authority_ok(self.lab.as_ref(), g.authority.as_deref()) {
                     return Ok(encode_property_reply(&[], E_INVALIDARG));
                 }
                 if !manager {
                     return Ok(encode_property_reply(&[], E_ACCESSDENIED));
                 }
-                Ok(property(&self.lab, &g))
+                Ok(property(self.lab.as_ref(), &g))
             }
             o if o < 3 => Err(icpr::NCA_S_OP_RNG_ERROR),
             o if o <= 30 || (self.v2 && o <= 49) => Ok(hresult_reply(E_NOTIMPL)),
@@ -176,17 +197,15 @@ impl AdminService {
     }
 }
 
-fn property(lab: &Lab, g: &GetCaProperty) -> Vec<u8> {
+fn property<L: CaOps>(lab: &L, g: &GetCaProperty) -> Vec<u8> {
     match g.prop_id {
         CR_PROP_TEMPLATES => encode_property_reply(&format_templates(&lab.templates()), 0),
-        csra::CR_PROP_CANAME => {
-            encode_property_reply(&icpr::string_to_utf16le(&lab.config().ca.name), 0)
-        }
+        csra::CR_PROP_CANAME => encode_property_reply(&icpr::string_to_utf16le(lab.ca_name()), 0),
         _ => encode_property_reply(&[], E_INVALIDARG),
     }
 }
 
-impl RpcService for AdminService {
+impl<L: CaOps> RpcService for AdminService<L> {
     fn interface(&self) -> SyntaxId {
         iface(if self.v2 {
             IID_ICERTADMIND2
@@ -205,15 +224,15 @@ impl RpcService for AdminService {
 }
 
 /// `ICertRequestD` (v2 = false) or `ICertRequestD2`.
-pub struct RequestService {
-    lab: Arc<Lab>,
+pub struct RequestService<L> {
+    lab: Arc<L>,
     level: AuthLevel,
     v2: bool,
 }
 
-impl RequestService {
+impl<L: CaOps> RequestService<L> {
     /// The service for one of the two interface ids.
-    pub fn new(lab: Arc<Lab>, level: AuthLevel, v2: bool) -> Self {
+    pub fn new(lab: Arc<L>, level: AuthLevel, v2: bool) -> Self {
         RequestService { lab, level, v2 }
     }
 
@@ -241,7 +260,7 @@ impl RequestService {
             },
             request: req.request.clone(),
         };
-        let r = self.lab.handle(&icpr_req, &who(ctx));
+        let r = self.lab.enroll(&icpr_req, &who(ctx));
         tracing::debug!(
             v2,
             id = r.request_id,
@@ -259,7 +278,7 @@ impl RequestService {
     }
 }
 
-impl RpcService for RequestService {
+impl<L: CaOps> RpcService for RequestService<L> {
     fn interface(&self) -> SyntaxId {
         iface(if self.v2 {
             IID_ICERTREQUESTD2
@@ -285,10 +304,10 @@ impl RpcService for RequestService {
             }
             csra::OPNUM_REQUEST2_GET_CA_PROPERTY if self.v2 => {
                 let g = GetCaProperty::decode(stub).map_err(bad)?;
-                if !authority_ok(&self.lab, g.authority.as_deref()) {
+                if !authority_ok(self.lab.as_ref(), g.authority.as_deref()) {
                     return Ok(encode_property_reply(&[], E_INVALIDARG));
                 }
-                Ok(property(&self.lab, &g))
+                Ok(property(self.lab.as_ref(), &g))
             }
             o if o < 3 => Err(icpr::NCA_S_OP_RNG_ERROR),
             o if o <= 5 || (self.v2 && o <= 9) => Ok(hresult_reply(E_NOTIMPL)),

@@ -440,6 +440,53 @@ impl Lab {
     }
 }
 
+impl crate::dcom::CaOps for Lab {
+    fn ca_name(&self) -> &str {
+        &self.cfg.ca.name
+    }
+
+    fn is_manager(&self, domain: &str, user: &str) -> bool {
+        let first = domain.split('.').next().unwrap_or("");
+        self.cfg.users.iter().any(|c| {
+            c.manager
+                && c.name.eq_ignore_ascii_case(user)
+                && (c.domain.eq_ignore_ascii_case(domain) || c.domain.eq_ignore_ascii_case(first))
+        })
+    }
+
+    fn resubmit(&self, id: u32) -> Result<(), (u32, String)> {
+        self.approve(id)
+            .map(|_| ())
+            .map_err(|e| (e.hresult(), e.to_string()))
+    }
+
+    fn deny(&self, id: u32) -> Result<(), (u32, String)> {
+        Lab::deny(self, id, DENIED_BY_MANAGER)
+            .map(|_| ())
+            .map_err(|e| (e.hresult(), e.to_string()))
+    }
+
+    fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: u32,
+        effective: Option<std::time::SystemTime>,
+        by: &str,
+    ) -> Result<u32, (u32, String)> {
+        Lab::revoke(self, serial_hex, reason, effective, by)
+            .map(|r| r.id)
+            .map_err(|e| (e.hresult(), e.to_string()))
+    }
+
+    fn templates(&self) -> Vec<(String, String)> {
+        Lab::templates(self)
+    }
+
+    fn enroll(&self, req: &CertServerRequest, requester: &str) -> CertServerResponse {
+        self.handle(req, requester)
+    }
+}
+
 /// The ICertPassage RPC service.
 pub struct IcprService {
     lab: Arc<Lab>,

@@ -9,6 +9,27 @@ use crate::{AdcsTarget, Enrollment, Error, Transport};
 
 const DCOM_FIX: &str = "allow TCP 135 and the CA's dynamic RPC range (49152-65535 by default) from this host to the CA, and check that the service account may activate the Certificate Services DCOM objects (\"Certificate Service DCOM Access\" group)";
 
+fn is_auth_failure(e: &Error) -> bool {
+    matches!(e, Error::Exchange { source, .. } if matches!(**source, msrpc::IcprError::Authentication(_)))
+}
+
+/// The credentials were refused: with ICertPassage checked, its
+/// authentication line already failed with the fix, so the DCOM lines are
+/// skipped rather than failing three more times for the same reason.
+fn auth_failed(line: &mut impl FnMut(String, Verdict), t: &AdcsTarget, e: &Error) {
+    if t.transport == Transport::Dcom {
+        line(
+            format!("authentication over DCOM: {e}"),
+            Verdict::Fail("check auth.domain, auth.username and the password (password-file/password-env); the account must be enabled and not locked".into()),
+        );
+    } else {
+        line(
+            "DCOM checks skipped: the CA refused the credentials (see the authentication line above)".into(),
+            Verdict::Skipped,
+        );
+    }
+}
+
 /// Runs the DCOM checks of one target.
 pub async fn check_dcom(name: &str, t: &AdcsTarget) -> Vec<CheckLine> {
     let mut out = Vec::new();
@@ -49,6 +70,10 @@ pub async fn check_dcom(name: &str, t: &AdcsTarget) -> Vec<CheckLine> {
         let mut d = t.clone();
         d.transport = Transport::Dcom;
         match Enrollment::new(&d).probe().await {
+            Err(e) if is_auth_failure(&e) => {
+                auth_failed(&mut line, t, &e);
+                return out;
+            }
             Ok(()) => line(
                 format!(
                     "enrollment over DCOM (ICertRequestD2, activation through port {}) answers",
@@ -89,6 +114,10 @@ pub async fn check_dcom(name: &str, t: &AdcsTarget) -> Vec<CheckLine> {
                     Verdict::Fail("publish it on the CA (Certificate Templates → New → Certificate Template to Issue) or fix certificate-template (the template's name, not its display name)".into()),
                 );
             }
+        }
+        Err(e) if is_auth_failure(&e) => {
+            auth_failed(&mut line, t, &e);
+            return out;
         }
         Err(e @ Error::AdminRefused { .. }) => line(
             format!("the CA's template list: {e}"),
