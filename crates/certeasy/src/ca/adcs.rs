@@ -12,7 +12,8 @@ use super::{AuthorityError, Signed};
 /// A native ADCS authority.
 pub struct AdcsCa {
     e: Enrollment,
-    admin: CaAdmin,
+    /// Boxed: it holds a second copy of the target (keeps `Authority` small).
+    admin: Box<CaAdmin>,
 }
 
 impl AdcsCa {
@@ -20,7 +21,7 @@ impl AdcsCa {
     pub fn new(t: &AdcsTarget) -> AdcsCa {
         AdcsCa {
             e: Enrollment::new(t),
-            admin: CaAdmin::new(t),
+            admin: Box::new(CaAdmin::new(t)),
         }
     }
 
