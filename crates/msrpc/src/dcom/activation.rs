@@ -15,8 +15,8 @@
 //!
 //! NDR type serialization version 1 (MS-RPCE 2.2.6): an 8-octet common
 //! header (version 1, little endian 0x10, length 8, filler 0xcccccccc) and
-//! an 8-octet private header (object buffer length, filler) before the NDR
-//! body, which is padded to 8.
+//! an 8-octet private header (object buffer length including the padding,
+//! filler 0) before the NDR body, which is padded to 8.
 
 use super::objref::{DualStringArray, ObjRef};
 use super::{
@@ -37,8 +37,10 @@ fn ts1_wrap(body: &[u8]) -> Vec<u8> {
     let padded = (body.len() + 7) & !7;
     let mut out = Vec::with_capacity(16 + padded);
     out.extend_from_slice(&[1, 0x10, 8, 0, 0xcc, 0xcc, 0xcc, 0xcc]);
+    // ObjectBufferLength includes the padding (MS-RPCE 2.2.6.2; impacket
+    // sends it unpadded, which the decoder accepts); the filler is 0.
     out.extend_from_slice(&u32::try_from(padded).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(&[0xcc; 4]);
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(body);
     out.resize(16 + padded, 0);
     out
@@ -511,6 +513,50 @@ mod tests {
         assert_eq!(sizes, vec![88, 40, 32, 48]);
         let total = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
         assert_eq!(total + 8, data.len());
+    }
+
+    /// What impacket 0.13.1 (`IRemoteSCMActivator.RemoteCreateInstance`)
+    /// puts in `pActProperties` for CCertAdminD / ICertAdminD: an
+    /// independent encoder (unpadded ObjectBufferLength, 0xFA padding,
+    /// thisSize 0, random referent ids).
+    const IMPACKET_ACTIVATION_IN: &str = "4d454f5704000000a201000000000000c0000000000000463803000000000000c0000000000000460000000078010000680100000000000001100800cccccccc88000000cccccccc680100009800000000000000020000000400000000000000000000000000000000000000cf140000180f00000000000004000000ab01000000000000c000000000000046a501000000000000c000000000000046a401000000000000c000000000000046aa01000000000000c000000000000046040000005800000028000000200000003000000001100800cccccccc44000000cccccccc736e9ed988fcd011b49800a0c90312f30000000000000000000000000100000000000000f4d80000000000000500070001000000716e9ed988fcd011b49800a0c90312f3fafafafa01100800cccccccc18000000cccccccc00000000000000000000000000000000000000000000000001100800cccccccc10000000cccccccc0000000000000000000000000000000001100800cccccccc1a000000cccccccc00000000c92f0000000000000100aaaa8fcd0000010000000700fafafafafafa";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn impacket_activation_properties_decode() {
+        let b = unhex(IMPACKET_ACTIVATION_IN);
+        let a = ActivationIn::decode(&b).unwrap();
+        assert_eq!(a.clsid, CLSID_CCERTADMIND);
+        assert_eq!(a.iids, vec![IID_ICERTADMIND]);
+        assert_eq!(a.protseqs, vec![TOWERID_NCACN_IP_TCP]);
+        assert_eq!(a.client_version, (5, 7));
+        // Our encoding has the same shape: OBJREF header, blob sizes,
+        // custom header and property sizes.
+        let ours = ActivationIn::new(CLSID_CCERTADMIND, IID_ICERTADMIND).encode();
+        assert_eq!(ours.len(), b.len());
+        assert_eq!(ours[..48], b[..48], "OBJREF_CUSTOM header");
+        let (ObjRef::Custom { data: d1, .. }, ObjRef::Custom { data: d2, .. }) =
+            (ObjRef::decode(&ours).unwrap(), ObjRef::decode(&b).unwrap())
+        else {
+            unreachable!()
+        };
+        let s1: Vec<(Uuid, usize)> = unblob(&d1)
+            .unwrap()
+            .iter()
+            .map(|(c, p)| (*c, p.len()))
+            .collect();
+        let s2: Vec<(Uuid, usize)> = unblob(&d2)
+            .unwrap()
+            .iter()
+            .map(|(c, p)| (*c, p.len()))
+            .collect();
+        assert_eq!(s1, s2);
     }
 
     #[test]
