@@ -17,7 +17,7 @@
 #   (ICertAdminD2::GetCAProperty), `certipy req -dcom` (ICertRequestD::Request),
 #   `-issue-request` / `-deny-request` (ICertAdminD::ResubmitRequest /
 #   DenyRequest), each outcome read back with `lab-adcs status`; and against a
-#   third lab-adcs with `icpr-enabled: false` on 127.0.0.2:135, where
+#   third lab-adcs with `icpr-enabled: false` on 127.0.0.3:135, where
 #   `certipy req` over RPC is refused and `certipy req -dcom` issues.
 # * Every name lookup and connection stays on loopback (-dc-ip/-ns 127.0.0.1).
 #
@@ -266,21 +266,22 @@ else
   FAIL=$((FAIL + 1)); say "FAIL no request id in the second DCOM pending output"; sed 's/^/    /' "$WORK/dcom-pending2.log"
 fi
 
-# 8. A CA that refuses ICertPassage (icpr-enabled: false) on 127.0.0.2:135:
+# 8. A CA that refuses ICertPassage (icpr-enabled: false) on 127.0.0.3:135
+#    (127.0.0.2 belongs to the lab domain of scripts/lab-domain.sh):
 #    Certipy over RPC is refused, Certipy over DCOM issues.
 sed -e "s#^  state-dir: .*#  state-dir: $WORK/state3#" "$ROOT/examples/lab-adcs.yml" > "$WORK/lab-noicpr.yml"
 printf 'icpr-enabled: false\n' >> "$WORK/lab-noicpr.yml"
-"$BIN" serve -f "$WORK/lab-noicpr.yml" --address 127.0.0.2 --epm-port 135 >"$WORK/serve3.out" 2>"$WORK/serve3.err" &
+"$BIN" serve -f "$WORK/lab-noicpr.yml" --address 127.0.0.3 --epm-port 135 >"$WORK/serve3.out" 2>"$WORK/serve3.err" &
 LAB3_PID=$!
 for _ in $(seq 1 100); do grep -q '^lab-adcs ready:' "$WORK/serve3.out" 2>/dev/null && break; sleep 0.1; done
 if grep -q '^lab-adcs ready:' "$WORK/serve3.out"; then
-  (cd "$WORK" && printf 'n\n' | timeout 60 "$CERTIPY" req -u alice@CORP -p 'Passw0rd!' -ca LAB-CA -target-ip 127.0.0.2 \
+  (cd "$WORK" && printf 'n\n' | timeout 60 "$CERTIPY" req -u alice@CORP -p 'Passw0rd!' -ca LAB-CA -target-ip 127.0.0.3 \
       -dc-ip 127.0.0.1 -ns 127.0.0.1 -dynamic-endpoint -timeout 10 -template WebServer) >"$WORK/noicpr-rpc.log" 2>&1 || true
   check "certipy req over RPC refused when ICPR is disabled" 'E_ACCESSDENIED|ACCESS_DENIED|0x80070005' "$WORK/noicpr-rpc.log"
-  CA_IP=127.0.0.2 certipy_dcom_req "$WORK/noicpr-dcom.log" -template WebServer -out noicpr
+  CA_IP=127.0.0.3 certipy_dcom_req "$WORK/noicpr-dcom.log" -template WebServer -out noicpr
   check "certipy req -dcom issued when ICPR is disabled" 'Successfully requested certificate' "$WORK/noicpr-dcom.log"
 else
-  FAIL=$((FAIL + 1)); say "FAIL lab-adcs (icpr-enabled: false) did not start on 127.0.0.2:135"; sed 's/^/    /' "$WORK/serve3.err"
+  FAIL=$((FAIL + 1)); say "FAIL lab-adcs (icpr-enabled: false) did not start on 127.0.0.3:135"; sed 's/^/    /' "$WORK/serve3.err"
 fi
 kill "$LAB3_PID" 2>/dev/null || true; wait "$LAB3_PID" 2>/dev/null || true
 

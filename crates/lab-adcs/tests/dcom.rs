@@ -256,3 +256,59 @@ async fn icpr_disabled_falls_back_to_dcom() {
         .unwrap();
     assert_eq!(issued, 2);
 }
+
+/// Kerberos over DCOM against the lab domain's real KDC
+/// (`scripts/lab-domain.sh`; `LAB_DOMAIN_DIR` names its directory, without
+/// it this test returns early): alice's keytab on the client, the CA's
+/// service keys in lab-adcs, activation and the admin call both
+/// authenticated with Kerberos at packet privacy.
+#[tokio::test]
+async fn kerberos_over_dcom_with_the_lab_domain() {
+    let Some(dir) = std::env::var_os("LAB_DOMAIN_DIR").map(std::path::PathBuf::from) else {
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let text = CONFIG
+        .replace("STATE", &state.path().join("state").display().to_string())
+        .replace("ICPR", "false");
+    let mut cfg = Config::parse(&text).unwrap();
+    let ca_keys =
+        msrpc::keytab::Keytab::parse(&std::fs::read(dir.join("ca.keytab")).unwrap()).unwrap();
+    cfg.keytab = Some(Arc::new(ca_keys));
+    let lab = Arc::new(Lab::open(cfg).unwrap());
+    let running = start(lab.clone(), Ipv4Addr::LOCALHOST, 0, 0).await.unwrap();
+    let e = Env {
+        _dir: state,
+        lab,
+        running,
+    };
+    let alice =
+        msrpc::keytab::Keytab::parse(&std::fs::read(dir.join("alice.keytab")).unwrap()).unwrap();
+    let mut t = target(&e, "alice", "WebServer", Transport::Auto);
+    t.method = AuthMethod::Kerberos;
+    t.realm = Some("CORP.TEST".into());
+    t.password = String::new();
+    t.keytab = Some(Arc::new(alice));
+    t.kdc = Some("tcp://127.0.0.2:88".into());
+    t.spn = Some("HOST/ca.corp.test".into());
+    // ICPR is off: the submission switches to DCOM, with Kerberos
+    let en = Enrollment::new(&t);
+    let leaf = match en.submit(&csr("krb.example.test")).await.unwrap() {
+        Enrolled::Issued { leaf_der, .. } => leaf_der,
+        other => panic!("expected issued, got {other:?}"),
+    };
+    assert!(en.uses_dcom());
+    let admin = CaAdmin::new(&t);
+    admin
+        .revoke(&serial_of(&leaf), 1, SystemTime::now())
+        .await
+        .unwrap();
+    let rec = e.lab.find_by_serial(&serial_of(&leaf)).unwrap().unwrap();
+    assert_eq!(Lab::status_line(&rec), "revoked keyCompromise");
+    assert!(rec
+        .revocation
+        .unwrap()
+        .by
+        .to_ascii_lowercase()
+        .contains("alice"));
+}
