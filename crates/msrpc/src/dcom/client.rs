@@ -83,7 +83,6 @@ pub struct DcomObject {
     auth: ClientAuth,
     opts: ClientOptions,
     rem_unknown: Option<RpcClient>,
-    released: bool,
 }
 
 /// Activates `clsid` on `host` through the SCM at `scm_port` and returns the
@@ -143,7 +142,6 @@ pub async fn activate(
         auth: auth.clone(),
         opts: opts.clone(),
         rem_unknown: None,
-        released: false,
     })
 }
 
@@ -227,13 +225,11 @@ impl DcomObject {
             auth: self.auth.clone(),
             opts: self.opts.clone(),
             rem_unknown: None,
-            released: false,
         })
     }
 
     /// `IRemUnknown::RemRelease` of this pointer's public references.
     pub async fn release(mut self) -> Result<(), RpcError> {
-        self.released = true;
         let refs = self.std.public_refs.max(1);
         let ipid = self.std.ipid;
         let rem = self.ipid_rem_unknown;
