@@ -13,7 +13,13 @@
 # * Runs `certipy req` for: issued, pending -> `lab-adcs approve` -> -retrieve,
 #   denied (CERTSRV_E_TEMPLATE_DENIED), wrong password (access denied), and
 #   `lab-adcs request` (our own client, as a binary) against the same server.
-# * Every name lookup and connection stays on 127.0.0.1 (-dc-ip/-ns 127.0.0.1).
+# * Certipy's DCOM paths against the same server: `certipy ca -list-templates`
+#   (ICertAdminD2::GetCAProperty), `certipy req -dcom` (ICertRequestD::Request),
+#   `-issue-request` / `-deny-request` (ICertAdminD::ResubmitRequest /
+#   DenyRequest), each outcome read back with `lab-adcs status`; and against a
+#   third lab-adcs with `icpr-enabled: false` on 127.0.0.3:135, where
+#   `certipy req` over RPC is refused and `certipy req -dcom` issues.
+# * Every name lookup and connection stays on loopback (-dc-ip/-ns 127.0.0.1).
 #
 # Environment: PYTHON (default python3), CARGO_TARGET_DIR (default
 # /var/tmp/certeasy-target), LAB_ADCS_BIN (skip the build and use this binary).
@@ -92,8 +98,9 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/certeasy-interop.XXXXXX")"
 LAB_PID=""
 LAB2_PID=""
+LAB3_PID=""
 cleanup() {
-  for p in $LAB_PID $LAB2_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in $LAB_PID $LAB2_PID $LAB3_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -217,6 +224,66 @@ print("integrity disposition", resp["pdwDisposition"], "cert octets", len(b"".jo
 PY
 kill "$LAB2_PID" 2>/dev/null || true; wait "$LAB2_PID" 2>/dev/null || true
 check "impacket at packet integrity issued" 'integrity disposition 3 cert octets [1-9]' "$WORK/integrity.log"
+
+# 7. Certipy's DCOM paths (activation on 135, the object exporter's dynamic port)
+certipy_ca() { # output file, extra args...
+  local out="$1"; shift
+  (cd "$WORK" && timeout 60 "$CERTIPY" ca -u alice@CORP -p 'Passw0rd!' -ca LAB-CA \
+      -target-ip "${CA_IP:-127.0.0.1}" -dc-ip 127.0.0.1 -ns 127.0.0.1 -timeout 10 "$@") >"$out" 2>&1 || true
+}
+certipy_dcom_req() { # output file, extra args...
+  local out="$1"; shift
+  (cd "$WORK" && printf 'n\n' | timeout 60 "$CERTIPY" req -u alice@CORP -p 'Passw0rd!' -ca LAB-CA \
+      -target-ip "${CA_IP:-127.0.0.1}" -dc-ip 127.0.0.1 -ns 127.0.0.1 -dcom -timeout 10 "$@") >"$out" 2>&1 || true
+}
+lab_status() { "$BIN" status -f "${LAB_CONF:-$WORK/lab-adcs.yml}" "$@" 2>&1 || true; }
+
+certipy_ca "$WORK/templates.log" -list-templates
+check "certipy ca -list-templates (DCOM)" '^    PendingWebServer$' "$WORK/templates.log"
+
+certipy_dcom_req "$WORK/dcom-issued.log" -template WebServer -out dcomissued
+check "certipy req -dcom issued" 'Successfully requested certificate' "$WORK/dcom-issued.log"
+
+certipy_dcom_req "$WORK/dcom-pending.log" -template PendingWebServer
+DID="$(sed -n 's/.*Request ID is \([0-9][0-9]*\).*/\1/p' "$WORK/dcom-pending.log" | head -1)"
+if [[ -n "$DID" ]]; then
+  certipy_ca "$WORK/issue-request.log" -issue-request "$DID"
+  check "certipy ca -issue-request $DID (DCOM)" "Successfully issued certificate request ID $DID" "$WORK/issue-request.log"
+  lab_status "$DID" >"$WORK/status-issued.log"
+  check "lab-adcs status $DID after -issue-request" '^issued$' "$WORK/status-issued.log"
+else
+  FAIL=$((FAIL + 1)); say "FAIL no request id in the DCOM pending output"; sed 's/^/    /' "$WORK/dcom-pending.log"
+fi
+
+certipy_dcom_req "$WORK/dcom-pending2.log" -template PendingWebServer
+DID2="$(sed -n 's/.*Request ID is \([0-9][0-9]*\).*/\1/p' "$WORK/dcom-pending2.log" | head -1)"
+if [[ -n "$DID2" ]]; then
+  certipy_ca "$WORK/deny-request.log" -deny-request "$DID2"
+  check "certipy ca -deny-request $DID2 (DCOM)" "Successfully denied certificate request ID $DID2" "$WORK/deny-request.log"
+  lab_status "$DID2" >"$WORK/status-denied.log"
+  check "lab-adcs status $DID2 after -deny-request" '^denied$' "$WORK/status-denied.log"
+else
+  FAIL=$((FAIL + 1)); say "FAIL no request id in the second DCOM pending output"; sed 's/^/    /' "$WORK/dcom-pending2.log"
+fi
+
+# 8. A CA that refuses ICertPassage (icpr-enabled: false) on 127.0.0.3:135
+#    (127.0.0.2 belongs to the lab domain of scripts/lab-domain.sh):
+#    Certipy over RPC is refused, Certipy over DCOM issues.
+sed -e "s#^  state-dir: .*#  state-dir: $WORK/state3#" "$ROOT/examples/lab-adcs.yml" > "$WORK/lab-noicpr.yml"
+printf 'icpr-enabled: false\n' >> "$WORK/lab-noicpr.yml"
+"$BIN" serve -f "$WORK/lab-noicpr.yml" --address 127.0.0.3 --epm-port 135 >"$WORK/serve3.out" 2>"$WORK/serve3.err" &
+LAB3_PID=$!
+for _ in $(seq 1 100); do grep -q '^lab-adcs ready:' "$WORK/serve3.out" 2>/dev/null && break; sleep 0.1; done
+if grep -q '^lab-adcs ready:' "$WORK/serve3.out"; then
+  (cd "$WORK" && printf 'n\n' | timeout 60 "$CERTIPY" req -u alice@CORP -p 'Passw0rd!' -ca LAB-CA -target-ip 127.0.0.3 \
+      -dc-ip 127.0.0.1 -ns 127.0.0.1 -dynamic-endpoint -timeout 10 -template WebServer) >"$WORK/noicpr-rpc.log" 2>&1 || true
+  check "certipy req over RPC refused when ICPR is disabled" 'E_ACCESSDENIED|ACCESS_DENIED|0x80070005' "$WORK/noicpr-rpc.log"
+  CA_IP=127.0.0.3 certipy_dcom_req "$WORK/noicpr-dcom.log" -template WebServer -out noicpr
+  check "certipy req -dcom issued when ICPR is disabled" 'Successfully requested certificate' "$WORK/noicpr-dcom.log"
+else
+  FAIL=$((FAIL + 1)); say "FAIL lab-adcs (icpr-enabled: false) did not start on 127.0.0.3:135"; sed 's/^/    /' "$WORK/serve3.err"
+fi
+kill "$LAB3_PID" 2>/dev/null || true; wait "$LAB3_PID" 2>/dev/null || true
 
 say "interop: $PASS passed, $FAIL failed"
 echo "interop: $PASS passed, $FAIL failed"

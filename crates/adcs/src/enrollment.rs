@@ -7,15 +7,15 @@
 //! restart) from poisoning later requests.
 
 use msrpc::{
-    AuthLevel, AuthMethod, ClientAuth, ClientOptions, Credentials, Disposition, EndpointSelection,
-    IcprClient, IcprError, IcprReply, Timeouts,
+    AuthLevel, ClientAuth, ClientOptions, Disposition, EndpointSelection, IcprClient, IcprError,
+    IcprReply,
 };
 
-use crate::{AdcsTarget, Error};
+use std::sync::atomic::Ordering;
 
-/// Request id retrieved by health probes and `adcs check`: non-zero (so it
-/// is a retrieval, never a submission) and far beyond any real CA's counter.
-pub const PROBE_REQUEST_ID: u32 = 0x7fff_ffff;
+use crate::{AdcsTarget, Error, Transport};
+
+pub use crate::target::PROBE_REQUEST_ID;
 
 /// What to add to an access-denied error when the exchange ran below packet
 /// privacy: a CA with `IF_ENFORCEENCRYPTICERTREQUEST` (the default since
@@ -29,6 +29,26 @@ pub fn is_access_denied(e: &IcprError) -> bool {
         IcprError::Denied { hresult, .. } => *hresult == msrpc::icpr::E_ACCESSDENIED,
         IcprError::Fault { status, .. } => *status == msrpc::icpr::RPC_S_ACCESS_DENIED,
         IcprError::Authentication(_) => true,
+        _ => false,
+    }
+}
+
+/// Does this ICertPassage failure say that the CA does not offer
+/// ICertPassage at all? The endpoint mapper does not know the interface, or
+/// the CA answers `E_ACCESSDENIED` without assigning a request id (what
+/// lab-adcs answers with `icpr-enabled: false`; Windows with
+/// `IF_NORPCICERTREQUEST` could not be checked here).
+pub fn icpr_refused(e: &IcprError) -> bool {
+    match e {
+        IcprError::Denied {
+            hresult,
+            request_id: 0,
+            ..
+        } => *hresult == msrpc::icpr::E_ACCESSDENIED,
+        IcprError::EndpointMapper {
+            source: msrpc::RpcError::Protocol(m),
+            ..
+        } => m.contains("not registered with the endpoint mapper"),
         _ => false,
     }
 }
@@ -67,9 +87,12 @@ pub struct Enrollment {
     auth: ClientAuth,
     opts: ClientOptions,
     pool: crate::pool::Pool,
+    /// Set once the CA refused ICertPassage under [`Transport::Auto`]: from
+    /// then on every exchange goes over DCOM.
+    icpr_refused: std::sync::atomic::AtomicBool,
 }
 
-/// One ICertPassage exchange.
+/// One enrollment exchange.
 enum Op<'a> {
     /// A CSR and the template to submit it for.
     Submit(&'a [u8], &'a str),
@@ -79,35 +102,12 @@ enum Op<'a> {
 impl Enrollment {
     /// Prepares the client side (no I/O).
     pub fn new(t: &AdcsTarget) -> Enrollment {
-        let auth = ClientAuth {
-            method: t.method,
-            level: t.auth_level,
-            credentials: Credentials {
-                domain: match (&t.realm, t.method) {
-                    (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
-                    _ => t.domain.clone(),
-                },
-                username: t.username.clone(),
-                password: t.password.clone(),
-            },
-            spn: t.spn.clone().or_else(|| Some(format!("host/{}", t.host))),
-            kdc: t.kdc.clone(),
-            keytab: t.keytab.clone(),
-        };
-        let d = t.request_timeout;
-        let opts = ClientOptions {
-            timeouts: Timeouts {
-                connect: d,
-                bind: d,
-                call: d,
-            },
-            ..ClientOptions::default()
-        };
         Enrollment {
             t: t.clone(),
-            auth,
-            opts,
+            auth: t.client_auth(),
+            opts: t.client_options(),
             pool: crate::pool::Pool::default(),
+            icpr_refused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -188,9 +188,45 @@ impl Enrollment {
         }
     }
 
+    /// Whether exchanges currently go over DCOM (configured, or switched to
+    /// after the CA refused ICertPassage).
+    pub fn uses_dcom(&self) -> bool {
+        match self.t.transport {
+            Transport::Dcom => true,
+            Transport::Icpr => false,
+            Transport::Auto => self.icpr_refused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `op` over the target's transport.
+    async fn exchange(&self, op: Op<'_>) -> Result<IcprReply, IcprError> {
+        if self.uses_dcom() {
+            return self.dcom_exchange(&op).await;
+        }
+        match self.icpr_exchange(&op).await {
+            Err(e) if self.switches_to_dcom(&e) => self.dcom_exchange(&op).await,
+            r => r,
+        }
+    }
+
+    async fn dcom_exchange(&self, op: &Op<'_>) -> Result<IcprReply, IcprError> {
+        let req = match op {
+            Op::Submit(csr, template) => {
+                msrpc::csra::EnrollRequest::submit(&self.t.ca, template, csr)
+            }
+            Op::Retrieve(id) => msrpc::csra::EnrollRequest::retrieve(&self.t.ca, *id),
+        };
+        let reply = crate::admin::request2(&self.t, &self.auth, &self.opts, &req).await?;
+        crate::admin::reply_to_icpr(reply)
+    }
+
     /// Runs `op` on a pooled association, or on a fresh one when none is
     /// idle or the pooled one turns out to be dead (see [`crate::pool`]).
-    async fn exchange(&self, op: Op<'_>) -> Result<IcprReply, IcprError> {
+    async fn icpr_exchange(&self, op: &Op<'_>) -> Result<IcprReply, IcprError> {
+        let op = match op {
+            Op::Submit(c, t) => Op::Submit(c, t),
+            Op::Retrieve(id) => Op::Retrieve(*id),
+        };
         if let Some(mut c) = self.pool.take() {
             match self.run(&mut c, &op).await {
                 Ok(r) => {
@@ -223,9 +259,46 @@ impl Enrollment {
     /// anything (request id 0 would be a *new submission* and leave a
     /// denied request in the CA database at every probe).
     pub async fn probe(&self) -> Result<(), Error> {
-        self.probe_at(self.endpoint()).await.map_err(|f| match f {
-            ProbeFailure::Bind(e) | ProbeFailure::Call(e) => self.error(e),
-        })
+        if self.uses_dcom() {
+            return self.dcom_probe().await;
+        }
+        let e = match self.probe_at(self.endpoint()).await {
+            Ok(()) => return Ok(()),
+            Err(ProbeFailure::Bind(e) | ProbeFailure::Call(e)) => e,
+        };
+        if self.switches_to_dcom(&e) {
+            return self.dcom_probe().await;
+        }
+        Err(self.error(e))
+    }
+
+    /// Under [`Transport::Auto`] at packet privacy, a refusal of
+    /// ICertPassage itself switches this CA to DCOM (and says so once).
+    fn switches_to_dcom(&self, e: &IcprError) -> bool {
+        if self.t.transport != Transport::Auto
+            || self.t.auth_level != AuthLevel::Privacy
+            || !icpr_refused(e)
+        {
+            return false;
+        }
+        if !self.icpr_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                ca = %self.t.ca_name,
+                error = %e,
+                "the CA refuses ICertPassage (MS-ICPR); switching to DCOM (ICertRequestD2) for this CA"
+            );
+        }
+        true
+    }
+
+    /// The probe over DCOM: a retrieval of [`PROBE_REQUEST_ID`] through
+    /// `ICertRequestD2::Request2`.
+    async fn dcom_probe(&self) -> Result<(), Error> {
+        match self.dcom_exchange(&Op::Retrieve(PROBE_REQUEST_ID)).await {
+            Err(e) if is_access_denied(&e) => Err(self.error(e)),
+            Ok(_) | Err(IcprError::Denied { .. }) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
     }
 
     /// [`Enrollment::probe`] against `endpoint`, saying which step failed.

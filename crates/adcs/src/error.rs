@@ -67,6 +67,25 @@ pub enum Error {
         /// The CA's message.
         message: String,
     },
+    /// The CA refused an administrative call (revoke, resubmit, deny,
+    /// properties) or a DCOM activation (final until an operator changes
+    /// something).
+    #[error("CA {ca_name}: {op} refused with {symbol} (0x{hresult:08x}): {explanation}")]
+    AdminRefused {
+        /// `ca-name` as written.
+        ca_name: String,
+        /// What was called, e.g. `ICertAdminD::RevokeCertificate`.
+        op: &'static str,
+        /// The HRESULT.
+        hresult: u32,
+        /// Its symbolic name.
+        symbol: &'static str,
+        /// What to do about it.
+        explanation: &'static str,
+    },
+    /// An argument was refused before anything was sent (final).
+    #[error("{0}")]
+    InvalidArgument(String),
     /// Local file or directory work of the certreq fallback failed (may heal).
     #[error("{0}")]
     Scratch(String),
@@ -110,6 +129,8 @@ impl Error {
                 | Error::UnreadableChain { .. }
                 | Error::UnreadableCertificate { .. }
                 | Error::Failed { .. }
+                | Error::AdminRefused { .. }
+                | Error::InvalidArgument(_)
                 | Error::CertreqUnreadable(_)
                 | Error::CertreqDenied { .. }
         )

@@ -5,6 +5,8 @@
 //!   the configuration by the caller;
 //! - [`enrollment`]: MS-ICPR `CertServerRequest` over DCE/RPC at packet
 //!   privacy (submit, retrieve, the health probe);
+//! - [`admin`]: MS-CSRA over DCOM (`ICertAdminD` revoke, resubmit, deny;
+//!   `ICertAdminD2` templates) and MS-WCCE `ICertRequestD2` enrollment;
 //! - [`certreq`]: the `certreq.exe` fallback, the only code of the
 //!   workspace that starts a process;
 //! - [`preflight`]: the step-by-step checks behind `certeasy adcs check`
@@ -17,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod certreq;
 pub mod enrollment;
 mod error;
@@ -29,4 +32,4 @@ pub use enrollment::{Enrolled, Enrollment, PRIVACY_HINT, PROBE_REQUEST_ID};
 pub use error::Error;
 pub use msrpc::keytab::Keytab;
 pub use msrpc::{AuthLevel, AuthMethod};
-pub use target::{AdcsTarget, CertreqTarget, LdapTarget};
+pub use target::{AdcsTarget, CertreqTarget, LdapTarget, Transport};

@@ -50,8 +50,54 @@ pub struct AdcsTarget {
     pub ca_chain: Vec<Vec<u8>>,
     /// Do not revoke at the CA.
     pub disable_ca_revocation: bool,
+    /// How certificates are requested: MS-ICPR, DCOM (MS-WCCE
+    /// `ICertRequestD2`), or ICPR with an automatic switch to DCOM when the
+    /// CA refuses ICertPassage.
+    pub transport: Transport,
     /// LDAP access to Active Directory for the preflight checks.
     pub ldap: Option<LdapTarget>,
+}
+
+/// Request id retrieved by health probes and `adcs check` (and denied by
+/// the rights check): non-zero (so it is a retrieval, never a submission)
+/// and far beyond any real CA's counter.
+pub const PROBE_REQUEST_ID: u32 = 0x7fff_ffff;
+
+impl AdcsTarget {
+    /// The RPC authentication of every exchange with this CA (ICPR and DCOM alike).
+    pub fn client_auth(&self) -> msrpc::ClientAuth {
+        msrpc::ClientAuth {
+            method: self.method,
+            level: self.auth_level,
+            credentials: msrpc::Credentials {
+                domain: match (&self.realm, self.method) {
+                    (Some(r), m) if m != AuthMethod::Ntlm => r.clone(),
+                    _ => self.domain.clone(),
+                },
+                username: self.username.clone(),
+                password: self.password.clone(),
+            },
+            spn: self
+                .spn
+                .clone()
+                .or_else(|| Some(format!("host/{}", self.host))),
+            kdc: self.kdc.clone(),
+            keytab: self.keytab.clone(),
+        }
+    }
+
+    /// RPC options of every exchange with this CA: `request-timeout` for each phase.
+    pub fn client_options(&self) -> msrpc::ClientOptions {
+        let d = self.request_timeout;
+        msrpc::ClientOptions {
+            timeouts: msrpc::Timeouts {
+                connect: d,
+                bind: d,
+                call: d,
+            },
+            ..msrpc::ClientOptions::default()
+        }
+    }
 }
 
 impl std::fmt::Debug for AdcsTarget {
@@ -69,6 +115,21 @@ impl std::fmt::Debug for AdcsTarget {
             .field("ldap", &self.ldap)
             .finish()
     }
+}
+
+/// Enrollment transport of an [`AdcsTarget`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// ICertPassage first; DCOM once the CA refuses ICertPassage (endpoint
+    /// mapper without it, or `E_ACCESSDENIED` before a request id is given,
+    /// as a CA with ICPR disabled answers).
+    #[default]
+    Auto,
+    /// MS-ICPR `ICertPassage` only.
+    Icpr,
+    /// MS-WCCE `ICertRequestD2::Request2` over DCOM only (activation through
+    /// the endpoint mapper port, then the CA's dynamic DCOM port).
+    Dcom,
 }
 
 /// A domain controller to read templates, the enrollment service and the

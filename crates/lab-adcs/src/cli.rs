@@ -1,4 +1,4 @@
-//! Command line: `serve`, `approve`, `deny`, `list`, `request`.
+//! Command line: `serve`, `approve`, `deny`, `list`, `status`, `request`.
 //!
 //! Exit codes: 0 success (for `request`: a certificate was written);
 //! 1 error (connection, authentication, fault…); 2 `request` left the
@@ -45,6 +45,22 @@ enum Command {
         /// Override listen.address.
         #[arg(long)]
         address: Option<std::net::Ipv4Addr>,
+        /// Override listen.dcom-port (0 = any free port).
+        #[arg(long)]
+        dcom_port: Option<u16>,
+    },
+    /// Print the status of a request or certificate: `issued`, `pending`,
+    /// `denied` or `revoked <reason>`.
+    Status {
+        /// Configuration file (default ./lab-adcs.yml).
+        #[arg(short = 'f', long = "file", default_value = "lab-adcs.yml")]
+        file: PathBuf,
+        /// Request id.
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        id: Option<u32>,
+        /// Certificate serial number (hexadecimal; colons allowed).
+        #[arg(long)]
+        serial: Option<String>,
     },
     /// Issue a pending request.
     Approve {
@@ -190,8 +206,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             epm_port,
             icpr_port,
             address,
+            dcom_port,
         } => {
-            let lab = Arc::new(open(&file)?);
+            let mut cfg = Config::load(&file).map_err(|e| e.to_string())?;
+            if let Some(p) = dcom_port {
+                cfg.listen.dcom_port = p;
+            }
+            let lab = Arc::new(Lab::open(cfg).map_err(|e| e.to_string())?);
             let l = &lab.config().listen;
             let address = address.unwrap_or(l.address);
             let running = start(
@@ -205,10 +226,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 format!("cannot listen on {address}: {e} (port 135 needs root or --epm-port)")
             })?;
             println!(
-                "lab-adcs ready: ca={} epm={} icpr={} ca-cert={} state={}",
+                "lab-adcs ready: ca={} epm={} icpr={} dcom={} ca-cert={} state={}",
                 lab.config().ca.name,
                 running.epm_addr,
                 running.icpr_addr,
+                running.dcom_addr,
                 lab.ca().cert_path().display(),
                 lab.state().path().display()
             );
@@ -246,6 +268,23 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     r.id, r.status, r.template, r.requester, r.message
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { file, id, serial } => {
+            let lab = open(&file)?;
+            let rec = match (id, serial) {
+                (Some(id), _) => lab
+                    .state()
+                    .view(|s| s.requests.get(&id).cloned())
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no request {id}"))?,
+                (None, Some(serial)) => lab
+                    .find_by_serial(&serial)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no certificate with serial number {serial}"))?,
+                (None, None) => return Err("a request id or --serial is required".into()),
+            };
+            println!("{}", Lab::status_line(&rec));
             Ok(ExitCode::SUCCESS)
         }
         Command::Request(a) => request(*a).await,

@@ -60,9 +60,15 @@ pub struct Config {
     /// Listeners.
     #[serde(default)]
     pub listen: ListenConfig,
-    /// Minimum authentication level for ICertPassage.
+    /// Minimum authentication level for ICertPassage and the DCOM interfaces.
     #[serde(default)]
     pub auth_level: Level,
+    /// Whether ICertPassage (MS-ICPR) answers requests (default true). With
+    /// `false` the CA behaves like a Windows CA whose `InterfaceFlags` carry
+    /// `IF_NORPCICERTREQUEST`: every `CertServerRequest` gets
+    /// `E_ACCESSDENIED`, and only the DCOM interfaces enroll.
+    #[serde(default = "default_true")]
+    pub icpr_enabled: bool,
     /// Accounts.
     pub users: Vec<User>,
     /// Templates.
@@ -115,6 +121,10 @@ pub struct ListenConfig {
     /// ICertPassage port (default 0: any).
     #[serde(default)]
     pub icpr_port: u16,
+    /// DCOM object exporter port (ICertAdminD, ICertRequestD…; default 0:
+    /// any, announced through activation on the endpoint mapper's port).
+    #[serde(default)]
+    pub dcom_port: u16,
 }
 
 fn default_addr() -> Ipv4Addr {
@@ -131,6 +141,7 @@ impl Default for ListenConfig {
             address: default_addr(),
             epm_port: default_epm(),
             icpr_port: 0,
+            dcom_port: 0,
         }
     }
 }
@@ -156,6 +167,10 @@ pub struct User {
     pub name: String,
     /// Password (lab only).
     pub password: String,
+    /// Holds "Issue and Manage Certificates" (ICertAdminD: revoke, resubmit,
+    /// deny) and "Manage CA" (ICertAdminD2 properties); default true.
+    #[serde(default = "default_true")]
+    pub manager: bool,
 }
 
 /// What a template does with a request.

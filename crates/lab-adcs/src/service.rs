@@ -4,18 +4,23 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use msrpc::auth::{AuthLevel, CredentialStore};
+use msrpc::dcom::server::{Exporter, OxidResolver, RemUnknown, ScmActivator};
 use msrpc::icpr::{
     self, decode_attributes, string_to_utf16le, CertServerRequest, CertServerResponse,
     CERTSRV_E_NO_REQUEST, CERTSRV_E_UNSUPPORTED_CERT_TYPE, CR_DISP_ISSUED,
     CR_DISP_UNDER_SUBMISSION, E_INVALIDARG, ICPR_INTERFACE,
 };
 use msrpc::server::{serve, CallContext, EndpointMapper, RpcService, ServerConfig};
+
+use crate::dcom::{AdminService, RequestService};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use crate::ca::{certs_only_pkcs7, Ca, CaError, CsrRefusal, IssueError};
 use crate::config::{Config, Level, Policy, User};
-use crate::state::{b64, RequestRecord, StateError, StateFile, Status};
+use crate::state::{
+    b64, normalize_serial, reason_name, RequestRecord, Revocation, StateError, StateFile, Status,
+};
 
 /// `CRYPT_E_ASN1_BADTAG`-style HRESULT used for unparseable requests (`CRYPT_E_ASN1_*` family).
 pub const CRYPT_E_ASN1_BADTAG: u32 = 0x8009_3102;
@@ -34,7 +39,43 @@ pub enum LabError {
     /// Unknown request or wrong status.
     #[error("{0}")]
     Request(String),
+    /// No such request id.
+    #[error("no request {0}")]
+    NoRequest(u32),
+    /// The request is not in a state that allows the operation.
+    #[error("request {id} is {status:?}, not {wanted}")]
+    BadStatus {
+        /// Request id.
+        id: u32,
+        /// Its status.
+        status: Status,
+        /// What the operation needs.
+        wanted: &'static str,
+    },
+    /// No issued certificate has this serial number.
+    #[error("no certificate with serial number {0}")]
+    NoCertificate(String),
+    /// The arguments are invalid (e.g. an unsupported reason code).
+    #[error("{0}")]
+    Invalid(String),
 }
+
+impl LabError {
+    /// The HRESULT a Windows CA answers for this failure.
+    pub fn hresult(&self) -> u32 {
+        match self {
+            LabError::NoRequest(_) => CERTSRV_E_NO_REQUEST,
+            LabError::BadStatus { .. } => icpr::CERTSRV_E_BAD_REQUESTSTATUS,
+            LabError::NoCertificate(_) => ERROR_FILE_NOT_FOUND_HR,
+            LabError::Invalid(_) => E_INVALIDARG,
+            LabError::Ca(_) | LabError::State(_) | LabError::Request(_) => E_INVALIDARG,
+        }
+    }
+}
+
+/// `HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)`: what `certutil -revoke` reports
+/// for an unknown serial number.
+pub const ERROR_FILE_NOT_FOUND_HR: u32 = 0x8007_0002;
 
 /// Accounts from the configuration.
 #[derive(Debug, Clone)]
@@ -203,6 +244,7 @@ impl Lab {
                 cert: None,
                 hresult: None,
                 message: String::new(),
+                revocation: None,
             };
             let deny = |rec: &mut RequestRecord, code: u32, msg: String| {
                 rec.status = Status::Denied;
@@ -256,19 +298,110 @@ impl Lab {
         }
     }
 
-    /// Issues a pending request.
-    pub fn approve(&self, id: u32) -> Result<RequestRecord, LabError> {
+    /// The request that issued the certificate with this serial number.
+    pub fn find_by_serial(&self, serial_hex: &str) -> Result<Option<RequestRecord>, LabError> {
+        let want = normalize_serial(serial_hex);
+        Ok(self.state.view(|s| {
+            s.requests
+                .values()
+                .find(|r| r.status == Status::Issued && r.serial_hex().as_deref() == Some(&want))
+                .cloned()
+        })?)
+    }
+
+    /// Revokes the certificate with serial number `serial_hex` (MS-CSRA
+    /// `RevokeCertificate`): `reason` is an RFC 5280 code (0–6, 8–10) or
+    /// 0xffffffff to release a certificate from hold; `effective` `None` = now.
+    pub fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: u32,
+        effective: Option<std::time::SystemTime>,
+        by: &str,
+    ) -> Result<RequestRecord, LabError> {
+        if !matches!(reason, 0..=6 | 8..=10 | 0xffff_ffff) {
+            return Err(LabError::Invalid(format!(
+                "unsupported revocation reason {reason}"
+            )));
+        }
+        let want = normalize_serial(serial_hex);
+        let when = effective.unwrap_or_else(std::time::SystemTime::now);
+        let secs = match when.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        };
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let r = self.state.update(|s| -> Result<RequestRecord, LabError> {
             let rec = s
                 .requests
-                .get_mut(&id)
-                .ok_or_else(|| LabError::Request(format!("no request {id}")))?;
-            if rec.status != Status::Pending {
-                return Err(LabError::Request(format!(
-                    "request {id} is {:?}, not pending",
-                    rec.status
-                )));
+                .values_mut()
+                .find(|r| r.status == Status::Issued && r.serial_hex().as_deref() == Some(&want))
+                .ok_or_else(|| LabError::NoCertificate(want.clone()))?;
+            if reason == 0xffff_ffff {
+                match &rec.revocation {
+                    Some(r) if r.reason == 6 => rec.revocation = None,
+                    _ => {
+                        return Err(LabError::Invalid(format!(
+                            "certificate {want} is not on hold"
+                        )))
+                    }
+                }
+            } else {
+                if let Some(r) = &rec.revocation {
+                    if r.reason != 6 {
+                        // Windows lets the reason and date change; keep the lab simple and precise.
+                        tracing::info!(serial = %want, old = r.reason, new = reason, "revocation updated");
+                    }
+                }
+                rec.revocation = Some(Revocation {
+                    reason,
+                    effective: secs,
+                    by: by.to_owned(),
+                });
+            }
+            Ok(rec.clone())
+        })?;
+        r
+    }
+
+    /// The templates this CA issues as (name, OID) pairs, the way
+    /// `CR_PROP_TEMPLATES` lists them (the lab's OIDs are synthetic).
+    pub fn templates(&self) -> Vec<(String, String)> {
+        self.cfg
+            .templates
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                (
+                    t.name.clone(),
+                    format!("1.3.6.1.4.1.311.21.8.9999.{}", i + 1),
+                )
+            })
+            .collect()
+    }
+
+    /// One-line status of a request: `issued`, `pending`, `denied` or
+    /// `revoked <reason>`.
+    pub fn status_line(rec: &RequestRecord) -> String {
+        match (&rec.status, &rec.revocation) {
+            (Status::Issued, Some(r)) => format!("revoked {}", reason_name(r.reason)),
+            (Status::Issued, None) => "issued".into(),
+            (Status::Pending, _) => "pending".into(),
+            (Status::Denied, _) => "denied".into(),
+        }
+    }
+
+    /// Issues a pending request.
+    pub fn approve(&self, id: u32) -> Result<RequestRecord, LabError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self.state.update(|s| -> Result<RequestRecord, LabError> {
+            let rec = s.requests.get_mut(&id).ok_or(LabError::NoRequest(id))?;
+            if rec.status != Status::Pending && rec.status != Status::Denied {
+                return Err(LabError::BadStatus {
+                    id,
+                    status: rec.status,
+                    wanted: "pending or denied",
+                });
             }
             let t = self.cfg.template(&rec.template).ok_or_else(|| {
                 LabError::Request(format!("template {} no longer configured", rec.template))
@@ -279,6 +412,7 @@ impl Lab {
                 .map_err(|e| LabError::Request(e.to_string()))?;
             rec.status = Status::Issued;
             rec.cert = Some(b64(&der));
+            rec.hresult = None;
             rec.message = "Issued".into();
             Ok(rec.clone())
         })?;
@@ -289,15 +423,13 @@ impl Lab {
     pub fn deny(&self, id: u32, hresult: u32) -> Result<RequestRecord, LabError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let r = self.state.update(|s| -> Result<RequestRecord, LabError> {
-            let rec = s
-                .requests
-                .get_mut(&id)
-                .ok_or_else(|| LabError::Request(format!("no request {id}")))?;
+            let rec = s.requests.get_mut(&id).ok_or(LabError::NoRequest(id))?;
             if rec.status != Status::Pending {
-                return Err(LabError::Request(format!(
-                    "request {id} is {:?}, not pending",
-                    rec.status
-                )));
+                return Err(LabError::BadStatus {
+                    id,
+                    status: rec.status,
+                    wanted: "pending",
+                });
             }
             rec.status = Status::Denied;
             rec.hresult = Some(hresult);
@@ -305,6 +437,53 @@ impl Lab {
             Ok(rec.clone())
         })?;
         r
+    }
+}
+
+impl crate::dcom::CaOps for Lab {
+    fn ca_name(&self) -> &str {
+        &self.cfg.ca.name
+    }
+
+    fn is_manager(&self, domain: &str, user: &str) -> bool {
+        let first = domain.split('.').next().unwrap_or("");
+        self.cfg.users.iter().any(|c| {
+            c.manager
+                && c.name.eq_ignore_ascii_case(user)
+                && (c.domain.eq_ignore_ascii_case(domain) || c.domain.eq_ignore_ascii_case(first))
+        })
+    }
+
+    fn resubmit(&self, id: u32) -> Result<(), (u32, String)> {
+        self.approve(id)
+            .map(|_| ())
+            .map_err(|e| (e.hresult(), e.to_string()))
+    }
+
+    fn deny(&self, id: u32) -> Result<(), (u32, String)> {
+        Lab::deny(self, id, DENIED_BY_MANAGER)
+            .map(|_| ())
+            .map_err(|e| (e.hresult(), e.to_string()))
+    }
+
+    fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: u32,
+        effective: Option<std::time::SystemTime>,
+        by: &str,
+    ) -> Result<u32, (u32, String)> {
+        Lab::revoke(self, serial_hex, reason, effective, by)
+            .map(|r| r.id)
+            .map_err(|e| (e.hresult(), e.to_string()))
+    }
+
+    fn templates(&self) -> Vec<(String, String)> {
+        Lab::templates(self)
+    }
+
+    fn enroll(&self, req: &CertServerRequest, requester: &str) -> CertServerResponse {
+        self.handle(req, requester)
     }
 }
 
@@ -334,6 +513,19 @@ impl RpcService for IcprService {
             return Err(icpr::NCA_S_OP_RNG_ERROR);
         }
         let req = CertServerRequest::decode(stub).map_err(|_| icpr::RPC_X_BAD_STUB_DATA)?;
+        if !self.lab.config().icpr_enabled {
+            tracing::info!(peer = %ctx.peer, "ICertPassage request refused: icpr-enabled is false (IF_NORPCICERTREQUEST)");
+            return Ok(CertServerResponse {
+                request_id: 0,
+                disposition: icpr::E_ACCESSDENIED,
+                status: icpr::E_ACCESSDENIED,
+                disposition_message: string_to_utf16le(
+                    "Denied: the CA does not accept ICertPassage (RPC) requests",
+                ),
+                ..Default::default()
+            }
+            .encode());
+        }
         if ctx.level < self.level {
             return Ok(CertServerResponse {
                 request_id: req.request_id,
@@ -361,33 +553,24 @@ pub struct Running {
     pub epm_addr: SocketAddr,
     /// ICertPassage address.
     pub icpr_addr: SocketAddr,
-    tasks: Vec<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    /// DCOM object exporter address (ICertAdminD, ICertRequestD…).
+    pub dcom_addr: SocketAddr,
+    tasks: JoinSet<std::io::Result<()>>,
 }
 
 impl Running {
     /// Serves until one of the listeners fails.
     pub async fn wait(mut self) -> std::io::Result<()> {
-        let mut tasks = std::mem::take(&mut self.tasks);
-        let (Some(b), Some(a)) = (tasks.pop(), tasks.pop()) else {
-            return Ok(());
-        };
-        let r = tokio::select! {
-            r = a => r,
-            r = b => r,
-        };
-        r.map_err(|e| std::io::Error::other(e.to_string()))?
+        match self.tasks.join_next().await {
+            None => Ok(()),
+            Some(r) => r.map_err(|e| std::io::Error::other(e.to_string()))?,
+        }
     }
 }
 
-/// Binds both listeners on `address` and starts serving.
+/// Binds the listeners on `address` and starts serving: the endpoint mapper
+/// port (EPM, DCOM activation, OXID resolver), ICertPassage, and the DCOM
+/// object exporter (`listen.dcom-port`).
 pub async fn start(
     lab: Arc<Lab>,
     address: Ipv4Addr,
@@ -411,22 +594,49 @@ pub async fn start(
             lab: lab.clone(),
             level,
         })],
-        Some(users),
+        Some(users.clone()),
     );
     let announce = if address.is_unspecified() {
         Ipv4Addr::LOCALHOST
     } else {
         address
     };
+    let dcom_l = TcpListener::bind((address, lab.config().listen.dcom_port)).await?;
+    let dcom_addr = dcom_l.local_addr()?;
+    let exporter = Arc::new(Exporter::new(
+        crate::dcom::classes(),
+        &[announce.to_string()],
+        dcom_addr.port(),
+        level,
+    ));
+    let dcom_cfg = ServerConfig::new(
+        vec![
+            Arc::new(AdminService::new(lab.clone(), level, false)),
+            Arc::new(AdminService::new(lab.clone(), level, true)),
+            Arc::new(RequestService::new(lab.clone(), level, false)),
+            Arc::new(RequestService::new(lab.clone(), level, true)),
+            Arc::new(RemUnknown::new(exporter.clone(), true)),
+            Arc::new(RemUnknown::new(exporter.clone(), false)),
+        ],
+        Some(users.clone()),
+    );
     let epm = EndpointMapper::new(vec![(ICPR_INTERFACE, icpr_addr.port())], announce);
-    let epm_cfg = ServerConfig::new(vec![Arc::new(epm)], None);
-    let tasks = vec![
-        tokio::spawn(serve(icpr_l, Arc::new(icpr_cfg))),
-        tokio::spawn(serve(epm_l, Arc::new(epm_cfg))),
-    ];
+    let epm_cfg = ServerConfig::new(
+        vec![
+            Arc::new(epm),
+            Arc::new(ScmActivator(exporter.clone())),
+            Arc::new(OxidResolver(exporter)),
+        ],
+        Some(users.clone()),
+    );
+    let mut tasks = JoinSet::new();
+    tasks.spawn(serve(icpr_l, Arc::new(icpr_cfg)));
+    tasks.spawn(serve(epm_l, Arc::new(epm_cfg)));
+    tasks.spawn(serve(dcom_l, Arc::new(dcom_cfg)));
     Ok(Running {
         epm_addr,
         icpr_addr,
+        dcom_addr,
         tasks,
     })
 }

@@ -55,6 +55,55 @@ pub struct RequestRecord {
     pub hresult: Option<u32>,
     /// Disposition message.
     pub message: String,
+    /// Set once the issued certificate was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Revocation>,
+}
+
+/// A revocation recorded by `ICertAdminD::RevokeCertificate`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Revocation {
+    /// CRL reason code (RFC 5280 5.3.1).
+    pub reason: u32,
+    /// Effective date, seconds since the Unix epoch.
+    pub effective: i64,
+    /// `DOMAIN\user` who revoked.
+    pub by: String,
+}
+
+/// RFC 5280 name of a CRL reason code.
+pub fn reason_name(code: u32) -> &'static str {
+    match code {
+        0 => "unspecified",
+        1 => "keyCompromise",
+        2 => "cACompromise",
+        3 => "affiliationChanged",
+        4 => "superseded",
+        5 => "cessationOfOperation",
+        6 => "certificateHold",
+        8 => "removeFromCRL",
+        9 => "privilegeWithdrawn",
+        10 => "aACompromise",
+        _ => "unknown",
+    }
+}
+
+/// Normalises a hexadecimal serial number for comparison: lower case, no
+/// separators, no leading zeros.
+pub fn normalize_serial(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let t = t.trim_start_matches("0x");
+    let t = t.trim_start_matches('0');
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.into()
+    }
 }
 
 impl RequestRecord {
@@ -64,6 +113,21 @@ impl RequestRecord {
             .decode(&self.csr)
             .unwrap_or_default()
     }
+    /// Serial number of the issued certificate, lower-case hex without leading zeros.
+    pub fn serial_hex(&self) -> Option<String> {
+        use der::Decode;
+        let der = self.cert_der()?;
+        let c = x509_cert::Certificate::from_der(&der).ok()?;
+        let hex: String = c
+            .tbs_certificate()
+            .serial_number()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(normalize_serial(&hex))
+    }
+
     /// Certificate DER.
     pub fn cert_der(&self) -> Option<Vec<u8>> {
         self.cert
@@ -318,6 +382,7 @@ mod tests {
                         cert: None,
                         hresult: None,
                         message: "Taken Under Submission".into(),
+                        revocation: None,
                     },
                 );
                 Ok(s.requests[&id].clone())
@@ -340,6 +405,7 @@ mod tests {
             cert: None,
             hresult: None,
             message: String::new(),
+            revocation: None,
         }
     }
 

@@ -98,6 +98,7 @@ fn target(icpr: u16) -> AdcsTarget {
         request_timeout: Duration::from_secs(20),
         ca_chain: Vec::new(),
         disable_ca_revocation: false,
+        transport: Default::default(),
         ldap: None,
     }
 }

@@ -15,7 +15,7 @@ use crate::epm::{
 use crate::error::RpcError;
 use crate::pdu::{self, pfc, AuthVerifier, Bind, Body, ContextElem, Pdu, Request, SEC_TRAILER_LEN};
 use crate::transport::{read_fragment, write_fragment};
-use crate::uuid::{SyntaxId, NDR20};
+use crate::uuid::{SyntaxId, Uuid, NDR20};
 
 /// Largest reassembled response accepted.
 pub const MAX_CALL_SIZE: usize = 16 << 20;
@@ -328,13 +328,24 @@ impl RpcClient {
 
     /// Performs one call and returns the response stub.
     pub async fn call(&mut self, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, RpcError> {
+        self.call_object(opnum, None, stub).await
+    }
+
+    /// Performs one call carrying an object UUID in the request header
+    /// (`PFC_OBJECT_UUID`; DCOM puts the interface pointer's IPID there).
+    pub async fn call_object(
+        &mut self,
+        opnum: u16,
+        object: Option<Uuid>,
+        stub: &[u8],
+    ) -> Result<Vec<u8>, RpcError> {
         if self.broken {
             return Err(RpcError::Protocol(
                 "connection unusable after an earlier failure".into(),
             ));
         }
         let t = self.timeouts.call;
-        let r = timeout(t, self.call_inner(opnum, stub))
+        let r = timeout(t, self.call_inner(opnum, object, stub))
             .await
             .map_err(|_| RpcError::Timeout("call"));
         let r = r.and_then(|x| x);
@@ -346,14 +357,20 @@ impl RpcClient {
         r
     }
 
-    async fn call_inner(&mut self, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, RpcError> {
+    async fn call_inner(
+        &mut self,
+        opnum: u16,
+        object: Option<Uuid>,
+        stub: &[u8],
+    ) -> Result<Vec<u8>, RpcError> {
         let call_id = self.next_call_id;
         self.next_call_id = self.next_call_id.wrapping_add(1);
         let overhead = self
             .protection
             .as_ref()
             .map_or(0, |p| SEC_TRAILER_LEN + p.signature_len());
-        let sizes = pdu::fragment_sizes(stub.len(), self.max_xmit, 24, overhead);
+        let header_len = if object.is_some() { 40 } else { 24 };
+        let sizes = pdu::fragment_sizes(stub.len(), self.max_xmit, header_len, overhead);
         let mut offset = 0usize;
         let last = sizes.len() - 1;
         for (i, n) in sizes.iter().enumerate() {
@@ -372,7 +389,7 @@ impl RpcClient {
                     alloc_hint: u32::try_from(stub.len() - offset).unwrap_or(u32::MAX),
                     context_id: self.context_id,
                     opnum,
-                    object: None,
+                    object,
                     stub: chunk.to_vec(),
                 }),
                 auth: self.protection.as_ref().map(|pr| AuthVerifier {

@@ -42,6 +42,15 @@ pub enum RpcError {
         /// Fault status.
         status: u32,
     },
+    /// A COM method returned a failure HRESULT (DCOM activation, IRemUnknown,
+    /// or an interface method whose caller wants it as an error).
+    #[error("{op} failed with HRESULT 0x{status:08x} ({})", crate::icpr::explain(*status).0)]
+    Hresult {
+        /// What was called.
+        op: &'static str,
+        /// HRESULT.
+        status: u32,
+    },
     /// Unexpected PDU or state.
     #[error("RPC protocol error: {0}")]
     Protocol(String),

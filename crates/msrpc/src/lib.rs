@@ -7,7 +7,9 @@
 //! * [`auth`]: NTLM / Negotiate (Kerberos) via `sspi`, packet integrity and privacy;
 //! * [`transport`], [`client`], [`server`]: async runtime (tokio);
 //! * [`epm`]: endpoint mapper towers and `ept_map`;
-//! * [`icpr`], [`icpr_client`]: MS-ICPR `ICertPassage::CertServerRequest`.
+//! * [`icpr`], [`icpr_client`]: MS-ICPR `ICertPassage::CertServerRequest`;
+//! * [`dcom`]: MS-DCOM activation, ORPC headers, `IRemUnknown2`;
+//! * [`csra`]: MS-CSRA `ICertAdminD(2)` and MS-WCCE `ICertRequestD(2)` marshalling.
 //!
 //! The crate knows nothing of ACME. See `docs/msrpc.md` for the design notes
 //! and what was verified against which peer.
@@ -16,6 +18,8 @@
 
 pub mod auth;
 pub mod client;
+pub mod csra;
+pub mod dcom;
 pub mod epm;
 pub mod error;
 pub mod icpr;

@@ -89,6 +89,49 @@ impl NdrWriter {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
+    /// Writes an aligned `u64` (hyper: OXID, OID, SETID).
+    pub fn u64(&mut self, v: u64) {
+        self.align(8);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// Writes a UUID / GUID (aligned to 4, mixed-endian wire form).
+    pub fn uuid(&mut self, u: &crate::uuid::Uuid) {
+        self.align(4);
+        self.buf.extend_from_slice(&u.to_wire());
+    }
+
+    /// Octets written so far (deferred pointees excluded).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Writes a `[string, unique] wchar_t*` in place: referent id and the
+    /// conformant varying string right after it (top-level parameter), or 0.
+    pub fn unique_wstring(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                let id = self.next_ref;
+                self.next_ref = self.next_ref.wrapping_add(4);
+                self.u32(id);
+                self.referent(&Referent::WString(s.to_owned()));
+            }
+            None => self.u32(0),
+        }
+    }
+
+    /// Allocates a fresh referent id (for pointers whose pointee the caller writes itself).
+    pub fn referent_id(&mut self) -> u32 {
+        let id = self.next_ref;
+        self.next_ref = self.next_ref.wrapping_add(4);
+        id
+    }
+
     /// Writes raw octets (no alignment).
     pub fn raw(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
@@ -226,6 +269,33 @@ impl<'a> NdrReader<'a> {
         self.align(4)?;
         let s = self.take(4)?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+
+    /// Reads an aligned `u64`.
+    pub fn u64(&mut self) -> Result<u64, NdrError> {
+        self.align(8)?;
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    /// Reads a UUID / GUID (aligned to 4).
+    pub fn uuid(&mut self) -> Result<crate::uuid::Uuid, NdrError> {
+        self.align(4)?;
+        let s = self.take(16)?;
+        let mut a = [0u8; 16];
+        a.copy_from_slice(s);
+        Ok(crate::uuid::Uuid::from_wire(&a))
+    }
+
+    /// Reads a `[string, unique] wchar_t*` top-level parameter (pointer and
+    /// string in place); `None` for NULL.
+    pub fn unique_wstring(&mut self, limit_chars: usize) -> Result<Option<String>, NdrError> {
+        if self.pointer()? == 0 {
+            return Ok(None);
+        }
+        self.conformant_varying_wstring(limit_chars).map(Some)
     }
 
     /// Reads a pointer's referent id (0 = NULL).

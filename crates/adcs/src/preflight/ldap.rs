@@ -1021,6 +1021,7 @@ mod tests {
             request_timeout: Duration::from_secs(30),
             ca_chain: Vec::new(),
             disable_ca_revocation: false,
+            transport: Default::default(),
             ldap: Some(LdapTarget {
                 url: "ldaps://dc01".into(),
                 start_tls: false,

@@ -4,16 +4,19 @@
 //! detail, a dashboard) can run and show the same lines.
 //!
 //! [`rpc`] follows the path to the CA (DNS, endpoint mapper, port,
-//! authentication, optionally a test submission); [`ldap`] reads the
+//! authentication, optionally a test submission); [`dcom`] checks
+//! enrollment over DCOM, the CA's templates and the right to revoke; [`ldap`] reads the
 //! template, its publication and the service account's rights from Active
 //! Directory, with the decisions in [`template`] and [`sd`].
 
+pub mod dcom;
 mod entry;
 pub mod ldap;
 pub mod rpc;
 pub mod sd;
 pub mod template;
 
+pub use dcom::check_dcom;
 pub use ldap::check_ldap;
 pub use rpc::check_rpc;
 pub use template::{AcceptedKeys, Expectations};
@@ -61,7 +64,16 @@ pub async fn check_authority(
     expect: &Expectations,
     submit: bool,
 ) -> Vec<CheckLine> {
-    let mut out = check_rpc(name, t, submit).await;
+    let mut out = if t.transport == crate::Transport::Dcom {
+        vec![CheckLine {
+            authority: name.to_string(),
+            what: "ICertPassage not checked: enrollment-interface is dcom".into(),
+            verdict: Verdict::Skipped,
+        }]
+    } else {
+        check_rpc(name, t, submit).await
+    };
+    out.extend(check_dcom(name, t).await);
     out.extend(check_ldap(name, t, expect).await);
     out
 }

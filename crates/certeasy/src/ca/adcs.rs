@@ -1,9 +1,10 @@
 //! `type: adcs`: the native bridge of `certeasy_adcs` (MS-ICPR over
-//! DCE/RPC, in process) as an authority. This adapter only maps answers:
+//! DCE/RPC, in process; MS-WCCE and MS-CSRA over DCOM) as an authority. This adapter only maps answers:
 //! a denial is final ([`AuthorityError::Refused`]); unreachable,
 //! authentication, timeouts and faults may heal
 //! ([`AuthorityError::Transient`]) and count against the authority's health.
 
+use certeasy_adcs::admin::CaAdmin;
 use certeasy_adcs::{AdcsTarget, Enrolled, Enrollment};
 
 use super::{AuthorityError, Signed};
@@ -11,6 +12,8 @@ use super::{AuthorityError, Signed};
 /// A native ADCS authority.
 pub struct AdcsCa {
     e: Enrollment,
+    /// Boxed: it holds a second copy of the target (keeps `Authority` small).
+    admin: Box<CaAdmin>,
 }
 
 impl AdcsCa {
@@ -18,6 +21,7 @@ impl AdcsCa {
     pub fn new(t: &AdcsTarget) -> AdcsCa {
         AdcsCa {
             e: Enrollment::new(t),
+            admin: Box::new(CaAdmin::new(t)),
         }
     }
 
@@ -40,25 +44,32 @@ impl AdcsCa {
         self.e.probe().await.map_err(authority_error)
     }
 
-    /// Longest a request may stay pending.
-    pub fn default_timeout(&self) -> std::time::Duration {
-        self.e.default_timeout()
-    }
-
-    /// Revokes the certificate with serial `serial_hex` at the CA for
-    /// RFC 5280 reason `reason`, effective `at` (MS-CSRA
-    /// `ICertAdminD::RevokeCertificate`). Transient: retry later; Refused:
-    /// the CA refused.
+    /// Revokes the certificate with serial number `serial_hex` at the CA
+    /// (MS-CSRA `ICertAdminD::RevokeCertificate` over DCOM) for RFC 5280
+    /// `reason`, effective `at`. The CA's refusal (e.g. the service account
+    /// lacks "Issue and Manage Certificates", unknown serial) is
+    /// [`AuthorityError::Refused`] with an actionable message; unreachable,
+    /// authentication failures and timeouts are [`AuthorityError::Transient`].
     pub async fn revoke(
         &self,
         serial_hex: &str,
         reason: u32,
         at: std::time::SystemTime,
     ) -> Result<(), AuthorityError> {
-        let _ = (serial_hex, reason, at);
-        Err(AuthorityError::Refused(
-            "revocation at ADCS over MS-CSRA is not available in this build".into(),
-        ))
+        self.admin
+            .revoke(serial_hex, reason, at)
+            .await
+            .map_err(authority_error)
+    }
+
+    /// The MS-CSRA client of this CA (operator commands, `adcs check`).
+    pub fn admin(&self) -> &CaAdmin {
+        &self.admin
+    }
+
+    /// Longest a request may stay pending.
+    pub fn default_timeout(&self) -> std::time::Duration {
+        self.e.default_timeout()
     }
 }
 
@@ -89,5 +100,96 @@ pub(super) fn authority_error(e: certeasy_adcs::Error) -> AuthorityError {
         AuthorityError::Refused(e.to_string())
     } else {
         AuthorityError::Transient(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use certeasy_adcs::{AuthLevel, AuthMethod, Transport};
+    use lab_adcs::config::Config;
+    use lab_adcs::service::{start, Lab};
+
+    use super::*;
+
+    fn target(epm: u16, user: &str) -> AdcsTarget {
+        AdcsTarget {
+            host: "127.0.0.1".into(),
+            ca: "LAB-CA".into(),
+            ca_name: "127.0.0.1\\LAB-CA".into(),
+            template: "WebServer".into(),
+            method: AuthMethod::Ntlm,
+            domain: "CORP".into(),
+            username: user.into(),
+            password: "Passw0rd!".into(),
+            realm: None,
+            keytab: None,
+            kdc: None,
+            spn: None,
+            port: None,
+            endpoint_mapper_port: epm,
+            auth_level: AuthLevel::Privacy,
+            default_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(5),
+            ca_chain: Vec::new(),
+            disable_ca_revocation: false,
+            transport: Transport::Auto,
+            ldap: None,
+        }
+    }
+
+    fn csr() -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let p = rcgen::CertificateParams::new(vec!["revoke.test".to_owned()]).unwrap();
+        p.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    #[tokio::test]
+    async fn revoke_maps_success_refusal_and_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "ca: {{ name: LAB-CA, state-dir: {} }}\nusers:\n  - {{ domain: CORP, name: alice, password: \"Passw0rd!\" }}\n  - {{ domain: CORP, name: bob, password: \"Passw0rd!\", manager: false }}\ntemplates:\n  - {{ name: WebServer, disposition: issue }}\n",
+            dir.path().join("state").display()
+        );
+        let lab = Arc::new(Lab::open(Config::parse(&text).unwrap()).unwrap());
+        let running = start(lab.clone(), Ipv4Addr::LOCALHOST, 0, 0).await.unwrap();
+        let epm = running.epm_addr.port();
+        let ca = AdcsCa::new(&target(epm, "alice"));
+        let Signed::Issued { leaf_der, .. } = ca.submit(&csr(), None).await.unwrap() else {
+            panic!("expected issued");
+        };
+        let serial = pki::serial_hex_of_cert(&leaf_der).unwrap();
+        ca.revoke(&serial, 1, SystemTime::now()).await.unwrap();
+        let rec = lab.find_by_serial(&serial).unwrap().unwrap();
+        assert_eq!(Lab::status_line(&rec), "revoked keyCompromise");
+
+        match ca.revoke("0badc0de", 1, SystemTime::now()).await {
+            Err(AuthorityError::Refused(m)) => assert!(m.contains("serial number"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let bob = AdcsCa::new(&target(epm, "bob"));
+        match bob.revoke(&serial, 4, SystemTime::now()).await {
+            Err(AuthorityError::Refused(m)) => {
+                assert!(m.contains("Issue and Manage Certificates"), "{m}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        drop(running);
+        // the CA is down: worth retrying
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        match AdcsCa::new(&target(closed, "alice"))
+            .revoke(&serial, 1, SystemTime::now())
+            .await
+        {
+            Err(AuthorityError::Transient(_)) => {}
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
     }
 }

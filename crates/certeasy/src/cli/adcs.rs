@@ -1,11 +1,13 @@
-//! `certeasy adcs check` and `certeasy adcs request`: diagnose an ADCS
-//! authority step by step ([`certeasy_adcs::preflight`]), and submit one
-//! CSR by hand. This module reads arguments and the configuration, and
+//! `certeasy adcs check`, `certeasy adcs request` and `certeasy adcs
+//! approve|deny`: diagnose an ADCS authority step by step
+//! ([`certeasy_adcs::preflight`]), submit one CSR by hand, and decide a
+//! request pending at the CA ([`certeasy_adcs::admin`], MS-CSRA over DCOM). This module reads arguments and the configuration, and
 //! prints.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use certeasy_adcs::admin::CaAdmin;
 use certeasy_adcs::preflight::{self, Expectations, Verdict};
 use certeasy_adcs::{AdcsTarget, Enrolled, Enrollment};
 
@@ -163,6 +165,77 @@ pub fn request(
             ExitCode::from(1)
         }
     }
+}
+
+/// What an operator decides about a pending request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Issue it (`ResubmitRequest`).
+    Approve,
+    /// Deny it (`DenyRequest`).
+    Deny,
+}
+
+/// `certeasy adcs approve|deny`: exit 0 when the CA did it, 1 when the CA
+/// refused or could not be reached (the message says what to fix), 2 for a
+/// configuration error.
+pub fn decide(file: &Path, authority: &str, request_id: u32, d: Decision) -> ExitCode {
+    let config = match crate::config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let s = match adcs_authorities(&config, Some(authority)) {
+        Ok(mut l) => l.remove(0).1,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::from(1);
+    };
+    let admin = CaAdmin::new(s);
+    match d {
+        Decision::Approve => match rt.block_on(admin.resubmit(request_id)) {
+            Ok(msrpc_disp::ISSUED) => {
+                println!("request {request_id} issued by {}; the ACME order completes at its next retrieval", s.ca_name);
+                ExitCode::SUCCESS
+            }
+            Ok(msrpc_disp::UNDER_SUBMISSION) => {
+                println!("request {request_id} is still pending at {} (the CA's policy took it under submission again)", s.ca_name);
+                ExitCode::from(3)
+            }
+            Ok(other) => {
+                println!("request {request_id}: the CA answered disposition {other} (not issued)");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("approve failed: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Decision::Deny => match rt.block_on(admin.deny(request_id)) {
+            Ok(()) => {
+                println!("request {request_id} denied at {}", s.ca_name);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("deny failed: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+/// `CR_DISP_*` values `ResubmitRequest` answers with.
+mod msrpc_disp {
+    /// `CR_DISP_ISSUED`.
+    pub const ISSUED: u32 = 3;
+    /// `CR_DISP_UNDER_SUBMISSION`.
+    pub const UNDER_SUBMISSION: u32 = 5;
 }
 
 fn read_csr(path: &Path) -> Result<Vec<u8>, String> {

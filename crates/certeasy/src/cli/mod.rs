@@ -196,6 +196,31 @@ pub enum AdcsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Approve (issue) a request pending at the CA (MS-CSRA
+    /// ICertAdminD::ResubmitRequest over DCOM; needs "Issue and Manage
+    /// Certificates"). Exit 0 when the CA issued it.
+    Approve {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Authority name.
+        #[arg(long)]
+        authority: String,
+        /// The CA's request id.
+        request_id: u32,
+    },
+    /// Deny a request pending at the CA (MS-CSRA ICertAdminD::DenyRequest
+    /// over DCOM; needs "Issue and Manage Certificates").
+    Deny {
+        /// Configuration file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Authority name.
+        #[arg(long)]
+        authority: String,
+        /// The CA's request id.
+        request_id: u32,
+    },
 }
 
 /// Entry point of the binary.
@@ -274,6 +299,22 @@ pub fn main() -> ExitCode {
                     out,
                 },
         } => adcs::request(&file, &authority, csr.as_deref(), retrieve, out.as_deref()),
+        Command::Adcs {
+            command:
+                AdcsCommand::Approve {
+                    file,
+                    authority,
+                    request_id,
+                },
+        } => adcs::decide(&file, &authority, request_id, adcs::Decision::Approve),
+        Command::Adcs {
+            command:
+                AdcsCommand::Deny {
+                    file,
+                    authority,
+                    request_id,
+                },
+        } => adcs::decide(&file, &authority, request_id, adcs::Decision::Deny),
     }
 }
 

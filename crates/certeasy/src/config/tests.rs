@@ -1264,4 +1264,26 @@ fn revocation_status_refusals_name_key_and_line() {
     ));
     assert_eq!(path, "revocation-status");
     assert!(msg.contains("base-url"), "{msg}");
+
+#[test]
+fn adcs_enrollment_interface_is_parsed() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let transport = |text: &str| {
+        let c = load(text).unwrap_or_else(|e| panic!("{e}"));
+        let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+            panic!("not adcs")
+        };
+        s.transport
+    };
+    assert_eq!(transport(&with_adcs("")), certeasy_adcs::Transport::Auto);
+    let dcom = with_adcs("").replace(
+        "      certificate-template:",
+        "      enrollment-interface: dcom\n      certificate-template:",
+    );
+    assert_eq!(transport(&dcom), certeasy_adcs::Transport::Dcom);
+    let icpr = dcom.replace("enrollment-interface: dcom", "enrollment-interface: icpr");
+    assert_eq!(transport(&icpr), certeasy_adcs::Transport::Icpr);
+    let bad = dcom.replace("enrollment-interface: dcom", "enrollment-interface: smb");
+    let (path, _, msg) = refuse(&bad);
+    assert!(path.contains("enrollment-interface"), "{path}: {msg}");
 }

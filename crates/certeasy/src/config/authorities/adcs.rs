@@ -33,6 +33,10 @@ pub(super) struct AdcsAuthority {
     /// RPC transport.
     #[serde(default = "default_transport")]
     transport: AdcsTransport,
+    /// Enrollment interface: `auto` (ICertPassage, DCOM `ICertRequestD2`
+    /// once the CA refuses ICertPassage), `icpr` or `dcom`.
+    #[serde(default)]
+    enrollment_interface: EnrollmentInterface,
     /// Fixed ICertPassage port (skips the endpoint mapper).
     #[serde(default)]
     port: Option<u16>,
@@ -131,6 +135,19 @@ enum AdcsTransport {
     Tcp,
     /// `ncacn_np` (`\pipe\cert` over SMB).
     Np,
+}
+
+/// `enrollment-interface` of an `adcs` authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+enum EnrollmentInterface {
+    /// MS-ICPR, switching to DCOM when the CA refuses it.
+    #[default]
+    Auto,
+    /// MS-ICPR only.
+    Icpr,
+    /// MS-WCCE `ICertRequestD2` over DCOM only.
+    Dcom,
 }
 
 /// RPC authentication level.
@@ -339,6 +356,11 @@ impl Checker<'_> {
                 request_timeout: cfg.request_timeout.get(),
                 ca_chain,
                 disable_ca_revocation: cfg.disable_ca_revocation,
+                transport: match cfg.enrollment_interface {
+                    EnrollmentInterface::Auto => certeasy_adcs::Transport::Auto,
+                    EnrollmentInterface::Icpr => certeasy_adcs::Transport::Icpr,
+                    EnrollmentInterface::Dcom => certeasy_adcs::Transport::Dcom,
+                },
                 ldap,
             })),
         })
