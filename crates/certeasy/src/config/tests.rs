@@ -1223,6 +1223,7 @@ fn acme_mode_eab_key_file_must_be_private() {
     ));
     assert_eq!(path, "tls-certificate-manager.bundles[0].eab.hmac-key-file");
     assert!(msg.contains("chmod 600"), "{msg}");
+}
 
 #[test]
 fn revocation_status_is_off_by_default_and_parsed_when_given() {
@@ -1264,6 +1265,7 @@ fn revocation_status_refusals_name_key_and_line() {
     ));
     assert_eq!(path, "revocation-status");
     assert!(msg.contains("base-url"), "{msg}");
+}
 
 #[test]
 fn adcs_enrollment_interface_is_parsed() {

@@ -781,7 +781,9 @@ async fn the_audit_outbox_is_read_after_a_position_and_trimmed_through_one() {
         names(&store.audit_pending("node-b", 0, 10).await.unwrap()),
         ["order.create"]
     );
+}
 
+#[tokio::test]
 async fn a_revocation_is_pending_until_the_ca_answers_once() {
     let (_dir, store) = open().await;
     let mut tx = store.begin().await.unwrap();
