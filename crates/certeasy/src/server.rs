@@ -90,9 +90,9 @@ pub async fn start_with_listener(
     let config = Arc::new(config);
     crate::fsutil::create_private_dir(&config.workdir)
         .with_context(|| format!("cannot create workdir {}", config.workdir.display()))?;
-    let store = Store::open_sqlite(&config.database_path)
+    let store = Store::open(&config)
         .await
-        .with_context(|| format!("database {}", config.database_path.display()))?;
+        .with_context(|| format!("database {}", config.database_display()))?;
     let server_id = crate::audit::server_id(&config.workdir)?;
     let (audit, audit_writer) =
         crate::audit::writer::start(store.clone(), &config.audit, &server_id)
