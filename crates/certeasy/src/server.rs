@@ -129,7 +129,19 @@ pub async fn start_with_listener(
     let tls = TlsAcceptor::from(Arc::new(certs.server_config()?));
 
     // The composition root: each layer gets the handles of those below it.
-    let jobs = Arc::new(Jobs::new(store.clone(), config.workers.clone(), node_id));
+    let jobs = Arc::new(Jobs::new(
+        store.clone(),
+        config.workers.clone(),
+        node_id.clone(),
+    ));
+    // Several nodes on PostgreSQL: hold the worker id (a second live node
+    // with the same id is refused here) and wake the workers when another
+    // node queues a job any node may run.
+    let woken = jobs.clone();
+    let membership = store
+        .join_cluster(&node_id, Arc::new(move || woken.wake_workers()))
+        .await
+        .with_context(|| format!("workers.worker-id {node_id:?}"))?;
     let ra = Arc::new(Ra::new(
         config.clone(),
         store.clone(),
@@ -140,7 +152,11 @@ pub async fn start_with_listener(
     let pool = WorkerPool::start(jobs, ra.clone());
     let wfe = Arc::new(Wfe {
         ra: ra.clone(),
-        nonces: NonceBook::new()?,
+        nonces: if config.postgres.is_some() {
+            NonceBook::shared(store.clone()).await?
+        } else {
+            NonceBook::new()?
+        },
     });
     let stop = CancellationToken::new();
     let addr = listener.local_addr()?;
@@ -162,6 +178,14 @@ pub async fn start_with_listener(
     };
     authorities.spawn_health_probes(stop.clone(), audit, store);
     tokio::spawn(maintain_limits(ra.clone(), stop.clone()));
+    if let Some(membership) = membership {
+        // Held until the server stops.
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            stopped.cancelled().await;
+            drop(membership);
+        });
+    }
     let task = tokio::spawn(accept_loop(
         listener,
         tls,
@@ -192,6 +216,9 @@ async fn maintain_limits(ra: Arc<Ra>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         ra.limits.maintain();
+        if let Err(e) = ra.store.cluster_buckets_prune(crate::store::now_ms()).await {
+            tracing::warn!(target: "limits", error = %e, "cannot prune the cluster's token buckets; retried in a minute");
+        }
         if let Some(w) = ra.limits.settings().failed_validation {
             let before = crate::store::now_ms() - w.window.as_millis() as i64;
             if let Err(e) = ra

@@ -19,12 +19,12 @@ CREATE TABLE eab_keys (
     bound_at    BIGINT
 );
 
--- PostgreSQL only (several nodes on one database): the live nodes, so a
--- second node with the same worker id is refused (heartbeat renewed by the
--- node; a row whose heartbeat is older than its lease is a dead node's).
-CREATE TABLE nodes (
-    worker_id     TEXT PRIMARY KEY,
-    instance      TEXT NOT NULL,
-    started_at    BIGINT NOT NULL,
-    alive_until   BIGINT NOT NULL
+-- PostgreSQL only (several nodes on one database): the token buckets of
+-- the limits that must hold across nodes (account-creation,
+-- order-creation): one row per key, its theoretical arrival time (unix ms).
+CREATE TABLE limit_buckets (
+    name  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    tat   BIGINT NOT NULL,
+    PRIMARY KEY (name, key)
 );

@@ -21,7 +21,7 @@ pub fn verify(file: &Path, path: Option<&Path>) -> ExitCode {
         }
     };
     let base = path.map_or_else(|| config.audit.path.clone(), Path::to_path_buf);
-    if !config.database_path.exists() {
+    if config.postgres.is_none() && !config.database_path.exists() {
         eprintln!(
             "no database at {}: audit verify needs the installation's database (it holds the audit key)",
             config.database_display()

@@ -443,7 +443,7 @@ pub fn failed_validation_key(account: &str, identifier: &str) -> String {
 /// per account (token buckets), duplicate certificates for this name set,
 /// and failed validations per name (sliding windows over the database).
 async fn order_limits(s: &Ra, account: &str, names: &[DnsName]) -> AcmeResult<()> {
-    if let Err(d) = s.limits.new_order(account, names.len()) {
+    if let Err(d) = s.limits.new_order(account, names.len()).await {
         return Err(s.deny(Some(account), d).await);
     }
     let settings = s.limits.settings();

@@ -78,6 +78,7 @@ mod accounts;
 pub mod audit;
 pub mod backup;
 mod certs;
+pub mod cluster;
 mod eab;
 pub mod jobs;
 mod meta;
@@ -333,4 +334,4 @@ fn parse_list(s: &str) -> Result<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -70,22 +70,8 @@ pub(super) fn latest() -> i64 {
 /// Creates the schema when missing, refuses a database from a newer binary
 /// (before touching it), then applies what is missing.
 pub(super) async fn run(c: &Object, schema: &str, label: &str) -> Result<()> {
-    let exists = c
-        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
-        .await?;
-    if exists.is_none() {
-        // The identifier is plain (checked by the configuration).
-        c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-            .await
-            .map_err(|e| {
-                StoreError::Io(format!(
-                    "cannot create schema {schema} in {label}: {}",
-                    describe(&e)
-                ))
-            })?;
-    }
     c.batch_execute("BEGIN").await?;
-    let out = run_locked(c, label).await;
+    let out = run_locked(c, schema, label).await;
     match out {
         Ok(()) => c.batch_execute("COMMIT").await?,
         Err(_) => {
@@ -95,9 +81,24 @@ pub(super) async fn run(c: &Object, schema: &str, label: &str) -> Result<()> {
     out
 }
 
-async fn run_locked(c: &Object, label: &str) -> Result<()> {
+async fn run_locked(c: &Object, schema: &str, label: &str) -> Result<()> {
     c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    // Under the lock: nodes starting together create the schema once.
+    let exists = c
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .await?;
+    if exists.is_none() {
+        // The identifier is plain (checked by the configuration).
+        c.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .map_err(|e| {
+                StoreError::Io(format!(
+                    "cannot create schema {schema} in {label}: {}",
+                    describe(&e)
+                ))
+            })?;
+    }
     c.batch_execute("CREATE TABLE IF NOT EXISTS certeasy_schema (version BIGINT NOT NULL)")
         .await?;
     let found: i64 = match c

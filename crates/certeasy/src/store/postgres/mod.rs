@@ -22,8 +22,10 @@
 mod accounts;
 mod audit;
 mod certs;
+mod cluster;
 mod eab;
 mod jobs;
+mod limits;
 mod meta;
 mod migrate;
 mod nonces;
@@ -376,10 +378,12 @@ impl PgStore {
         self.inner.pool.resize(status.max_size);
     }
 
-    /// Opens a connection outside the pool (for LISTEN): the client and
-    /// its connection's future, which the caller drives.
-    pub(super) async fn dedicated(
+    /// Opens a connection outside the pool (for LISTEN and the worker-id
+    /// lock), named `application_name`: the client and the stream of its
+    /// connection's messages, which the caller must drive.
+    async fn dedicated(
         &self,
+        application_name: &str,
     ) -> Result<(
         tokio_postgres::Client,
         std::pin::Pin<
@@ -394,14 +398,16 @@ impl PgStore {
         >,
     )> {
         let inner = &self.inner;
+        let mut config = inner.config.clone();
+        config.application_name(application_name);
         match &inner.tls {
             Tls::None => {
-                let (client, mut conn) = inner.config.connect(tokio_postgres::NoTls).await?;
+                let (client, mut conn) = config.connect(tokio_postgres::NoTls).await?;
                 let stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
                 Ok((client, Box::pin(stream)))
             }
             Tls::Rustls(t) => {
-                let (client, mut conn) = inner.config.connect(t.clone()).await?;
+                let (client, mut conn) = config.connect(t.clone()).await?;
                 let stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
                 Ok((client, Box::pin(stream)))
             }
