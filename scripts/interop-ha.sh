@@ -88,7 +88,11 @@ one_run() {
   local run="$1"
   local W
   W="$(mktemp -d /var/tmp/certeasy-ha.XXXXXX)"
+  # The PostgreSQL server runs as the postgres user: it must reach $W/pg.
+  chmod 711 "$W"
   local PIDS=() HAPROXY_PID="" BENCH_PID=""
+  # (errexit does not apply inside a function called with ||: each setup
+  # step that must work returns 1 itself.)
   # shellcheck disable=SC2317
   cleanup_run() {
     [ -z "$BENCH_PID" ] || kill "$BENCH_PID" 2>/dev/null || true
@@ -104,7 +108,7 @@ one_run() {
 
   say "run $run: PostgreSQL"
   local DSN
-  DSN="$(PG_FAST=1 bash "$ROOT/scripts/pg-cluster.sh" start "$W/pg")"
+  DSN="$(PG_FAST=1 bash "$ROOT/scripts/pg-cluster.sh" start "$W/pg")" || return 1
   psql() { command psql "$DSN" -v ON_ERROR_STOP=1 -Atq "$@"; }
   q() { psql -c "SET search_path = certeasy; $1" | tail -n 1; }
 
@@ -177,15 +181,16 @@ YML
 
   say "run $run: node 1 (creates the schema and the built-in CA)"
   node_config 1
-  start_node 1
+  start_node 1 || return 1
   for _ in $(seq 1 100); do [ -s "$W/n1/work/ca/root.pem" ] && break; sleep 0.1; done
+  [ -s "$W/n1/work/ca/root.pem" ] || { echo "node 1 wrote no ca/root.pem" >&2; return 1; }
   # The nodes share the CA (its encrypted key files), not their workdirs:
   # each keeps its own installation id, and so its own audit chain.
   for n in 2 3; do
     node_config "$n"
     mkdir -p "$W/n$n/work"; chmod 700 "$W/n$n/work"
     cp -a "$W/n1/work/ca" "$W/n$n/work/ca"
-    start_node "$n"
+    start_node "$n" || return 1
   done
 
   # A node with a live node's worker id is refused.
@@ -199,9 +204,14 @@ YML
 
   # The balancer: TLS in front, TLS to each node (checked against the
   # built-in root), one request at a time to the next node.
+  # Its certificate: a throwaway CA (what the clients trust) and a leaf.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$W/lb.key" -out "$W/lb.crt" >/dev/null 2>&1
+    -subj "/CN=certeasy HA test balancer CA" -keyout "$W/lb-ca.key" -out "$W/lb-ca.crt" >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$W/lb.key" -out "$W/lb.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$W/lb.ext"
+  openssl x509 -req -in "$W/lb.csr" -CA "$W/lb-ca.crt" -CAkey "$W/lb-ca.key" -CAcreateserial \
+    -days 2 -extfile "$W/lb.ext" -out "$W/lb.crt" >/dev/null 2>&1
   cat "$W/lb.crt" "$W/lb.key" >"$W/lb.pem"
   cat >"$W/haproxy.cfg" <<CFG
 global
@@ -234,7 +244,7 @@ CFG
   wait_port "$LB" "$HAPROXY_PID" || { cat "$W/haproxy.log" >&2; return 1; }
 
   say "run $run: $CLIENTS clients x $ORDERS issuances through HAProxy; node 2 killed mid-load"
-  "$BENCH" run --directory "https://localhost:$LB/acme/directory" --ca-root "$W/lb.crt" \
+  "$BENCH" run --directory "https://localhost:$LB/acme/directory" --ca-root "$W/lb-ca.crt" \
     --clients "$CLIENTS" --orders-per-client "$ORDERS" --sans 1..2 --poll-interval 20ms \
     --http01-listen "127.0.0.1:$HTTP" --dns-listen "127.0.0.1:$DNS" --issuance-timeout 60s \
     --json >"$W/bench.json" 2>"$W/bench.log" &
@@ -288,13 +298,13 @@ PY
   say "run $run: account-creation across the nodes"
   local before after
   before=$(q 'SELECT count(*) FROM accounts')
-  "$BENCH" run --directory "https://localhost:$LB/acme/directory" --ca-root "$W/lb.crt" \
+  "$BENCH" run --directory "https://localhost:$LB/acme/directory" --ca-root "$W/lb-ca.crt" \
     --clients 9 --orders-per-client 1 --http01-listen "127.0.0.1:$HTTP" --dns-listen "127.0.0.1:$DNS" \
     --issuance-timeout 30s --json >"$W/bench-limit.json" 2>"$W/bench-limit.log" || true
   after=$(q 'SELECT count(*) FROM accounts')
   echo "  accounts: $before before, $after after (cluster budget $((CLIENTS + 4)))" >&2
   check "run $run: account-creation holds across nodes" [ "$after" -eq $((CLIENTS + 4)) ]
-  check "run $run: refusals are rateLimited" grep -q rateLimited "$W/bench-limit.json"
+  check "run $run: refusals are rateLimited" grep -q "rateLimited rate-limiting.account-creation" "$W/bench-limit.log"
 
   # Stop the nodes (SIGTERM: drain), then verify each node's chain.
   local n

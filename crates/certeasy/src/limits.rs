@@ -194,11 +194,13 @@ impl Limits {
         if self.whitelisted(ip) {
             return Ok(());
         }
-        b.take_in(shared, limit, &ip, 1).await.map_err(|retry_after| Denial {
-            limit,
-            detail: format!("{limit}: more than {} from {ip}", describe(&b.rate, unit)),
-            retry_after,
-        })
+        b.take_in(shared, limit, &ip, 1)
+            .await
+            .map_err(|retry_after| Denial {
+                limit,
+                detail: format!("{limit}: more than {} from {ip}", describe(&b.rate, unit)),
+                retry_after,
+            })
     }
 
     /// `global`: one request from `ip`.
@@ -210,7 +212,10 @@ impl Limits {
         let limit = "rate-limiting.global";
         b.take(&ip, 1).map_err(|retry_after| Denial {
             limit,
-            detail: format!("{limit}: more than {} from {ip}", describe(&b.rate, "requests")),
+            detail: format!(
+                "{limit}: more than {} from {ip}",
+                describe(&b.rate, "requests")
+            ),
             retry_after,
         })
     }
@@ -235,13 +240,13 @@ impl Limits {
             b.take_in(shared, "rate-limiting.order-creation", &key, 1)
                 .await
                 .map_err(|retry_after| Denial {
-                limit: "rate-limiting.order-creation",
-                detail: format!(
-                    "rate-limiting.order-creation: more than {} for this account",
-                    describe(&b.rate, "new orders")
-                ),
-                retry_after,
-            })?;
+                    limit: "rate-limiting.order-creation",
+                    detail: format!(
+                        "rate-limiting.order-creation: more than {} for this account",
+                        describe(&b.rate, "new orders")
+                    ),
+                    retry_after,
+                })?;
         }
         if let Some(b) = &self.names {
             let n = u32::try_from(names).unwrap_or(u32::MAX);

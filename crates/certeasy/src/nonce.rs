@@ -112,7 +112,9 @@ impl NonceBook {
     /// generator fails.
     pub async fn shared(store: Store) -> anyhow::Result<NonceBook> {
         let mut fresh = [0u8; 32];
-        SystemRandom::new().fill(&mut fresh).map_err(|_| RngFailed)?;
+        SystemRandom::new()
+            .fill(&mut fresh)
+            .map_err(|_| RngFailed)?;
         let stored = store
             .meta_get_or_init(SHARED_KEY_META, || hex::encode(fresh))
             .await?;
@@ -166,8 +168,7 @@ impl NonceBook {
         let Ok(raw) = acme_wire::b64u_decode(nonce) else {
             return false;
         };
-        if raw.len() != 16 + TAG_LEN || hmac::verify(&self.key, &raw[..16], &raw[16..]).is_err()
-        {
+        if raw.len() != 16 + TAG_LEN || hmac::verify(&self.key, &raw[..16], &raw[16..]).is_err() {
             return false;
         }
         let mut issued = [0u8; 8];
@@ -176,7 +177,10 @@ impl NonceBook {
         if expires <= now_ms() {
             return false;
         }
-        let first = match store.use_nonce(&acme_wire::b64u_encode(&raw[..16]), expires).await {
+        let first = match store
+            .use_nonce(&acme_wire::b64u_encode(&raw[..16]), expires)
+            .await
+        {
             Ok(first) => first,
             Err(e) => {
                 tracing::error!(target: "wfe", error = %e, "cannot record a nonce's use; refused as badNonce");

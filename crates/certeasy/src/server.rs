@@ -94,15 +94,31 @@ pub async fn start_with_listener(
         .await
         .with_context(|| format!("database {}", config.database_display()))?;
     let server_id = crate::audit::server_id(&config.workdir)?;
-    let (audit, audit_writer) =
-        crate::audit::writer::start(store.clone(), &config.audit, &server_id)
-            .await
-            .context("audit log")?;
     let node_id = config
         .workers
         .worker_id
         .clone()
         .unwrap_or_else(|| format!("{server_id}-{}", std::process::id()));
+    // Several nodes on PostgreSQL: hold the worker id before anything else
+    // is registered (a second live node with the same id is refused here),
+    // and wake the workers when another node queues a job any node may run.
+    let woken: Arc<std::sync::OnceLock<Arc<Jobs>>> = Arc::default();
+    let waker = woken.clone();
+    let membership = store
+        .join_cluster(
+            &node_id,
+            Arc::new(move || {
+                if let Some(jobs) = waker.get() {
+                    jobs.wake_workers();
+                }
+            }),
+        )
+        .await
+        .with_context(|| format!("workers.worker-id {node_id:?}"))?;
+    let (audit, audit_writer) =
+        crate::audit::writer::start(store.clone(), &config.audit, &server_id)
+            .await
+            .context("audit log")?;
 
     let authorities = Arc::new(Authorities::open(&config)?);
     for a in &config.authorities {
@@ -134,14 +150,8 @@ pub async fn start_with_listener(
         config.workers.clone(),
         node_id.clone(),
     ));
-    // Several nodes on PostgreSQL: hold the worker id (a second live node
-    // with the same id is refused here) and wake the workers when another
-    // node queues a job any node may run.
-    let woken = jobs.clone();
-    let membership = store
-        .join_cluster(&node_id, Arc::new(move || woken.wake_workers()))
-        .await
-        .with_context(|| format!("workers.worker-id {node_id:?}"))?;
+    // The job engine exists now: wake-ups from other nodes reach it.
+    let _ = woken.set(jobs.clone());
     let ra = Arc::new(Ra::new(
         config.clone(),
         store.clone(),

@@ -28,7 +28,10 @@ pub fn verify(file: &Path, path: Option<&Path>) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

@@ -26,7 +26,9 @@ impl PgStore {
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Membership> {
         let stop = CancellationToken::new();
-        let session = self.node_session(worker_id, wake.clone(), stop.clone()).await?;
+        let session = self
+            .node_session(worker_id, wake.clone(), stop.clone())
+            .await?;
         let store = self.clone();
         let id = worker_id.to_string();
         let watch = stop.clone();
