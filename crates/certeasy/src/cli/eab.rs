@@ -104,7 +104,7 @@ async fn open(config: &Config) -> Result<Store, Failure> {
             config.workdir.display()
         ))
     })?;
-    Store::open(&config)
+    Store::open(config)
         .await
         .map_err(|e| runtime_error(format!("database {}: {e}", config.database_display())))
 }

@@ -19,7 +19,7 @@ use crate::store::json_list;
 
 /// The first key of the advisory locks of the audit outbox (the second is
 /// the hash of the node's id).
-const AUDIT_LOCK_CLASS: i32 = 0x0a0d_17;
+const AUDIT_LOCK_CLASS: i32 = 0x000a_0d17;
 
 // The methods of `Store` for this area (their contracts are documented
 // there), in SQL.

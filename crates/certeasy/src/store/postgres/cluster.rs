@@ -14,7 +14,7 @@ use crate::store::cluster::Membership;
 use crate::store::StoreError;
 
 /// First key of the worker-id advisory locks (the second is the id's hash).
-const NODE_LOCK_CLASS: i32 = 0x0a0d_e1;
+const NODE_LOCK_CLASS: i32 = 0x000a_0de1;
 
 /// Pause before reconnecting after the connection was lost.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);

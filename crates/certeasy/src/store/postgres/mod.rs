@@ -172,9 +172,12 @@ enum Tls {
 }
 
 /// A write transaction: holds one pooled connection from `BEGIN` until it
-/// is committed, rolled back, or dropped (which rolls back).
+/// is committed, rolled back, or dropped (which rolls back). The pooled
+/// object is boxed so that the store's transaction enum stays as small as
+/// SQLite's variant (an allocation per PostgreSQL transaction is nothing
+/// beside its network round trips).
 pub(super) struct PgTx {
-    conn: Option<Object>,
+    conn: Option<Box<Object>>,
 }
 
 impl PgTx {
@@ -214,11 +217,11 @@ impl Drop for PgTx {
                 rt.spawn(async move {
                     if conn.batch_execute("ROLLBACK").await.is_err() {
                         // Closing the connection rolls back too.
-                        drop(Object::take(conn));
+                        drop(Object::take(*conn));
                     }
                 });
             }
-            Err(_) => drop(Object::take(conn)),
+            Err(_) => drop(Object::take(*conn)),
         }
     }
 }
@@ -361,7 +364,9 @@ impl PgStore {
     pub(super) async fn begin(&self) -> Result<PgTx> {
         let conn = self.conn().await?;
         conn.batch_execute("BEGIN").await?;
-        Ok(PgTx { conn: Some(conn) })
+        Ok(PgTx {
+            conn: Some(Box::new(conn)),
+        })
     }
 
     /// Liveness probe: one trivial statement.
