@@ -193,7 +193,7 @@ pub async fn start_with_listener(
         let stopped = stop.clone();
         tokio::spawn(async move {
             stopped.cancelled().await;
-            drop(membership);
+            membership.leave().await;
         });
     }
     let task = tokio::spawn(accept_loop(

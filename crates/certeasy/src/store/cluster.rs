@@ -14,9 +14,12 @@ use std::sync::Arc;
 use super::{Engine, Result, Store};
 
 /// A node's membership of the cluster: while it is held, the worker id is
-/// this node's and notifications wake its workers. Dropping it leaves.
+/// this node's and notifications wake its workers. [`Membership::leave`]
+/// releases the id before it returns; dropping it leaves too, without
+/// waiting.
 pub struct Membership {
     stop: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -26,8 +29,22 @@ impl std::fmt::Debug for Membership {
 }
 
 impl Membership {
-    pub(super) fn new(stop: tokio_util::sync::CancellationToken) -> Membership {
-        Membership { stop }
+    pub(super) fn new(
+        stop: tokio_util::sync::CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Membership {
+        Membership {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Leaves the cluster: the worker id is free when this returns.
+    pub async fn leave(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 

@@ -82,6 +82,35 @@ async fn nonce_uses_are_recorded_once_and_purged_after_expiry() {
     );
 }
 
+/// Workers of several nodes claiming at once take different jobs, each
+/// once (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_take_each_job_once() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..12 {
+        Store::enqueue_leased_job(&mut tx, JobKind::Validate, &format!("c{i}"), "gone", -1)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claims = (0..16).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_job(&format!("node-{w}"), 60_000).await })
+    });
+    let mut subjects = Vec::new();
+    for c in claims {
+        if let Some(job) = c.await.unwrap().unwrap() {
+            subjects.push(job.subject);
+        }
+    }
+    subjects.sort();
+    let before = subjects.len();
+    subjects.dedup();
+    assert_eq!(subjects.len(), before, "a job was claimed twice");
+    assert_eq!(subjects.len(), 12, "every runnable job was claimed once");
+}
+
 #[tokio::test]
 async fn enqueue_is_idempotent_per_subject() {
     let (_dir, store) = open().await;

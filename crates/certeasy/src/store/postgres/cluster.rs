@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
@@ -32,15 +33,17 @@ impl PgStore {
         let store = self.clone();
         let id = worker_id.to_string();
         let watch = stop.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut session = session;
             loop {
-                tokio::select! {
-                    _ = &mut session => {}
-                    _ = watch.cancelled() => return,
+                // The session ends when the connection is lost, or when the
+                // node leaves (after unlocking its id).
+                let _ = (&mut session).await;
+                if watch.is_cancelled() {
+                    return;
                 }
-                // The connection was lost (server restart, network): hold
-                // the id again and listen again once the server is back.
+                // Lost (server restart, network): hold the id again and
+                // listen again once the server is back.
                 tracing::warn!(target: "store", worker_id = %id, "lost the cluster connection; reconnecting");
                 loop {
                     tokio::select! {
@@ -61,33 +64,31 @@ impl PgStore {
                 }
             }
         });
-        Ok(Membership::new(stop))
+        Ok(Membership::new(stop, task))
     }
 
-    /// Opens the node's connection, takes the worker-id lock and listens;
-    /// the returned task drives the connection until it ends or `stop`.
+    /// Opens the node's connection, takes the worker-id lock and listens.
+    /// The returned task ends when the connection is lost, or on `stop`
+    /// once the lock is released and the connection closed.
     async fn node_session(
         &self,
         worker_id: &str,
         wake: Arc<dyn Fn() + Send + Sync>,
         stop: CancellationToken,
-    ) -> Result<tokio::task::JoinHandle<()>> {
+    ) -> Result<JoinHandle<()>> {
         let app = format!("certeasy node {worker_id}");
         let (client, mut messages) = self.dedicated(&app).await?;
-        let driver_stop = stop.clone();
+        // Drives the connection until it ends (the client dropped, or the
+        // connection lost), waking the workers on every notification.
         let driver = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    m = messages.next() => match m {
-                        Some(Ok(AsyncMessage::Notification(_))) => wake(),
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => {
-                            tracing::warn!(target: "store", error = %describe(&e), "cluster connection failed");
-                            return;
-                        }
-                        None => return,
-                    },
-                    _ = driver_stop.cancelled() => return,
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(AsyncMessage::Notification(_)) => wake(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(target: "store", error = %describe(&e), "cluster connection failed");
+                        return;
+                    }
                 }
             }
         });
@@ -114,7 +115,8 @@ impl PgStore {
                     )
                 })
                 .unwrap_or_default();
-            driver.abort();
+            drop(client);
+            let _ = driver.await;
             return Err(StoreError::Conflict {
                 message: format!(
                     "worker id {worker_id:?} is held by a live node{holder}; give each node its own workers.worker-id"
@@ -126,12 +128,25 @@ impl PgStore {
         client
             .batch_execute(&format!("LISTEN {JOBS_CHANNEL}"))
             .await?;
-        // The client must live as long as the session: the driver task
-        // ends when the connection does, and holds the client until then.
-        let session = tokio::spawn(async move {
-            let _client = client;
+        let id = worker_id.to_string();
+        Ok(tokio::spawn(async move {
+            let mut driver = driver;
+            tokio::select! {
+                _ = &mut driver => return,
+                _ = stop.cancelled() => {}
+            }
+            // Leaving: the id is free at once for a node started next.
+            if let Err(e) = client
+                .query_one(
+                    "SELECT pg_advisory_unlock($1, hashtext($2))",
+                    &[&NODE_LOCK_CLASS, &id],
+                )
+                .await
+            {
+                tracing::warn!(target: "store", error = %describe(&e), "cannot release the worker id; it is released when the connection closes");
+            }
+            drop(client);
             let _ = driver.await;
-        });
-        Ok(session)
+        }))
     }
 }
