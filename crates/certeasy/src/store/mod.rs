@@ -12,7 +12,8 @@
 //! area files below) — no trait object, no boxed future per query.
 //!
 //! Layout: one file per area (`accounts`, `orders`, `certs`, `jobs`,
-//! `meta`, `nonces`, and `backup` for maintenance) holds its row types and the documented contract of
+//! `meta`, `nonces`, `audit`, `eab`, `cluster` for several nodes, and
+//! `backup` for maintenance) holds its row types and the documented contract of
 //! its methods; each engine lives in a module of its own with all its SQL
 //! (`sqlite/` and `postgres/`, migrations in `migrations/sqlite/` and
 //! `migrations/postgres/`). A new engine:
