@@ -270,24 +270,23 @@ PY
     # of every node and of PostgreSQL per issuance added to its JSON.
     pg_run() {
         local label="$1" clients="$2" nodes="$3"; shift 3
-        local n0 p0 out
-        n0=$(ticks $nodes); p0=$(ticks $(pg_pids))
+        local starts p0 out
+        starts="$(for p in $nodes; do ticks "$p"; done | tr '\n' ' ')"; p0=$(ticks $(pg_pids))
         out="$("$BENCH" run --label "$label" --clients "$clients" --duration "$DURATION" \
             --poll-interval "$POLL" --http01-listen "127.0.0.1:$HTTP_PORT" \
             --dns-listen "127.0.0.1:$DNS_PORT" --json "$@")" || true
         [ -n "$out" ] || { say "$label c=$clients: no report"; return 0; }
-        local per_node=""
-        local p
-        for p in $nodes; do per_node="$per_node $(ticks "$p")"; done
+        local ends p1
+        ends="$(for p in $nodes; do ticks "$p"; done | tr '\n' ' ')"; p1=$(ticks $(pg_pids))
         echo "$out" | python3 -c 'import json, sys
 r = json.load(sys.stdin)
-tck, n0, p0, p1 = (int(x) for x in sys.argv[1:5])
+tck, p0, p1 = (int(x) for x in sys.argv[1:4])
+starts = [int(x) for x in sys.argv[4].split()]
 ends = [int(x) for x in sys.argv[5].split()]
-starts = sys.argv[6].split()
 iss = max(r["issued"], 1)
-r["node_cpu_ms_per_issuance"] = [round((e - s) * 1000 / tck / iss, 2) for e, s in zip(ends, [int(x) for x in starts])]
+r["node_cpu_ms_per_issuance"] = [round((e - s) * 1000 / tck / iss, 2) for s, e in zip(starts, ends)]
 r["postgres_cpu_ms_per_issuance"] = round((p1 - p0) * 1000 / tck / iss, 2)
-print(json.dumps(r))' "$TCK" "$n0" "$p0" "$(ticks $(pg_pids))" "$per_node" "$(for p in $nodes; do ticks "$p"; done | tr '\n' ' ')" >>"$RESULTS"
+print(json.dumps(r))' "$TCK" "$p0" "$p1" "$starts" "$ends" >>"$RESULTS"
         tail -n 1 "$RESULTS" | python3 -c 'import json,sys
 r = json.load(sys.stdin)
 print("  %-14s c=%-3d %7.1f/s  p50 %6.1f ms  p99 %7.1f ms  nodes %s ms/iss  postgres %s ms/iss  fail %d" % (r["label"], r["clients"], r["issuances_per_s"], r["latency"][0]["p50_ms"], r["latency"][0]["p99_ms"], r["node_cpu_ms_per_issuance"], r["postgres_cpu_ms_per_issuance"], r["failures"]))' >&2

@@ -11,7 +11,10 @@
 # cluster trusts connections from loopback (no password), runs as the
 # `postgres` user when started by root (the server refuses root), and keeps
 # everything under DIR: data, socket, log. PG_FAST=1 turns fsync off (tests
-# only; never for a benchmark). PG_PORT picks the port.
+# only; never for a benchmark). PG_SYNCHRONOUS_COMMIT=off keeps fsync but
+# acknowledges a commit before its WAL is flushed (the durability of
+# SQLite's synchronous=NORMAL: a server crash may lose the last commits,
+# never corrupts). PG_PORT picks the port.
 set -euo pipefail
 
 cmd=${1:-}
@@ -76,6 +79,7 @@ case "$cmd" in
     port=${PG_PORT:-$(free_port)}
     opts="-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c shared_buffers=128MB"
     [ -z "${PG_FAST:-}" ] || opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ -z "${PG_SYNCHRONOUS_COMMIT:-}" ] || opts="$opts -c synchronous_commit=$PG_SYNCHRONOUS_COMMIT"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null ||
       { cat "$dir/server.log" >&2; exit 1; }
     dsn="host=127.0.0.1 port=$port user=postgres dbname=postgres"
