@@ -9,6 +9,12 @@
 #   scripts/bench.sh --adcs     issuances through certeasy → lab-adcs (the
 #                               native ADCS bridge); prints a table with
 #                               lab-adcs's CPU per issuance
+#   scripts/bench.sh --postgres certeasy on PostgreSQL (a throwaway cluster,
+#                               scripts/pg-cluster.sh): one node, then two
+#                               nodes behind HAProxy (round-robin per
+#                               request), against SQLite; prints a table
+#                               with the CPU per issuance of each node and
+#                               of PostgreSQL
 #
 # Environment (defaults in brackets):
 #   CARGO_TARGET_DIR   [/var/tmp/certeasy-target]
@@ -40,6 +46,8 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 ADCS=0
 [ "${1:-}" = "--adcs" ] && ADCS=1
+PG=0
+[ "${1:-}" = "--postgres" ] && PG=1
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/certeasy-target}"
 if [ "$SMOKE" = 1 ]; then PROFILE="${BENCH_PROFILE:-debug}"; else PROFILE="${BENCH_PROFILE:-release}"; fi
@@ -69,8 +77,13 @@ RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 SERVER_PID=""
 LAB_PID=""
+EXTRA_PIDS=()
+PG_CLUSTER=""
 cleanup() {
     [ -z "$LAB_PID" ] || { kill "$LAB_PID" 2>/dev/null || true; wait "$LAB_PID" 2>/dev/null || true; }
+    local p
+    for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    [ -z "$PG_CLUSTER" ] || bash "$ROOT/scripts/pg-cluster.sh" stop "$PG_CLUSTER" || true
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -228,6 +241,155 @@ series() {
         for rep in $(seq 1 "$REPS"); do bench "$label" "$c" "$@"; done
     done
 }
+
+# ---- PostgreSQL target (--postgres) -------------------------------------------
+# SQLite, then PostgreSQL with one node, then two nodes behind HAProxy, all
+# on this machine (the database server, the nodes, the balancer and the
+# load generator share its cores). The CPU of each process is read from
+# /proc before and after each run. Prints the table; docs/performance.md's
+# PostgreSQL section is written by hand with the commit measured.
+if [ "$PG" = 1 ]; then
+    command -v haproxy >/dev/null 2>&1 || die "haproxy is not installed (scripts/interop-ha.sh installs it)"
+    chmod 711 "$WORK"
+    PG_CLUSTER="$WORK/pg"
+    DSN="$(bash "$ROOT/scripts/pg-cluster.sh" start "$PG_CLUSTER")" || die "PostgreSQL did not start"
+    POSTMASTER="$(head -n 1 "$PG_CLUSTER/data/postmaster.pid")"
+    TCK="$(getconf CLK_TCK)"
+    ticks() { # ticks PID...: utime+stime of the processes
+        local t=0 p
+        for p in "$@"; do
+            [ -r "/proc/$p/stat" ] || continue
+            t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+        done
+        echo "$t"
+    }
+    pg_pids() { echo "$POSTMASTER $(pgrep -P "$POSTMASTER" | tr '\n' ' ')"; }
+    to_postgres() { # to_postgres WORKDIR SCHEMA PORT WORKER
+        python3 - "$1/config.yml" "$DSN" "$2" "$3" "$4" "$CE_PORT" <<'PY'
+import sys
+p, dsn, schema, port, worker, default_port = sys.argv[1:7]
+s = open(p).read()
+head, tail = s.split("database:\n", 1)
+tail = tail.split("workers:\n", 1)[1]
+s = (head + f'database:\n  type: postgres\n  dsn: "{dsn}"\n  sslmode: disable\n  schema: {schema}\n  pool-size: 16\n'
+     + f"workers:\n  worker-id: {worker}\n" + tail)
+s = s.replace(f'listen: "127.0.0.1:{default_port}"', f'listen: "127.0.0.1:{port}"', 1)
+open(p, "w").write(s)
+PY
+    }
+    # pg_run LABEL CLIENTS "NODE PIDS" TRUST...: one measured run with the CPU
+    # of every node and of PostgreSQL per issuance added to its JSON.
+    pg_run() {
+        local label="$1" clients="$2" nodes="$3"; shift 3
+        local starts p0 out
+        starts="$(for p in $nodes; do ticks "$p"; done | tr '\n' ' ')"; p0=$(ticks $(pg_pids))
+        out="$("$BENCH" run --label "$label" --clients "$clients" --duration "$DURATION" \
+            --poll-interval "$POLL" --http01-listen "127.0.0.1:$HTTP_PORT" \
+            --dns-listen "127.0.0.1:$DNS_PORT" --json "$@")" || true
+        [ -n "$out" ] || { say "$label c=$clients: no report"; return 0; }
+        local ends p1
+        ends="$(for p in $nodes; do ticks "$p"; done | tr '\n' ' ')"; p1=$(ticks $(pg_pids))
+        echo "$out" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+tck, p0, p1 = (int(x) for x in sys.argv[1:4])
+starts = [int(x) for x in sys.argv[4].split()]
+ends = [int(x) for x in sys.argv[5].split()]
+iss = max(r["issued"], 1)
+r["node_cpu_ms_per_issuance"] = [round((e - s) * 1000 / tck / iss, 2) for s, e in zip(starts, ends)]
+r["postgres_cpu_ms_per_issuance"] = round((p1 - p0) * 1000 / tck / iss, 2)
+print(json.dumps(r))' "$TCK" "$p0" "$p1" "$starts" "$ends" >>"$RESULTS"
+        tail -n 1 "$RESULTS" | python3 -c 'import json,sys
+r = json.load(sys.stdin)
+print("  %-14s c=%-3d %7.1f/s  p50 %6.1f ms  p99 %7.1f ms  nodes %s ms/iss  postgres %s ms/iss  fail %d" % (r["label"], r["clients"], r["issuances_per_s"], r["latency"][0]["p50_ms"], r["latency"][0]["p99_ms"], r["node_cpu_ms_per_issuance"], r["postgres_cpu_ms_per_issuance"], r["failures"]))' >&2
+    }
+    pg_series() { # pg_series LABEL "NODE PIDS" TRUST...
+        local label="$1" nodes="$2" c rep; shift 2
+        for c in $CLIENTS; do for rep in $(seq 1 "$REPS"); do pg_run "$label" "$c" "$nodes" "$@"; done; done
+    }
+    # SQLite, the reference.
+    write_config "$WORK/sqlite"
+    start_certeasy "$WORK/sqlite"
+    TRUST=(--directory "https://localhost:$CE_PORT/acme/directory" --ca-root "$WORK/sqlite/work/ca/root.pem")
+    "$BENCH" run "${TRUST[@]}" --clients 4 --orders-per-client 25 --json \
+        --http01-listen "127.0.0.1:$HTTP_PORT" --dns-listen "127.0.0.1:$DNS_PORT" >/dev/null || true
+    say "SQLite, 1 node: clients $CLIENTS, $DURATION x $REPS"
+    pg_series sqlite "$SERVER_PID" "${TRUST[@]}"
+    stop_server
+    # PostgreSQL, one node.
+    write_config "$WORK/pg1"
+    to_postgres "$WORK/pg1" bench_one "$CE_PORT" one
+    start_certeasy "$WORK/pg1"
+    TRUST=(--directory "https://localhost:$CE_PORT/acme/directory" --ca-root "$WORK/pg1/work/ca/root.pem")
+    "$BENCH" run "${TRUST[@]}" --clients 4 --orders-per-client 25 --json \
+        --http01-listen "127.0.0.1:$HTTP_PORT" --dns-listen "127.0.0.1:$DNS_PORT" >/dev/null || true
+    say "PostgreSQL, 1 node: clients $CLIENTS, $DURATION x $REPS"
+    pg_series postgres-1 "$SERVER_PID" "${TRUST[@]}"
+    stop_server
+    # PostgreSQL, two nodes behind HAProxy (the clients see only the
+    # balancer's URL).
+    A_PORT=$((CE_PORT + 1)); B_PORT=$((CE_PORT + 2))
+    for n in a b; do
+        write_config "$WORK/pg-$n"
+        port=$A_PORT; [ "$n" = b ] && port=$B_PORT
+        to_postgres "$WORK/pg-$n" bench_two "$port" "node-$n"
+    done
+    "$CERTEASY" serve -f "$WORK/pg-a/config.yml" >"$WORK/pg-a/server.log" 2>&1 &
+    A_PID=$!; EXTRA_PIDS+=("$A_PID")
+    wait_port "$A_PORT" "$A_PID" || { cat "$WORK/pg-a/server.log" >&2; die "node a did not start"; }
+    for _ in $(seq 1 100); do [ -s "$WORK/pg-a/work/ca/root.pem" ] && break; sleep 0.1; done
+    mkdir -p "$WORK/pg-b/work"; chmod 700 "$WORK/pg-b/work"; cp -a "$WORK/pg-a/work/ca" "$WORK/pg-b/work/ca"
+    "$CERTEASY" serve -f "$WORK/pg-b/config.yml" >"$WORK/pg-b/server.log" 2>&1 &
+    B_PID=$!; EXTRA_PIDS+=("$B_PID")
+    wait_port "$B_PORT" "$B_PID" || { cat "$WORK/pg-b/server.log" >&2; die "node b did not start"; }
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=bench balancer CA" -keyout "$WORK/lb-ca.key" -out "$WORK/lb-ca.crt" >/dev/null 2>&1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+        -keyout "$WORK/lb.key" -out "$WORK/lb.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$WORK/lb.ext"
+    openssl x509 -req -in "$WORK/lb.csr" -CA "$WORK/lb-ca.crt" -CAkey "$WORK/lb-ca.key" -CAcreateserial \
+        -days 2 -extfile "$WORK/lb.ext" -out "$WORK/lb.crt" >/dev/null 2>&1
+    cat "$WORK/lb.crt" "$WORK/lb.key" >"$WORK/lb.pem"
+    cat >"$WORK/haproxy.cfg" <<CFG
+global
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 30s
+frontend acme
+  bind 127.0.0.1:$CE_PORT ssl crt $WORK/lb.pem
+  default_backend nodes
+backend nodes
+  balance roundrobin
+  default-server ssl verify required ca-file $WORK/pg-a/work/ca/root.pem verifyhost localhost sni str(localhost)
+  server a 127.0.0.1:$A_PORT
+  server b 127.0.0.1:$B_PORT
+CFG
+    haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+    HA_PID=$!; EXTRA_PIDS+=("$HA_PID")
+    wait_port "$CE_PORT" "$HA_PID" || { cat "$WORK/haproxy.log" >&2; die "haproxy did not start"; }
+    TRUST=(--directory "https://localhost:$CE_PORT/acme/directory" --ca-root "$WORK/lb-ca.crt")
+    "$BENCH" run "${TRUST[@]}" --clients 4 --orders-per-client 25 --json \
+        --http01-listen "127.0.0.1:$HTTP_PORT" --dns-listen "127.0.0.1:$DNS_PORT" >/dev/null || true
+    say "PostgreSQL, 2 nodes behind HAProxy: clients $CLIENTS, $DURATION x $REPS (HAProxy CPU not counted)"
+    pg_series postgres-2 "$A_PID $B_PID" "${TRUST[@]}"
+    python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows: by.setdefault((r["label"], r["clients"]), []).append(r)
+print("| setup | clients | issuances/s | p50 ms | p99 ms | CPU ms/issuance per node | PostgreSQL CPU ms/issuance | failures |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+order = ["sqlite", "postgres-1", "postgres-2"]
+for (label, c), rs in sorted(by.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+    m = lambda f: statistics.median([f(r) for r in rs])
+    nodes = " + ".join(f"{statistics.median([r['node_cpu_ms_per_issuance'][i] for r in rs]):.2f}" for i in range(len(rs[0]["node_cpu_ms_per_issuance"])))
+    pg = "–" if label == "sqlite" else f"{m(lambda r: r['postgres_cpu_ms_per_issuance']):.2f}"
+    print(f"| {label} | {c} | {m(lambda r: r['issuances_per_s']):.1f} | {m(lambda r: r['latency'][0]['p50_ms']):.1f} | {m(lambda r: r['latency'][0]['p99_ms']):.1f} | {nodes} | {pg} | {sum(r['failures'] for r in rs)} |")
+PY
+    exit 0
+fi
 
 # ---- ADCS target (--adcs) ----------------------------------------------------
 # certeasy → lab-adcs over the native bridge (DCE/RPC, NTLM at packet

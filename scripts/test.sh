@@ -69,6 +69,36 @@ sum_field() { awk -v f="$1" '/^test result:/ { for (i = 1; i < NF; i++) if ($(i+
 rust_passed=$(sum_field passed)
 rust_failed=$(sum_field failed)
 if [ "$cargo_rc" -ne 0 ] && [ "$rust_failed" -eq 0 ]; then rust_failed=1; fi
+# The same store tests and a representative set of integration tests on
+# PostgreSQL (docs/high-availability.md lists them): a throwaway cluster on
+# a loopback port (scripts/pg-cluster.sh), one fresh schema per test.
+step "PostgreSQL engine: store tests and integration tests on a throwaway cluster"
+PG_DIR="$(mktemp -d /var/tmp/certeasy-pg.XXXXXX)"
+chmod 711 "$PG_DIR"
+pg_stop() { bash scripts/pg-cluster.sh stop "$PG_DIR/cluster" || true; rm -rf "$PG_DIR"; }
+trap pg_stop EXIT
+set +e
+PG_DSN="$(PG_FAST=1 bash scripts/pg-cluster.sh start "$PG_DIR/cluster")"
+pg_rc=$?
+if [ "$pg_rc" -eq 0 ]; then
+  # The unit tests that open a store (store, nonces, cluster-wide limits)...
+  CERTEASY_TEST_PG_DSN="$PG_DSN" cargo test -p certeasy --all-features --lib -- \
+    store:: nonce:: limits:: 2>&1 | tee "$CERTEASY_CACHE/cargo-test-pg.log"
+  pg_rc=${PIPESTATUS[0]}
+  # ...and integration tests that reach the database only through the server.
+  CERTEASY_TEST_PG_DSN="$PG_DSN" cargo test -p certeasy --all-features --no-fail-fast \
+    --test issuance --test finalize --test rate_limits --test eab --test ari --test profiles \
+    --test errors --test modern_clients --test fairness 2>&1 | tee -a "$CERTEASY_CACHE/cargo-test-pg.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || pg_rc=1
+fi
+set -e
+pg_passed=$(awk '/^test result:/ { for (i = 1; i < NF; i++) if ($(i+1) ~ "^passed") n += $i } END { print n + 0 }' "$CERTEASY_CACHE/cargo-test-pg.log" 2>/dev/null || echo 0)
+pg_failed=$(awk '/^test result:/ { for (i = 1; i < NF; i++) if ($(i+1) ~ "^failed") n += $i } END { print n + 0 }' "$CERTEASY_CACHE/cargo-test-pg.log" 2>/dev/null || echo 0)
+if [ "$pg_rc" -ne 0 ] && [ "$pg_failed" -eq 0 ]; then pg_failed=1; fi
+pg_stop
+trap - EXIT
+rust_passed=$((rust_passed + pg_passed))
+rust_failed=$((rust_failed + pg_failed))
 # `certeasy init` driven through a pseudo-terminal (a private copy of the binary).
 if python3 scripts/init-pty.py "$CARGO_TARGET_DIR/debug/certeasy"; then rust_passed=$((rust_passed + 1)); else rust_failed=$((rust_failed + 1)); fi
 
@@ -96,7 +126,7 @@ interop_failed=0
 if [ -z "${SKIP_INTEROP:-}" ]; then
   export CERTEASY_BIN="$CARGO_TARGET_DIR/debug/certeasy"
   export LAB_ADCS_BIN="$CARGO_TARGET_DIR/debug/lab-adcs"
-  for script in scripts/interop.sh scripts/interop-certipy.sh scripts/interop-pebble.sh scripts/package.sh; do
+  for script in scripts/interop.sh scripts/interop-certipy.sh scripts/interop-pebble.sh scripts/interop-ha.sh scripts/package.sh; do
     [ -x "$script" ] || continue
     step "interop: $script"
     log="$CERTEASY_CACHE/$(basename "$script" .sh).log"

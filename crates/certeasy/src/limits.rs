@@ -29,6 +29,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::{Rate, RateLimiting};
+use crate::store::Store;
 
 /// A refusal: which limit, why, and when the client may retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,44 @@ impl<K: std::hash::Hash + Eq + Clone> Bucket<K> {
         }
     }
 
+    /// Takes `n` tokens for `key` from the cluster's bucket `name` kept in
+    /// the database when `shared` is set (several nodes on PostgreSQL), or
+    /// from this node's bucket: Ok, or how long until they are there (None:
+    /// more than the bucket holds). A database failure lets the event
+    /// through (logged): a limit must not refuse clients for a fault of
+    /// the server's.
+    async fn take_in(
+        &self,
+        shared: Option<&Store>,
+        name: &str,
+        key: &K,
+        n: u32,
+    ) -> Result<(), Option<Duration>>
+    where
+        K: std::fmt::Display,
+    {
+        let Some(store) = shared else {
+            return self.take(key, n);
+        };
+        let count = self.rate.count.max(1);
+        let emission = (self.rate.per.as_millis() as i64 / count as i64).max(1);
+        let burst = i64::try_from(self.rate.burst.max(1)).unwrap_or(i64::MAX);
+        match store
+            .cluster_bucket_take(name, &key.to_string(), i64::from(n), emission, burst)
+            .await
+        {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(wait_ms))) => {
+                Err(wait_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)))
+            }
+            Ok(None) => self.take(key, n),
+            Err(e) => {
+                tracing::error!(target: "limits", limit = name, error = %e, "cannot count in the cluster's bucket; let through");
+                Ok(())
+            }
+        }
+    }
+
     /// Takes `n` tokens for `key`: Ok, or how long until they are there
     /// (None: more than the bucket holds).
     fn take(&self, key: &K, n: u32) -> Result<(), Option<Duration>> {
@@ -94,6 +133,9 @@ pub struct Limits {
     accounts: Option<Bucket<IpAddr>>,
     orders: Option<Bucket<String>>,
     names: Option<Bucket<String>>,
+    /// Several nodes on PostgreSQL: `account-creation` and
+    /// `order-creation` are counted in the database (docs/rate-limits.md).
+    shared: Option<Store>,
 }
 
 /// "6000 per minute (burst 1000)".
@@ -117,7 +159,17 @@ impl Limits {
             accounts: settings.account_creation.map(Bucket::new),
             orders: settings.orders.map(Bucket::new),
             names: settings.san_budget.map(Bucket::new),
+            shared: None,
         }
+    }
+
+    /// The limits of a node of a cluster on `store`: `account-creation`
+    /// and `order-creation` counted in the database for every node at once
+    /// (one `INSERT … ON CONFLICT DO UPDATE … RETURNING` per counted
+    /// event); `global` stays per node.
+    pub fn cluster_wide(mut self, store: Store) -> Limits {
+        self.shared = Some(store);
+        self
     }
 
     /// The settings (for the database-counted limits).
@@ -130,9 +182,10 @@ impl Limits {
         self.settings.whitelist.iter().any(|n| n.contains(&ip))
     }
 
-    fn per_ip(
+    async fn per_ip(
         &self,
         bucket: &Option<Bucket<IpAddr>>,
+        shared: Option<&Store>,
         ip: IpAddr,
         limit: &'static str,
         unit: &str,
@@ -141,44 +194,65 @@ impl Limits {
         if self.whitelisted(ip) {
             return Ok(());
         }
-        b.take(&ip, 1).map_err(|retry_after| Denial {
-            limit,
-            detail: format!("{limit}: more than {} from {ip}", describe(&b.rate, unit)),
-            retry_after,
-        })
+        b.take_in(shared, limit, &ip, 1)
+            .await
+            .map_err(|retry_after| Denial {
+                limit,
+                detail: format!("{limit}: more than {} from {ip}", describe(&b.rate, unit)),
+                retry_after,
+            })
     }
 
     /// `global`: one request from `ip`.
     pub fn request(&self, ip: IpAddr) -> Result<(), Denial> {
-        self.per_ip(&self.global, ip, "rate-limiting.global", "requests")
+        let Some(b) = &self.global else { return Ok(()) };
+        if self.whitelisted(ip) {
+            return Ok(());
+        }
+        let limit = "rate-limiting.global";
+        b.take(&ip, 1).map_err(|retry_after| Denial {
+            limit,
+            detail: format!(
+                "{limit}: more than {} from {ip}",
+                describe(&b.rate, "requests")
+            ),
+            retry_after,
+        })
     }
 
     /// `account-creation`: one new account from `ip`.
-    pub fn account_creation(&self, ip: IpAddr) -> Result<(), Denial> {
+    pub async fn account_creation(&self, ip: IpAddr) -> Result<(), Denial> {
         self.per_ip(
             &self.accounts,
+            self.shared.as_ref(),
             ip,
             "rate-limiting.account-creation",
             "new accounts",
         )
+        .await
     }
 
     /// `order-creation`: one new order of `names` names for `account`.
-    pub fn new_order(&self, account: &str, names: usize) -> Result<(), Denial> {
+    pub async fn new_order(&self, account: &str, names: usize) -> Result<(), Denial> {
         let key = account.to_string();
+        let shared = self.shared.as_ref();
         if let Some(b) = &self.orders {
-            b.take(&key, 1).map_err(|retry_after| Denial {
-                limit: "rate-limiting.order-creation",
-                detail: format!(
-                    "rate-limiting.order-creation: more than {} for this account",
-                    describe(&b.rate, "new orders")
-                ),
-                retry_after,
-            })?;
+            b.take_in(shared, "rate-limiting.order-creation", &key, 1)
+                .await
+                .map_err(|retry_after| Denial {
+                    limit: "rate-limiting.order-creation",
+                    detail: format!(
+                        "rate-limiting.order-creation: more than {} for this account",
+                        describe(&b.rate, "new orders")
+                    ),
+                    retry_after,
+                })?;
         }
         if let Some(b) = &self.names {
             let n = u32::try_from(names).unwrap_or(u32::MAX);
-            b.take(&key, n).map_err(|retry_after| Denial {
+            b.take_in(shared, "rate-limiting.order-creation.names", &key, n)
+                .await
+                .map_err(|retry_after| Denial {
                 limit: "rate-limiting.order-creation",
                 detail: format!(
                     "rate-limiting.order-creation: this order's {names} names exceed the account's budget of {} names per hour (san-budget-per-account-per-hour)",
@@ -279,8 +353,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn orders_and_names_are_budgeted_per_account() {
+    fn order_settings() -> RateLimiting {
         let mut s = settings();
         s.orders = Some(Rate {
             count: 10,
@@ -292,9 +365,12 @@ mod tests {
             per: Duration::from_secs(3600),
             burst: 5,
         });
-        let l = Limits::new(&s);
-        l.new_order("a", 3).unwrap();
-        let d = l.new_order("a", 3).unwrap_err();
+        s
+    }
+
+    async fn orders_and_names_are_budgeted(l: &Limits) {
+        l.new_order("a", 3).await.unwrap();
+        let d = l.new_order("a", 3).await.unwrap_err();
         assert!(
             d.detail.contains("budget of 5 names per hour"),
             "{}",
@@ -306,18 +382,58 @@ mod tests {
             wait > Duration::from_secs(11 * 60) && wait <= Duration::from_secs(12 * 60),
             "{wait:?}"
         );
-        let d = l.new_order("a", 1).unwrap_err();
+        let d = l.new_order("a", 1).await.unwrap_err();
         assert!(
             d.detail.contains("10 new orders per hour (burst 2)"),
             "{}",
             d.detail
         );
-        l.new_order("b", 5).unwrap();
-        assert_eq!(l.new_order("c", 6).unwrap_err().retry_after, None);
+        l.new_order("b", 5).await.unwrap();
+        assert_eq!(l.new_order("c", 6).await.unwrap_err().retry_after, None);
     }
 
-    #[test]
-    fn disabled_limits_never_refuse() {
+    #[tokio::test]
+    async fn orders_and_names_are_budgeted_per_account() {
+        orders_and_names_are_budgeted(&Limits::new(&order_settings())).await;
+    }
+
+    /// The same budget, kept in the database for every node: two nodes'
+    /// limits on one database share it (runs on PostgreSQL when
+    /// `CERTEASY_TEST_PG_DSN` is set).
+    #[tokio::test]
+    async fn cluster_wide_budgets_are_shared_by_every_node() {
+        let Some(pg) = crate::store::tests::test_pg_settings() else {
+            eprintln!("CERTEASY_TEST_PG_DSN unset: skipped");
+            return;
+        };
+        let store = Store::open_postgres(&pg).await.unwrap();
+        let node = |store: &Store| Limits::new(&order_settings()).cluster_wide(store.clone());
+        orders_and_names_are_budgeted(&node(&store)).await;
+        // A second node sees the first's counts: "a" has no budget left.
+        let other = node(&store);
+        let d = other.new_order("a", 1).await.unwrap_err();
+        assert!(d.detail.contains("new orders per hour"), "{}", d.detail);
+        // account-creation per IP, across nodes.
+        let mut s = settings();
+        s.account_creation = Some(Rate {
+            count: 60,
+            per: Duration::from_secs(3600),
+            burst: 2,
+        });
+        let (a, b) = (
+            Limits::new(&s).cluster_wide(store.clone()),
+            Limits::new(&s).cluster_wide(store.clone()),
+        );
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        a.account_creation(ip).await.unwrap();
+        b.account_creation(ip).await.unwrap();
+        let d = a.account_creation(ip).await.unwrap_err();
+        assert_eq!(d.limit, "rate-limiting.account-creation");
+        assert!(d.retry_after.unwrap() <= Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn disabled_limits_never_refuse() {
         let mut s = settings();
         s.global = None;
         s.orders = None;
@@ -325,7 +441,7 @@ mod tests {
         let l = Limits::new(&s);
         for _ in 0..5000 {
             l.request("192.0.2.1".parse().unwrap()).unwrap();
-            l.new_order("a", 100).unwrap();
+            l.new_order("a", 100).await.unwrap();
         }
     }
 

@@ -94,19 +94,35 @@ pub async fn start_with_listener(
     let config = Arc::new(config);
     crate::fsutil::create_private_dir(&config.workdir)
         .with_context(|| format!("cannot create workdir {}", config.workdir.display()))?;
-    let store = Store::open_sqlite(&config.database_path)
+    let store = Store::open(&config)
         .await
-        .with_context(|| format!("database {}", config.database_path.display()))?;
+        .with_context(|| format!("database {}", config.database_display()))?;
     let server_id = crate::audit::server_id(&config.workdir)?;
-    let (audit, audit_writer) =
-        crate::audit::writer::start(store.clone(), &config.audit, &server_id)
-            .await
-            .context("audit log")?;
     let node_id = config
         .workers
         .worker_id
         .clone()
         .unwrap_or_else(|| format!("{server_id}-{}", std::process::id()));
+    // Several nodes on PostgreSQL: hold the worker id before anything else
+    // is registered (a second live node with the same id is refused here),
+    // and wake the workers when another node queues a job any node may run.
+    let woken: Arc<std::sync::OnceLock<Arc<Jobs>>> = Arc::default();
+    let waker = woken.clone();
+    let membership = store
+        .join_cluster(
+            &node_id,
+            Arc::new(move || {
+                if let Some(jobs) = waker.get() {
+                    jobs.wake_workers();
+                }
+            }),
+        )
+        .await
+        .with_context(|| format!("workers.worker-id {node_id:?}"))?;
+    let (audit, audit_writer) =
+        crate::audit::writer::start(store.clone(), &config.audit, &server_id)
+            .await
+            .context("audit log")?;
 
     let authorities = Arc::new(Authorities::open(&config)?);
     for a in &config.authorities {
@@ -139,7 +155,13 @@ pub async fn start_with_listener(
     let tls = TlsAcceptor::from(Arc::new(certs.server_config()?));
 
     // The composition root: each layer gets the handles of those below it.
-    let jobs = Arc::new(Jobs::new(store.clone(), config.workers.clone(), node_id));
+    let jobs = Arc::new(Jobs::new(
+        store.clone(),
+        config.workers.clone(),
+        node_id.clone(),
+    ));
+    // The job engine exists now: wake-ups from other nodes reach it.
+    let _ = woken.set(jobs.clone());
     let ra = Arc::new(Ra::new(
         config.clone(),
         store.clone(),
@@ -150,7 +172,11 @@ pub async fn start_with_listener(
     let pool = WorkerPool::start(jobs, ra.clone());
     let wfe = Arc::new(Wfe {
         ra: ra.clone(),
-        nonces: NonceBook::new()?,
+        nonces: if config.postgres.is_some() {
+            NonceBook::shared(store.clone()).await?
+        } else {
+            NonceBook::new()?
+        },
     });
     let stop = CancellationToken::new();
     let addr = listener.local_addr()?;
@@ -178,6 +204,14 @@ pub async fn start_with_listener(
     };
     authorities.spawn_health_probes(stop.clone(), audit, store);
     tokio::spawn(maintain_limits(ra.clone(), stop.clone()));
+    if let Some(membership) = membership {
+        // Held until the server stops.
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            stopped.cancelled().await;
+            membership.leave().await;
+        });
+    }
     let task = tokio::spawn(accept_loop(
         listener,
         tls,
@@ -209,6 +243,9 @@ async fn maintain_limits(ra: Arc<Ra>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         ra.limits.maintain();
+        if let Err(e) = ra.store.cluster_buckets_prune(crate::store::now_ms()).await {
+            tracing::warn!(target: "limits", error = %e, "cannot prune the cluster's token buckets; retried in a minute");
+        }
         if let Some(w) = ra.limits.settings().failed_validation {
             let before = crate::store::now_ms() - w.window.as_millis() as i64;
             if let Err(e) = ra

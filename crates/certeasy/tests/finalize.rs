@@ -37,6 +37,40 @@ async fn a_fast_ca_answers_finalize_with_the_valid_order_and_its_certificate() {
     assert_eq!(chain.status, StatusCode::OK);
 }
 
+/// A finalize repeated with the same CSR (the client's retry after a lost
+/// answer) gets the order, not an error, and issues nothing more; another
+/// CSR is refused with orderNotReady.
+#[tokio::test]
+async fn a_repeated_finalize_with_the_same_csr_answers_with_the_order() {
+    let h = Harness::start().await;
+    let raw = Raw::new(h.server().addr, &h.base(), &h.root_pem());
+    let key = Key::generate();
+    let kid = raw.new_account(&key).await;
+    let order = ready_order(&h, &raw, &key, &kid, &["again.test"]).await;
+    let (der, _) = csr(&["again.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let body = json!({"csr": acme_wire::b64u_encode(&der)}).to_string();
+    let url = order["finalize"].as_str().unwrap();
+    let first = raw.post(&key, Some(&kid), url, &body).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.json());
+    let again = raw.post(&key, Some(&kid), url, &body).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.json());
+    assert!(
+        matches!(
+            again.json()["status"].as_str(),
+            Some("processing" | "valid")
+        ),
+        "{}",
+        again.json()
+    );
+    let certs = h.server().ra.store.count_certs().await.unwrap();
+    assert!(certs <= 1, "one certificate at most for the order: {certs}");
+    let (other, _) = csr(&["again.test"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let body = json!({"csr": acme_wire::b64u_encode(&other)}).to_string();
+    let r = raw.post(&key, Some(&kid), url, &body).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json());
+    assert_eq!(r.problem_type(), "orderNotReady");
+}
+
 /// Orders `name` and answers its http-01 challenge (serving the key
 /// authorization only when `serve`): the challenge POST's answer and the
 /// order URL.

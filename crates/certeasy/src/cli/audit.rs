@@ -21,14 +21,17 @@ pub fn verify(file: &Path, path: Option<&Path>) -> ExitCode {
         }
     };
     let base = path.map_or_else(|| config.audit.path.clone(), Path::to_path_buf);
-    if !config.database_path.exists() {
+    if config.postgres.is_none() && !config.database_path.exists() {
         eprintln!(
             "no database at {}: audit verify needs the installation's database (it holds the audit key)",
-            config.database_path.display()
+            config.database_display()
         );
         return ExitCode::from(1);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -36,17 +39,17 @@ pub fn verify(file: &Path, path: Option<&Path>) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let store = match Store::open_sqlite(&config.database_path).await {
+        let store = match Store::open(&config).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("database {}: {e}", config.database_path.display());
+                eprintln!("database {}: {e}", config.database_display());
                 return ExitCode::from(1);
             }
         };
         let key = match store.meta(KEY_META).await {
             Ok(Some(k)) => k,
             Ok(None) => {
-                eprintln!("the database {} holds no audit key: this installation has not written an audit log yet", config.database_path.display());
+                eprintln!("the database {} holds no audit key: this installation has not written an audit log yet", config.database_display());
                 return ExitCode::from(1);
             }
             Err(e) => {

@@ -431,11 +431,9 @@ pub fn renew_early(file: &Path, sel: &Selection) -> Result<u64, Failure> {
         .build()
         .map_err(|e| runtime_error(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
-        let store = Store::open_sqlite(&config.database_path)
+        let store = Store::open(&config)
             .await
-            .map_err(|e| {
-                runtime_error(format!("database {}: {e}", config.database_path.display()))
-            })?;
+            .map_err(|e| runtime_error(format!("database {}: {e}", config.database_display())))?;
         let r = store.renew_early(&which, now_ms()).await;
         store.close().await;
         match r {

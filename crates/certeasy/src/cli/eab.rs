@@ -104,9 +104,9 @@ async fn open(config: &Config) -> Result<Store, Failure> {
             config.workdir.display()
         ))
     })?;
-    Store::open_sqlite(&config.database_path)
+    Store::open(config)
         .await
-        .map_err(|e| runtime_error(format!("database {}: {e}", config.database_path.display())))
+        .map_err(|e| runtime_error(format!("database {}: {e}", config.database_display())))
 }
 
 /// Runs an `eab` subcommand and prints its outcome.

@@ -124,7 +124,7 @@ impl<'a> Checker<'a> {
             self.check_tls(&doc.tls_certificate_manager, server.as_ref(), &authorities);
         let policies = self.check_policies(&doc.issuance_policies, &validation_profiles);
         let bindings = self.check_bindings(&doc.policy_bindings, &policies, &authorities);
-        let database_path = self.check_database(&doc.database);
+        let (database_path, postgres) = self.check_database(&doc.database);
         let workers = self.check_workers(doc.workers, doc.server.shutdown_timeout.get());
         let rate_limiting = self.check_rate_limiting(&doc.rate_limiting);
         let audit = self.check_audit(&doc.audit);
@@ -152,6 +152,7 @@ impl<'a> Checker<'a> {
             policies,
             bindings,
             database_path,
+            postgres,
             workers,
             rate_limiting,
             audit,

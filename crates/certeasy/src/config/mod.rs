@@ -52,6 +52,7 @@ pub use authorities::{
 };
 pub use bindings::{Binding, Strategy};
 pub use checker::expand_workdir;
+pub use database::{PostgresSettings, SslMode};
 pub use eab::EabSettings;
 pub use limits::{PendingAuthorizations, Rate, RateLimiting, SlidingWindow};
 pub use logs::{LogFile, LogFormat, LogLevel, LogOutput, LogSettings, LOG_COMPONENTS};
@@ -86,8 +87,10 @@ pub struct Config {
     pub policies: Vec<PolicySettings>,
     /// Policy → authorities, one per policy.
     pub bindings: BTreeMap<String, Binding>,
-    /// SQLite database file.
+    /// SQLite database file (empty with `type: postgres`).
     pub database_path: PathBuf,
+    /// The PostgreSQL server, with `database.type: postgres`.
+    pub postgres: Option<PostgresSettings>,
     /// Job engine settings.
     pub workers: Workers,
     /// Abuse limits.

@@ -840,11 +840,59 @@ fn pki_mode_with_unknown_authority_is_refused() {
 }
 
 #[test]
-fn postgres_is_refused_until_available() {
+fn postgres_settings_are_read() {
+    let c = load(&format!(
+        "{BASE}database:\n  type: postgres\n  dsn: \"host=db.example user=certeasy dbname=ce\"\n  pool-size: 4\n  connect-timeout: 3s\n  statement-timeout: 20s\n  sslmode: require\n  schema: ce_prod\n"
+    ))
+    .expect("valid");
+    let pg = c.postgres.expect("postgres settings");
+    assert_eq!(pg.dsn, "host=db.example user=certeasy dbname=ce");
+    assert_eq!(pg.pool_size, 4);
+    assert_eq!(pg.connect_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(pg.statement_timeout, std::time::Duration::from_secs(20));
+    assert_eq!(pg.sslmode, crate::config::SslMode::Require);
+    assert_eq!(pg.schema, "ce_prod");
+    assert!(pg.password.is_none());
+}
+
+#[test]
+fn postgres_inline_password_is_refused_at_its_line() {
+    for dsn in [
+        "postgres://certeasy:hunter2@db.example/ce",
+        "host=db.example user=certeasy password=hunter2",
+    ] {
+        let text = format!("{BASE}database:\n  type: postgres\n  dsn: \"{dsn}\"\n");
+        let (path, line, msg) = refuse(&text);
+        assert_eq!(path, "database.dsn");
+        let expected = text.lines().position(|l| l.contains("dsn:")).unwrap() + 1;
+        assert_eq!(line, Some(expected));
+        assert!(msg.contains("password-file or password-env"), "{msg}");
+    }
+}
+
+#[test]
+fn postgres_password_comes_from_the_environment() {
+    std::env::set_var("CERTEASY_TEST_PG_PW", "s3cret");
+    let c = load(&format!(
+        "{BASE}database:\n  type: postgres\n  dsn: postgres://certeasy@db.example/ce\n  password-env: CERTEASY_TEST_PG_PW\n"
+    ))
+    .expect("valid");
+    assert_eq!(c.postgres.unwrap().password.as_deref(), Some("s3cret"));
     let (path, _, _) = refuse(&format!(
-        "{BASE}database:\n  type: postgres\n  dsn: postgres://x\n"
+        "{BASE}database:\n  type: postgres\n  dsn: postgres://certeasy@db.example/ce\n  password-env: CERTEASY_TEST_PG_PW_UNSET\n"
     ));
-    assert_eq!(path, "database.type");
+    assert_eq!(path, "database.password-env");
+}
+
+#[test]
+fn postgres_keys_are_refused_with_sqlite() {
+    let (path, _, msg) = refuse(&format!("{BASE}database:\n  pool-size: 4\n"));
+    assert_eq!(path, "database.pool-size");
+    assert!(msg.contains("only to type: postgres"), "{msg}");
+    let (path, _, _) = refuse(&format!(
+        "{BASE}database:\n  type: postgres\n  dsn: postgres://u@h/d\n  schema: \"x; drop\"\n"
+    ));
+    assert_eq!(path, "database.schema");
 }
 
 #[test]

@@ -206,6 +206,13 @@ impl Jobs {
         }
     }
 
+    /// Wakes an idle worker to poll the database: another node queued a
+    /// job that any node may run (PostgreSQL `NOTIFY`, see
+    /// `Store::join_cluster`).
+    pub fn wake_workers(&self) {
+        self.waker.signal.notify_one();
+    }
+
     /// The `workers` settings.
     pub fn settings(&self) -> &Workers {
         &self.settings

@@ -230,7 +230,7 @@ pub async fn new_account(
         None => None,
     };
     if let Some(ip) = client_ip {
-        if let Err(d) = s.limits.account_creation(ip) {
+        if let Err(d) = s.limits.account_creation(ip).await {
             return Err(s.deny(None, d).await);
         }
     }

@@ -67,7 +67,11 @@ impl Ra {
         audit: Audit,
     ) -> Ra {
         Ra {
-            limits: Arc::new(Limits::new(&config.rate_limiting)),
+            limits: Arc::new(if config.postgres.is_some() {
+                Limits::new(&config.rate_limiting).cluster_wide(store.clone())
+            } else {
+                Limits::new(&config.rate_limiting)
+            }),
             config,
             store,
             catalogue,

@@ -443,7 +443,7 @@ pub fn failed_validation_key(account: &str, identifier: &str) -> String {
 /// per account (token buckets), duplicate certificates for this name set,
 /// and failed validations per name (sliding windows over the database).
 async fn order_limits(s: &Ra, account: &str, names: &[DnsName]) -> AcmeResult<()> {
-    if let Err(d) = s.limits.new_order(account, names.len()) {
+    if let Err(d) = s.limits.new_order(account, names.len()).await {
         return Err(s.deny(Some(account), d).await);
     }
     let settings = s.limits.settings();
@@ -675,6 +675,18 @@ pub async fn finalize(
 ) -> AcmeResult<OrderRow> {
     let order = owned_order(s, acct, order_id).await?;
     let status = effective_order_status(order.status, order.expires, now_ms());
+    if matches!(status, OrderStatus::Processing | OrderStatus::Valid)
+        && order.csr.is_some()
+        && acme_wire::b64u_decode(&req.csr).ok() == order.csr
+    {
+        // The same finalize again, with the same CSR: a client retrying
+        // after the answer was lost (its node died behind a load balancer
+        // after the commit, the balancer resent the request, the client
+        // got badNonce and signed it again). Answered as the first time —
+        // with the order as it is now — so the retry RFC 8555 §6.5 allows
+        // does not fail; nothing is written.
+        return Ok(order);
+    }
     if status != OrderStatus::Ready {
         let detail = match status {
             OrderStatus::Pending => {

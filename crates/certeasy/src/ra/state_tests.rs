@@ -310,8 +310,15 @@ async fn a_ready_order_is_issued_by_the_builtin_ca_on_finalize() {
     let done = finalize(&lab.ra, &acct, &o.id, &req).await.unwrap();
     assert_eq!(done.status, OrderStatus::Valid);
     assert_eq!(lab.ra.store.count_certs().await.unwrap(), 1);
-    // Finalized once: a second finalize is refused and issues nothing.
-    let p = problem(finalize(&lab.ra, &acct, &o.id, &req).await.unwrap_err());
+    // Finalized once: the same finalize again (a client's retry after a
+    // lost answer) gets the order and issues nothing; another CSR is
+    // refused.
+    let again = finalize(&lab.ra, &acct, &o.id, &req).await.unwrap();
+    assert_eq!(again.status, OrderStatus::Valid);
+    assert_eq!(lab.ra.store.count_certs().await.unwrap(), 1);
+    let other = csr_request("a.example.test");
+    assert_ne!(other.csr, req.csr, "a fresh key, a different CSR");
+    let p = problem(finalize(&lab.ra, &acct, &o.id, &other).await.unwrap_err());
     assert_eq!(p.kind, ProblemType::OrderNotReady);
     assert_eq!(lab.ra.store.count_certs().await.unwrap(), 1);
 }

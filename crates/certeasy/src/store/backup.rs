@@ -95,6 +95,9 @@ impl Store {
     ) -> std::result::Result<Option<BackupInfo>, BackupError> {
         match &self.engine {
             Engine::Sqlite(s) => s.backup(dest, check).await,
+            Engine::Postgres(_) => Err(BackupError::Store(super::StoreError::Io(
+                "certeasy backup copies a SQLite database; back a PostgreSQL database up with pg_dump or the server's own backups (docs/high-availability.md)".into(),
+            ))),
         }
     }
 

@@ -12,9 +12,11 @@
 //! area files below) — no trait object, no boxed future per query.
 //!
 //! Layout: one file per area (`accounts`, `orders`, `certs`, `jobs`,
-//! `meta`, `nonces`, `revocation`, and `backup` for maintenance) holds its
-//! row types and the documented contract of its methods; each engine lives in a module of its own with all its SQL
-//! (today `sqlite/`, migrations in `migrations/sqlite/`). A new engine:
+//! `meta`, `nonces`, `audit`, `eab`, `revocation`, `cluster` for several
+//! nodes, and `backup` for maintenance) holds its row types and the
+//! documented contract of its methods; each engine lives in a module of its
+//! own with all its SQL (`sqlite/` and `postgres/`, migrations in
+//! `migrations/sqlite/` and `migrations/postgres/`). A new engine:
 //! - a module beside `sqlite/` with a handle type (cheap to clone) and a
 //!   transaction type, a variant in `Engine` and in `EngineTx`, and an
 //!   `open_*` constructor here;
@@ -48,6 +50,7 @@ macro_rules! delegate {
         pub async fn $name(&self $(, $arg: $ty)*) -> $crate::store::Result<$ret> {
             match &self.engine {
                 $crate::store::Engine::Sqlite(s) => Ok(s.$name($($arg),*).await?),
+                $crate::store::Engine::Postgres(s) => Ok(s.$name($($arg),*).await?),
             }
         }
         delegate!($($rest)*);
@@ -63,6 +66,9 @@ macro_rules! delegate {
                 $crate::store::EngineTx::Sqlite(t) => {
                     Ok($crate::store::sqlite::SqliteStore::$name(t $(, $arg)*).await?)
                 }
+                $crate::store::EngineTx::Postgres(t) => {
+                    Ok($crate::store::postgres::PgStore::$name(t $(, $arg)*).await?)
+                }
             }
         }
         delegate!($($rest)*);
@@ -73,11 +79,13 @@ mod accounts;
 pub mod audit;
 pub mod backup;
 mod certs;
+pub mod cluster;
 mod eab;
 pub mod jobs;
 mod meta;
 mod nonces;
 mod orders;
+mod postgres;
 mod revocation;
 mod sqlite;
 
@@ -157,6 +165,7 @@ pub struct Store {
 #[derive(Clone, Debug)]
 enum Engine {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 /// A write transaction: committed, rolled back, or rolled back when
@@ -169,6 +178,7 @@ pub struct Tx {
 /// The transaction of each engine.
 enum EngineTx {
     Sqlite(sqlite::SqliteTx),
+    Postgres(postgres::PgTx),
 }
 
 impl Tx {
@@ -176,6 +186,7 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self.engine {
             EngineTx::Sqlite(t) => Ok(t.commit().await?),
+            EngineTx::Postgres(t) => Ok(t.commit().await?),
         }
     }
 
@@ -183,6 +194,7 @@ impl Tx {
     pub async fn rollback(self) -> Result<()> {
         match self.engine {
             EngineTx::Sqlite(t) => Ok(t.rollback().await?),
+            EngineTx::Postgres(t) => Ok(t.rollback().await?),
         }
     }
 }
@@ -195,9 +207,40 @@ impl Store {
         })
     }
 
+    /// Connects to the PostgreSQL server (a first connection at once, so
+    /// a wrong DSN, password or TLS setting fails here with the server's
+    /// reason), creates the schema when missing and applies migrations;
+    /// [`StoreError::TooNew`] for a database newer than this binary.
+    pub async fn open_postgres(settings: &crate::config::PostgresSettings) -> Result<Store> {
+        Ok(Store {
+            engine: Engine::Postgres(postgres::PgStore::open(settings).await?),
+        })
+    }
+
+    /// Opens the database the configuration names: PostgreSQL with
+    /// `database.type: postgres`, else the SQLite file.
+    pub async fn open(config: &crate::config::Config) -> Result<Store> {
+        match &config.postgres {
+            Some(pg) => Store::open_postgres(pg).await,
+            None => Store::open_sqlite(&config.database_path).await,
+        }
+    }
+
+    /// The engine's name (`sqlite`, `postgres`), for logs and metrics.
+    pub fn engine_name(&self) -> &'static str {
+        match &self.engine {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgres",
+        }
+    }
+
     /// Newest schema version this binary knows (migrations are numbered
     /// alike for every engine).
     pub fn schema_version() -> i64 {
+        debug_assert_eq!(
+            sqlite::SqliteStore::schema_version(),
+            postgres::PgStore::schema_version()
+        );
         sqlite::SqliteStore::schema_version()
     }
 
@@ -206,6 +249,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx> {
         let engine = match &self.engine {
             Engine::Sqlite(s) => EngineTx::Sqlite(s.begin().await?),
+            Engine::Postgres(s) => EngineTx::Postgres(s.begin().await?),
         };
         Ok(Tx { engine })
     }
@@ -215,6 +259,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.engine {
             Engine::Sqlite(s) => s.close().await,
+            Engine::Postgres(s) => s.close().await,
         }
     }
 
@@ -292,4 +337,4 @@ fn parse_list(s: &str) -> Result<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,17 +1,53 @@
 //! Tests of the neutral [`Store`] API: they use nothing of an engine but
 //! its constructor in [`open`], so they can run against every engine.
+//!
+//! With `CERTEASY_TEST_PG_DSN` set (scripts/test.sh sets it to a throwaway
+//! cluster started by scripts/pg-cluster.sh), [`open`] gives a PostgreSQL
+//! store in a fresh schema of that database instead of a SQLite file, so
+//! `cargo test -p certeasy --lib store::tests` runs them on PostgreSQL.
 
 use acme_wire::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus};
 
 use super::*;
 
-/// A fresh store in a temporary directory (kept alive with the store).
+/// A fresh store: a SQLite file in a temporary directory (kept alive with
+/// the store), or a fresh schema on the PostgreSQL server of
+/// `CERTEASY_TEST_PG_DSN`.
 pub(super) async fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = match test_pg_settings() {
+        Some(pg) => Store::open_postgres(&pg).await.unwrap(),
+        None => Store::open_sqlite(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap(),
+    };
+    (dir, store)
+}
+
+/// A fresh SQLite store, whatever `CERTEASY_TEST_PG_DSN` says (tests of
+/// what is SQLite's own).
+pub(super) async fn open_sqlite() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
         .await
         .unwrap();
     (dir, store)
+}
+
+/// Settings for a fresh schema on the test PostgreSQL server, when
+/// `CERTEASY_TEST_PG_DSN` names one.
+pub(crate) fn test_pg_settings() -> Option<crate::config::PostgresSettings> {
+    let dsn = std::env::var("CERTEASY_TEST_PG_DSN").ok()?;
+    Some(crate::config::PostgresSettings {
+        dsn,
+        password: None,
+        pool_size: 8,
+        connect_timeout: std::time::Duration::from_secs(10),
+        statement_timeout: std::time::Duration::from_secs(30),
+        sslmode: crate::config::SslMode::Disable,
+        ca_certs: Vec::new(),
+        schema: format!("t_{}", new_id().to_ascii_lowercase().replace('-', "_")),
+    })
 }
 
 #[tokio::test]
@@ -44,6 +80,35 @@ async fn nonce_uses_are_recorded_once_and_purged_after_expiry() {
         !store.use_nonce("n1", now_ms() + 60_000).await.unwrap(),
         "unexpired uses are kept"
     );
+}
+
+/// Workers of several nodes claiming at once take different jobs, each
+/// once (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_take_each_job_once() {
+    let (_dir, store) = open().await;
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..12 {
+        Store::enqueue_leased_job(&mut tx, JobKind::Validate, &format!("c{i}"), "gone", -1)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claims = (0..16).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_job(&format!("node-{w}"), 60_000).await })
+    });
+    let mut subjects = Vec::new();
+    for c in claims {
+        if let Some(job) = c.await.unwrap().unwrap() {
+            subjects.push(job.subject);
+        }
+    }
+    subjects.sort();
+    let before = subjects.len();
+    subjects.dedup();
+    assert_eq!(subjects.len(), before, "a job was claimed twice");
+    assert_eq!(subjects.len(), 12, "every runnable job was claimed once");
 }
 
 #[tokio::test]

@@ -131,7 +131,7 @@ pub async fn authenticate(
         }
     };
     jws.verify(&key)?;
-    let fresh = s.nonces.use_once(&nonce);
+    let fresh = s.nonces.use_once(&nonce).await;
     if !fresh {
         return Err(AcmeError::new(ProblemType::BadNonce, "the nonce is unknown, expired or already used; retry with the fresh nonce in this response"));
     }

@@ -481,6 +481,22 @@ pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
     pki::pem_to_der_certs(pem).unwrap()
 }
 
+/// The `database` section of a test server: none (SQLite in the workdir)
+/// unless `CERTEASY_TEST_PG_DSN` names a PostgreSQL server (scripts/test.sh
+/// starts one with scripts/pg-cluster.sh), then a fresh schema on it, so
+/// the same test runs on PostgreSQL.
+pub fn test_database_yaml() -> String {
+    match std::env::var("CERTEASY_TEST_PG_DSN") {
+        Ok(dsn) if !dsn.is_empty() => {
+            format!(
+            "database:\n  type: postgres\n  dsn: \"{dsn}\"\n  sslmode: disable\n  schema: t_{}\n",
+            certeasy::store::new_id().to_ascii_lowercase().replace('-', "_")
+        )
+        }
+        _ => String::new(),
+    }
+}
+
 pub fn config_text(
     dir: &Path,
     port: u16,
@@ -517,7 +533,7 @@ authorities:
       deny: [".denied.test/3"]
     signature:
       min-rsa-bits: 3072
-{policy_extra}{workers}{extra}{limits}"#,
+{policy_extra}{workers}{extra}{limits}{database}"#,
         work = dir.join("work").display(),
         authority_extra = opts.authority_extra,
         server_extra = opts.server_extra,
@@ -535,6 +551,11 @@ authorities:
         tls = opts.tls_yaml.clone().unwrap_or_else(|| "tls-certificate-manager:\n  bundles:\n    - name: listener\n      mode: pki\n      authority: builtin\n".into()),
         extra_zone = opts.extra_zone_yaml,
         extra_allow = opts.extra_allow,
+        database = if opts.extra_sections.contains("database:") {
+            String::new()
+        } else {
+            test_database_yaml()
+        },
         workers = opts.workers_yaml.clone().unwrap_or_else(|| {
             "workers:\n  workers: 2\n  idle-max: 1s\n  lease: 5s\n  base-backoff: 100ms\n  max-backoff: 1s\n".into()
         }),

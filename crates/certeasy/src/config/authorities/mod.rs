@@ -205,7 +205,7 @@ impl Checker<'_> {
 
     /// Reads a secret from `file` (`key` names it in errors): refused when
     /// every user may read or change the file; trailing newlines dropped.
-    fn secret_file(&mut self, key: &str, file: &str) -> Option<Vec<u8>> {
+    pub(in crate::config) fn secret_file(&mut self, key: &str, file: &str) -> Option<Vec<u8>> {
         let path = self.work_path(key, file);
         if let Err(e) = crate::fsutil::check_secret_file(&path) {
             self.issue(key, e);
@@ -226,7 +226,7 @@ impl Checker<'_> {
     }
 
     /// Reads a secret from the environment variable `var`.
-    fn secret_env(&mut self, key: &str, var: &str) -> Option<String> {
+    pub(in crate::config) fn secret_env(&mut self, key: &str, var: &str) -> Option<String> {
         match std::env::var(var) {
             Ok(p) if !p.is_empty() => Some(p),
             _ => {

@@ -1,6 +1,6 @@
 //! Anti-replay shared through the database: the nonces that were used.
 //! A single node keeps this in memory (`crate::wfe::nonce`); this table is
-//! for several nodes sharing one database (PostgreSQL, not yet available).
+//! for several nodes sharing one database (on PostgreSQL).
 
 use rusqlite::params;
 

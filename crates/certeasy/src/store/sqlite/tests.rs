@@ -6,13 +6,14 @@ use super::migrate;
 use super::SqliteStore;
 use acme_wire::{AuthorizationStatus, ChallengeStatus, OrderStatus};
 
-use crate::store::tests::{account_row, open, order_with};
+use crate::store::tests::{account_row, open_sqlite as open, order_with};
 use crate::store::{Engine, JobKind, Store, StoreError};
 
 /// The SQLite engine of a store opened by [`open`].
 fn engine(store: &Store) -> &SqliteStore {
     match &store.engine {
         Engine::Sqlite(s) => s,
+        Engine::Postgres(_) => unreachable!("open_sqlite opens SQLite"),
     }
 }
 
