@@ -309,11 +309,9 @@ async fn disable_ca_revocation_keeps_the_revocation_local() {
 }
 
 /// The end-to-end path through lab-adcs: the CA is down while the
-/// revocation is made, certeasy restarts, the CA comes back and revokes.
-/// It needs `AdcsCa::revoke` over MS-CSRA, which the other half of issue
-/// 15 brings (in this branch it answers Refused).
+/// revocation is made, certeasy restarts, the CA comes back and revokes
+/// (MS-CSRA `ICertAdminD::RevokeCertificate` over DCOM).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs AdcsCa::revoke over MS-CSRA and lab-adcs ICertAdminD (issue 15, the other half); run with --ignored once merged"]
 async fn a_revocation_reaches_lab_adcs_after_it_was_down_across_a_restart() {
     let mut l = lab().await;
     let opts = Options {
@@ -352,6 +350,19 @@ async fn a_revocation_reaches_lab_adcs_after_it_was_down_across_a_restart() {
         .await
         .unwrap();
     assert_eq!(wait_settled(&h, &cert.id).await, CaRevocation::Confirmed);
-    // At merge: also assert lab-adcs reports the serial revoked with
-    // reason 1 (`lab-adcs status --serial`).
+    // The CA itself holds the revocation, with the subscriber's reason.
+    let serial = lab_adcs::state::normalize_serial(&cert.serial);
+    let state = lab_adcs::state::StateFile::new(&l.dir.path().join("state"))
+        .read()
+        .unwrap();
+    let at_ca = state
+        .requests
+        .values()
+        .find(|r| r.serial_hex().as_deref() == Some(serial.as_str()))
+        .expect("lab-adcs holds the request of the certificate");
+    assert_eq!(
+        at_ca.revocation.as_ref().map(|r| r.reason),
+        Some(1),
+        "lab-adcs records keyCompromise"
+    );
 }
