@@ -73,6 +73,7 @@ NAMES = [
     "lg-pend.adcs.test",
     "cb-deny.adcs.test",
     "lg-failover.adcs.test",
+    "cb-adcs-revoke.adcs.test",
 ]
 
 # lab-adcs (see examples/lab-adcs.yml): CA name, the lab-only user, templates.
