@@ -384,6 +384,33 @@ async fn a_node_refuses_a_log_last_written_by_another_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_log_is_refused_while_the_first_runs() {
+    let (mut h, raw) = harness("").await;
+    some_activity(&h, &raw).await;
+    // A second server on the same configuration (same workdir, same
+    // server_id, same audit.path): two writers would interleave one chain.
+    let config_path = h.config_path.clone();
+    let second = || async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = certeasy::config::load(&config_path).unwrap();
+        certeasy::server::start_with_listener(config, listener).await
+    };
+    let err = second().await.err().expect("refused while the first runs");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("is being written by another certeasy process"),
+        "{msg}"
+    );
+    assert!(msg.contains("own audit.path"), "{msg}");
+    // The first one's log is intact and it goes on; once it has stopped,
+    // the file is free again.
+    some_activity(&h, &raw).await;
+    h.stop().await;
+    let again = second().await.expect("starts once the first has stopped");
+    again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_leftovers_are_recovered_without_losing_or_repeating_an_event() {
     let (mut h, raw) = harness("").await;
     some_activity(&h, &raw).await;

@@ -294,6 +294,9 @@ impl Writer {
     }
 
     fn open_active(&mut self) -> anyhow::Result<()> {
+        // Closing the previous segment releases its lock (a lock belongs to
+        // one open file, so this process could not take it twice).
+        self.file = None;
         let path = self.active_path();
         let mut options = OpenOptions::new();
         options.create(true).append(true);
@@ -303,6 +306,20 @@ impl Writer {
         let file = options
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        // One writer per file: two nodes (or two processes on one workdir)
+        // appending to the same segment would interleave two chains. The
+        // lock is advisory and held while the segment is active; the
+        // kernel drops it with the process, so a crash leaves none behind.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "the audit log {} is being written by another certeasy process: every node needs its own audit.path (two nodes on one workdir or one shared directory?)",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!(target: "audit", path = %path.display(), error = %e, "cannot lock the audit log (a file system without locks?); make sure no other node writes to it");
+            }
+        }
         self.size = file.metadata()?.len();
         if let Some(dir) = path.parent() {
             // The new file's directory entry must survive a power loss too.
