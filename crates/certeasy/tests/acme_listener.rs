@@ -95,6 +95,29 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A free port below the kernel's ephemeral range (32768–60999 by
+/// default), for a server that is stopped and started again on the same
+/// port: `bind(0)` in a test running beside this one can never be handed
+/// it in between.
+fn stable_free_port() -> u16 {
+    let start = 20000 + (std::process::id() % 10000) as u16;
+    (0..10000u16)
+        .map(|i| 20000 + (start - 20000 + i) % 10000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port between 20000 and 29999")
+}
+
+/// A free port that is none of `taken` (ports chosen earlier and not yet
+/// bound: the kernel may hand a just-released port out again).
+fn free_port_except(taken: &[u16]) -> u16 {
+    loop {
+        let p = free_port();
+        if !taken.contains(&p) {
+            return p;
+        }
+    }
+}
+
 /// A running Pebble whose VA resolves every name to 127.0.0.1 and checks
 /// tls-alpn-01 on `tls_port`, http-01 on `http_port`.
 struct Pebble {
@@ -117,7 +140,14 @@ fn start_pebble(
     validity_secs: u64,
     eab: Eab<'_>,
 ) -> Pebble {
-    start_pebble_at(dir, free_port(), tls_port, http_port, validity_secs, eab)
+    start_pebble_at(
+        dir,
+        free_port_except(&[tls_port, http_port]),
+        tls_port,
+        http_port,
+        validity_secs,
+        eab,
+    )
 }
 
 /// [`start_pebble`] with its ACME directory on `listen`; a second Pebble in
@@ -179,7 +209,15 @@ fn start_pebble_processes(
     eab: Eab<'_>,
     https_ca: PathBuf,
 ) -> Pebble {
-    let dns_port = free_port();
+    let mut taken = vec![listen, tls_port, http_port];
+    let mut pick = || {
+        let p = free_port_except(&taken);
+        taken.push(p);
+        p
+    };
+    let dns_port = pick();
+    let dns_management = pick();
+    let management: SocketAddr = format!("127.0.0.1:{}", pick()).parse().unwrap();
     let mut dns = Command::new("pebble-challtestsrv");
     dns.args([
         "-defaultIPv4",
@@ -195,11 +233,10 @@ fn start_pebble_processes(
         "-tlsalpn01",
         "",
         "-management",
-        &format!("127.0.0.1:{}", free_port()),
+        &format!("127.0.0.1:{dns_management}"),
     ]);
     let dns = spawn_until(dns, "Starting management server");
 
-    let management: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = serde_json::json!({
         "pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
@@ -638,8 +675,16 @@ async fn listener_recovers_when_the_ca_forgets_its_account() {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let listen = free_port();
-    let pebble = start_pebble_at(dir.path(), listen, addr.port(), free_port(), 30, None);
+    // Pebble is restarted on the same port below.
+    let listen = stable_free_port();
+    let pebble = start_pebble_at(
+        dir.path(),
+        listen,
+        addr.port(),
+        free_port_except(&[listen]),
+        30,
+        None,
+    );
     let tls = format!(
         "      mode: acme\n      directory-url: {}\n      ca-root: {}\n",
         pebble.directory,
@@ -658,7 +703,14 @@ async fn listener_recovers_when_the_ca_forgets_its_account() {
     let old_account = std::fs::read(&account_file).unwrap();
 
     drop(pebble);
-    let pebble = start_pebble_at(dir.path(), listen, addr.port(), free_port(), 30, None);
+    let pebble = start_pebble_at(
+        dir.path(),
+        listen,
+        addr.port(),
+        free_port_except(&[listen]),
+        30,
+        None,
+    );
     let new_root = pebble_root(&pebble).await;
     assert_ne!(new_root, old_root);
     // Until the renewal, the certificate of the first CA stays in service.
