@@ -310,16 +310,7 @@ impl Writer {
         // appending to the same segment would interleave two chains. The
         // lock is advisory and held while the segment is active; the
         // kernel drops it with the process, so a crash leaves none behind.
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => bail!(
-                "the audit log {} is being written by another certeasy process: every node needs its own audit.path (two nodes on one workdir or one shared directory?)",
-                path.display()
-            ),
-            Err(std::fs::TryLockError::Error(e)) => {
-                tracing::warn!(target: "audit", path = %path.display(), error = %e, "cannot lock the audit log (a file system without locks?); make sure no other node writes to it");
-            }
-        }
+        lock_segment(&file, &path)?;
         self.size = file.metadata()?.len();
         if let Some(dir) = path.parent() {
             // The new file's directory entry must survive a power loss too.
@@ -415,6 +406,32 @@ impl Writer {
         self.dirty = false;
         Ok(())
     }
+}
+
+/// Takes the advisory lock of an active segment (`flock`, exclusive, not
+/// waiting); refused when another process holds it. A file system without
+/// locks gets a warning. (`File::try_lock` would do the same but needs a
+/// newer Rust than this project's minimum.)
+#[cfg(unix)]
+fn lock_segment(file: &File, path: &Path) -> anyhow::Result<()> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "the audit log {} is being written by another certeasy process: every node needs its own audit.path (two nodes on one workdir or one shared directory?)",
+            path.display()
+        ),
+        Err(e) => {
+            tracing::warn!(target: "audit", path = %path.display(), error = %e, "cannot lock the audit log (a file system without locks?); make sure no other node writes to it");
+            Ok(())
+        }
+    }
+}
+
+/// Elsewhere (Windows, not built or tested here) no lock is taken.
+#[cfg(not(unix))]
+fn lock_segment(_file: &File, _path: &Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// Reads the end of a segment: its last complete line (verified, and
