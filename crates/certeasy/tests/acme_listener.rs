@@ -87,6 +87,20 @@ fn spawn_until(mut cmd: Command, ready: &str) -> Proc {
     proc
 }
 
+/// Waits until something accepts TCP connections on `port` of 127.0.0.1.
+/// Pebble and challtestsrv print their "listening" lines before their
+/// goroutines bind, so the line alone does not mean the port is open.
+fn wait_accepting(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => return,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("nothing accepts connections on 127.0.0.1:{port}: {e}"),
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -236,6 +250,8 @@ fn start_pebble_processes(
         &format!("127.0.0.1:{dns_management}"),
     ]);
     let dns = spawn_until(dns, "Starting management server");
+    wait_accepting(dns_port);
+    wait_accepting(dns_management);
 
     let config = serde_json::json!({
         "pebble": {
@@ -265,6 +281,8 @@ fn start_pebble_processes(
         .env("PEBBLE_AUTHZREUSE", "0")
         .current_dir(dir);
     let pebble = spawn_until(pebble, "Listening on");
+    wait_accepting(listen);
+    wait_accepting(management.port());
     Pebble {
         _dns: dns,
         _pebble: pebble,
