@@ -265,6 +265,17 @@ CFG
   done
   say "run $run: restart node 2 (same worker id) at $(q 'SELECT count(*) FROM certificates') certificates"
   check "run $run: the killed node restarts with its worker id" start_node 2
+  # The pki listener certificate: obtained once (one row), served by all.
+  local fps=() n
+  for n in 1 2 3; do
+    fps+=("$(openssl s_client -connect "127.0.0.1:${P[$n]}" -servername localhost </dev/null 2>/dev/null \
+      | openssl x509 -noout -fingerprint -sha256 2>/dev/null)")
+  done
+  echo "  listener certificates: ${fps[*]}" >&2
+  check "run $run: every node serves the one listener certificate" \
+    [ -n "${fps[0]}" -a "${fps[0]}" = "${fps[1]}" -a "${fps[0]}" = "${fps[2]}" ]
+  check "run $run: the listener certificate was obtained once, by node 1" \
+    [ "$(q "SELECT count(*) || ' ' || min(issued_by) FROM listener_certificates")" = "1 node-1" ]
   local bench_rc=0
   wait "$BENCH_PID" || bench_rc=$?
   BENCH_PID=""

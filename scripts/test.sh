@@ -88,7 +88,7 @@ if [ "$pg_rc" -eq 0 ]; then
   # ...and integration tests that reach the database only through the server.
   CERTEASY_TEST_PG_DSN="$PG_DSN" cargo test -p certeasy --all-features --no-fail-fast \
     --test issuance --test finalize --test rate_limits --test eab --test ari --test profiles \
-    --test errors --test modern_clients --test fairness 2>&1 | tee -a "$CERTEASY_CACHE/cargo-test-pg.log"
+    --test errors --test modern_clients --test fairness --test listener 2>&1 | tee -a "$CERTEASY_CACHE/cargo-test-pg.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || pg_rc=1
 fi
 set -e

@@ -150,8 +150,18 @@ pub async fn start_with_listener(
     }
 
     let catalogue = Arc::new(Catalogue::new(config.clone(), authorities.clone())?);
+    // Cancelled when the server stops: ends every background task, so none
+    // keeps a handle (the database's included) past shutdown.
+    let stop = CancellationToken::new();
 
-    let certs = ListenerCerts::start(&config, authorities.clone()).await?;
+    let certs = ListenerCerts::start(
+        &config,
+        authorities.clone(),
+        store.clone(),
+        &node_id,
+        stop.clone(),
+    )
+    .await?;
     let tls = TlsAcceptor::from(Arc::new(certs.server_config()?));
 
     // The composition root: each layer gets the handles of those below it.
@@ -178,7 +188,6 @@ pub async fn start_with_listener(
             NonceBook::new()?
         },
     });
-    let stop = CancellationToken::new();
     let addr = listener.local_addr()?;
     // Timeouts (header, body, response, idle, handler) are enforced per
     // connection by `conn`; the body limit by the router.

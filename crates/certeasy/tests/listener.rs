@@ -112,3 +112,78 @@ async fn pki_mode_certificate_is_cached_across_restarts() {
         .join("work/server-certificate-cache/cert.pem")
         .exists());
 }
+
+/// An installation upgraded from a version that kept the `pki` listener
+/// certificate in the file cache only: the certificate is taken into the
+/// database, not issued again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_only_in_the_file_cache_is_taken_into_the_database() {
+    if !common::test_database_yaml().is_empty() {
+        eprintln!("SQLite only (the row is removed with rusqlite): skipped");
+        return;
+    }
+    let mut h = Harness::start().await;
+    let root = pki::pem_to_der_certs(&std::fs::read_to_string(h.root_pem()).unwrap()).unwrap();
+    let before = served_cert(h.server().addr, &root).await;
+    h.stop().await;
+    let db = rusqlite::Connection::open(h.dir.path().join("work/db.sqlite")).unwrap();
+    assert_eq!(
+        db.execute("DELETE FROM listener_certificates", []).unwrap(),
+        1
+    );
+    drop(db);
+    h.restart().await;
+    assert_eq!(served_cert(h.server().addr, &root).await, before);
+    let db = rusqlite::Connection::open(h.dir.path().join("work/db.sqlite")).unwrap();
+    let stored: String = db
+        .query_row("SELECT chain_pem FROM listener_certificates", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(pki::pem_to_der_certs(&stored).unwrap()[0], before);
+}
+
+/// Several nodes on one database (PostgreSQL with `CERTEASY_TEST_PG_DSN`,
+/// else one SQLite file) started at the same moment: one of them obtains
+/// the `pki` listener certificate, the other waits for it and serves the
+/// same one; a node restarted later loads it too, instead of asking its
+/// authority again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_one_database_share_one_pki_listener_certificate() {
+    let shared = tempfile::tempdir().unwrap();
+    let database = match common::test_database_yaml() {
+        pg if !pg.is_empty() => pg,
+        _ => format!(
+            "database:\n  type: sqlite\n  path: {}\n",
+            shared.path().join("db.sqlite").display()
+        ),
+    };
+    let opts = || Options {
+        extra_sections: database.clone(),
+        ..Options::default()
+    };
+    let (a, mut b) = tokio::join!(Harness::start_with(opts()), Harness::start_with(opts()));
+    // Each node has a built-in CA of its own (its workdir): the shared
+    // certificate chains to the root of whichever node issued it.
+    let roots: Vec<Vec<u8>> = [&a, &b]
+        .iter()
+        .flat_map(|h| {
+            pki::pem_to_der_certs(&std::fs::read_to_string(h.root_pem()).unwrap()).unwrap()
+        })
+        .collect();
+    let from_a = served_cert(a.server().addr, &roots).await;
+    let from_b = served_cert(b.server().addr, &roots).await;
+    assert_eq!(
+        from_a, from_b,
+        "both nodes serve the one stored certificate"
+    );
+    b.restart().await;
+    assert_eq!(served_cert(b.server().addr, &roots).await, from_a);
+    // Each node keeps a copy in its file cache.
+    for h in [&a, &b] {
+        let cached =
+            std::fs::read_to_string(h.dir.path().join("work/server-certificate-cache/cert.pem"))
+                .unwrap();
+        assert_eq!(pki::pem_to_der_certs(&cached).unwrap()[0], from_a);
+    }
+}

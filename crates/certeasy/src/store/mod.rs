@@ -12,7 +12,7 @@
 //! area files below) — no trait object, no boxed future per query.
 //!
 //! Layout: one file per area (`accounts`, `orders`, `certs`, `jobs`,
-//! `meta`, `nonces`, `audit`, `eab`, `revocation`, `cluster` for several
+//! `meta`, `nonces`, `audit`, `eab`, `revocation`, `listener`, `cluster` for several
 //! nodes, and `backup` for maintenance) holds its row types and the
 //! documented contract of its methods; each engine lives in a module of its
 //! own with all its SQL (`sqlite/` and `postgres/`, migrations in
@@ -82,6 +82,7 @@ mod certs;
 pub mod cluster;
 mod eab;
 pub mod jobs;
+mod listener;
 mod meta;
 mod nonces;
 mod orders;
@@ -97,6 +98,7 @@ pub use audit::{AuditRow, ChainRow};
 pub use certs::{AriCert, CertRow, RenewEarly};
 pub use eab::EabKeyRow;
 pub use jobs::{ClaimedJob, JobKind, JobStats};
+pub use listener::ListenerCertRow;
 pub use orders::{AuthzRow, ChallengeRow, NewAuthz, NewOrder, OrderRow};
 pub use revocation::{CaRevocation, CrlRow, RevocationState, RevokedEntry};
 

@@ -973,3 +973,73 @@ async fn a_crl_is_replaced_only_by_a_higher_number() {
         .unwrap());
     assert_eq!(store.crl("ca").await.unwrap().unwrap().stale, 0);
 }
+
+#[tokio::test]
+async fn one_node_at_a_time_obtains_a_listener_certificate() {
+    let (_dir, store) = open().await;
+    assert_eq!(store.listener_cert("listener").await.unwrap(), None);
+    // Node a claims; b is refused while a's claim holds, even twice.
+    assert!(store
+        .listener_cert_claim("listener", "a", 100, 220)
+        .await
+        .unwrap());
+    assert!(!store
+        .listener_cert_claim("listener", "b", 101, 221)
+        .await
+        .unwrap());
+    assert!(!store
+        .listener_cert_claim("listener", "b", 220, 340)
+        .await
+        .unwrap());
+    // A claim row holds no certificate yet.
+    assert_eq!(store.listener_cert("listener").await.unwrap(), None);
+    // a renews its own claim; another bundle is independent.
+    assert!(store
+        .listener_cert_claim("listener", "a", 150, 270)
+        .await
+        .unwrap());
+    assert!(store
+        .listener_cert_claim("other", "b", 150, 270)
+        .await
+        .unwrap());
+    let row = ListenerCertRow {
+        names: vec!["a.test".into(), "b.test".into()],
+        chain_pem: "chain".into(),
+        key_pem: "key".into(),
+        not_after: 9_000,
+        issued_at: 160,
+        issued_by: "a".into(),
+    };
+    store.listener_cert_put("listener", &row).await.unwrap();
+    assert_eq!(
+        store.listener_cert("listener").await.unwrap(),
+        Some(row.clone())
+    );
+    // Storing ended a's claim: b may claim (to renew) at once.
+    assert!(store
+        .listener_cert_claim("listener", "b", 170, 290)
+        .await
+        .unwrap());
+    // b dies mid-issuance: its claim runs out, then a takes over.
+    assert!(!store
+        .listener_cert_claim("listener", "a", 290, 410)
+        .await
+        .unwrap());
+    assert!(store
+        .listener_cert_claim("listener", "a", 291, 411)
+        .await
+        .unwrap());
+    // Releasing only ends one's own claim.
+    store.listener_cert_release("listener", "b").await.unwrap();
+    assert!(!store
+        .listener_cert_claim("listener", "b", 300, 420)
+        .await
+        .unwrap());
+    store.listener_cert_release("listener", "a").await.unwrap();
+    assert!(store
+        .listener_cert_claim("listener", "b", 300, 420)
+        .await
+        .unwrap());
+    // The certificate stays through claims and releases.
+    assert_eq!(store.listener_cert("listener").await.unwrap(), Some(row));
+}

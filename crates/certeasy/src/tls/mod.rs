@@ -15,12 +15,13 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use pki::DnsName;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::ca::{Authorities, IssueOutcome, IssueRequest};
 use crate::config::{Config, ListenerKey, TlsSource};
+use crate::store::{ListenerCertRow, Store};
 pub use acme::ACME_TLS_ALPN;
 
 /// One bundle's hosts and current certificate.
@@ -111,7 +112,20 @@ impl ListenerCerts {
     pub async fn start(
         config: &Config,
         authorities: Arc<Authorities>,
+        store: Store,
+        node: &str,
+        stop: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Arc<ListenerCerts>> {
+        // The reload and renewal tasks end when the server stops.
+        let spawn = |task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = task => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        };
         let mut slots = Vec::new();
         let challenges = Arc::new(acme::Challenges::default());
         let mut alpn_challenges = false;
@@ -124,6 +138,7 @@ impl ListenerCerts {
             // The files' stamps are taken before they are read, so a change
             // made while the server starts is seen by the first watch tick.
             let mut file_stamps = None;
+            let mut pki_source = None;
             let ck = match &b.source {
                 TlsSource::Files { cert, key, .. } => {
                     file_stamps = Some((stamp(cert), stamp(key)));
@@ -136,20 +151,25 @@ impl ListenerCerts {
                     acquire_timeout,
                     key,
                 } => {
-                    let names = bundle_names(config, &b.hosts);
-                    let fut = obtain_pki(
-                        &authorities,
-                        authority,
-                        cache_dir,
-                        *renew_before,
-                        *key,
-                        &names,
-                    );
-                    tokio::time::timeout(*acquire_timeout, fut)
+                    let src = Arc::new(PkiBundle {
+                        bundle: b.name.clone(),
+                        store: store.clone(),
+                        node: node.to_string(),
+                        authorities: authorities.clone(),
+                        authority: authority.clone(),
+                        cache_dir: cache_dir.clone(),
+                        renew_before: *renew_before,
+                        acquire_timeout: *acquire_timeout,
+                        key: *key,
+                        names: bundle_names(config, &b.hosts),
+                    });
+                    let ck = tokio::time::timeout(*acquire_timeout, src.obtain())
                         .await
                         .map_err(|_| anyhow::anyhow!("tls bundle {}: no certificate from authority {authority} within acquire-timeout", b.name))?
                         .with_context(|| format!("tls bundle {}", b.name))?
-                        .0
+                        .0;
+                    pki_source = Some(src);
+                    ck
                 }
                 // Obtained in the background: the listener must be serving
                 // to answer tls-alpn-01.
@@ -180,31 +200,18 @@ impl ListenerCerts {
                     key,
                     watch_interval,
                 } => {
-                    tokio::spawn(watch_files(
+                    spawn(Box::pin(watch_files(
                         slot.clone(),
                         cert.clone(),
                         key.clone(),
                         file_stamps.unwrap_or_default(),
                         *watch_interval,
-                    ));
+                    )));
                 }
-                TlsSource::Pki {
-                    authority,
-                    cache_dir,
-                    renew_before,
-                    key,
-                    ..
-                } => {
-                    let names = bundle_names(config, &b.hosts);
-                    tokio::spawn(renew_loop(
-                        slot.clone(),
-                        authorities.clone(),
-                        authority.clone(),
-                        cache_dir.clone(),
-                        *renew_before,
-                        *key,
-                        names,
-                    ));
+                TlsSource::Pki { .. } => {
+                    if let Some(src) = pki_source {
+                        spawn(Box::pin(renew_loop(slot.clone(), src)));
+                    }
                 }
                 TlsSource::Acme(_) => {}
             }
@@ -215,12 +222,12 @@ impl ListenerCerts {
         for (b, slot) in config.tls_bundles.iter().zip(&slots) {
             if let TlsSource::Acme(src) = &b.source {
                 alpn_challenges |= matches!(src.challenge, crate::config::AcmeChallenge::TlsAlpn01);
-                tokio::spawn(acme::run(
+                spawn(Box::pin(acme::run(
                     slot.clone(),
                     (**src).clone(),
                     bundle_names(config, &b.hosts),
                     challenges.clone(),
-                ));
+                )));
             }
         }
         Ok(Arc::new(ListenerCerts {
@@ -335,81 +342,225 @@ async fn watch_files(
 const CACHE_CERT: &str = "cert.pem";
 const CACHE_KEY: &str = "key.pem";
 
-/// Uses the cached certificate when it still covers `names` and is not due
-/// for renewal; otherwise issues a new one and caches it. Returns the key
-/// and the time at which it is due for renewal.
-async fn obtain_pki(
-    authorities: &Authorities,
-    authority: &str,
-    cache_dir: &Path,
+/// When `renew-before` exceeds the lifetime the authority gives, a fresh
+/// certificate is due at once; no node renews more often than this.
+const MIN_RENEWAL_GAP: Duration = Duration::from_secs(3600);
+
+/// How often a node waiting for another node's certificate looks again.
+const WAIT_STEP: Duration = Duration::from_millis(500);
+
+/// A `pki` bundle: its authority, the database row every node on the
+/// database shares (one node obtains the certificate while holding the
+/// row's claim, the others wait and load it), and this node's file cache
+/// (`local-pki-cache-dir`, a copy of the row).
+struct PkiBundle {
+    bundle: String,
+    store: Store,
+    /// This node's worker id (who holds the claim).
+    node: String,
+    authorities: Arc<Authorities>,
+    authority: String,
+    cache_dir: PathBuf,
     renew_before: Duration,
+    /// Also how long a claim holds: a node that dies while obtaining the
+    /// certificate hands over to the others after it.
+    acquire_timeout: Duration,
     key: ListenerKey,
-    names: &[String],
-) -> anyhow::Result<(CertifiedKey, SystemTime)> {
-    let cert_path = cache_dir.join(CACHE_CERT);
-    let key_path = cache_dir.join(CACHE_KEY);
-    if let (Ok(c), Ok(k)) = (std::fs::read(&cert_path), std::fs::read(&key_path)) {
-        if let Ok(ck) = certified_key_from_pem(&c, &k) {
-            if let Some(leaf) = ck.cert.first() {
-                if let Ok(info) = cached_info(leaf.as_ref()) {
-                    let due = info.0 - renew_before;
-                    if info.1 == names && SystemTime::now() < due {
-                        return Ok((ck, due));
-                    }
+    names: Vec<String>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn unix_time(secs: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+impl PkiBundle {
+    /// The shared certificate when it still covers the names and is not
+    /// due for renewal (or was stored less than [`MIN_RENEWAL_GAP`] ago);
+    /// otherwise a new one, obtained by this node if it gets the claim, or
+    /// by the node that holds it. Returns the key and the time at which it
+    /// is due for renewal.
+    async fn obtain(&self) -> anyhow::Result<(CertifiedKey, SystemTime)> {
+        let mut told = false;
+        loop {
+            let now = unix_now();
+            if let Some(found) = self.shared(now).await? {
+                return Ok(found);
+            }
+            let until = now + self.acquire_timeout.as_secs().max(1) as i64;
+            if self
+                .store
+                .listener_cert_claim(&self.bundle, &self.node, now, until)
+                .await?
+            {
+                // Another node may have stored one between the read and
+                // the claim.
+                if let Some(found) = self.shared(now).await? {
+                    self.store
+                        .listener_cert_release(&self.bundle, &self.node)
+                        .await?;
+                    return Ok(found);
                 }
+                let row = match self.cached_files(now) {
+                    // An installation upgraded from a version that kept the
+                    // certificate in files only: no need to issue again.
+                    Some(row) => row,
+                    None => match self.issue(now).await {
+                        Ok(row) => row,
+                        Err(e) => {
+                            if let Err(re) = self
+                                .store
+                                .listener_cert_release(&self.bundle, &self.node)
+                                .await
+                            {
+                                tracing::warn!(target: "tls", bundle = %self.bundle, error = %re, "cannot release the claim on the listener certificate; it lapses after acquire-timeout");
+                            }
+                            return Err(e);
+                        }
+                    },
+                };
+                self.store.listener_cert_put(&self.bundle, &row).await?;
+                self.write_cache(&row);
+                return self.certified(&row);
+            }
+            if !told {
+                told = true;
+                tracing::info!(target: "tls", bundle = %self.bundle, "another node is obtaining the listener certificate; waiting for it");
+            }
+            tokio::time::sleep(WAIT_STEP).await;
+        }
+    }
+
+    /// The stored certificate if this node may serve it as it is.
+    async fn shared(&self, now: i64) -> anyhow::Result<Option<(CertifiedKey, SystemTime)>> {
+        let Some(row) = self.store.listener_cert(&self.bundle).await? else {
+            return Ok(None);
+        };
+        let due = row.not_after - self.renew_before.as_secs() as i64;
+        let fresh = now < due || now - row.issued_at < MIN_RENEWAL_GAP.as_secs() as i64;
+        if row.names != self.names || now >= row.not_after || !fresh {
+            return Ok(None);
+        }
+        match self.certified(&row) {
+            Ok(found) => {
+                self.write_cache(&row);
+                Ok(Some(found))
+            }
+            Err(e) => {
+                tracing::warn!(target: "tls", bundle = %self.bundle, error = format!("{e:#}"), "the stored listener certificate is unusable; obtaining a new one");
+                Ok(None)
             }
         }
     }
-    let alg = match key {
-        ListenerKey::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        ListenerKey::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        ListenerKey::Rsa(_) => anyhow::bail!(
-            "RSA listener keys are not supported in pki mode yet; use key: {{type: ecdsa}}"
-        ),
-    };
-    let kp = rcgen::KeyPair::generate_for(alg).context("cannot generate the listener key")?;
-    let dns: Vec<DnsName> = names
-        .iter()
-        .map(|n| DnsName::parse(n))
-        .collect::<Result<_, _>>()
-        .context("listener host names")?;
-    let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
-    // A real CSR, so any authority (ADCS included) can sign it.
-    let mut params = rcgen::CertificateParams::new(names.to_vec()).context("listener CSR")?;
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    let csr = params.serialize_request(&kp).context("listener CSR")?;
-    let req = IssueRequest {
-        spki_der: &spki,
-        csr_der: csr.der(),
-        names: &dns,
-        key: None,
-        extra_eku: &[],
-        not_before: None,
-        not_after: None,
-        validity: None,
-        templates: None,
-    };
-    let issued = match authorities.issue_with(authority, &req).await.map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))? {
-        IssueOutcome::Issued(i) => i,
-        IssueOutcome::Pending { request_id, .. } => anyhow::bail!(
-            "authority {authority} took the listener certificate request under submission (request {request_id}); use a template that issues without approval for tls-certificate-manager"
-        ),
-    };
-    let chain_pem = pki::pem_chain(&issued.leaf_der, &issued.chain_der);
-    let key_pem = kp.serialize_pem();
-    crate::fsutil::create_private_dir(cache_dir)
-        .with_context(|| format!("cannot create {}", cache_dir.display()))?;
-    crate::fsutil::replace_file(&cert_path, chain_pem.as_bytes(), false)?;
-    crate::fsutil::replace_file(&key_path, key_pem.as_bytes(), true)?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
-        PrivatePkcs8KeyDer::from(kp.serialize_der()),
-    ))
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut certs = vec![CertificateDer::from(issued.leaf_der.clone())];
-    certs.extend(issued.chain_der.iter().cloned().map(CertificateDer::from));
-    let info = cached_info(&issued.leaf_der)?;
-    tracing::info!(target: "tls", authority, names = ?names, "issued the listener certificate");
-    Ok((CertifiedKey::new(certs, signing), info.0 - renew_before))
+
+    /// The key of a row and its renewal time.
+    fn certified(&self, row: &ListenerCertRow) -> anyhow::Result<(CertifiedKey, SystemTime)> {
+        let ck = certified_key_from_pem(row.chain_pem.as_bytes(), row.key_pem.as_bytes())?;
+        Ok((ck, unix_time(row.not_after) - self.renew_before))
+    }
+
+    /// The certificate of the file cache when it covers the names and is
+    /// not due for renewal.
+    fn cached_files(&self, now: i64) -> Option<ListenerCertRow> {
+        let chain = std::fs::read_to_string(self.cache_dir.join(CACHE_CERT)).ok()?;
+        let key = std::fs::read_to_string(self.cache_dir.join(CACHE_KEY)).ok()?;
+        let ck = certified_key_from_pem(chain.as_bytes(), key.as_bytes()).ok()?;
+        let (not_after, names) = cached_info(ck.cert.first()?.as_ref()).ok()?;
+        if names != self.names || SystemTime::now() >= not_after - self.renew_before {
+            return None;
+        }
+        Some(ListenerCertRow {
+            names,
+            chain_pem: chain,
+            key_pem: key,
+            not_after: not_after
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            issued_at: now,
+            issued_by: self.node.clone(),
+        })
+    }
+
+    /// Copies the row to the file cache when it differs. The database is
+    /// the reference, so a failure is logged, not fatal.
+    fn write_cache(&self, row: &ListenerCertRow) {
+        let cert_path = self.cache_dir.join(CACHE_CERT);
+        if std::fs::read_to_string(&cert_path).ok().as_deref() == Some(row.chain_pem.as_str()) {
+            return;
+        }
+        let written = crate::fsutil::create_private_dir(&self.cache_dir)
+            .with_context(|| format!("cannot create {}", self.cache_dir.display()))
+            .and_then(|()| {
+                crate::fsutil::replace_file(
+                    &self.cache_dir.join(CACHE_KEY),
+                    row.key_pem.as_bytes(),
+                    true,
+                )
+            })
+            .and_then(|()| {
+                crate::fsutil::replace_file(&cert_path, row.chain_pem.as_bytes(), false)
+            });
+        if let Err(e) = written {
+            tracing::warn!(target: "tls", bundle = %self.bundle, error = format!("{e:#}"), "cannot update the listener certificate's file cache");
+        }
+    }
+
+    /// Issues a new certificate from the authority.
+    async fn issue(&self, now: i64) -> anyhow::Result<ListenerCertRow> {
+        let (authority, names) = (&self.authority, &self.names);
+        let alg = match self.key {
+            ListenerKey::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            ListenerKey::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            ListenerKey::Rsa(_) => anyhow::bail!(
+                "RSA listener keys are not supported in pki mode yet; use key: {{type: ecdsa}}"
+            ),
+        };
+        let kp = rcgen::KeyPair::generate_for(alg).context("cannot generate the listener key")?;
+        let dns: Vec<DnsName> = names
+            .iter()
+            .map(|n| DnsName::parse(n))
+            .collect::<Result<_, _>>()
+            .context("listener host names")?;
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
+        // A real CSR, so any authority (ADCS included) can sign it.
+        let mut params = rcgen::CertificateParams::new(names.to_vec()).context("listener CSR")?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let csr = params.serialize_request(&kp).context("listener CSR")?;
+        let req = IssueRequest {
+            spki_der: &spki,
+            csr_der: csr.der(),
+            names: &dns,
+            key: None,
+            extra_eku: &[],
+            not_before: None,
+            not_after: None,
+            validity: None,
+            templates: None,
+        };
+        let issued = match self.authorities.issue_with(authority, &req).await.map_err(|e| anyhow::anyhow!("authority {authority}: {e}"))? {
+            IssueOutcome::Issued(i) => i,
+            IssueOutcome::Pending { request_id, .. } => anyhow::bail!(
+                "authority {authority} took the listener certificate request under submission (request {request_id}); use a template that issues without approval for tls-certificate-manager"
+            ),
+        };
+        let (not_after, leaf_names) = cached_info(&issued.leaf_der)?;
+        tracing::info!(target: "tls", bundle = %self.bundle, authority = %authority, names = ?names, "issued the listener certificate");
+        Ok(ListenerCertRow {
+            names: leaf_names,
+            chain_pem: pki::pem_chain(&issued.leaf_der, &issued.chain_der),
+            key_pem: kp.serialize_pem(),
+            not_after: not_after
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            issued_at: now,
+            issued_by: self.node.clone(),
+        })
+    }
 }
 
 /// (notAfter, sorted SAN names) of a certificate.
@@ -417,28 +568,19 @@ fn cached_info(der: &[u8]) -> anyhow::Result<(SystemTime, Vec<String>)> {
     let (not_after, mut names) =
         pki::leaf_expiry_and_names(der).map_err(|e| anyhow::anyhow!("{e}"))?;
     names.sort();
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(not_after.unix_timestamp().max(0) as u64);
-    Ok((t, names))
+    Ok((unix_time(not_after.unix_timestamp()), names))
 }
 
-async fn renew_loop(
-    slot: Arc<Slot>,
-    authorities: Arc<Authorities>,
-    authority: String,
-    cache_dir: PathBuf,
-    renew_before: Duration,
-    key: ListenerKey,
-    names: Vec<String>,
-) {
-    // When renew-before exceeds the lifetime the authority gives, a fresh
-    // certificate is due at once; never renew more often than this.
-    const MIN_RENEWAL_GAP: Duration = Duration::from_secs(3600);
+/// Renews a `pki` bundle when it is due. Every node runs this loop; the
+/// first whose turn comes gets the claim and renews, the others load its
+/// certificate (their certificates are due at the same time).
+async fn renew_loop(slot: Arc<Slot>, src: Arc<PkiBundle>) {
     let mut last_renewal = Some(tokio::time::Instant::now());
     loop {
         let due = slot
             .current()
             .and_then(|c| c.cert.first().and_then(|l| cached_info(l.as_ref()).ok()))
-            .map(|(na, _)| na - renew_before)
+            .map(|(na, _)| na - src.renew_before)
             .unwrap_or_else(SystemTime::now);
         let wait = due
             .duration_since(SystemTime::now())
@@ -450,27 +592,22 @@ async fn renew_loop(
         }
         if let Some(since) = last_renewal.map(|t| t.elapsed()) {
             if since < MIN_RENEWAL_GAP {
-                tracing::warn!(target: "tls", bundle = %slot.name, renew_before = ?renew_before, "renew-before is longer than the listener certificate's lifetime; renewing at most hourly");
+                tracing::warn!(target: "tls", bundle = %slot.name, renew_before = ?src.renew_before, "renew-before is longer than the listener certificate's lifetime; renewing at most hourly");
                 tokio::time::sleep(MIN_RENEWAL_GAP - since).await;
             }
         }
-        match obtain_pki(
-            &authorities,
-            &authority,
-            &cache_dir,
-            renew_before,
-            key,
-            &names,
-        )
-        .await
-        {
-            Ok((ck, _)) => {
+        match tokio::time::timeout(src.acquire_timeout, src.obtain()).await {
+            Ok(Ok((ck, _))) => {
                 last_renewal = Some(tokio::time::Instant::now());
                 slot.set(ck);
                 tracing::info!(target: "tls", bundle = %slot.name, "listener certificate renewed");
             }
-            Err(e) => {
-                tracing::error!(target: "tls", bundle = %slot.name, error = format!("{e:#}"), "listener certificate renewal failed; retrying in 5 minutes");
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => format!("{e:#}"),
+                    _ => "no certificate within acquire-timeout".to_string(),
+                };
+                tracing::error!(target: "tls", bundle = %slot.name, error, "listener certificate renewal failed; retrying in 5 minutes");
                 tokio::time::sleep(Duration::from_secs(300)).await;
             }
         }

@@ -61,6 +61,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation at the CA, CRLs",
         include_str!("../../../migrations/postgres/0009_revocation.sql"),
     ),
+    (
+        10,
+        "listener certificates shared by the nodes",
+        include_str!("../../../migrations/postgres/0010_listener_certificates.sql"),
+    ),
 ];
 
 /// Advisory lock key of the migration run (any constant of this

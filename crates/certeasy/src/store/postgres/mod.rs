@@ -26,6 +26,7 @@ mod cluster;
 mod eab;
 mod jobs;
 mod limits;
+mod listener;
 mod meta;
 mod migrate;
 mod nonces;

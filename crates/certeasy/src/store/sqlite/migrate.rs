@@ -60,6 +60,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation at the CA, CRLs",
         include_str!("../../../migrations/sqlite/0009_revocation.sql"),
     ),
+    (
+        10,
+        "listener certificates shared by the nodes",
+        include_str!("../../../migrations/sqlite/0010_listener_certificates.sql"),
+    ),
 ];
 
 /// Newest schema version this binary knows.

@@ -18,6 +18,7 @@ mod backup;
 mod certs;
 mod eab;
 mod jobs;
+mod listener;
 mod meta;
 mod migrate;
 mod nonces;
