@@ -146,6 +146,15 @@ pub enum AuthorityAnswers {
 pub enum TlsAnswers {
     /// Issued by the authority.
     Pki,
+    /// From an external ACME CA (tls-alpn-01 on the listener).
+    Acme {
+        /// `directory-url`.
+        directory: String,
+        /// E-mail for `contact` (empty: none).
+        contact: String,
+        /// `ca-root` (empty: the system's CAs).
+        ca_root: String,
+    },
     /// Files managed elsewhere.
     Files {
         /// `local-cert-file`.
@@ -265,12 +274,23 @@ pub fn wizard(p: &mut dyn Prompter, ctx: &Context) -> Result<Answers, InitError>
         &q::check_cidrs,
     )?;
     let tls_mode = p.ask(q::TLS_MODE, "pki", &|s| q::check_choice(s, q::TLS_MODES))?;
-    let tls = if tls_mode == "files" {
-        let cert = p.ask(q::TLS_CERT_FILE, "", &q::check_file_path)?;
-        let key = p.ask(q::TLS_KEY_FILE, "", &q::check_file_path)?;
-        TlsAnswers::Files { cert, key }
-    } else {
-        TlsAnswers::Pki
+    let tls = match tls_mode.as_str() {
+        "files" => {
+            let cert = p.ask(q::TLS_CERT_FILE, "", &q::check_file_path)?;
+            let key = p.ask(q::TLS_KEY_FILE, "", &q::check_file_path)?;
+            TlsAnswers::Files { cert, key }
+        }
+        "acme" => {
+            let directory = p.ask(q::TLS_ACME_DIRECTORY, "", &q::check_url)?;
+            let contact = p.ask(q::TLS_ACME_CONTACT, "", &q::check_optional_email)?;
+            let ca_root = p.ask(q::TLS_ACME_CA_ROOT, "", &q::check_optional_file_path)?;
+            TlsAnswers::Acme {
+                directory,
+                contact,
+                ca_root,
+            }
+        }
+        _ => TlsAnswers::Pki,
     };
     let mut authority = authority;
     if let AuthorityAnswers::Adcs { check, .. } = &mut authority {
@@ -400,6 +420,23 @@ pub fn render(a: &Answers, secret: &Path) -> String {
             y(cert),
             y(key)
         ),
+        TlsAnswers::Acme {
+            directory,
+            contact,
+            ca_root,
+        } => {
+            let mut t = format!(
+                "      mode: acme           # from an external ACME CA, validated over tls-alpn-01 on this listener\n      directory-url: {}\n",
+                y(directory)
+            );
+            if !contact.is_empty() {
+                t.push_str(&format!("      contact: [{}]\n", y(&format!("mailto:{contact}"))));
+            }
+            if !ca_root.is_empty() {
+                t.push_str(&format!("      ca-root: {}\n", y(ca_root)));
+            }
+            t
+        }
     };
     format!(
         "# certeasy configuration written by `certeasy init`.\n\
@@ -862,6 +899,61 @@ mod tests {
         let yaml = std::fs::read_to_string(&out.config).unwrap();
         assert!(!yaml.contains("S3cret"), "{yaml}");
         assert!(yaml.contains("password-file"), "{yaml}");
+    }
+
+    #[test]
+    fn an_acme_listener_configuration_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("acme-root.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["acme.corp.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(&root, ca.pem()).unwrap();
+        let out = Outputs::new(&dir.path().join("c.yml"), false).unwrap();
+        let mut a = answers(
+            builtin(),
+            TlsAnswers::Acme {
+                directory: "https://acme.corp.example/directory".into(),
+                contact: "pki@corp.example".into(),
+                ca_root: root.display().to_string(),
+            },
+        );
+        a.url = "https://certeasy.corp.example".into();
+        let config = write(&a, &out, false).unwrap();
+        let yaml = std::fs::read_to_string(&out.config).unwrap();
+        assert!(yaml.contains("mode: acme"), "{yaml}");
+        assert!(yaml.contains("mailto:pki@corp.example"), "{yaml}");
+        assert!(matches!(
+            &config.tls_bundles[0].source,
+            crate::config::TlsSource::Acme(src) if src.directory_url.as_str() == "https://acme.corp.example/directory"
+        ));
+    }
+
+    #[test]
+    fn a_script_chooses_acme_and_its_answers_are_checked() {
+        let ctx = Context {
+            hostname: "srv.corp.example".into(),
+            config_dir: "/etc/certeasy".into(),
+        };
+        let head = "\n\n\n\n\n\n\ntyped\n\n\n\n\nacme\n";
+        let input = format!("{head}https://acme.corp.example/dir\nmailto:pki@corp.example\n\n");
+        let a = wizard(&mut ScriptPrompter::new(input.as_bytes()), &ctx).unwrap();
+        assert_eq!(
+            a.tls,
+            TlsAnswers::Acme {
+                directory: "https://acme.corp.example/dir".into(),
+                contact: "pki@corp.example".into(),
+                ca_root: String::new(),
+            }
+        );
+        let input = format!("{head}https://acme.corp.example/dir\nnot an address\n\n");
+        let e = wizard(&mut ScriptPrompter::new(input.as_bytes()), &ctx).unwrap_err();
+        assert!(e.to_string().contains("tls-acme-contact"), "{e}");
+        let input = format!("{head}http://acme.corp.example/dir\n\n\n");
+        let e = wizard(&mut ScriptPrompter::new(input.as_bytes()), &ctx).unwrap_err();
+        assert!(e.to_string().contains("tls-acme-directory"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,10 @@ questions! {
     DEPTH = "depth", "Labels allowed in front of a zone (1-10)";
     WILDCARDS = "wildcards", "Allow wildcard certificates (yes/no)";
     ALLOW_CIDRS = "allow-cidrs", "Networks the server may connect to for http-01/tls-alpn-01 (comma-separated CIDRs)";
-    TLS_MODE = "tls-mode", "HTTPS certificate of the listener: pki (issued by the authority) or files";
+    TLS_MODE = "tls-mode", "HTTPS certificate of the listener: pki (issued by the authority), acme (from an external ACME CA) or files";
+    TLS_ACME_DIRECTORY = "tls-acme-directory", "Directory URL of the external ACME CA (https://…)";
+    TLS_ACME_CONTACT = "tls-acme-contact", "Contact e-mail for the account at that CA (empty: none)";
+    TLS_ACME_CA_ROOT = "tls-acme-ca-root", "CA certificates (PEM file) to trust for that CA's HTTPS (empty: the system's)";
     TLS_CERT_FILE = "tls-cert-file", "Listener certificate chain (PEM, absolute path)";
     TLS_KEY_FILE = "tls-key-file", "Listener private key (PEM, absolute path)";
     ADCS_CHECK = "adcs-check", "Run `certeasy adcs check` now (yes/no)";
@@ -163,7 +166,7 @@ pub const KEY_TYPES: &[&str] = &["ecdsa-p256", "ecdsa-p384", "rsa"];
 /// Choices of `adcs-auth-method` (kerberos needs a KDC: edit the file).
 pub const ADCS_METHODS: &[&str] = &["ntlm", "negotiate"];
 /// Choices of `tls-mode`.
-pub const TLS_MODES: &[&str] = &["pki", "files"];
+pub const TLS_MODES: &[&str] = &["pki", "acme", "files"];
 
 /// A yes/no answer.
 pub fn check_yes_no(s: &str) -> Checked {
@@ -348,6 +351,39 @@ pub fn check_file_path(s: &str) -> Checked {
         Err(format!(
             "{s:?} is relative: write an absolute path or start it with %WORKDIR%"
         ))
+    }
+}
+
+/// `tls-acme-contact`: empty, or an e-mail address (written as `mailto:`).
+pub fn check_optional_email(s: &str) -> Checked {
+    let s = s.trim().trim_start_matches("mailto:");
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = s.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && !s
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ',');
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not an e-mail address, e.g. pki-team@corp.example"
+        ))
+    }
+}
+
+/// `tls-acme-ca-root`: empty (the system's CAs), or a path as for
+/// [`check_file_path`].
+pub fn check_optional_file_path(s: &str) -> Checked {
+    if s.trim().is_empty() {
+        Ok(String::new())
+    } else {
+        check_file_path(s)
     }
 }
 
