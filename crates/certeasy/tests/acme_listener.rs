@@ -408,6 +408,21 @@ async fn wait_for_leaf_for(
     panic!("no new certificate from the ACME CA on the listener: {last}");
 }
 
+/// Writes certeasy's configuration with `tls` as its one bundle (see
+/// [`certeasy_config`]) and starts it on `listener`.
+async fn serve_own(
+    dir: &Path,
+    listener: TcpListener,
+    tls: &str,
+) -> certeasy::server::RunningServer {
+    let port = listener.local_addr().unwrap().port();
+    let config_path = certeasy_config(dir, port, tls);
+    let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    certeasy::server::start_with_listener(config, listener)
+        .await
+        .unwrap()
+}
+
 fn certeasy_config(dir: &Path, port: u16, tls: &str) -> PathBuf {
     certeasy_config_for(dir, NAME, port, tls)
 }
@@ -471,11 +486,7 @@ async fn listener_obtains_and_renews_its_certificate_over_tls_alpn_01() {
         pebble.directory,
         pebble.https_ca.display()
     );
-    let config_path = certeasy_config(dir.path(), addr.port(), &tls);
-    let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    let server = certeasy::server::start_with_listener(config, listener)
-        .await
-        .unwrap();
+    let server = serve_own(dir.path(), listener, &tls).await;
     let root = pebble_root(&pebble).await;
 
     // Pebble validated tls-alpn-01 on this very listener: the certificate
@@ -570,11 +581,7 @@ async fn listener_obtains_its_certificate_over_http_01_with_eab_and_reuses_it_af
         pebble.https_ca.display(),
         key_file.display()
     );
-    let config_path = certeasy_config(dir.path(), addr.port(), &tls);
-    let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    let server = certeasy::server::start_with_listener(config.clone(), listener)
-        .await
-        .unwrap();
+    let server = serve_own(dir.path(), listener, &tls).await;
     let root = pebble_root(&pebble).await;
     let first = wait_for_leaf(addr, &root, &[]).await;
     // The http-01 responder is bound only while a challenge is pending.
@@ -588,9 +595,7 @@ async fn listener_obtains_its_certificate_over_http_01_with_eab_and_reuses_it_af
     // Restarted: the cached certificate and account are used at once (no
     // second order: the very same certificate is served).
     let listener = TcpListener::bind(addr).await.unwrap();
-    let _server = certeasy::server::start_with_listener(config, listener)
-        .await
-        .unwrap();
+    let _server = serve_own(dir.path(), listener, &tls).await;
     assert_eq!(served_leaf(addr, &root).await.unwrap(), first);
 }
 
@@ -708,11 +713,7 @@ async fn listener_recovers_when_the_ca_forgets_its_account() {
         pebble.directory,
         pebble.https_ca.display()
     );
-    let config_path = certeasy_config(dir.path(), addr.port(), &tls);
-    let config = certeasy::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    let _server = certeasy::server::start_with_listener(config, listener)
-        .await
-        .unwrap();
+    let _server = serve_own(dir.path(), listener, &tls).await;
     let old_root = pebble_root(&pebble).await;
     let first = wait_for_leaf(addr, &old_root, &[]).await;
     let account_file = dir
