@@ -137,6 +137,9 @@ struct Inner {
     path: PathBuf,
     write: Arc<tokio::sync::Mutex<Writer>>,
     read: Mutex<Vec<Connection>>,
+    /// Checkpoint rounds completed (tests wait on it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    rounds: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -192,6 +195,7 @@ fn start_checkpointer(
     path: &Path,
     requests: std::sync::mpsc::Receiver<()>,
     writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
+    rounds: tokio::sync::watch::Sender<u64>,
 ) -> Result<()> {
     let conn = Connection::open_with_flags(
         path,
@@ -212,6 +216,7 @@ fn start_checkpointer(
                 let quiet = writer.blocking_lock();
                 checkpoint();
                 drop(quiet);
+                rounds.send_modify(|n| *n += 1);
             }
         })
         .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?;
@@ -325,12 +330,14 @@ impl SqliteStore {
             every_commits: commits_per_checkpoint,
             checkpoint,
         }));
-        start_checkpointer(path, requests, Arc::downgrade(&write))?;
+        let (rounds_done, rounds) = tokio::sync::watch::channel(0);
+        start_checkpointer(path, requests, Arc::downgrade(&write), rounds_done)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 write,
                 read: Mutex::new(vec![first_reader]),
+                rounds,
             }),
         })
     }

@@ -167,22 +167,19 @@ async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
     let db = dir.path().join("db.sqlite");
     let wal = dir.path().join("db.sqlite-wal");
     let before = std::fs::metadata(&db).unwrap().len();
+    let mut rounds = engine(&store).inner.rounds.clone();
     // Automatic checkpoints are off on the writer: these commits stay in the
     // WAL until the checkpointer thread, asked every N commits, runs.
     commit_jobs(&store, 0, 2 * every).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut after = before;
-    while after <= before && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        after = std::fs::metadata(&db).unwrap().len();
-    }
+    next_round(&mut rounds).await;
+    let after = std::fs::metadata(&db).unwrap().len();
     assert!(
         after > before,
         "the database file grew from {before} bytes: pages were checkpointed"
     );
     // The WAL starts over after each round instead of growing with every
-    // commit: 300 commits of ~50 pages leave a file of a few rounds' size
-    // (the checkpointer lags behind this loop), not the 60 MB they wrote.
+    // commit: 300 commits of ~50 pages, waiting for a round after every
+    // ten, leave a file of a few rounds' size, not the 60 MB they wrote.
     let value = "x".repeat(200 * 1024);
     for i in 0..300 {
         engine(&store)
@@ -195,12 +192,24 @@ async fn the_checkpointer_folds_the_wal_into_the_database_and_restarts_it() {
             })
             .await
             .unwrap();
+        if (i + 1) % every == 0 {
+            next_round(&mut rounds).await;
+        }
     }
     let size = std::fs::metadata(&wal).unwrap().len();
     assert!(
         size < 30 * 1024 * 1024,
         "the WAL is {size} bytes after 300 commits of 200 KiB: it never started over"
     );
+}
+
+/// Waits until the checkpointer completes a round it had not completed
+/// when last asked.
+async fn next_round(rounds: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::time::timeout(std::time::Duration::from_secs(60), rounds.changed())
+        .await
+        .expect("no checkpoint round within 60 s")
+        .unwrap();
 }
 
 #[cfg(unix)]
