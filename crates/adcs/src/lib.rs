@@ -32,4 +32,4 @@ pub use enrollment::{Enrolled, Enrollment, PRIVACY_HINT, PROBE_REQUEST_ID};
 pub use error::Error;
 pub use msrpc::keytab::Keytab;
 pub use msrpc::{AuthLevel, AuthMethod};
-pub use target::{AdcsTarget, CertreqTarget, LdapTarget, Transport};
+pub use target::{AdcsTarget, CertreqTarget, LdapBind, LdapTarget, Transport};

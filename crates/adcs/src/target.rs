@@ -149,8 +149,23 @@ pub struct LdapTarget {
     pub configuration_dn: Option<String>,
     /// Name for the simple bind, if given (else derived from the username).
     pub bind_name: Option<String>,
+    /// How to bind: simple (password, over TLS) or Kerberos (SASL GSSAPI).
+    pub bind: LdapBind,
+    /// Kerberos SPN of the domain controller (default `ldap/<host of url>`).
+    pub spn: Option<String>,
     /// Budget of the connection and of each operation.
     pub timeout: Duration,
+}
+
+/// How `adcs check` binds to the domain controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapBind {
+    /// Simple bind with the service account's password, over LDAPS or
+    /// StartTLS.
+    Simple,
+    /// SASL GSSAPI with certeasy's Kerberos client (RFC 4752); on plain
+    /// `ldap://` the session is sealed (SASL confidentiality layer).
+    Kerberos,
 }
 
 /// A CA reached through `certreq.exe` (the fallback).

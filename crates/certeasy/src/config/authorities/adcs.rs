@@ -313,7 +313,14 @@ impl Checker<'_> {
             }
         }
         let ldap = match &cfg.ldap {
-            Some(l) => match self.check_adcs_ldap(&format!("{ck}.ldap"), l) {
+            Some(l) => match self.check_adcs_ldap(
+                &format!("{ck}.ldap"),
+                l,
+                super::ldap::LdapAuth {
+                    kerberos: a.method != AdcsAuthMethod::Ntlm,
+                    password: a.password_file.is_some() || a.password_env.is_some(),
+                },
+            ) {
                 Some(v) => Some(v),
                 None => {
                     ok = false;
