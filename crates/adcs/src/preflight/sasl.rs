@@ -318,17 +318,22 @@ pub struct Established {
     pub layer: u8,
 }
 
-/// Turns a Kerberos error into a line and a fix, with the LDAP SPN in mind.
+/// Turns a Kerberos error into a line and a fix, with the LDAP SPN in mind
+/// (msrpc's hints speak of the CA's SPN; here the service is the DC).
 pub fn kerberos_failure(e: &AuthError, spn: &str) -> BindFailure {
     let text = e.to_string();
+    let said = text
+        .split_once("(KDC said: ")
+        .map(|(_, r)| r.trim_end_matches(')').to_string());
     let lower = text.to_ascii_lowercase();
     let fix = if lower.contains("server not found in kerberos database") {
-        format!("the KDC knows no service principal {spn}: write the domain controller's DNS name in ldap.url (its SPNs are ldap/<dc FQDN>; see setspn -L <dc>), or set ldap.spn")
-    } else if lower.contains("no authenticating authority")
-        || lower.contains("needs a reachable kdc")
-        || lower.contains("kdc ")
+        format!("the KDC knows no service principal {spn}: write the domain controller's DNS name in ldap.url (a DC registers ldap/<its FQDN>; setspn -L <dc>), or set ldap.spn")
+    } else if lower.contains("kdc is unreachable") || lower.contains("needs a reachable kdc") {
+        "the KDC did not answer: check auth.kdc (tcp://dc01.corp.example:88) or the realm's _kerberos._tcp SRV records, and that TCP port 88 is reachable".into()
+    } else if lower.contains("the ticket isn't for us")
+        || lower.contains("integrity check on decrypted field failed")
     {
-        "the KDC did not answer: check auth.kdc (tcp://dc01.corp.example:88) or the _kerberos._tcp SRV records of the realm, and that port 88 is reachable".into()
+        format!("the domain controller could not use the ticket for {spn}: check ldap.spn names this DC")
     } else {
         msrpc::auth::kerberos_hint(&text)
             .map(str::to_string)
@@ -336,7 +341,11 @@ pub fn kerberos_failure(e: &AuthError, spn: &str) -> BindFailure {
                 "check auth.realm, auth.username and the keytab or password of the authority".into()
             })
     };
-    fail(format!("Kerberos for {spn} failed: {text}"), fix)
+    let what = match said {
+        Some(kdc) => format!("Kerberos ticket for {spn} refused by the KDC: {kdc}"),
+        None => format!("Kerberos for {spn} failed: {text}"),
+    };
+    fail(what, fix)
 }
 
 async fn send<S: AsyncWrite + Unpin>(s: &mut S, b: &[u8]) -> Result<(), BindFailure> {
@@ -458,6 +467,11 @@ pub async fn bind<S: AsyncRead + AsyncWrite + Unpin>(
     })?;
     let (offered, server_max) = parse_offer(&plain)
         .map_err(|e| fail(e, "report this with the domain controller's version"))?;
+    tracing::debug!(
+        offered = %layer_names(offered),
+        server_max,
+        "LDAP SASL GSSAPI: security layers offered"
+    );
     let layer = choose_layer(offered, over_tls).ok_or_else(|| {
         fail(
             format!(
@@ -627,6 +641,24 @@ mod tests {
             [0x30, 0x81, 0x02, 0x05, 0x00]
         );
         assert_eq!(sasl_frame(b"ab").unwrap(), [0, 0, 0, 2, b'a', b'b']);
+    }
+
+    #[test]
+    fn kerberos_failures_name_the_ldap_spn_and_the_fix() {
+        let e = AuthError::Kerberos("the KDC has no service principal for the CA's SPN: check auth.spn (KDC said: Server not found in Kerberos database)".into());
+        let f = kerberos_failure(&e, "ldap/dc9.corp.test");
+        assert_eq!(
+            f.what,
+            "Kerberos ticket for ldap/dc9.corp.test refused by the KDC: Server not found in Kerberos database"
+        );
+        assert!(f.fix.contains("ldap.spn"), "{}", f.fix);
+        assert!(!f.fix.contains("CA"), "{}", f.fix);
+        let e = AuthError::Kerberos(
+            "the KDC is unreachable: connection refused; check auth.kdc".into(),
+        );
+        assert!(kerberos_failure(&e, "ldap/x")
+            .fix
+            .contains("_kerberos._tcp"));
     }
 
     #[test]
