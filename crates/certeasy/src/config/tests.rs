@@ -1337,3 +1337,123 @@ fn adcs_enrollment_interface_is_parsed() {
     let (path, _, msg) = refuse(&bad);
     assert!(path.contains("enrollment-interface"), "{path}: {msg}");
 }
+
+/// The `ldap` section of a Kerberos authority (`auth` given whole).
+fn kerberos_ldap(auth: &str, ldap: &str) -> String {
+    with_kerberos_auth(&format!("{auth}      ldap:\n{ldap}"))
+}
+
+#[test]
+fn adcs_ldap_bind_defaults_follow_auth_and_url() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let kt = keytab_file(dir.path());
+    let keytab_auth = format!(
+        "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n",
+        kt.display()
+    );
+    let password_auth = "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        password-env: CERTEASY_TEST_ADCS_PW\n        kdc: tcp://127.0.0.2:88\n";
+    let ldap_of = |text: &str| {
+        let c = load(text).unwrap_or_else(|e| panic!("{e}"));
+        let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+            panic!("not adcs")
+        };
+        s.ldap.clone().expect("ldap settings")
+    };
+    // Keytab only, plain ldap://: Kerberos, SPN derived later from the URL.
+    let l = ldap_of(&kerberos_ldap(
+        &keytab_auth,
+        "        url: ldap://dc01.corp.example:389\n",
+    ));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Kerberos);
+    assert_eq!(l.spn, None);
+    assert_eq!(
+        certeasy_adcs::preflight::ldap::ldap_spn(&l),
+        "ldap/dc01.corp.example"
+    );
+    // A password and LDAPS: the simple bind stays the default.
+    let l = ldap_of(&kerberos_ldap(
+        password_auth,
+        "        url: ldaps://dc01.corp.example:636\n",
+    ));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Simple);
+    // A password and plain ldap://: Kerberos (the simple bind would be refused).
+    let l = ldap_of(&kerberos_ldap(
+        password_auth,
+        "        url: ldap://127.0.0.2\n        spn: ldap/dc1.corp.test\n",
+    ));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Kerberos);
+    assert_eq!(
+        certeasy_adcs::preflight::ldap::ldap_spn(&l),
+        "ldap/dc1.corp.test"
+    );
+    // NTLM: simple, and an explicit kerberos bind is refused.
+    let l = ldap_of(&with_adcs("      ldap:\n        url: ldaps://dc01\n"));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Simple);
+}
+
+#[test]
+fn adcs_ldap_kerberos_bind_bad_combinations_are_refused_with_their_key() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let kt = keytab_file(dir.path());
+    let keytab_auth = format!(
+        "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n",
+        kt.display()
+    );
+    let cases = [
+        (
+            kerberos_ldap(&keytab_auth, "        url: ldaps://dc01:636\n"),
+            "ldap.url",
+            "plain ldap://HOST:389",
+        ),
+        (
+            kerberos_ldap(
+                &keytab_auth,
+                "        url: ldap://dc01\n        start-tls: true\n",
+            ),
+            "ldap.url",
+            "without start-tls",
+        ),
+        (
+            kerberos_ldap(
+                &keytab_auth,
+                "        url: ldap://dc01\n        bind-name: alice@corp.test\n",
+            ),
+            "ldap.bind-name",
+            "simple binds only",
+        ),
+        (
+            kerberos_ldap(
+                &keytab_auth,
+                "        url: ldap://dc01\n        spn: dc01\n",
+            ),
+            "ldap.spn",
+            "not an SPN",
+        ),
+        (
+            with_adcs("      ldap:\n        url: ldap://dc01\n        bind: kerberos\n"),
+            "ldap.bind",
+            "kerberos or negotiate",
+        ),
+        (
+            with_adcs("      ldap:\n        url: ldaps://dc01\n        spn: ldap/dc01\n"),
+            "ldap.spn",
+            "Kerberos bind only",
+        ),
+        (
+            with_adcs("      ldap:\n        url: ldaps://dc01\n        bind: sasl\n"),
+            "ldap",
+            "unknown variant",
+        ),
+    ];
+    for (text, key, needle) in cases {
+        let (path, line, msg) = refuse(&text);
+        assert!(
+            path.starts_with(&format!("authorities[1].configuration.{key}")),
+            "{key}: {path}: {msg}"
+        );
+        assert!(line.is_some(), "{key}: a line number");
+        assert!(msg.contains(needle), "{key}: {msg}");
+    }
+}
