@@ -23,6 +23,7 @@ pub mod admin;
 pub mod certreq;
 pub mod enrollment;
 mod error;
+pub mod kdc;
 pub mod pool;
 pub mod preflight;
 mod target;

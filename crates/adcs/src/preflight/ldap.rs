@@ -318,7 +318,7 @@ async fn connect_kerberos(s: &AdcsTarget, l: &LdapTarget) -> (Option<Ldap>, Stri
             ),
         );
     };
-    let ctx = match msrpc::auth::ClientContext::new_gss_api(&auth, None) {
+    let ctx = match msrpc::auth::ClientContext::new_gss_api(&auth, s.kdc_transport()) {
         Ok(c) => c,
         Err(e) => {
             let f = sasl::kerberos_failure(&e, &spn);

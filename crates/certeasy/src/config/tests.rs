@@ -509,7 +509,7 @@ fn adcs_missing_password_env_is_reported() {
 }
 
 #[test]
-fn adcs_named_pipes_and_kerberos_without_kdc_are_refused() {
+fn adcs_named_pipes_are_refused_and_kerberos_without_kdc_discovers_it() {
     std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
     let text = with_adcs("").replace(
         "      certificate-template:",
@@ -517,10 +517,24 @@ fn adcs_named_pipes_and_kerberos_without_kdc_are_refused() {
     );
     let (path, _, _) = refuse(&text);
     assert_eq!(path, "authorities[1].configuration.transport");
-    let text = with_adcs("").replace("method: ntlm", "method: kerberos");
-    let (path, _, msg) = refuse(&text);
-    assert_eq!(path, "authorities[1].configuration.auth.kdc");
-    assert!(msg.contains("negotiate"), "{msg}");
+    // Without kdc the KDC is found by DNS SRV: accepted, given a realm.
+    let text = with_adcs("")
+        .replace("method: ntlm", "method: kerberos")
+        .replace(
+            "domain: CORP\n",
+            "domain: CORP\n        realm: CORP.EXAMPLE\n",
+        );
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    assert_eq!(s.kdc, None);
+    assert!(s.discovers_kdc());
+    assert_eq!(
+        s.client_auth().kdc.as_deref(),
+        Some("tcp://_kerberos._tcp.corp.example")
+    );
+    assert!(s.client_options().kdc.is_some(), "the SRV transport");
 }
 
 #[test]

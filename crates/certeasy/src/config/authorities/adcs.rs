@@ -107,7 +107,8 @@ struct AdcsAuth {
     /// case when it is a DNS name).
     #[serde(default)]
     realm: Option<String>,
-    /// Kerberos: KDC URL, e.g. `tcp://dc01.corp.example:88`.
+    /// Kerberos: KDC URL, e.g. `tcp://dc01.corp.example:88` (default: found
+    /// by DNS SRV, `_kerberos._tcp.<realm in lower case>`).
     #[serde(default)]
     kdc: Option<String>,
     /// Kerberos: service principal of the CA (default `host/<host>`).
@@ -248,13 +249,6 @@ impl Checker<'_> {
             }
             None => None,
         };
-        if a.method == AdcsAuthMethod::Kerberos && a.kdc.is_none() {
-            ok = false;
-            self.issue(
-                format!("{ck}.auth.kdc"),
-                "method kerberos needs kdc, e.g. tcp://dc01.corp.example:88 (or use negotiate)",
-            );
-        }
         let realm = a.realm.clone().or_else(|| {
             a.domain
                 .contains('.')
