@@ -8,8 +8,10 @@
 #    -p msrpc --test kerberos_lab): password and keytab, packet privacy, and
 #    the messages for a wrong password, an unknown SPN, an unknown user and
 #    a KDC that does not answer; Kerberos over DCOM against lab-adcs (cargo
-#    test -p lab-adcs --test dcom kerberos); the host-footprint test with
-#    Kerberos (no child process, no ticket cache file).
+#    test -p lab-adcs --test dcom kerberos); KDC discovery by DNS SRV at
+#    Samba's DNS (cargo test -p certeasy-adcs --test kdc_srv); the
+#    host-footprint test with Kerberos (no child process, no ticket cache
+#    file).
 # 2. lab-adcs accepting Kerberos from the keytab of HOST/ca.corp.test beside
 #    NTLM (endpoint mapper on 127.0.0.1:135: run as root), `lab-adcs request`
 #    with Kerberos and with NTLM.
@@ -87,6 +89,14 @@ if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p lab-adcs --test dc
   pass "Kerberos over DCOM: activation and the admin call at packet privacy against lab-adcs with the CA's keys"
 else
   fail "Kerberos over DCOM (cargo test -p lab-adcs --test dcom kerberos)" "$WORK/dcom.log"
+fi
+
+say "cargo test -p certeasy-adcs --test kdc_srv"
+if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p certeasy-adcs --test kdc_srv) >"$WORK/kdc-srv.log" 2>&1 &&
+   grep -q 'test result: ok. 6 passed' "$WORK/kdc-srv.log"; then
+  pass "KDC discovery by DNS SRV: _kerberos._tcp.corp.test at Samba's DNS, and a Kerberos LDAP bind through the KDC found that way"
+else
+  fail "KDC discovery by DNS SRV (cargo test -p certeasy-adcs --test kdc_srv)" "$WORK/kdc-srv.log"
 fi
 
 say "cargo test -p certeasy --test footprint (Kerberos)"
