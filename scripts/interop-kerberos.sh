@@ -361,6 +361,40 @@ adcs_check "$WORK/check-krb-subject.log" krbsubject SubjectFromAD
 check "adcs check, Kerberos bind: subject built from AD still reported with its fix" '^✗ .*SubjectFromAD.*ENROLLEE_SUPPLIES_SUBJECT.*fix:' "$WORK/check-krb-subject.log"
 adcs_check "$WORK/check-krb-any.log" krbany AnyPurpose
 check "adcs check, Kerberos bind: any-purpose EKU still reported with its fix" '^✗ .*"AnyPurpose" EKU: Any Purpose.*ESC2.*fix:' "$WORK/check-krb-any.log"
+# Sealed for real: the same check through a recording TCP relay; the bytes
+# on the wire carry no attribute name or value of the searches.
+RELAY_PORT="$(free_port)"
+python3 - "$RELAY_PORT" "$WORK/ldap-wire.bin" <<'PY' &
+import socket, sys, threading
+out, lock = open(sys.argv[2], 'wb'), threading.Lock()
+def pipe(a, b):
+    try:
+        while (d := a.recv(65536)):
+            with lock:
+                out.write(d); out.flush()
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        try: b.shutdown(socket.SHUT_WR)
+        except OSError: pass
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('127.0.0.1', int(sys.argv[1]))); l.listen(5)
+while True:
+    c, _ = l.accept(); s = socket.create_connection(('127.0.0.2', 389))
+    for x, y in ((c, s), (s, c)): threading.Thread(target=pipe, args=(x, y), daemon=True).start()
+PY
+PIDS+=($!)
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$RELAY_PORT") 2>/dev/null && break; sleep 0.1; done
+LDAP_SECTION="        url: ldap://127.0.0.1:$RELAY_PORT
+        spn: ldap/dc1.corp.test"
+adcs_check "$WORK/check-krb-relay.log" krbrelay WebServer
+if grep -q '^✓ .*may enroll on template "WebServer"' "$WORK/check-krb-relay.log" && [[ -s "$WORK/ldap-wire.bin" ]] &&
+   ! grep -aqE 'WebServer|configurationNamingContext|pKICertificateTemplate|tokenGroups' "$WORK/ldap-wire.bin"; then
+  pass "adcs check, Kerberos bind: the LDAP traffic is sealed (no search term in clear on the wire)"
+else
+  fail "adcs check, Kerberos bind: sealed traffic (searches visible on the wire or check failed)" "$WORK/check-krb-relay.log"
+fi
 LDAP_SECTION="        url: ldap://127.0.0.2:389
         spn: ldap/dc9.corp.test"
 adcs_check "$WORK/check-krb-spn.log" krbspn WebServer

@@ -506,7 +506,7 @@ impl ClientContext {
     /// framed as in RFC 2743 §3.1, not SPNEGO, not DCE style) for SASL
     /// GSSAPI (RFC 4752), e.g. an LDAP bind: mutual authentication with
     /// integrity and confidentiality, so that the established context can
-    /// wrap and unwrap through [`into_gss_wrap`](Self::into_gss_wrap).
+    /// wrap and unwrap through `msrpc::gss::GssWrap::new`.
     /// `auth.spn` names the service (`ldap/dc01.corp.example`).
     pub fn new_gss_api(
         auth: &ClientAuth,
@@ -540,15 +540,14 @@ impl ClientContext {
         })
     }
 
-    /// Turns an established GSS-API context (from
-    /// [`new_gss_api`](Self::new_gss_api)) into its wrap/unwrap half.
-    pub fn into_gss_wrap(self) -> Result<crate::gss::GssWrap, AuthError> {
+    /// The established sspi context (for `msrpc::gss::GssWrap::new`).
+    pub(crate) fn into_established(self) -> Result<Box<SspiContext>, AuthError> {
         if !self.complete {
             return Err(AuthError::InvalidToken(
                 "the security context is not established yet".into(),
             ));
         }
-        Ok(crate::gss::GssWrap::new(self.ctx))
+        Ok(self.ctx)
     }
 
     /// Processes the peer's token (None for the first call) and returns the next one.

@@ -14,7 +14,7 @@
 use sspi::credssp::SspiContext;
 use sspi::{EncryptionFlags, SecurityBufferRef, Sspi};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, ClientContext};
 
 /// Length of an RFC 4121 Wrap token header.
 pub const WRAP_HEADER_LEN: usize = 16;
@@ -107,8 +107,12 @@ pub fn incoming_to_sspi(token: &mut [u8]) -> Result<(), AuthError> {
 }
 
 impl GssWrap {
-    pub(crate) fn new(ctx: Box<SspiContext>) -> Self {
-        GssWrap { ctx }
+    /// The wrap/unwrap half of an established GSS-API context (from
+    /// [`ClientContext::new_gss_api`], stepped to completion).
+    pub fn new(ctx: ClientContext) -> Result<Self, AuthError> {
+        Ok(GssWrap {
+            ctx: ctx.into_established()?,
+        })
     }
 
     /// GSS_Wrap with confidentiality: one Wrap token (header, sealed data

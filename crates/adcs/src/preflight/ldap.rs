@@ -15,7 +15,7 @@ use std::time::Duration;
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchResult};
 
-use super::entry::{decode_entry, filter_escape_bytes, Entry};
+use super::entry::{decode_entry, filter_escape_bytes, rc_name, Entry};
 use super::sasl;
 use super::sd::{self, Dacl, Decision, Sid};
 use super::template::{self, names_list, Expectations, Template};
@@ -68,28 +68,6 @@ fn ad_bind_reason(text: &str) -> Option<&'static str> {
         "775" => "account locked out",
         _ => return None,
     })
-}
-
-/// LDAP result code names (RFC 4511) for messages.
-pub(super) fn rc_name(rc: u32) -> String {
-    let name = match rc {
-        0 => "success",
-        1 => "operationsError",
-        2 => "protocolError",
-        8 => "strongerAuthRequired",
-        10 => "referral",
-        13 => "confidentialityRequired",
-        32 => "noSuchObject",
-        34 => "invalidDNSyntax",
-        48 => "inappropriateAuthentication",
-        49 => "invalidCredentials",
-        50 => "insufficientAccessRights",
-        51 => "busy",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        _ => return format!("result code {rc}"),
-    };
-    format!("{name} ({rc})")
 }
 
 /// `CN=<template>,CN=Certificate Templates,CN=Public Key Services,CN=Services,<configuration>`.

@@ -402,7 +402,7 @@ fn refused(r: &BindResponse, step: &str) -> BindFailure {
     fail(
         format!(
             "SASL GSSAPI bind refused at {step}: {}{}",
-            super::ldap::rc_name(r.rc),
+            super::entry::rc_name(r.rc),
             if r.text.is_empty() {
                 String::new()
             } else {
@@ -457,7 +457,7 @@ pub async fn bind<S: AsyncRead + AsyncWrite + Unpin>(
     if resp.rc != 14 {
         return Err(refused(&resp, "the security-layer negotiation"));
     }
-    let mut wrap = ctx.into_gss_wrap().map_err(|e| kerberos_failure(&e, spn))?;
+    let mut wrap = GssWrap::new(ctx).map_err(|e| kerberos_failure(&e, spn))?;
     let offer = resp.server_creds.clone().unwrap_or_default();
     let plain = wrap.unwrap(&offer).map_err(|e| {
         fail(

@@ -1471,3 +1471,33 @@ fn adcs_ldap_kerberos_bind_bad_combinations_are_refused_with_their_key() {
         assert!(msg.contains(needle), "{key}: {msg}");
     }
 }
+
+#[test]
+fn adcs_pool_keys_have_defaults_and_bounds() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let c = load(&with_adcs("")).unwrap_or_else(|e| panic!("{e}"));
+    let a = c.authority("corp").unwrap();
+    assert_eq!(a.pool.size, 4);
+    assert_eq!(a.pool.idle_timeout, std::time::Duration::from_secs(60));
+    let text = with_adcs("").replace(
+        "      certificate-template:",
+        "      pool-size: 0\n      pool-idle-timeout: 5m\n      certificate-template:",
+    );
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let a = c.authority("corp").unwrap();
+    assert_eq!(a.pool.size, 0, "0: authenticate every request");
+    assert_eq!(a.pool.idle_timeout, std::time::Duration::from_secs(300));
+    let (path, line, msg) = refuse(&with_adcs("").replace(
+        "      certificate-template:",
+        "      pool-size: 65\n      certificate-template:",
+    ));
+    assert_eq!(path, "authorities[1].configuration.pool-size");
+    assert!(line.is_some());
+    assert!(msg.contains("at most 64"), "{msg}");
+    let (path, _, msg) = refuse(&with_adcs("").replace(
+        "      certificate-template:",
+        "      pool-idle-timeout: 0s\n      certificate-template:",
+    ));
+    assert_eq!(path, "authorities[1].configuration.pool-idle-timeout");
+    assert!(msg.contains("explicit zero"), "{msg}");
+}

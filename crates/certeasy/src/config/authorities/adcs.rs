@@ -64,6 +64,12 @@ pub(super) struct AdcsAuthority {
     /// Health probe interval.
     #[serde(default = "secs::<60>")]
     health_check_interval: ConfDuration,
+    /// Authenticated associations kept idle (0: authenticate every request).
+    #[serde(default = "default_pool_size")]
+    pool_size: u32,
+    /// How long an idle association is kept.
+    #[serde(default = "secs::<60>")]
+    pool_idle_timeout: ConfDuration,
     /// Domain controller that `certeasy adcs check` reads the template, the
     /// enrollment service and the service account's rights from.
     #[serde(default)]
@@ -114,6 +120,14 @@ struct AdcsAuth {
     /// Kerberos: service principal of the CA (default `host/<host>`).
     #[serde(default)]
     spn: Option<String>,
+}
+
+/// The largest `pool-size` accepted.
+const MAX_POOL_SIZE: usize = 64;
+
+fn default_pool_size() -> u32 {
+    // The library's default, as the documentation states it.
+    u32::try_from(certeasy_adcs::pool::POOL_SIZE).unwrap_or(4)
 }
 
 /// ADCS authentication mechanisms.
@@ -323,6 +337,17 @@ impl Checker<'_> {
             },
             None => None,
         };
+        let pool_size = match usize::try_from(cfg.pool_size) {
+            Ok(n) if n <= MAX_POOL_SIZE => n,
+            _ => {
+                ok = false;
+                self.issue(
+                    format!("{ck}.pool-size"),
+                    format!("{} is too many idle associations; at most {MAX_POOL_SIZE} (default 4; 0 authenticates every request)", cfg.pool_size),
+                );
+                0
+            }
+        };
         if !ok {
             return None;
         }
@@ -330,6 +355,10 @@ impl Checker<'_> {
             name: name.to_string(),
             max_validity: adcs_max_validity(cfg.max_validity),
             health_check_interval: cfg.health_check_interval.get(),
+            pool: certeasy_adcs::pool::PoolSettings {
+                size: pool_size,
+                idle_timeout: cfg.pool_idle_timeout.get(),
+            },
             kind: AuthorityKind::Adcs(Box::new(AdcsTarget {
                 host,
                 ca,
