@@ -404,6 +404,16 @@ LDAP_SECTION="        url: ldap://127.0.0.2:389
         spn: ldap/dc1.corp.test"
 adcs_check "$WORK/check-krb-realm.log" krbrealm WebServer
 check "adcs check, Kerberos bind: wrong realm named with its fix" '^✗ .*LDAP ldap://127.0.0.2:389: Kerberos for ldap/dc1.corp.test failed: .*no AES key for alice@CORP.WRONG.*fix: check auth.realm' "$WORK/check-krb-realm.log"
+# Without auth.kdc the KDC is looked up by DNS SRV through this host's
+# resolver, which does not serve corp.test: the line says what to set (the
+# lookup itself against Samba's DNS is section 1's kdc_srv test).
+LDAP_AUTH="        method: kerberos
+        realm: CORP.TEST
+        username: alice
+        keytab: $WORK/alice.keytab
+        spn: HOST/ca.corp.test"
+adcs_check "$WORK/check-krb-nokdc.log" krbnokdc WebServer
+check "adcs check, Kerberos bind without auth.kdc: no SRV record found, set auth.kdc" '^✗ .*LDAP ldap://127.0.0.2:389: Kerberos for ldap/dc1.corp.test: no KDC for realm CORP.TEST.*_kerberos._tcp.corp.test.*fix: set auth.kdc' "$WORK/check-krb-nokdc.log"
 unset LDAP_AUTH LDAP_SECTION
 
 # ---------------------------------------------------------------- 4. Certipy -k

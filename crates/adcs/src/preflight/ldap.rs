@@ -284,6 +284,18 @@ async fn connect_kerberos(s: &AdcsTarget, l: &LdapTarget) -> (Option<Ldap>, Stri
     let spn = ldap_spn(l);
     let mut auth = s.client_auth();
     auth.spn = Some(spn.clone());
+    // Without auth.kdc the KDC is found by DNS SRV (also for negotiate,
+    // whose RPC side would rather fall back to NTLM than look for a KDC).
+    let mut transport = s.kdc_transport();
+    if auth.kdc.is_none() {
+        if let Some(realm) = s.realm.as_deref() {
+            auth.kdc = Some(crate::kdc::discovery_url(realm));
+            transport = Some(std::sync::Arc::new(crate::kdc::SrvKdc::new(
+                realm,
+                crate::kdc::Nameservers::System,
+            )));
+        }
+    }
     let who = format!("{}@{}", auth.credentials.username, auth.credentials.domain);
     let reach_fix = "check ldap.url (the domain controller's name, port 389) and that a firewall lets this host reach it";
     let Some((addr, _)) = ldap_host_port(&l.url) else {
@@ -296,7 +308,7 @@ async fn connect_kerberos(s: &AdcsTarget, l: &LdapTarget) -> (Option<Ldap>, Stri
             ),
         );
     };
-    let ctx = match msrpc::auth::ClientContext::new_gss_api(&auth, s.kdc_transport()) {
+    let ctx = match msrpc::auth::ClientContext::new_gss_api(&auth, transport) {
         Ok(c) => c,
         Err(e) => {
             let f = sasl::kerberos_failure(&e, &spn);

@@ -30,6 +30,8 @@ pub const MAX_RECEIVE: u32 = 4 << 20;
 const MAX_BIND_MESSAGE: usize = 64 << 10;
 /// The largest plain LDAP PDU forwarded to the server.
 const MAX_REQUEST_PDU: usize = 1 << 20;
+/// Octets a sealed Wrap token adds to its data (AES: 16 + 16 + 16 + 12).
+const WRAP_OVERHEAD: usize = 60;
 
 /// Why a SASL bind failed: the line text and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +343,18 @@ pub fn kerberos_failure(e: &AuthError, spn: &str) -> BindFailure {
                 "check auth.realm, auth.username and the keytab or password of the authority".into()
             })
     };
+    if let Some(i) = text.find("no KDC for realm") {
+        // KDC discovery by DNS SRV failed: its own words, without msrpc's
+        // generic "check auth.kdc and port 88" tail.
+        let t = text[i..]
+            .split("; check auth.kdc and that TCP port 88")
+            .next()
+            .unwrap_or(&text[i..]);
+        return fail(
+            format!("Kerberos for {spn}: {t}"),
+            "set auth.kdc (tcp://<dc>:88), or make the realm's _kerberos._tcp SRV records resolvable through this host's DNS configuration (/etc/resolv.conf)",
+        );
+    }
     let what = match said {
         Some(kdc) => format!("Kerberos ticket for {spn} refused by the KDC: {kdc}"),
         None => format!("Kerberos for {spn} failed: {text}"),
@@ -513,8 +527,13 @@ where
     let wrap = std::sync::Arc::new(std::sync::Mutex::new(wrap));
     let (mut lr, mut lw) = tokio::io::split(local);
     let (mut rr, mut rw) = tokio::io::split(remote);
-    // Wrapped chunk size: the server's limit less the token overhead.
-    let chunk = (est.server_max as usize).saturating_sub(128).max(1024);
+    // Wrapped chunk size: the server's limit less the Wrap token's overhead
+    // (16-octet header, 16-octet confounder, encrypted header copy,
+    // 12-octet checksum); 0 means no limit.
+    let chunk = match est.server_max as usize {
+        0 => MAX_REQUEST_PDU,
+        m => m.saturating_sub(WRAP_OVERHEAD).max(1),
+    };
     let w = wrap.clone();
     tokio::spawn(async move {
         while let Ok(pdu) = read_message(&mut lr, MAX_REQUEST_PDU).await {
@@ -659,6 +678,14 @@ mod tests {
         assert!(kerberos_failure(&e, "ldap/x")
             .fix
             .contains("_kerberos._tcp"));
+    }
+
+    #[test]
+    fn a_failed_kdc_discovery_says_what_to_set() {
+        let e = AuthError::Kerberos("the KDC is unreachable: no KDC for realm CORP.TEST: no SRV record _kerberos._tcp.corp.test; set auth.kdc (tcp://dc01.corp.test:88) or publish _kerberos._tcp.corp.test SRV records in DNS; check auth.kdc and that TCP port 88 of the domain controller is open".into());
+        let f = kerberos_failure(&e, "ldap/dc1.corp.test");
+        assert_eq!(f.what, "Kerberos for ldap/dc1.corp.test: no KDC for realm CORP.TEST: no SRV record _kerberos._tcp.corp.test; set auth.kdc (tcp://dc01.corp.test:88) or publish _kerberos._tcp.corp.test SRV records in DNS");
+        assert!(f.fix.contains("set auth.kdc"), "{}", f.fix);
     }
 
     #[test]

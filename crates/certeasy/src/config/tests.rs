@@ -1451,6 +1451,12 @@ fn adcs_ldap_kerberos_bind_bad_combinations_are_refused_with_their_key() {
             "kerberos or negotiate",
         ),
         (
+            with_adcs("      ldap:\n        url: ldap://dc01\n        bind: kerberos\n")
+                .replace("method: ntlm", "method: negotiate"),
+            "ldap.bind",
+            "needs the realm",
+        ),
+        (
             with_adcs("      ldap:\n        url: ldaps://dc01\n        spn: ldap/dc01\n"),
             "ldap.spn",
             "Kerberos bind only",

@@ -327,6 +327,7 @@ impl Checker<'_> {
                 super::ldap::LdapAuth {
                     kerberos: a.method != AdcsAuthMethod::Ntlm,
                     password: a.password_file.is_some() || a.password_env.is_some(),
+                    realm: realm.is_some(),
                 },
             ) {
                 Some(v) => Some(v),

@@ -63,6 +63,8 @@ pub(super) struct LdapAuth {
     pub(super) kerberos: bool,
     /// A password is configured (not only a keytab).
     pub(super) password: bool,
+    /// A Kerberos realm is known (`auth.realm` or a DNS `auth.domain`).
+    pub(super) realm: bool,
 }
 
 impl Checker<'_> {
@@ -78,7 +80,7 @@ impl Checker<'_> {
         let bind = match l.bind {
             Some(AdcsLdapBind::Simple) => LdapBind::Simple,
             Some(AdcsLdapBind::Kerberos) => LdapBind::Kerberos,
-            None if auth.kerberos && (!auth.password || plain) => LdapBind::Kerberos,
+            None if auth.kerberos && auth.realm && (!auth.password || plain) => LdapBind::Kerberos,
             None => LdapBind::Simple,
         };
         if bind == LdapBind::Kerberos {
@@ -86,6 +88,13 @@ impl Checker<'_> {
                 self.issue(
                     format!("{key}.bind"),
                     "a Kerberos bind needs auth.method kerberos or negotiate (with auth.realm and a password or keytab); use bind: simple with NTLM",
+                );
+                return None;
+            }
+            if !auth.realm {
+                self.issue(
+                    format!("{key}.bind"),
+                    "a Kerberos bind needs the realm: set auth.realm (e.g. CORP.EXAMPLE), or write auth.domain as the DNS domain",
                 );
                 return None;
             }
