@@ -7,8 +7,11 @@
 # 1. msrpc's Kerberos client against Samba's own DCE/RPC server (cargo test
 #    -p msrpc --test kerberos_lab): password and keytab, packet privacy, and
 #    the messages for a wrong password, an unknown SPN, an unknown user and
-#    a KDC that does not answer; the host-footprint test with Kerberos (no
-#    child process, no ticket cache file).
+#    a KDC that does not answer; Kerberos over DCOM against lab-adcs (cargo
+#    test -p lab-adcs --test dcom kerberos); KDC discovery by DNS SRV at
+#    Samba's DNS (cargo test -p certeasy-adcs --test kdc_srv); the
+#    host-footprint test with Kerberos (no child process, no ticket cache
+#    file).
 # 2. lab-adcs accepting Kerberos from the keytab of HOST/ca.corp.test beside
 #    NTLM (endpoint mapper on 127.0.0.1:135: run as root), `lab-adcs request`
 #    with Kerberos and with NTLM.
@@ -21,6 +24,9 @@
 #    tokenGroups) and lab-adcs: all green for WebServer; a subject built
 #    from AD, a clientAuth EKU, an any-purpose EKU, an unpublished template
 #    and a template without Enroll for the account each reported with its fix.
+#    Then bound with Kerberos (SASL GSSAPI from alice's keytab, plain LDAP
+#    sealed): all green for WebServer, weak templates still reported, and the
+#    messages for an unknown LDAP SPN and a wrong realm.
 #
 # Needs the venvs of scripts/interop.sh (certbot) and
 # scripts/interop-certipy.sh (Certipy), which scripts/test.sh runs first.
@@ -75,6 +81,22 @@ if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p msrpc --test kerbe
   pass "msrpc Kerberos client against Samba RPC (password, keytab, negotiate, error messages)"
 else
   fail "msrpc Kerberos client against Samba RPC" "$WORK/cargo.log"
+fi
+
+say "cargo test -p lab-adcs --test dcom kerberos"
+if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p lab-adcs --test dcom kerberos) >"$WORK/dcom.log" 2>&1 &&
+   grep -q 'test result: ok. 1 passed' "$WORK/dcom.log"; then
+  pass "Kerberos over DCOM: activation and the admin call at packet privacy against lab-adcs with the CA's keys"
+else
+  fail "Kerberos over DCOM (cargo test -p lab-adcs --test dcom kerberos)" "$WORK/dcom.log"
+fi
+
+say "cargo test -p certeasy-adcs --test kdc_srv"
+if (cd "$ROOT" && LAB_DOMAIN_DIR="$LAB" cargo test --quiet -p certeasy-adcs --test kdc_srv) >"$WORK/kdc-srv.log" 2>&1 &&
+   grep -q 'test result: ok. 6 passed' "$WORK/kdc-srv.log"; then
+  pass "KDC discovery by DNS SRV: _kerberos._tcp.corp.test at Samba's DNS, and a Kerberos LDAP bind through the KDC found that way"
+else
+  fail "KDC discovery by DNS SRV (cargo test -p certeasy-adcs --test kdc_srv)" "$WORK/kdc-srv.log"
 fi
 
 say "cargo test -p certeasy --test footprint (Kerberos)"
@@ -246,8 +268,20 @@ fi
 # AD schema objects (pKICertificateTemplate, pKIEnrollmentService), LDAPS
 # with the DC's certificate verified, tokenGroups from the directory; the
 # RPC part against lab-adcs with Kerberos. One configuration per template.
+# LDAP_AUTH/LDAP_SECTION: the auth and ldap blocks (default: a password,
+# LDAPS with a simple bind; the Kerberos-bind cases below replace both).
+LDAP_AUTH_SIMPLE="        method: kerberos
+        realm: CORP.TEST
+        username: alice
+        password-file: \"$WORK/alice.pw\"
+        kdc: $KDC
+        spn: HOST/ca.corp.test"
+LDAP_SECTION_SIMPLE="        url: ldaps://127.0.0.2:636
+        ca-file: \"$LAB/ldap-ca.pem\"
+        bind-name: alice@corp.test"
 adcs_check() { # out, authority name, template
   local d="$WORK/check-$2"; mkdir -p "$d"
+  local auth="${LDAP_AUTH:-$LDAP_AUTH_SIMPLE}" ldap="${LDAP_SECTION:-$LDAP_SECTION_SIMPLE}"
   cat > "$d/certeasy.yml" <<EOF
 workdir: "$d/work"
 server:
@@ -278,16 +312,9 @@ authorities:
       certificate-template: $3
       request-timeout: 10s
       auth:
-        method: kerberos
-        realm: CORP.TEST
-        username: alice
-        password-file: "$WORK/alice.pw"
-        kdc: $KDC
-        spn: HOST/ca.corp.test
+$auth
       ldap:
-        url: ldaps://127.0.0.2:636
-        ca-file: "$LAB/ldap-ca.pem"
-        bind-name: alice@corp.test
+$ldap
 issuance-policies:
   - name: corp
     dns:
@@ -313,6 +340,81 @@ adcs_check "$WORK/check-unpub.log" unpub NotPublished
 check "adcs check: unpublished template is reported with its fix" '^✗ .*"NotPublished" is not published on CA "LAB-CA".*fix:' "$WORK/check-unpub.log"
 adcs_check "$WORK/check-noenroll.log" noenroll NoEnroll
 check "adcs check: template without Enroll for the account is reported with its fix" '^✗ .*no Enroll permission on template "NoEnroll".*fix:' "$WORK/check-noenroll.log"
+
+# The same checks bound with Kerberos instead of a password: SASL GSSAPI on
+# plain ldap://…:389 with the session sealed (RFC 4752 confidentiality
+# layer), alice authenticating from her keytab only (no password at all).
+cp "$LAB/alice.keytab" "$WORK/alice.keytab"
+LDAP_AUTH="        method: kerberos
+        realm: CORP.TEST
+        username: alice
+        keytab: $WORK/alice.keytab
+        kdc: $KDC
+        spn: HOST/ca.corp.test"
+LDAP_SECTION="        url: ldap://127.0.0.2:389
+        spn: ldap/dc1.corp.test"
+adcs_check "$WORK/check-krb-good.log" krbgood WebServer
+check "adcs check, Kerberos bind: bound with SASL GSSAPI from a keytab, session sealed" '^✓ .*LDAP ldap://127.0.0.2:389: bound with Kerberos \(SASL GSSAPI, ldap/dc1.corp.test\) as alice@CORP.TEST, session signed and sealed' "$WORK/check-krb-good.log"
+check "adcs check, Kerberos bind: Enroll for alice on WebServer read over the sealed session" '^✓ .*may enroll on template "WebServer"' "$WORK/check-krb-good.log"
+if grep -q '^✗' "$WORK/check-krb-good.log"; then fail "adcs check, Kerberos bind: WebServer has a failing line" "$WORK/check-krb-good.log"; else pass "adcs check, Kerberos bind: every line green for WebServer"; fi
+adcs_check "$WORK/check-krb-subject.log" krbsubject SubjectFromAD
+check "adcs check, Kerberos bind: subject built from AD still reported with its fix" '^✗ .*SubjectFromAD.*ENROLLEE_SUPPLIES_SUBJECT.*fix:' "$WORK/check-krb-subject.log"
+adcs_check "$WORK/check-krb-any.log" krbany AnyPurpose
+check "adcs check, Kerberos bind: any-purpose EKU still reported with its fix" '^✗ .*"AnyPurpose" EKU: Any Purpose.*ESC2.*fix:' "$WORK/check-krb-any.log"
+# Sealed for real: the same check through a recording TCP relay; the bytes
+# on the wire carry no attribute name or value of the searches.
+RELAY_PORT="$(free_port)"
+python3 - "$RELAY_PORT" "$WORK/ldap-wire.bin" <<'PY' &
+import socket, sys, threading
+out, lock = open(sys.argv[2], 'wb'), threading.Lock()
+def pipe(a, b):
+    try:
+        while (d := a.recv(65536)):
+            with lock:
+                out.write(d); out.flush()
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        try: b.shutdown(socket.SHUT_WR)
+        except OSError: pass
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('127.0.0.1', int(sys.argv[1]))); l.listen(5)
+while True:
+    c, _ = l.accept(); s = socket.create_connection(('127.0.0.2', 389))
+    for x, y in ((c, s), (s, c)): threading.Thread(target=pipe, args=(x, y), daemon=True).start()
+PY
+PIDS+=($!)
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$RELAY_PORT") 2>/dev/null && break; sleep 0.1; done
+LDAP_SECTION="        url: ldap://127.0.0.1:$RELAY_PORT
+        spn: ldap/dc1.corp.test"
+adcs_check "$WORK/check-krb-relay.log" krbrelay WebServer
+if grep -q '^✓ .*may enroll on template "WebServer"' "$WORK/check-krb-relay.log" && [[ -s "$WORK/ldap-wire.bin" ]] &&
+   ! grep -aqE 'WebServer|configurationNamingContext|pKICertificateTemplate|tokenGroups' "$WORK/ldap-wire.bin"; then
+  pass "adcs check, Kerberos bind: the LDAP traffic is sealed (no search term in clear on the wire)"
+else
+  fail "adcs check, Kerberos bind: sealed traffic (searches visible on the wire or check failed)" "$WORK/check-krb-relay.log"
+fi
+LDAP_SECTION="        url: ldap://127.0.0.2:389
+        spn: ldap/dc9.corp.test"
+adcs_check "$WORK/check-krb-spn.log" krbspn WebServer
+check "adcs check, Kerberos bind: unknown LDAP SPN named with its fix (ldap.spn)" '^✗ .*Kerberos ticket for ldap/dc9.corp.test refused by the KDC: server not found in Kerberos database.*fix: the KDC knows no service principal ldap/dc9.corp.test.*ldap.spn' "$WORK/check-krb-spn.log"
+LDAP_AUTH="${LDAP_AUTH/realm: CORP.TEST/realm: CORP.WRONG}"
+LDAP_SECTION="        url: ldap://127.0.0.2:389
+        spn: ldap/dc1.corp.test"
+adcs_check "$WORK/check-krb-realm.log" krbrealm WebServer
+check "adcs check, Kerberos bind: wrong realm named with its fix" '^✗ .*LDAP ldap://127.0.0.2:389: Kerberos for ldap/dc1.corp.test failed: .*no AES key for alice@CORP.WRONG.*fix: check auth.realm' "$WORK/check-krb-realm.log"
+# Without auth.kdc the KDC is looked up by DNS SRV through this host's
+# resolver, which does not serve corp.test: the line says what to set (the
+# lookup itself against Samba's DNS is section 1's kdc_srv test).
+LDAP_AUTH="        method: kerberos
+        realm: CORP.TEST
+        username: alice
+        keytab: $WORK/alice.keytab
+        spn: HOST/ca.corp.test"
+adcs_check "$WORK/check-krb-nokdc.log" krbnokdc WebServer
+check "adcs check, Kerberos bind without auth.kdc: no SRV record found, set auth.kdc" '^✗ .*LDAP ldap://127.0.0.2:389: Kerberos for ldap/dc1.corp.test: no KDC for realm CORP.TEST.*_kerberos._tcp.corp.test.*fix: set auth.kdc' "$WORK/check-krb-nokdc.log"
+unset LDAP_AUTH LDAP_SECTION
 
 # ---------------------------------------------------------------- 4. Certipy -k
 # Certipy (impacket) with a Kerberos ticket for alice from the lab KDC. Two

@@ -11,6 +11,7 @@
 #   alice / Passw0rd!   the enrolment user of examples/lab-adcs.yml
 #   lab-ca              service account of the lab CA (lab-adcs) with the SPNs
 #                       HOST/ca.corp.test and RPCSS/ca.corp.test, AES only
+#   DC1$                the DC, with the SPN ldap/dc1.corp.test (as on Windows)
 #   Administrator / Admin-Passw0rd!  domain admin (lab only)
 # Files (everything under DIR; nothing is written outside it):
 #   DIR/krb5.conf       realm CORP.TEST with its KDC at 127.0.0.2
@@ -251,6 +252,11 @@ start() {
     (( i == 300 )) && { say "samba did not come up; see $S/log"; exit 1; }
     sleep 0.2
   done
+  # The DC's LDAP SPN as a Windows DC registers it (Samba's provisioning
+  # leaves it out and its KDC does not map ldap/ to HOST/): the Kerberos
+  # bind of `adcs check` asks for a ticket for ldap/dc1.corp.test.
+  samba-tool spn list 'DC1$' -s "$CONF" 2>/dev/null | grep -qi "ldap/dc1.corp.test" ||
+    st spn add ldap/dc1.corp.test 'DC1$'
   # DNS record and keytabs: idempotent, done on every start (cheap).
   samba-tool dns query "$IP" "$DNSDOMAIN" ca A -U "Administrator%$ADMINPASS" -s "$CONF" >/dev/null 2>&1 ||
     samba-tool dns add "$IP" "$DNSDOMAIN" ca A 127.0.0.1 -U "Administrator%$ADMINPASS" -s "$CONF" >/dev/null

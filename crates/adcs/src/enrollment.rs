@@ -100,13 +100,19 @@ enum Op<'a> {
 }
 
 impl Enrollment {
-    /// Prepares the client side (no I/O).
+    /// Prepares the client side (no I/O), with the default pool.
     pub fn new(t: &AdcsTarget) -> Enrollment {
+        Enrollment::with_pool(t, crate::pool::PoolSettings::default())
+    }
+
+    /// Prepares the client side (no I/O) with a pool of `pool`'s size and
+    /// idle timeout.
+    pub fn with_pool(t: &AdcsTarget, pool: crate::pool::PoolSettings) -> Enrollment {
         Enrollment {
             t: t.clone(),
             auth: t.client_auth(),
             opts: t.client_options(),
-            pool: crate::pool::Pool::default(),
+            pool: crate::pool::Pool::new(pool),
             icpr_refused: std::sync::atomic::AtomicBool::new(false),
         }
     }

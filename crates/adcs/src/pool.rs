@@ -10,7 +10,8 @@
 //! association (the CA restarted, a firewall dropped the idle connection,
 //! the security context expired) is sent once more on a fresh, newly
 //! authenticated one. Concurrent requests never share an association: each
-//! holds its own for the length of one call.
+//! holds its own for the length of one call. Size and idle timeout are per
+//! authority ([`PoolSettings`]; defaults [`POOL_SIZE`], [`IDLE_TIMEOUT`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -31,26 +32,54 @@ const CONTEXT_FAULTS: [u32; 3] = [
     0x1c01_0002, // nca_s_unk_if (association reset on the server)
 ];
 
+/// Size and idle timeout of an authority's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Idle associations kept (0: none, every request authenticates).
+    pub size: usize,
+    /// How long an idle association is kept.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            size: POOL_SIZE,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
 /// The idle associations of one authority and how many were opened.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     idle: Mutex<Vec<(IcprClient, Instant)>>,
     opened: AtomicU64,
+    settings: PoolSettings,
 }
 
 impl Pool {
-    /// An idle association younger than [`IDLE_TIMEOUT`], if any (older
+    /// An empty pool with these settings.
+    pub(crate) fn new(settings: PoolSettings) -> Pool {
+        Pool {
+            settings,
+            ..Pool::default()
+        }
+    }
+
+    /// An idle association younger than the idle timeout, if any (older
     /// ones are dropped, closing their connections).
     pub(crate) fn take(&self) -> Option<IcprClient> {
+        let timeout = self.settings.idle_timeout;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        idle.retain(|(_, since)| since.elapsed() < timeout);
         idle.pop().map(|(c, _)| c)
     }
 
     /// Returns an association after a CA-level answer.
     pub(crate) fn put(&self, c: IcprClient) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < POOL_SIZE {
+        if idle.len() < self.settings.size {
             idle.push((c, Instant::now()));
         }
     }

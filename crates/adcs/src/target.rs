@@ -81,9 +81,29 @@ impl AdcsTarget {
                 .spn
                 .clone()
                 .or_else(|| Some(format!("host/{}", self.host))),
-            kdc: self.kdc.clone(),
+            kdc: self.kdc.clone().or_else(|| {
+                self.discovers_kdc()
+                    .then(|| crate::kdc::discovery_url(self.realm.as_deref().unwrap_or_default()))
+            }),
             keytab: self.keytab.clone(),
         }
+    }
+
+    /// True when the KDC is found by DNS SRV: Kerberos with a realm and
+    /// no `auth.kdc`.
+    pub fn discovers_kdc(&self) -> bool {
+        self.method == AuthMethod::Kerberos && self.kdc.is_none() && self.realm.is_some()
+    }
+
+    /// The KDC transport of this authority: KDC discovery by DNS SRV through
+    /// the system's resolver configuration when [`discovers_kdc`](Self::discovers_kdc),
+    /// else None (msrpc then talks TCP to `auth.kdc`).
+    pub fn kdc_transport(&self) -> Option<std::sync::Arc<dyn msrpc::auth::KdcTransport>> {
+        let realm = self.realm.as_deref().filter(|_| self.discovers_kdc())?;
+        Some(std::sync::Arc::new(crate::kdc::SrvKdc::new(
+            realm,
+            crate::kdc::Nameservers::System,
+        )))
     }
 
     /// RPC options of every exchange with this CA: `request-timeout` for each phase.
@@ -95,6 +115,7 @@ impl AdcsTarget {
                 bind: d,
                 call: d,
             },
+            kdc: self.kdc_transport(),
             ..msrpc::ClientOptions::default()
         }
     }
@@ -149,8 +170,23 @@ pub struct LdapTarget {
     pub configuration_dn: Option<String>,
     /// Name for the simple bind, if given (else derived from the username).
     pub bind_name: Option<String>,
+    /// How to bind: simple (password, over TLS) or Kerberos (SASL GSSAPI).
+    pub bind: LdapBind,
+    /// Kerberos SPN of the domain controller (default `ldap/<host of url>`).
+    pub spn: Option<String>,
     /// Budget of the connection and of each operation.
     pub timeout: Duration,
+}
+
+/// How `adcs check` binds to the domain controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapBind {
+    /// Simple bind with the service account's password, over LDAPS or
+    /// StartTLS.
+    Simple,
+    /// SASL GSSAPI with certeasy's Kerberos client (RFC 4752); on plain
+    /// `ldap://` the session is sealed (SASL confidentiality layer).
+    Kerberos,
 }
 
 /// A CA reached through `certreq.exe` (the fallback).

@@ -446,18 +446,6 @@ impl ClientContext {
                 "a keytab holds Kerberos keys; NTLM needs the password".into(),
             ));
         }
-        let c = &auth.credentials;
-        let domain = if c.domain.is_empty() {
-            None
-        } else {
-            Some(c.domain.as_str())
-        };
-        let username = Username::new(&c.username, domain)
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
-        let identity = AuthIdentity {
-            username,
-            password: Secret::new(c.password.clone()),
-        };
         let mut ctx = match auth.method {
             AuthMethod::Ntlm => SspiContext::Ntlm(Ntlm::new()),
             AuthMethod::NegotiateNtlm => {
@@ -474,13 +462,7 @@ impl ClientContext {
                 } else {
                     "kerberos,ntlm"
                 };
-                let krb = match &auth.kdc {
-                    Some(url) => sspi::KerberosConfig::new_with_kdc_url(url, "certeasy".to_owned()),
-                    None => sspi::KerberosConfig {
-                        kdc_resolution: sspi::KdcResolution::KdcUrl(None),
-                        client_computer_name: "certeasy".to_owned(),
-                    },
-                };
+                let krb = kerberos_config(auth);
                 let config = NegotiateConfig::new(
                     Box::new(krb),
                     Some(packages.to_owned()),
@@ -489,36 +471,8 @@ impl ClientContext {
                 SspiContext::Negotiate(Negotiate::new_client(config)?)
             }
         };
-        let kdc = match (kdc, &auth.kdc) {
-            (Some(k), _) => Some(k),
-            (None, Some(url)) if url.starts_with("tcp://") => {
-                Some(std::sync::Arc::new(TcpKdc) as std::sync::Arc<dyn KdcTransport>)
-            }
-            (None, _) => None,
-        };
-        let creds = match &auth.keytab {
-            Some(kt) => {
-                let principal = if c.domain.is_empty() {
-                    c.username.clone()
-                } else {
-                    format!("{}@{}", c.username, c.domain)
-                };
-                let id = kt.identity(Some(&principal)).ok_or_else(|| {
-                    AuthError::LogonDenied(format!(
-                        "the keytab has no AES key for {principal} (keys for: {})",
-                        kt.entries
-                            .iter()
-                            .map(|e| e.principal())
-                            .collect::<std::collections::BTreeSet<_>>()
-                            .into_iter()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-                SspiCredentials::Keytab(id)
-            }
-            None => SspiCredentials::AuthIdentity(identity),
-        };
+        let kdc = kdc_transport(kdc, auth);
+        let creds = client_credentials(auth)?;
         let acq = ctx
             .acquire_credentials_handle()
             .with_credential_use(CredentialUse::Outbound)
@@ -546,6 +500,54 @@ impl ClientContext {
             complete: false,
             kdc,
         })
+    }
+
+    /// Prepares a plain GSS-API Kerberos client context (RFC 4121 tokens
+    /// framed as in RFC 2743 §3.1, not SPNEGO, not DCE style) for SASL
+    /// GSSAPI (RFC 4752), e.g. an LDAP bind: mutual authentication with
+    /// integrity and confidentiality, so that the established context can
+    /// wrap and unwrap through `msrpc::gss::GssWrap::new`.
+    /// `auth.spn` names the service (`ldap/dc01.corp.example`).
+    pub fn new_gss_api(
+        auth: &ClientAuth,
+        kdc: Option<std::sync::Arc<dyn KdcTransport>>,
+    ) -> Result<Self, AuthError> {
+        if auth.method == AuthMethod::Ntlm || auth.method == AuthMethod::NegotiateNtlm {
+            return Err(AuthError::Unsupported(
+                "SASL GSSAPI is Kerberos: set auth.method to kerberos or negotiate".into(),
+            ));
+        }
+        let mut ctx = SspiContext::Kerberos(sspi::Kerberos::new_client_from_config(
+            kerberos_config(auth),
+        )?);
+        let creds = client_credentials(auth)?;
+        let acq = ctx
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&creds);
+        let handle = acq.execute(&mut ctx)?.credentials_handle;
+        Ok(ClientContext {
+            ctx: Box::new(ctx),
+            handle,
+            flags: ClientRequestFlags::MUTUAL_AUTH
+                | ClientRequestFlags::INTEGRITY
+                | ClientRequestFlags::CONFIDENTIALITY,
+            spn: auth.spn.clone(),
+            method: AuthMethod::Kerberos,
+            level: AuthLevel::Privacy,
+            complete: false,
+            kdc: kdc_transport(kdc, auth),
+        })
+    }
+
+    /// The established sspi context (for `msrpc::gss::GssWrap::new`).
+    pub(crate) fn into_established(self) -> Result<Box<SspiContext>, AuthError> {
+        if !self.complete {
+            return Err(AuthError::InvalidToken(
+                "the security context is not established yet".into(),
+            ));
+        }
+        Ok(self.ctx)
     }
 
     /// Processes the peer's token (None for the first call) and returns the next one.
@@ -634,6 +636,71 @@ impl ClientContext {
     }
 }
 
+/// sspi's Kerberos configuration for a client: the KDC URL when given.
+pub(crate) fn kerberos_config(auth: &ClientAuth) -> sspi::KerberosConfig {
+    match &auth.kdc {
+        Some(url) => sspi::KerberosConfig::new_with_kdc_url(url, "certeasy".to_owned()),
+        None => sspi::KerberosConfig {
+            kdc_resolution: sspi::KdcResolution::KdcUrl(None),
+            client_computer_name: "certeasy".to_owned(),
+        },
+    }
+}
+
+/// The KDC transport: the caller's, else TCP for a `tcp://` KDC URL.
+pub(crate) fn kdc_transport(
+    kdc: Option<std::sync::Arc<dyn KdcTransport>>,
+    auth: &ClientAuth,
+) -> Option<std::sync::Arc<dyn KdcTransport>> {
+    match (kdc, &auth.kdc) {
+        (Some(k), _) => Some(k),
+        (None, Some(url)) if url.starts_with("tcp://") => {
+            Some(std::sync::Arc::new(TcpKdc) as std::sync::Arc<dyn KdcTransport>)
+        }
+        (None, _) => None,
+    }
+}
+
+/// The client's sspi credentials: the keytab's keys of the account when a
+/// keytab is given, else username and password.
+pub(crate) fn client_credentials(auth: &ClientAuth) -> Result<SspiCredentials, AuthError> {
+    let c = &auth.credentials;
+    let domain = if c.domain.is_empty() {
+        None
+    } else {
+        Some(c.domain.as_str())
+    };
+    let username =
+        Username::new(&c.username, domain).map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+    let identity = AuthIdentity {
+        username,
+        password: Secret::new(c.password.clone()),
+    };
+    Ok(match &auth.keytab {
+        Some(kt) => {
+            let principal = if c.domain.is_empty() {
+                c.username.clone()
+            } else {
+                format!("{}@{}", c.username, c.domain)
+            };
+            let id = kt.identity(Some(&principal)).ok_or_else(|| {
+                AuthError::LogonDenied(format!(
+                    "the keytab has no AES key for {principal} (keys for: {})",
+                    kt.entries
+                        .iter()
+                        .map(|e| e.principal())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            SspiCredentials::Keytab(id)
+        }
+        None => SspiCredentials::AuthIdentity(identity),
+    })
+}
+
 /// Kerberos over TCP (RFC 4120 7.2.2: 4-octet big-endian length prefix),
 /// blocking, with a 10-second timeout per exchange.
 #[derive(Debug, Default)]
@@ -672,7 +739,7 @@ impl KdcTransport for TcpKdc {
     }
 }
 
-struct KdcAdapter(std::sync::Arc<dyn KdcTransport>);
+pub(crate) struct KdcAdapter(pub(crate) std::sync::Arc<dyn KdcTransport>);
 
 impl sspi::network_client::NetworkClient for KdcAdapter {
     fn send(&self, request: &sspi::generator::NetworkRequest) -> sspi::Result<Vec<u8>> {

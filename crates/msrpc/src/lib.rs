@@ -22,6 +22,7 @@ pub mod csra;
 pub mod dcom;
 pub mod epm;
 pub mod error;
+pub mod gss;
 pub mod icpr;
 pub mod icpr_client;
 pub mod keytab;

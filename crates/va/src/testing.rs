@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -190,6 +190,37 @@ impl TestDns {
             })
             .collect();
         self.replace(name, RecordType::TXT, rdatas);
+    }
+
+    /// Sets the SRV records of `name` (e.g. `_kerberos._tcp.corp.test`), one
+    /// per `(priority, weight, port, target)`, replacing the previous ones;
+    /// a target of `.` says the service is not available.
+    /// `ttl` is the records' TTL (the other setters use 0).
+    pub fn set_srv(&self, name: &str, ttl: u32, records: &[(u16, u16, u16, &str)]) {
+        let rdatas = records
+            .iter()
+            .filter_map(|(priority, weight, port, target)| {
+                let target = if *target == "." {
+                    Name::root()
+                } else {
+                    fqdn(&normalise(target)).ok()?
+                };
+                Some(RData::SRV(SRV::new(*priority, *weight, *port, target)))
+            })
+            .collect::<Vec<_>>();
+        let key = normalise(name);
+        let Ok(owner) = fqdn(&key) else {
+            return;
+        };
+        let mut st = lock(&self.state);
+        let records = st.records.entry(key).or_default();
+        records
+            .retain(|r| r.record_type() != RecordType::SRV && r.record_type() != RecordType::CNAME);
+        records.extend(
+            rdatas
+                .into_iter()
+                .map(|d| Record::from_rdata(owner.clone(), ttl, d)),
+        );
     }
 
     /// Makes `name` a CNAME for `target` (which may be outside the zone),

@@ -101,6 +101,28 @@ pub fn filter_escape_bytes(b: &[u8]) -> String {
     b.iter().map(|x| format!("\\{x:02x}")).collect()
 }
 
+/// LDAP result code names (RFC 4511) for messages.
+pub(super) fn rc_name(rc: u32) -> String {
+    let name = match rc {
+        0 => "success",
+        1 => "operationsError",
+        2 => "protocolError",
+        8 => "strongerAuthRequired",
+        10 => "referral",
+        13 => "confidentialityRequired",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        _ => return format!("result code {rc}"),
+    };
+    format!("{name} ({rc})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,12 @@ use std::time::Duration;
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchResult};
 
-use super::entry::{decode_entry, filter_escape_bytes, Entry};
+use super::entry::{decode_entry, filter_escape_bytes, rc_name, Entry};
+use super::sasl;
 use super::sd::{self, Dacl, Decision, Sid};
 use super::template::{self, names_list, Expectations, Template};
 use super::{CheckLine, Verdict};
-use crate::{AdcsTarget, LdapTarget};
+use crate::{AdcsTarget, LdapBind, LdapTarget};
 
 /// LDAP_SERVER_SD_FLAGS_OID: which parts of `nTSecurityDescriptor` to return.
 const SD_FLAGS_OID: &str = "1.2.840.113556.1.4.801";
@@ -67,28 +68,6 @@ fn ad_bind_reason(text: &str) -> Option<&'static str> {
         "775" => "account locked out",
         _ => return None,
     })
-}
-
-/// LDAP result code names (RFC 4511) for messages.
-fn rc_name(rc: u32) -> String {
-    let name = match rc {
-        0 => "success",
-        1 => "operationsError",
-        2 => "protocolError",
-        8 => "strongerAuthRequired",
-        10 => "referral",
-        13 => "confidentialityRequired",
-        32 => "noSuchObject",
-        34 => "invalidDNSyntax",
-        48 => "inappropriateAuthentication",
-        49 => "invalidCredentials",
-        50 => "insufficientAccessRights",
-        51 => "busy",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        _ => return format!("result code {rc}"),
-    };
-    format!("{name} ({rc})")
 }
 
 /// `CN=<template>,CN=Certificate Templates,CN=Public Key Services,CN=Services,<configuration>`.
@@ -265,8 +244,139 @@ fn tls_fix(e: &rustls::Error, l: &LdapTarget) -> String {
     }
 }
 
+/// `host:port` and host of an `ldap://host[:port]` URL (port 389 by default).
+fn ldap_host_port(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("ldap://")?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    if hostport.is_empty() {
+        return None;
+    }
+    let (host, has_port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (h.to_string(), after.starts_with(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, _)) => (h.to_string(), true),
+            None => (hostport.to_string(), false),
+        }
+    };
+    let addr = if has_port {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:389")
+    };
+    Some((addr, host))
+}
+
+/// The SPN of the domain controller's LDAP service: `ldap.spn`, else
+/// `ldap/<host of ldap.url>`.
+pub fn ldap_spn(l: &LdapTarget) -> String {
+    l.spn.clone().unwrap_or_else(|| {
+        let host = ldap_host_port(&l.url).map(|(_, h)| h).unwrap_or_default();
+        format!("ldap/{host}")
+    })
+}
+
+/// Connects over plain LDAP and binds with Kerberos (SASL GSSAPI), sealing
+/// the session; the line for that step.
+async fn connect_kerberos(s: &AdcsTarget, l: &LdapTarget) -> (Option<Ldap>, String, Verdict) {
+    let how = format!("LDAP {}", l.url);
+    let spn = ldap_spn(l);
+    let mut auth = s.client_auth();
+    auth.spn = Some(spn.clone());
+    // Without auth.kdc the KDC is found by DNS SRV (also for negotiate,
+    // whose RPC side would rather fall back to NTLM than look for a KDC).
+    let mut transport = s.kdc_transport();
+    if auth.kdc.is_none() {
+        if let Some(realm) = s.realm.as_deref() {
+            auth.kdc = Some(crate::kdc::discovery_url(realm));
+            transport = Some(std::sync::Arc::new(crate::kdc::SrvKdc::new(
+                realm,
+                crate::kdc::Nameservers::System,
+            )));
+        }
+    }
+    let who = format!("{}@{}", auth.credentials.username, auth.credentials.domain);
+    let reach_fix = "check ldap.url (the domain controller's name, port 389) and that a firewall lets this host reach it";
+    let Some((addr, _)) = ldap_host_port(&l.url) else {
+        return (
+            None,
+            format!("{how}: not an ldap://host[:port] URL"),
+            Verdict::Fail(
+                "a Kerberos bind uses plain ldap://dc01.corp.example:389 (the session is sealed)"
+                    .into(),
+            ),
+        );
+    };
+    let ctx = match msrpc::auth::ClientContext::new_gss_api(&auth, transport) {
+        Ok(c) => c,
+        Err(e) => {
+            let f = sasl::kerberos_failure(&e, &spn);
+            return (None, format!("{how}: {}", f.what), Verdict::Fail(f.fix));
+        }
+    };
+    let mut tcp = match tokio::time::timeout(l.timeout, tokio::net::TcpStream::connect(&addr)).await
+    {
+        Err(_) => {
+            return (
+                None,
+                format!("{how}: no answer within {}", template::days(l.timeout)),
+                Verdict::Fail(format!("{reach_fix}; raise ldap.timeout on a slow link")),
+            )
+        }
+        Ok(Err(e)) => {
+            return (
+                None,
+                format!("{how}: cannot connect: {e}"),
+                Verdict::Fail(reach_fix.into()),
+            )
+        }
+        Ok(Ok(t)) => t,
+    };
+    let est = match sasl::bind(&mut tcp, ctx, &spn, false, l.timeout).await {
+        Ok(e) => e,
+        Err(f) => return (None, format!("{how}: {}", f.what), Verdict::Fail(f.fix)),
+    };
+    let pair = std::os::unix::net::UnixStream::pair().and_then(|(a, b)| {
+        b.set_nonblocking(true)?;
+        Ok((a, tokio::net::UnixStream::from_std(b)?))
+    });
+    let (mine, theirs) = match pair {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                None,
+                format!("{how}: cannot create the local socket pair for the sealed session: {e}"),
+                Verdict::Fail("report this as a bug".into()),
+            )
+        }
+    };
+    sasl::spawn_pump(theirs, tcp, est);
+    let settings = LdapConnSettings::new()
+        .set_conn_timeout(l.timeout)
+        .set_std_stream(ldap3::StdStream::Unix(mine));
+    match LdapConnAsync::with_settings(settings, "ldapi:///").await {
+        Ok((conn, ldap)) => {
+            ldap3::drive!(conn);
+            (
+                Some(ldap),
+                format!("{how}: bound with Kerberos (SASL GSSAPI, {spn}) as {who}, session signed and sealed"),
+                Verdict::Pass,
+            )
+        }
+        Err(e) => (
+            None,
+            format!("{how}: the sealed session could not start: {e}"),
+            Verdict::Fail("report this as a bug".into()),
+        ),
+    }
+}
+
 /// Connects (TCP, TLS or StartTLS) and binds; the line for that step.
 async fn connect(s: &AdcsTarget, l: &LdapTarget) -> (Option<Ldap>, String, Verdict) {
+    if l.bind == LdapBind::Kerberos {
+        return connect_kerberos(s, l).await;
+    }
     let how = if l.start_tls {
         format!("LDAP {} with StartTLS", l.url)
     } else {
@@ -1029,6 +1139,8 @@ mod tests {
                 ca_file: None,
                 configuration_dn: None,
                 bind_name: bind.map(str::to_string),
+                bind: crate::LdapBind::Simple,
+                spn: None,
                 timeout: Duration::from_secs(10),
             }),
         }

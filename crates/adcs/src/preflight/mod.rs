@@ -7,12 +7,14 @@
 //! authentication, optionally a test submission); [`dcom`] checks
 //! enrollment over DCOM, the CA's templates and the right to revoke; [`ldap`] reads the
 //! template, its publication and the service account's rights from Active
-//! Directory, with the decisions in [`template`] and [`sd`].
+//! Directory, with the decisions in [`template`] and [`sd`]; [`sasl`] binds
+//! it with Kerberos (SASL GSSAPI) and seals the session.
 
 pub mod dcom;
 mod entry;
 pub mod ldap;
 pub mod rpc;
+pub mod sasl;
 pub mod sd;
 pub mod template;
 

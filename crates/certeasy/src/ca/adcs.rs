@@ -5,6 +5,7 @@
 //! ([`AuthorityError::Transient`]) and count against the authority's health.
 
 use certeasy_adcs::admin::CaAdmin;
+use certeasy_adcs::pool::PoolSettings;
 use certeasy_adcs::{AdcsTarget, Enrolled, Enrollment};
 
 use super::{AuthorityError, Signed};
@@ -17,10 +18,16 @@ pub struct AdcsCa {
 }
 
 impl AdcsCa {
-    /// Prepares the client side (no I/O).
+    /// Prepares the client side (no I/O), with the default association pool.
     pub fn new(t: &AdcsTarget) -> AdcsCa {
+        AdcsCa::with_pool(t, PoolSettings::default())
+    }
+
+    /// Prepares the client side (no I/O) with an association pool of
+    /// `pool`'s size and idle timeout.
+    pub fn with_pool(t: &AdcsTarget, pool: PoolSettings) -> AdcsCa {
         AdcsCa {
-            e: Enrollment::new(t),
+            e: Enrollment::with_pool(t, pool),
             admin: Box::new(CaAdmin::new(t)),
         }
     }
@@ -145,6 +152,43 @@ mod tests {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let p = rcgen::CertificateParams::new(vec!["revoke.test".to_owned()]).unwrap();
         p.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    /// `pool-size` and `pool-idle-timeout` take effect: three requests in
+    /// a row authenticate once with a pool of one, three times with a pool
+    /// of none, and three times when idle associations expire at once.
+    #[tokio::test]
+    async fn pool_settings_bound_the_authentications() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "ca: {{ name: LAB-CA, state-dir: {} }}\nusers:\n  - {{ domain: CORP, name: alice, password: \"Passw0rd!\" }}\ntemplates:\n  - {{ name: WebServer, disposition: issue }}\n",
+            dir.path().join("state").display()
+        );
+        let lab = Arc::new(Lab::open(Config::parse(&text).unwrap()).unwrap());
+        let running = start(lab, Ipv4Addr::LOCALHOST, 0, 0).await.unwrap();
+        let epm = running.epm_addr.port();
+        for (size, idle, expected) in [
+            (1, Duration::from_secs(60), 1),
+            (0, Duration::from_secs(60), 3),
+            (4, Duration::from_nanos(1), 3),
+        ] {
+            let ca = AdcsCa::with_pool(
+                &target(epm, "alice"),
+                PoolSettings {
+                    size,
+                    idle_timeout: idle,
+                },
+            );
+            for _ in 0..3 {
+                let signed = ca.submit(&csr(), None).await.unwrap();
+                assert!(matches!(signed, Signed::Issued { .. }));
+            }
+            assert_eq!(
+                ca.e.authentications(),
+                expected,
+                "pool of {size}, idle timeout {idle:?}"
+            );
+        }
     }
 
     #[tokio::test]

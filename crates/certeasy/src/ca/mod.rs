@@ -244,7 +244,9 @@ impl Authorities {
                     ca.set_revocation_urls(urls).map_err(startup)?;
                     Authority::Builtin(ca)
                 }
-                AuthorityKind::Adcs(settings) => Authority::Adcs(AdcsCa::new(settings)),
+                AuthorityKind::Adcs(settings) => {
+                    Authority::Adcs(AdcsCa::with_pool(settings, a.pool))
+                }
                 AuthorityKind::AdcsCli(settings) => {
                     Authority::AdcsCli(AdcsCliCa::new(settings.as_ref().clone()))
                 }

@@ -509,7 +509,7 @@ fn adcs_missing_password_env_is_reported() {
 }
 
 #[test]
-fn adcs_named_pipes_and_kerberos_without_kdc_are_refused() {
+fn adcs_named_pipes_are_refused_and_kerberos_without_kdc_discovers_it() {
     std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
     let text = with_adcs("").replace(
         "      certificate-template:",
@@ -517,10 +517,24 @@ fn adcs_named_pipes_and_kerberos_without_kdc_are_refused() {
     );
     let (path, _, _) = refuse(&text);
     assert_eq!(path, "authorities[1].configuration.transport");
-    let text = with_adcs("").replace("method: ntlm", "method: kerberos");
-    let (path, _, msg) = refuse(&text);
-    assert_eq!(path, "authorities[1].configuration.auth.kdc");
-    assert!(msg.contains("negotiate"), "{msg}");
+    // Without kdc the KDC is found by DNS SRV: accepted, given a realm.
+    let text = with_adcs("")
+        .replace("method: ntlm", "method: kerberos")
+        .replace(
+            "domain: CORP\n",
+            "domain: CORP\n        realm: CORP.EXAMPLE\n",
+        );
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    assert_eq!(s.kdc, None);
+    assert!(s.discovers_kdc());
+    assert_eq!(
+        s.client_auth().kdc.as_deref(),
+        Some("tcp://_kerberos._tcp.corp.example")
+    );
+    assert!(s.client_options().kdc.is_some(), "the SRV transport");
 }
 
 #[test]
@@ -1336,4 +1350,160 @@ fn adcs_enrollment_interface_is_parsed() {
     let bad = dcom.replace("enrollment-interface: dcom", "enrollment-interface: smb");
     let (path, _, msg) = refuse(&bad);
     assert!(path.contains("enrollment-interface"), "{path}: {msg}");
+}
+
+/// The `ldap` section of a Kerberos authority (`auth` given whole).
+fn kerberos_ldap(auth: &str, ldap: &str) -> String {
+    with_kerberos_auth(&format!("{auth}      ldap:\n{ldap}"))
+}
+
+#[test]
+fn adcs_ldap_bind_defaults_follow_auth_and_url() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let kt = keytab_file(dir.path());
+    let keytab_auth = format!(
+        "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n",
+        kt.display()
+    );
+    let password_auth = "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        password-env: CERTEASY_TEST_ADCS_PW\n        kdc: tcp://127.0.0.2:88\n";
+    let ldap_of = |text: &str| {
+        let c = load(text).unwrap_or_else(|e| panic!("{e}"));
+        let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+            panic!("not adcs")
+        };
+        s.ldap.clone().expect("ldap settings")
+    };
+    // Keytab only, plain ldap://: Kerberos, SPN derived later from the URL.
+    let l = ldap_of(&kerberos_ldap(
+        &keytab_auth,
+        "        url: ldap://dc01.corp.example:389\n",
+    ));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Kerberos);
+    assert_eq!(l.spn, None);
+    assert_eq!(
+        certeasy_adcs::preflight::ldap::ldap_spn(&l),
+        "ldap/dc01.corp.example"
+    );
+    // A password and LDAPS: the simple bind stays the default.
+    let l = ldap_of(&kerberos_ldap(
+        password_auth,
+        "        url: ldaps://dc01.corp.example:636\n",
+    ));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Simple);
+    // A password and plain ldap://: Kerberos (the simple bind would be refused).
+    let l = ldap_of(&kerberos_ldap(
+        password_auth,
+        "        url: ldap://127.0.0.2\n        spn: ldap/dc1.corp.test\n",
+    ));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Kerberos);
+    assert_eq!(
+        certeasy_adcs::preflight::ldap::ldap_spn(&l),
+        "ldap/dc1.corp.test"
+    );
+    // NTLM: simple, and an explicit kerberos bind is refused.
+    let l = ldap_of(&with_adcs("      ldap:\n        url: ldaps://dc01\n"));
+    assert_eq!(l.bind, certeasy_adcs::LdapBind::Simple);
+}
+
+#[test]
+fn adcs_ldap_kerberos_bind_bad_combinations_are_refused_with_their_key() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let kt = keytab_file(dir.path());
+    let keytab_auth = format!(
+        "        method: kerberos\n        realm: CORP.TEST\n        username: alice\n        keytab: {}\n        kdc: tcp://127.0.0.2:88\n",
+        kt.display()
+    );
+    let cases = [
+        (
+            kerberos_ldap(&keytab_auth, "        url: ldaps://dc01:636\n"),
+            "ldap.url",
+            "plain ldap://HOST:389",
+        ),
+        (
+            kerberos_ldap(
+                &keytab_auth,
+                "        url: ldap://dc01\n        start-tls: true\n",
+            ),
+            "ldap.url",
+            "without start-tls",
+        ),
+        (
+            kerberos_ldap(
+                &keytab_auth,
+                "        url: ldap://dc01\n        bind-name: alice@corp.test\n",
+            ),
+            "ldap.bind-name",
+            "simple binds only",
+        ),
+        (
+            kerberos_ldap(
+                &keytab_auth,
+                "        url: ldap://dc01\n        spn: dc01\n",
+            ),
+            "ldap.spn",
+            "not an SPN",
+        ),
+        (
+            with_adcs("      ldap:\n        url: ldap://dc01\n        bind: kerberos\n"),
+            "ldap.bind",
+            "kerberos or negotiate",
+        ),
+        (
+            with_adcs("      ldap:\n        url: ldap://dc01\n        bind: kerberos\n")
+                .replace("method: ntlm", "method: negotiate"),
+            "ldap.bind",
+            "needs the realm",
+        ),
+        (
+            with_adcs("      ldap:\n        url: ldaps://dc01\n        spn: ldap/dc01\n"),
+            "ldap.spn",
+            "Kerberos bind only",
+        ),
+        (
+            with_adcs("      ldap:\n        url: ldaps://dc01\n        bind: sasl\n"),
+            "ldap",
+            "unknown variant",
+        ),
+    ];
+    for (text, key, needle) in cases {
+        let (path, line, msg) = refuse(&text);
+        assert!(
+            path.starts_with(&format!("authorities[1].configuration.{key}")),
+            "{key}: {path}: {msg}"
+        );
+        assert!(line.is_some(), "{key}: a line number");
+        assert!(msg.contains(needle), "{key}: {msg}");
+    }
+}
+
+#[test]
+fn adcs_pool_keys_have_defaults_and_bounds() {
+    std::env::set_var("CERTEASY_TEST_ADCS_PW", "s3cret");
+    let c = load(&with_adcs("")).unwrap_or_else(|e| panic!("{e}"));
+    let a = c.authority("corp").unwrap();
+    assert_eq!(a.pool.size, 4);
+    assert_eq!(a.pool.idle_timeout, std::time::Duration::from_secs(60));
+    let text = with_adcs("").replace(
+        "      certificate-template:",
+        "      pool-size: 0\n      pool-idle-timeout: 5m\n      certificate-template:",
+    );
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let a = c.authority("corp").unwrap();
+    assert_eq!(a.pool.size, 0, "0: authenticate every request");
+    assert_eq!(a.pool.idle_timeout, std::time::Duration::from_secs(300));
+    let (path, line, msg) = refuse(&with_adcs("").replace(
+        "      certificate-template:",
+        "      pool-size: 65\n      certificate-template:",
+    ));
+    assert_eq!(path, "authorities[1].configuration.pool-size");
+    assert!(line.is_some());
+    assert!(msg.contains("at most 64"), "{msg}");
+    let (path, _, msg) = refuse(&with_adcs("").replace(
+        "      certificate-template:",
+        "      pool-idle-timeout: 0s\n      certificate-template:",
+    ));
+    assert_eq!(path, "authorities[1].configuration.pool-idle-timeout");
+    assert!(msg.contains("explicit zero"), "{msg}");
 }

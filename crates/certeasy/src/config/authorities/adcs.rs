@@ -64,6 +64,12 @@ pub(super) struct AdcsAuthority {
     /// Health probe interval.
     #[serde(default = "secs::<60>")]
     health_check_interval: ConfDuration,
+    /// Authenticated associations kept idle (0: authenticate every request).
+    #[serde(default = "default_pool_size")]
+    pool_size: u32,
+    /// How long an idle association is kept.
+    #[serde(default = "secs::<60>")]
+    pool_idle_timeout: ConfDuration,
     /// Domain controller that `certeasy adcs check` reads the template, the
     /// enrollment service and the service account's rights from.
     #[serde(default)]
@@ -107,12 +113,21 @@ struct AdcsAuth {
     /// case when it is a DNS name).
     #[serde(default)]
     realm: Option<String>,
-    /// Kerberos: KDC URL, e.g. `tcp://dc01.corp.example:88`.
+    /// Kerberos: KDC URL, e.g. `tcp://dc01.corp.example:88` (default: found
+    /// by DNS SRV, `_kerberos._tcp.<realm in lower case>`).
     #[serde(default)]
     kdc: Option<String>,
     /// Kerberos: service principal of the CA (default `host/<host>`).
     #[serde(default)]
     spn: Option<String>,
+}
+
+/// The largest `pool-size` accepted.
+const MAX_POOL_SIZE: usize = 64;
+
+fn default_pool_size() -> u32 {
+    // The library's default, as the documentation states it.
+    u32::try_from(certeasy_adcs::pool::POOL_SIZE).unwrap_or(4)
 }
 
 /// ADCS authentication mechanisms.
@@ -248,13 +263,6 @@ impl Checker<'_> {
             }
             None => None,
         };
-        if a.method == AdcsAuthMethod::Kerberos && a.kdc.is_none() {
-            ok = false;
-            self.issue(
-                format!("{ck}.auth.kdc"),
-                "method kerberos needs kdc, e.g. tcp://dc01.corp.example:88 (or use negotiate)",
-            );
-        }
         let realm = a.realm.clone().or_else(|| {
             a.domain
                 .contains('.')
@@ -313,7 +321,15 @@ impl Checker<'_> {
             }
         }
         let ldap = match &cfg.ldap {
-            Some(l) => match self.check_adcs_ldap(&format!("{ck}.ldap"), l) {
+            Some(l) => match self.check_adcs_ldap(
+                &format!("{ck}.ldap"),
+                l,
+                super::ldap::LdapAuth {
+                    kerberos: a.method != AdcsAuthMethod::Ntlm,
+                    password: a.password_file.is_some() || a.password_env.is_some(),
+                    realm: realm.is_some(),
+                },
+            ) {
                 Some(v) => Some(v),
                 None => {
                     ok = false;
@@ -322,6 +338,17 @@ impl Checker<'_> {
             },
             None => None,
         };
+        let pool_size = match usize::try_from(cfg.pool_size) {
+            Ok(n) if n <= MAX_POOL_SIZE => n,
+            _ => {
+                ok = false;
+                self.issue(
+                    format!("{ck}.pool-size"),
+                    format!("{} is too many idle associations; at most {MAX_POOL_SIZE} (default 4; 0 authenticates every request)", cfg.pool_size),
+                );
+                0
+            }
+        };
         if !ok {
             return None;
         }
@@ -329,6 +356,10 @@ impl Checker<'_> {
             name: name.to_string(),
             max_validity: adcs_max_validity(cfg.max_validity),
             health_check_interval: cfg.health_check_interval.get(),
+            pool: certeasy_adcs::pool::PoolSettings {
+                size: pool_size,
+                idle_timeout: cfg.pool_idle_timeout.get(),
+            },
             kind: AuthorityKind::Adcs(Box::new(AdcsTarget {
                 host,
                 ca,

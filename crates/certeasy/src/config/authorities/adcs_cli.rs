@@ -76,6 +76,7 @@ impl Checker<'_> {
             name: name.to_string(),
             max_validity: adcs_max_validity(cfg.max_validity),
             health_check_interval: cfg.health_check_interval.get(),
+            pool: Default::default(),
             kind: AuthorityKind::AdcsCli(Box::new(CertreqTarget {
                 ca_name: cfg.ca_name.clone(),
                 template: cfg.certificate_template.clone(),

@@ -190,6 +190,7 @@ impl Checker<'_> {
             name: name.to_string(),
             max_validity,
             health_check_interval: cfg.health_check_interval.get(),
+            pool: Default::default(),
             kind: AuthorityKind::Builtin(BuiltinSettings {
                 common_name: cfg.common_name,
                 key_type,

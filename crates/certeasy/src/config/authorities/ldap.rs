@@ -1,9 +1,10 @@
 //! `ldap` of an `adcs` authority: read-only access to Active Directory for
-//! `certeasy adcs check`, bound with the authority's own `auth`. The bind
-//! sends the service account's password, so plaintext LDAP is refused
-//! unless upgraded with StartTLS.
+//! `certeasy adcs check`, bound with the authority's own `auth`. A simple
+//! bind sends the service account's password, so plaintext LDAP is refused
+//! for it unless upgraded with StartTLS; a Kerberos bind (SASL GSSAPI)
+//! runs on plain `ldap://` and seals the session.
 
-use certeasy_adcs::LdapTarget;
+use certeasy_adcs::{LdapBind, LdapTarget};
 use serde::Deserialize;
 
 use crate::config::checker::Checker;
@@ -32,15 +33,104 @@ pub(super) struct AdcsLdap {
     /// it contains `@` or `\`).
     #[serde(default)]
     bind_name: Option<String>,
+    /// `simple` or `kerberos` (default: `kerberos` when the authority
+    /// authenticates with Kerberos and either has no password (a keytab) or
+    /// `url` is plain `ldap://` without StartTLS; else `simple`).
+    #[serde(default)]
+    bind: Option<AdcsLdapBind>,
+    /// Kerberos SPN of the domain controller (default `ldap/<host of url>`).
+    #[serde(default)]
+    spn: Option<String>,
     /// Budget of the connection and of each LDAP operation.
     #[serde(default = "secs::<10>")]
     timeout: ConfDuration,
 }
 
+/// `ldap.bind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum AdcsLdapBind {
+    /// Simple bind with the password, over LDAPS or StartTLS.
+    Simple,
+    /// SASL GSSAPI with Kerberos; the session sealed on plain LDAP.
+    Kerberos,
+}
+
+/// What the `auth` section offers the LDAP bind.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LdapAuth {
+    /// The method is kerberos or negotiate.
+    pub(super) kerberos: bool,
+    /// A password is configured (not only a keytab).
+    pub(super) password: bool,
+    /// A Kerberos realm is known (`auth.realm` or a DNS `auth.domain`).
+    pub(super) realm: bool,
+}
+
 impl Checker<'_> {
     /// Validates the `ldap` section of an `adcs` authority; `key` is its path.
-    pub(super) fn check_adcs_ldap(&mut self, key: &str, l: &AdcsLdap) -> Option<LdapTarget> {
+    pub(super) fn check_adcs_ldap(
+        &mut self,
+        key: &str,
+        l: &AdcsLdap,
+        auth: LdapAuth,
+    ) -> Option<LdapTarget> {
         let mut ok = true;
+        let plain = l.url.starts_with("ldap://") && !l.start_tls;
+        let bind = match l.bind {
+            Some(AdcsLdapBind::Simple) => LdapBind::Simple,
+            Some(AdcsLdapBind::Kerberos) => LdapBind::Kerberos,
+            None if auth.kerberos && auth.realm && (!auth.password || plain) => LdapBind::Kerberos,
+            None => LdapBind::Simple,
+        };
+        if bind == LdapBind::Kerberos {
+            if !auth.kerberos {
+                self.issue(
+                    format!("{key}.bind"),
+                    "a Kerberos bind needs auth.method kerberos or negotiate (with auth.realm and a password or keytab); use bind: simple with NTLM",
+                );
+                return None;
+            }
+            if !auth.realm {
+                self.issue(
+                    format!("{key}.bind"),
+                    "a Kerberos bind needs the realm: set auth.realm (e.g. CORP.EXAMPLE), or write auth.domain as the DNS domain",
+                );
+                return None;
+            }
+            if !plain {
+                self.issue(
+                    format!("{key}.url"),
+                    format!(
+                        "{:?}: the Kerberos bind (SASL GSSAPI) runs on plain ldap://HOST:389 and seals the session itself; write ldap://HOST:389 without start-tls, or set bind: simple for LDAPS/StartTLS with the password",
+                        l.url
+                    ),
+                );
+                return None;
+            }
+            if l.bind_name.is_some() {
+                self.issue(
+                    format!("{key}.bind-name"),
+                    "applies to simple binds only; the Kerberos bind authenticates as auth.username@auth.realm (remove it)",
+                );
+                return None;
+            }
+            if let Some(spn) = &l.spn {
+                if !spn.contains('/') || spn.trim().is_empty() {
+                    self.issue(
+                        format!("{key}.spn"),
+                        format!("{spn:?} is not an SPN; write ldap/dc01.corp.example"),
+                    );
+                    return None;
+                }
+            }
+        } else if l.spn.is_some() {
+            self.issue(
+                format!("{key}.spn"),
+                "applies to the Kerberos bind only (bind: kerberos); remove it",
+            );
+            return None;
+        }
         match url::Url::parse(&l.url) {
             Ok(u) if u.host_str().is_none_or(str::is_empty) => {
                 ok = false;
@@ -69,7 +159,7 @@ impl Checker<'_> {
                     "an ldaps:// URL is TLS from the first byte; start-tls applies only to ldap:// (remove it)",
                 );
             }
-            Ok(u) if u.scheme() == "ldap" && !l.start_tls => {
+            Ok(u) if u.scheme() == "ldap" && !l.start_tls && bind == LdapBind::Simple => {
                 ok = false;
                 self.issue(
                     format!("{key}.url"),
@@ -139,6 +229,8 @@ impl Checker<'_> {
             ca_file,
             configuration_dn: l.configuration_dn.clone(),
             bind_name: l.bind_name.clone(),
+            bind,
+            spn: l.spn.clone(),
             timeout: l.timeout.get(),
         })
     }

@@ -89,6 +89,9 @@ pub struct AuthoritySettings {
     pub max_validity: Duration,
     /// Health probe interval.
     pub health_check_interval: Duration,
+    /// Size and idle timeout of the pool of authenticated associations
+    /// (`type: adcs`; the default elsewhere, where it is unused).
+    pub pool: certeasy_adcs::pool::PoolSettings,
     /// Backend.
     pub kind: AuthorityKind,
 }
