@@ -311,14 +311,20 @@ impl Protection {
         let mut head_c = head.to_vec();
         let mut trailer_c = trailer.to_vec();
         let stub_flags = stub_flags(level);
-        let mut bufs = [
-            SecurityBufferRef::data_buf(&mut head_c).with_flags(ro),
-            SecurityBufferRef::data_buf(stub).with_flags(stub_flags),
-            SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro),
-            SecurityBufferRef::token_buf(token),
-        ];
+        // Without header signing the header and trailer are not passed at
+        // all: sspi's Kerberos folds every data buffer, read-only or not,
+        // into the checksum (MS-RPCE 3.3.1.5.2.2: they are not covered).
+        let mut bufs = Vec::with_capacity(4);
+        if self.header_sign {
+            bufs.push(SecurityBufferRef::data_buf(&mut head_c).with_flags(ro));
+        }
+        bufs.push(SecurityBufferRef::data_buf(stub).with_flags(stub_flags));
+        if self.header_sign {
+            bufs.push(SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro));
+        }
+        bufs.push(SecurityBufferRef::token_buf(token));
         self.sspi().encrypt(&mut bufs)?;
-        let produced = bufs[3].data().len();
+        let produced = bufs.last().map_or(0, |b| b.data().len());
         if produced != self.sig_len {
             return Err(AuthError::Provider(format!(
                 "signature of {produced} octets, expected {}",
@@ -354,15 +360,20 @@ impl Protection {
         let stub_flags = stub_flags(level);
         let mut stub_c = stub.to_vec();
         {
-            let mut bufs = [
-                SecurityBufferRef::data_buf(&mut head_c).with_flags(ro),
-                SecurityBufferRef::data_buf(&mut stub_c).with_flags(stub_flags),
-                SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro),
-                SecurityBufferRef::token_buf(&mut token_c),
-            ];
+            // header and trailer only when signed (see `protect`)
+            let header_sign = self.header_sign;
+            let mut bufs = Vec::with_capacity(4);
+            if header_sign {
+                bufs.push(SecurityBufferRef::data_buf(&mut head_c).with_flags(ro));
+            }
+            bufs.push(SecurityBufferRef::data_buf(&mut stub_c).with_flags(stub_flags));
+            if header_sign {
+                bufs.push(SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro));
+            }
+            bufs.push(SecurityBufferRef::token_buf(&mut token_c));
             self.sspi().decrypt(&mut bufs)?;
             if level == AuthLevel::Privacy {
-                let d = bufs[1].data();
+                let d = bufs[usize::from(header_sign)].data();
                 if d.len() != stub.len() {
                     return Err(AuthError::Integrity("decrypted length mismatch".into()));
                 }
@@ -944,6 +955,11 @@ impl ServerNtlm {
 pub struct ServerNegotiate {
     ctx: Box<SspiContext>,
     kerberos: bool,
+    /// Kerberos: the session key of the client's ticket, to verify the
+    /// DCE-style third leg ([`crate::dce_kerberos`]).
+    session_key: Option<crate::dce_kerberos::SessionKey>,
+    /// Kerberos was the first mechanism of the client's negTokenInit.
+    krb_first: bool,
     challenge: [u8; 8],
     level: AuthLevel,
     context_id: u32,
@@ -1038,11 +1054,19 @@ impl ServerNegotiate {
                 config, identities,
             )?));
             let bare = unframe_ap_req(token);
-            let (_, out) = accept_step(&mut ctx, bare.as_deref().unwrap_or(token), true)?;
+            let init = bare.as_deref().unwrap_or(token);
+            let (_, out) = accept_step(&mut ctx, init, true)?;
+            // sspi accepted the AP-REQ; recover the ticket's session key,
+            // which it keeps to itself, for the third leg.
+            let ap_req = crate::dce_kerberos::mech_token(init)
+                .ok_or_else(|| AuthError::InvalidToken("negTokenInit without an AP-REQ".into()))?;
+            let session_key = crate::dce_kerberos::SessionKey::from_ap_req(&ap_req, &kt)?;
             return Ok((
                 ServerNegotiate {
                     ctx,
                     kerberos: true,
+                    session_key: Some(session_key),
+                    krb_first: crate::dce_kerberos::first_mech_is_kerberos(init),
                     challenge: [0; 8],
                     level,
                     context_id,
@@ -1087,6 +1111,8 @@ impl ServerNegotiate {
             ServerNegotiate {
                 ctx,
                 kerberos: false,
+                session_key: None,
+                krb_first: false,
                 challenge,
                 level,
                 context_id,
@@ -1105,9 +1131,25 @@ impl ServerNegotiate {
         header_sign: bool,
     ) -> Result<(Vec<u8>, Result<(AuthenticatedUser, Protection), Self>), AuthError> {
         if self.kerberos {
-            let (status, out) = accept_step(&mut self.ctx, token, true)?;
-            if status != SecurityStatus::Ok {
+            let sk = self.session_key.as_ref().ok_or_else(|| {
+                AuthError::Provider("Kerberos acceptor without a session key".into())
+            })?;
+            // The third leg, verified against the session key (and made
+            // readable to sspi when impacket sent its EncAPRepPart bare).
+            let leg = crate::dce_kerberos::ThirdLeg::verify(token, sk)?;
+            let (status, mut out) = accept_step(&mut self.ctx, &leg.token, true)?;
+            // sspi's DCE-style Kerberos is complete after the third leg
+            // (it returns an error otherwise); what it may still want is
+            // the SPNEGO mechListMIC, which RFC 4178 section 5 makes
+            // optional when Kerberos was the client's first choice and
+            // which impacket never sends.
+            let mic_optional =
+                status == SecurityStatus::ContinueNeeded && !leg.has_mic && self.krb_first;
+            if status != SecurityStatus::Ok && !mic_optional {
                 return Ok((out, Err(self)));
+            }
+            if mic_optional {
+                out = crate::dce_kerberos::ACCEPT_COMPLETED.to_vec();
             }
             let name = self.ctx.query_context_names()?.username;
             let (domain, user) = match name.parts() {
