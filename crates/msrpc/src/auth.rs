@@ -960,6 +960,8 @@ pub struct ServerNegotiate {
     session_key: Option<crate::dce_kerberos::SessionKey>,
     /// Kerberos was the first mechanism of the client's negTokenInit.
     krb_first: bool,
+    /// Kerberos: the principals allowed (every account as user@REALM).
+    allowed: Vec<Username>,
     challenge: [u8; 8],
     level: AuthLevel,
     context_id: u32,
@@ -1050,23 +1052,30 @@ impl ServerNegotiate {
                     }
                 }
             }
+            let allowed = identities.iter().map(|i| i.username.clone()).collect();
             let mut ctx = Box::new(SspiContext::Negotiate(Negotiate::new_server(
                 config, identities,
             )?));
             let bare = unframe_ap_req(token);
             let init = bare.as_deref().unwrap_or(token);
             let (_, out) = accept_step(&mut ctx, init, true)?;
-            // sspi accepted the AP-REQ; recover the ticket's session key,
-            // which it keeps to itself, for the third leg.
-            let ap_req = crate::dce_kerberos::mech_token(init)
-                .ok_or_else(|| AuthError::InvalidToken("negTokenInit without an AP-REQ".into()))?;
-            let session_key = crate::dce_kerberos::SessionKey::from_ap_req(&ap_req, &kt)?;
+            // When the AP-REQ was for the client's first mechanism sspi
+            // accepted it (an error otherwise); recover the ticket's
+            // session key, which sspi keeps to itself, for the third leg.
+            let krb_first = crate::dce_kerberos::first_mech_is_kerberos(init);
+            let session_key = match crate::dce_kerberos::mech_token(init) {
+                Some(ap_req) if krb_first => {
+                    Some(crate::dce_kerberos::SessionKey::from_ap_req(&ap_req, &kt)?)
+                }
+                _ => None,
+            };
             return Ok((
                 ServerNegotiate {
                     ctx,
                     kerberos: true,
-                    session_key: Some(session_key),
-                    krb_first: crate::dce_kerberos::first_mech_is_kerberos(init),
+                    session_key,
+                    krb_first,
+                    allowed,
                     challenge: [0; 8],
                     level,
                     context_id,
@@ -1113,6 +1122,7 @@ impl ServerNegotiate {
                 kerberos: false,
                 session_key: None,
                 krb_first: false,
+                allowed: Vec::new(),
                 challenge,
                 level,
                 context_id,
@@ -1131,12 +1141,17 @@ impl ServerNegotiate {
         header_sign: bool,
     ) -> Result<(Vec<u8>, Result<(AuthenticatedUser, Protection), Self>), AuthError> {
         if self.kerberos {
-            let sk = self.session_key.as_ref().ok_or_else(|| {
-                AuthError::Provider("Kerberos acceptor without a session key".into())
-            })?;
             // The third leg, verified against the session key (and made
             // readable to sspi when impacket sent its EncAPRepPart bare).
-            let leg = crate::dce_kerberos::ThirdLeg::verify(token, sk)?;
+            // Without a session key (Kerberos was not the client's first
+            // mechanism, so this leg carries its AP-REQ) sspi alone decides.
+            let leg = match self.session_key.take() {
+                Some(sk) => crate::dce_kerberos::ThirdLeg::verify(token, &sk)?,
+                None => crate::dce_kerberos::ThirdLeg {
+                    token: token.to_vec(),
+                    has_mic: true,
+                },
+            };
             let (status, mut out) = accept_step(&mut self.ctx, &leg.token, true)?;
             // sspi's DCE-style Kerberos is complete after the third leg
             // (it returns an error otherwise); what it may still want is
@@ -1152,6 +1167,14 @@ impl ServerNegotiate {
                 out = crate::dce_kerberos::ACCEPT_COMPLETED.to_vec();
             }
             let name = self.ctx.query_context_names()?.username;
+            // sspi checks the principal against its identity list only when
+            // it verifies a mechListMIC: check it here in every case.
+            if !self.allowed.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+                return Err(AuthError::LogonDenied(format!(
+                    "{} is not an account of this server",
+                    name.inner()
+                )));
+            }
             let (domain, user) = match name.parts() {
                 sspi::UsernameParts::UserPrincipalName(p) => (p.suffix(), p.account_name()),
                 sspi::UsernameParts::DownLevelLogonName(p) => {
