@@ -733,8 +733,8 @@ const NTLM_OID: &[u8] = &[
 /// `01 00`). Windows accepts both. Returns the negTokenInit with the AP-REQ
 /// unframed, or None when there is nothing to change.
 fn unframe_ap_req(token: &[u8]) -> Option<Vec<u8>> {
-    use picky_krb::gss_api::{ApplicationTag0, GssApiNegInit};
-    let mut init: ApplicationTag0<GssApiNegInit> = picky_asn1_der::from_bytes(token).ok()?;
+    use picky_krb::gss_api::ApplicationTag0;
+    let mut init = ApplicationTag0(crate::dce_kerberos::decode_neg_token_init(token)?);
     let mech = init.0.neg_token_init.0.mech_token.0.as_ref()?.0 .0.clone();
     if mech.first() != Some(&0x60) {
         return None;
@@ -1027,6 +1027,13 @@ impl ServerNegotiate {
                 "authentication level {}",
                 level.to_wire()
             )));
+        }
+        // picky's decoder, which sspi runs on this token, panics on some
+        // malformed ones: only a token that decodes goes on.
+        if crate::dce_kerberos::decode_neg_token_init(token).is_none() {
+            return Err(AuthError::InvalidToken(
+                "the first SPNEGO token is not a negTokenInit".into(),
+            ));
         }
         if let Some(kt) = store.kerberos_keys().filter(|_| prefers_kerberos(token)) {
             let config = NegotiateConfig::new(

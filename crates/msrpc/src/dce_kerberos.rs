@@ -39,7 +39,7 @@ use picky_krb::crypto::CipherSuite;
 use picky_krb::data_types::{
     EncApRepPart, EncApRepPartInner, EncTicketPart, EncryptedData, PrincipalName,
 };
-use picky_krb::gss_api::{ApplicationTag0, GssApiNegInit, NegTokenTarg, NegTokenTarg1};
+use picky_krb::gss_api::{GssApiNegInit, NegTokenTarg, NegTokenTarg1};
 use picky_krb::messages::{ApRep, ApReq};
 use sspi::Secret;
 
@@ -218,7 +218,7 @@ pub struct NegTokenResp<'a> {
 /// checked against the input before anything is sliced; lengths of more
 /// than four octets are refused.
 fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), AuthError> {
-    let short = || invalid("negTokenResp: truncated");
+    let short = || invalid("SPNEGO token: truncated");
     let (&tag, rest) = b.split_first().ok_or_else(short)?;
     let (&l0, rest) = rest.split_first().ok_or_else(short)?;
     let (len, rest) = if l0 < 0x80 {
@@ -226,7 +226,7 @@ fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), AuthError> {
     } else {
         let n = usize::from(l0 & 0x7f);
         if n == 0 || n > 4 {
-            return Err(invalid("negTokenResp: unsupported length encoding"));
+            return Err(invalid("SPNEGO token: unsupported length encoding"));
         }
         let octets = rest.get(..n).ok_or_else(short)?;
         let len = octets
@@ -363,14 +363,29 @@ impl ThirdLeg {
     }
 }
 
+/// The client's first SPNEGO token (RFC 4178 4.2.1, `[APPLICATION 0]`
+/// framing) decoded, or None when it is not a negTokenInit. picky's
+/// decoder of that framing (`ApplicationTag0`, which sspi's acceptor runs
+/// on every first leg) panics when the framed content does not decode;
+/// this runs the fallible decoder on the same bytes instead, so msrpc
+/// calls it before handing a first leg to sspi.
+pub fn decode_neg_token_init(token: &[u8]) -> Option<GssApiNegInit> {
+    let (tag, _, rest) = tlv(token).ok()?;
+    if tag != 0x60 || !rest.is_empty() {
+        return None;
+    }
+    let mut seq = token.to_vec();
+    *seq.first_mut()? = TAG_SEQUENCE;
+    picky_asn1_der::from_bytes::<GssApiNegInit>(&seq).ok()
+}
+
 /// True when the first mechanism of the client's negTokenInit (the one its
 /// optimistic token is for) is Kerberos (RFC 4121 or Microsoft's OID).
 pub fn first_mech_is_kerberos(neg_token_init: &[u8]) -> bool {
-    let Ok(init) = picky_asn1_der::from_bytes::<ApplicationTag0<GssApiNegInit>>(neg_token_init)
-    else {
+    let Some(init) = decode_neg_token_init(neg_token_init) else {
         return false;
     };
-    let Some(types) = init.0.neg_token_init.0.mech_types.0.as_ref() else {
+    let Some(types) = init.neg_token_init.0.mech_types.0.as_ref() else {
         return false;
     };
     types.0 .0.first().is_some_and(|oid| {
@@ -379,11 +394,11 @@ pub fn first_mech_is_kerberos(neg_token_init: &[u8]) -> bool {
     })
 }
 
-/// The bare AP-REQ of the client's negTokenInit (its mechToken), None when
-/// there is none.
+/// The mechToken of the client's negTokenInit (in DCE style the bare
+/// AP-REQ), None when there is none.
 pub fn mech_token(neg_token_init: &[u8]) -> Option<Vec<u8>> {
-    let init: ApplicationTag0<GssApiNegInit> = picky_asn1_der::from_bytes(neg_token_init).ok()?;
-    Some(init.0.neg_token_init.0.mech_token.0.as_ref()?.0 .0.clone())
+    let init = decode_neg_token_init(neg_token_init)?;
+    Some(init.neg_token_init.0.mech_token.0.as_ref()?.0 .0.clone())
 }
 
 #[cfg(test)]
@@ -638,6 +653,43 @@ mod tests {
             vec![0x0a, 0x01, 0x00]
         );
         assert!(t.0.response_token.0.is_none() && t.0.mech_list_mic.0.is_none());
+    }
+
+    /// Tokens on which picky's `ApplicationTag0` decoder (run by sspi's
+    /// acceptor on every first leg) panics are refused before it.
+    #[test]
+    fn first_legs_picky_would_panic_on_are_refused() {
+        let leg = leg(false, &KEY, false);
+        for b in [
+            &leg[..],
+            &[0x60, 0x00][..],
+            &[0x60, 0x02, 0x05, 0x00][..],
+            &[0x30, 0x00][..],
+            &[0x60, 0x03, 0x06, 0x01, 0x00, 0x00][..],
+            &[][..],
+        ] {
+            assert!(decode_neg_token_init(b).is_none(), "{b:02x?}");
+            assert!(!first_mech_is_kerberos(b));
+            assert!(mech_token(b).is_none());
+        }
+    }
+
+    #[test]
+    fn impacket_first_leg_decodes() {
+        // negTokenInit { mechTypes { MS KRB5 }, mechToken 01 02 }
+        let b = [
+            0x60, 0x21, 0x06, 0x06, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x02, 0xa0, 0x17, 0x30, 0x15,
+            0xa0, 0x0d, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02,
+            0x02, 0xa2, 0x04, 0x04, 0x02, 0x01, 0x02,
+        ];
+        assert!(decode_neg_token_init(&b).is_some());
+        assert!(first_mech_is_kerberos(&b));
+        assert_eq!(mech_token(&b), Some(vec![1, 2]));
+        // 1.2.840.48018.1.2.3 first: not Kerberos
+        let mut other_first = b.to_vec();
+        other_first[28] = 0x03;
+        assert!(decode_neg_token_init(&other_first).is_some());
+        assert!(!first_mech_is_kerberos(&other_first));
     }
 
     #[test]

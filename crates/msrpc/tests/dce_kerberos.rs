@@ -471,3 +471,26 @@ fn ntlm_first_is_not_taken_for_kerberos() {
     );
     assert!(!matches!(r, Ok((ref n, _)) if n.is_kerberos()));
 }
+
+/// First legs on which sspi's negTokenInit decoder (picky's
+/// `ApplicationTag0`) panics: refused with a precise error instead.
+#[test]
+fn malformed_first_legs_are_refused_not_panicked_on() {
+    let store = alice();
+    let leg = third_leg(&[1], &SESSION_KEY);
+    for b in [
+        &leg[..],
+        &[0x60, 0x02, 0x05, 0x00][..],
+        &[0x30, 0x00][..],
+        &[][..],
+    ] {
+        let r = std::panic::catch_unwind(|| {
+            ServerNegotiate::accept_init(b, AuthLevel::Privacy, 1, &store).map(|_| ())
+        });
+        let e = r.expect("no panic").unwrap_err();
+        assert!(
+            e.to_string().contains("not a negTokenInit"),
+            "{b:02x?}: {e}"
+        );
+    }
+}
