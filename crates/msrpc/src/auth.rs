@@ -1065,10 +1065,10 @@ impl ServerNegotiate {
             )?));
             let bare = unframe_ap_req(token);
             let init = bare.as_deref().unwrap_or(token);
-            let (_, out) = accept_step(&mut ctx, init, true)?;
-            // When the AP-REQ was for the client's first mechanism sspi
-            // accepted it (an error otherwise); recover the ticket's
-            // session key, which sspi keeps to itself, for the third leg.
+            // When the AP-REQ is for the client's first mechanism sspi
+            // takes it: recover the ticket's session key (which sspi keeps
+            // to itself) for the third leg, checking on the way that what
+            // sspi will decode of the AP-REQ is well-formed DER.
             let krb_first = crate::dce_kerberos::first_mech_is_kerberos(init);
             let session_key = match crate::dce_kerberos::mech_token(init) {
                 Some(ap_req) if krb_first => {
@@ -1076,6 +1076,7 @@ impl ServerNegotiate {
                 }
                 _ => None,
             };
+            let (_, out) = accept_step(&mut ctx, init, true)?;
             return Ok((
                 ServerNegotiate {
                     ctx,
@@ -1147,6 +1148,12 @@ impl ServerNegotiate {
         store: &dyn CredentialStore,
         header_sign: bool,
     ) -> Result<(Vec<u8>, Result<(AuthenticatedUser, Protection), Self>), AuthError> {
+        // sspi decodes this token with picky (see `der_well_formed`)
+        if !crate::dce_kerberos::der_well_formed(token) {
+            return Err(AuthError::InvalidToken(
+                "SPNEGO token: malformed DER".into(),
+            ));
+        }
         if self.kerberos {
             // The third leg, verified against the session key (and made
             // readable to sspi when impacket sent its EncAPRepPart bare).

@@ -34,7 +34,7 @@ use picky_asn1::wrapper::{
     IntegerAsn1, OctetStringAsn1, Optional,
 };
 use picky_asn1_der::Asn1RawDer;
-use picky_krb::constants::key_usages::{AP_REP_ENC, TICKET_REP};
+use picky_krb::constants::key_usages::{AP_REP_ENC, AP_REQ_AUTHENTICATOR, TICKET_REP};
 use picky_krb::crypto::CipherSuite;
 use picky_krb::data_types::{
     EncApRepPart, EncApRepPartInner, EncTicketPart, EncryptedData, PrincipalName,
@@ -114,8 +114,7 @@ impl SessionKey {
     /// AP-REQ (which checked the authenticator, the times and the replay
     /// cache): this only recovers the key sspi keeps to itself.
     pub fn from_ap_req(ap_req: &[u8], kt: &Keytab) -> Result<SessionKey, AuthError> {
-        let req: ApReq =
-            picky_asn1_der::from_bytes(ap_req).map_err(|e| invalid(&format!("AP-REQ: {e}")))?;
+        let req: ApReq = decode(ap_req, "AP-REQ")?;
         let ticket = &req.0.ticket.0 .0;
         let enc = &ticket.enc_part.0;
         let etype = small_int(&enc.etype.0)
@@ -153,8 +152,7 @@ impl SessionKey {
             let Ok(plain) = cipher.decrypt(&e.key, TICKET_REP, &enc.cipher.0 .0) else {
                 continue;
             };
-            let part: EncTicketPart = picky_asn1_der::from_bytes(&plain)
-                .map_err(|e| invalid(&format!("EncTicketPart: {e}")))?;
+            let part: EncTicketPart = decode(&plain, "EncTicketPart")?;
             let key = &part.0.key.0;
             let key_etype = small_int(&key.key_type.0)
                 .ok_or_else(|| invalid("EncTicketPart: session key type out of range"))?;
@@ -162,6 +160,20 @@ impl SessionKey {
             let value = key.key_value.0 .0.clone();
             if value.len() != key_suite.cipher().key_size() {
                 return Err(invalid("EncTicketPart: session key of the wrong length"));
+            }
+            // The authenticator is decoded by sspi next: its plaintext
+            // must be well-formed DER first (see `der_well_formed`).
+            let auth = &req.0.authenticator.0;
+            let auth_plain = key_suite
+                .cipher()
+                .decrypt(&value, AP_REQ_AUTHENTICATOR, &auth.cipher.0 .0)
+                .map_err(|e| {
+                    AuthError::LogonDenied(format!(
+                        "the authenticator does not decrypt with the ticket's session key ({e})"
+                    ))
+                })?;
+            if !der_well_formed(&auth_plain) {
+                return Err(invalid("Authenticator: malformed DER"));
             }
             return Ok(SessionKey {
                 key: Secret::new(value),
@@ -240,6 +252,43 @@ fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), AuthError> {
     Ok((tag, &rest[..len], &rest[len..]))
 }
 
+/// How deep [`der_well_formed`] follows constructed values (Kerberos
+/// messages nest about ten deep).
+const MAX_DEPTH: usize = 32;
+
+/// True when `b` is a run of well-formed DER values, checked recursively
+/// into every constructed one: one-octet tags (no high tag numbers),
+/// definite lengths of at most four octets, each inside what encloses it.
+/// picky's decoder adds announced lengths unchecked (an overflow, which
+/// panics in debug builds), so every peer-supplied DER it decodes here,
+/// or sspi decodes after msrpc, passes this first.
+pub fn der_well_formed(b: &[u8]) -> bool {
+    fn walk(mut b: &[u8], depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        while !b.is_empty() {
+            let Ok((tag, value, rest)) = tlv(b) else {
+                return false;
+            };
+            if tag & 0x1f == 0x1f || (tag & 0x20 != 0 && !walk(value, depth + 1)) {
+                return false;
+            }
+            b = rest;
+        }
+        true
+    }
+    walk(b, 0)
+}
+
+/// picky's decoder of `T`, after [`der_well_formed`].
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, AuthError> {
+    if !der_well_formed(b) {
+        return Err(invalid(&format!("{what}: malformed DER")));
+    }
+    picky_asn1_der::from_bytes(b).map_err(|e| invalid(&format!("{what}: {e}")))
+}
+
 impl<'a> NegTokenResp<'a> {
     /// Decodes `[1] SEQUENCE { negState [0] ENUMERATED, supportedMech [1]
     /// OID, responseToken [2] OCTET STRING, mechListMIC [3] OCTET STRING }`
@@ -290,8 +339,7 @@ impl ThirdLeg {
         let ap_rep_der = resp
             .response_token
             .ok_or_else(|| invalid("third leg without the initiator's AP-REP"))?;
-        let ap_rep: ApRep = picky_asn1_der::from_bytes(ap_rep_der)
-            .map_err(|e| invalid(&format!("third leg: AP-REP: {e}")))?;
+        let ap_rep: ApRep = decode(ap_rep_der, "third leg: AP-REP")?;
         let enc = &ap_rep.0.enc_part.0;
         let etype = small_int(&enc.etype.0)
             .ok_or_else(|| invalid("third leg: AP-REP encryption type out of range"))?;
@@ -310,13 +358,11 @@ impl ThirdLeg {
             })?;
         let ap_rep_der = match plain.first() {
             Some(&TAG_ENC_AP_REP_PART) => {
-                picky_asn1_der::from_bytes::<EncApRepPart>(&plain)
-                    .map_err(|e| invalid(&format!("third leg: EncAPRepPart: {e}")))?;
+                decode::<EncApRepPart>(&plain, "third leg: EncAPRepPart")?;
                 ap_rep_der.to_vec()
             }
             Some(&TAG_SEQUENCE) => {
-                let inner: EncApRepPartInner = picky_asn1_der::from_bytes(&plain)
-                    .map_err(|e| invalid(&format!("third leg: EncAPRepPart: {e}")))?;
+                let inner: EncApRepPartInner = decode(&plain, "third leg: EncAPRepPart")?;
                 let tagged = picky_asn1_der::to_vec(&EncApRepPart::from(inner))
                     .map_err(|e| AuthError::Provider(format!("EncAPRepPart: {e}")))?;
                 let cipher_text = cipher
@@ -371,7 +417,7 @@ impl ThirdLeg {
 /// calls it before handing a first leg to sspi.
 pub fn decode_neg_token_init(token: &[u8]) -> Option<GssApiNegInit> {
     let (tag, _, rest) = tlv(token).ok()?;
-    if tag != 0x60 || !rest.is_empty() {
+    if tag != 0x60 || !rest.is_empty() || !der_well_formed(token) {
         return None;
     }
     let mut seq = token.to_vec();
@@ -690,6 +736,54 @@ mod tests {
         other_first[28] = 0x03;
         assert!(decode_neg_token_init(&other_first).is_some());
         assert!(!first_mech_is_kerberos(&other_first));
+    }
+
+    #[test]
+    fn der_walker_refuses_what_picky_would_overflow_on() {
+        assert!(der_well_formed(&[0x30, 0x03, 0x02, 0x01, 0x05]));
+        assert!(der_well_formed(&[]));
+        for b in [
+            // an 8-octet length inside a constructed value
+            &[
+                0x30, 0x0a, 0x6e, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ][..],
+            // inner length past its container
+            &[0x30, 0x03, 0x04, 0x05, 0x00][..],
+            // indefinite length
+            &[0x30, 0x80, 0x00, 0x00][..],
+            // high tag number
+            &[0x1f, 0x81, 0x00, 0x00][..],
+            // truncated
+            &[0x30][..],
+        ] {
+            assert!(!der_well_formed(b), "{b:02x?}");
+        }
+        let mut deep = Vec::new();
+        for _ in 0..40 {
+            deep = tlv_enc(0x30, &deep);
+        }
+        assert!(!der_well_formed(&deep));
+        let e = SessionKey::from_ap_req(
+            &[
+                0x6e, 0x0a, 0x30, 0x08, 0xa0, 0x86, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            &Keytab::default(),
+        )
+        .expect_err("refused");
+        assert!(e.to_string().contains("malformed DER"), "{e}");
+    }
+
+    fn tlv_enc(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        match content.len() {
+            n @ 0..=0x7f => v.push(n as u8),
+            n => {
+                v.push(0x82);
+                v.extend((n as u16).to_be_bytes());
+            }
+        }
+        v.extend_from_slice(content);
+        v
     }
 
     #[test]

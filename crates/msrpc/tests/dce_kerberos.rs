@@ -147,6 +147,11 @@ const KRB5_OID: &[u8] = &[
 /// impacket's first leg: negTokenInit { mechTypes, mechToken = GSS-framed
 /// AP-REQ (mutual-required) for HOST/ca.corp.test, from `client` }.
 fn first_leg(client: &str, mechs: &[&[u8]]) -> Vec<u8> {
+    first_leg_with(client, mechs, None)
+}
+
+/// [`first_leg`] with the authenticator's plaintext replaced.
+fn first_leg_with(client: &str, mechs: &[&[u8]], auth_plain: Option<&[u8]>) -> Vec<u8> {
     let enc_ticket = EncTicketPart::from(EncTicketPartInner {
         flags: ExplicitContextTag0::from(BitStringAsn1::from(
             picky_asn1::bit_string::BitString::with_len(32),
@@ -212,7 +217,13 @@ fn first_leg(client: &str, mechs: &[&[u8]]) -> Vec<u8> {
             kvno: Optional::from(None),
             cipher: ExplicitContextTag2::from(OctetStringAsn1::from(
                 aes()
-                    .encrypt(&SESSION_KEY, 11, &picky_asn1_der::to_vec(&auth).unwrap())
+                    .encrypt(
+                        &SESSION_KEY,
+                        11,
+                        &auth_plain
+                            .map(<[u8]>::to_vec)
+                            .unwrap_or_else(|| picky_asn1_der::to_vec(&auth).unwrap()),
+                    )
                     .unwrap(),
             )),
         }),
@@ -493,4 +504,23 @@ fn malformed_first_legs_are_refused_not_panicked_on() {
             "{b:02x?}: {e}"
         );
     }
+}
+
+/// An authenticator that decrypts under the session key but whose DER
+/// announces a length picky would overflow on: refused, not panicked on.
+#[test]
+fn authenticated_but_malformed_authenticator_is_refused() {
+    let store = alice();
+    let hostile = [
+        0x62, 0x0a, 0x30, 0x08, 0xa0, 0x86, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ];
+    let b = first_leg_with("alice", &[MS_KRB5_OID], Some(&hostile));
+    let r = std::panic::catch_unwind(|| {
+        ServerNegotiate::accept_init(&b, AuthLevel::Privacy, 1, &store).map(|_| ())
+    });
+    let e = r.expect("no panic").unwrap_err();
+    assert!(
+        e.to_string().contains("Authenticator: malformed DER"),
+        "{e}"
+    );
 }
