@@ -242,6 +242,8 @@ enum ProtCtx {
     Client(Box<SspiContext>),
     ServerNtlm(Box<Ntlm>),
     ServerNegotiate(Box<SspiContext>),
+    /// SPNEGO acceptor that negotiated Kerberos.
+    ServerKerberos(Box<SspiContext>),
 }
 
 impl std::fmt::Debug for Protection {
@@ -291,11 +293,22 @@ impl Protection {
         }
     }
 
+    /// Whether the PDU header and sec_trailer go to sspi (read-only) with
+    /// the stub. Always for NTLM, which signs them even without header
+    /// signing (what Windows and impacket do; sspi's NTLM MACs read-only
+    /// buffers). For the Kerberos acceptor only with header signing:
+    /// sspi's Kerberos folds every data buffer, read-only or not, into the
+    /// checksum, and a client that does not sign the header (impacket)
+    /// checksums the stub alone (MS-RPCE 3.3.1.5.2.2).
+    fn passes_header(&self) -> bool {
+        self.header_sign || !matches!(self.ctx, ProtCtx::ServerKerberos(_))
+    }
+
     fn sspi(&mut self) -> &mut dyn SspiLike {
         match &mut self.ctx {
             ProtCtx::Client(c) => c.as_mut(),
             ProtCtx::ServerNtlm(n) => n.as_mut(),
-            ProtCtx::ServerNegotiate(c) => c.as_mut(),
+            ProtCtx::ServerNegotiate(c) | ProtCtx::ServerKerberos(c) => c.as_mut(),
         }
     }
 
@@ -311,15 +324,13 @@ impl Protection {
         let mut head_c = head.to_vec();
         let mut trailer_c = trailer.to_vec();
         let stub_flags = stub_flags(level);
-        // Without header signing the header and trailer are not passed at
-        // all: sspi's Kerberos folds every data buffer, read-only or not,
-        // into the checksum (MS-RPCE 3.3.1.5.2.2: they are not covered).
+        let with_header = self.passes_header();
         let mut bufs = Vec::with_capacity(4);
-        if self.header_sign {
+        if with_header {
             bufs.push(SecurityBufferRef::data_buf(&mut head_c).with_flags(ro));
         }
         bufs.push(SecurityBufferRef::data_buf(stub).with_flags(stub_flags));
-        if self.header_sign {
+        if with_header {
             bufs.push(SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro));
         }
         bufs.push(SecurityBufferRef::token_buf(token));
@@ -360,8 +371,8 @@ impl Protection {
         let stub_flags = stub_flags(level);
         let mut stub_c = stub.to_vec();
         {
-            // header and trailer only when signed (see `protect`)
-            let header_sign = self.header_sign;
+            // header and trailer as in `protect`
+            let header_sign = self.passes_header();
             let mut bufs = Vec::with_capacity(4);
             if header_sign {
                 bufs.push(SecurityBufferRef::data_buf(&mut head_c).with_flags(ro));
@@ -1201,7 +1212,7 @@ impl ServerNegotiate {
             };
             let sig_len = self.ctx.query_context_sizes()?.security_trailer as usize;
             let prot = Protection {
-                ctx: ProtCtx::ServerNegotiate(self.ctx),
+                ctx: ProtCtx::ServerKerberos(self.ctx),
                 level: self.level,
                 auth_type: RPC_C_AUTHN_GSS_NEGOTIATE,
                 context_id: self.context_id,
