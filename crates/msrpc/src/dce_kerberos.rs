@@ -3,31 +3,36 @@
 //! acceptor's AP-REP with an AP-REP of its own, carried in a SPNEGO
 //! negTokenResp in alter_context (or auth3).
 //!
-//! sspi's acceptor verifies that third leg itself, but expects its
-//! encrypted part to be an `EncAPRepPart` (`[APPLICATION 27] SEQUENCE`).
-//! impacket (Certipy) sends the bare `SEQUENCE`: it rebuilds the part with
-//! pyasn1's `clone()`, which drops the application tag. Windows accepts
-//! both. So before sspi sees the third leg, [`ThirdLeg::verify`] decrypts
-//! it with the session key of the client's ticket (key usage 12: the HMAC
-//! proves the initiator holds that key, i.e. is the client the KDC issued
-//! the ticket to), checks that the plaintext is an `EncAPRepPart` in
-//! either encoding, and, for the bare one, hands sspi the same content
-//! with the tag restored, re-encrypted under the same key, so that sspi's
-//! own checks (the sequence number) run unchanged.
+//! sspi's acceptor verifies that third leg itself, but reads only what
+//! Windows and sspi's own client send. impacket (Certipy) differs in three
+//! ways: its `EncAPRepPart` lacks the `[APPLICATION 27]` tag (it rebuilds
+//! the part with pyasn1's `clone()`, which drops it); its negTokenResp has
+//! no negState, which picky (sspi's ASN.1 layer) then misreads; and it has
+//! no mechListMIC, which sspi demands in DCE style. Windows accepts all
+//! three. So before sspi sees the third leg, [`ThirdLeg::verify`] decodes
+//! the negTokenResp itself ([`NegTokenResp`]), decrypts the AP-REP with the
+//! session key of the client's ticket (key usage 12: the HMAC proves the
+//! initiator holds that key, i.e. is the client the KDC issued the ticket
+//! to), checks that the plaintext is an `EncAPRepPart` in either encoding,
+//! and hands sspi the same content in the encoding it reads (the tag
+//! restored and re-encrypted under the same key, a negState added), so
+//! that sspi's own check (the sequence number) runs unchanged.
 //!
 //! The session key comes from [`SessionKey::from_ap_req`]: the ticket of
 //! the client's first-leg AP-REQ decrypted with the service's keytab key
-//! (key usage 2), after sspi has accepted that AP-REQ.
+//! (key usage 2).
 //!
-//! impacket also sends no `mechListMIC`; RFC 4178 section 5 makes the MIC
-//! optional when the accepted mechanism is the initiator's first choice,
-//! which [`first_mech_is_kerberos`] tells. [`ACCEPT_COMPLETED`] is the
-//! reply then.
+//! RFC 4178 section 5 makes the MIC optional when the accepted mechanism
+//! is the initiator's first choice, which [`first_mech_is_kerberos`] tells;
+//! [`ACCEPT_COMPLETED`] is the reply then. A MIC that is sent is verified
+//! by sspi.
 //!
-//! Every input here is attacker-controlled: the decoders allocate nothing
-//! from a length the peer wrote (the DER decoder works on the received
-//! token, which the PDU layer already bounded) and fail with a precise
-//! [`AuthError`], never a panic.
+//! Every input here is attacker-controlled. picky panics on some malformed
+//! DER (an `unwrap` in its GSS-API framing decoder, an unchecked length
+//! addition), so every peer DER value that picky decodes, here or inside
+//! sspi, is first walked by [`der_well_formed`] or
+//! [`decode_neg_token_init`]. The decoders allocate nothing from a length
+//! the peer wrote and fail with a precise [`AuthError`], never a panic.
 
 use picky_asn1::wrapper::{
     ExplicitContextTag0, ExplicitContextTag1, ExplicitContextTag2, ExplicitContextTag3,
