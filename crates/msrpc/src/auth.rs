@@ -242,6 +242,8 @@ enum ProtCtx {
     Client(Box<SspiContext>),
     ServerNtlm(Box<Ntlm>),
     ServerNegotiate(Box<SspiContext>),
+    /// SPNEGO acceptor that negotiated Kerberos.
+    ServerKerberos(Box<SspiContext>),
 }
 
 impl std::fmt::Debug for Protection {
@@ -291,11 +293,22 @@ impl Protection {
         }
     }
 
+    /// Whether the PDU header and sec_trailer go to sspi (read-only) with
+    /// the stub. Always for NTLM, which signs them even without header
+    /// signing (what Windows and impacket do; sspi's NTLM MACs read-only
+    /// buffers). For the Kerberos acceptor only with header signing:
+    /// sspi's Kerberos folds every data buffer, read-only or not, into the
+    /// checksum, and a client that does not sign the header (impacket)
+    /// checksums the stub alone (MS-RPCE 3.3.1.5.2.2).
+    fn passes_header(&self) -> bool {
+        self.header_sign || !matches!(self.ctx, ProtCtx::ServerKerberos(_))
+    }
+
     fn sspi(&mut self) -> &mut dyn SspiLike {
         match &mut self.ctx {
             ProtCtx::Client(c) => c.as_mut(),
             ProtCtx::ServerNtlm(n) => n.as_mut(),
-            ProtCtx::ServerNegotiate(c) => c.as_mut(),
+            ProtCtx::ServerNegotiate(c) | ProtCtx::ServerKerberos(c) => c.as_mut(),
         }
     }
 
@@ -311,14 +324,18 @@ impl Protection {
         let mut head_c = head.to_vec();
         let mut trailer_c = trailer.to_vec();
         let stub_flags = stub_flags(level);
-        let mut bufs = [
-            SecurityBufferRef::data_buf(&mut head_c).with_flags(ro),
-            SecurityBufferRef::data_buf(stub).with_flags(stub_flags),
-            SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro),
-            SecurityBufferRef::token_buf(token),
-        ];
+        let with_header = self.passes_header();
+        let mut bufs = Vec::with_capacity(4);
+        if with_header {
+            bufs.push(SecurityBufferRef::data_buf(&mut head_c).with_flags(ro));
+        }
+        bufs.push(SecurityBufferRef::data_buf(stub).with_flags(stub_flags));
+        if with_header {
+            bufs.push(SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro));
+        }
+        bufs.push(SecurityBufferRef::token_buf(token));
         self.sspi().encrypt(&mut bufs)?;
-        let produced = bufs[3].data().len();
+        let produced = bufs.last().map_or(0, |b| b.data().len());
         if produced != self.sig_len {
             return Err(AuthError::Provider(format!(
                 "signature of {produced} octets, expected {}",
@@ -354,15 +371,20 @@ impl Protection {
         let stub_flags = stub_flags(level);
         let mut stub_c = stub.to_vec();
         {
-            let mut bufs = [
-                SecurityBufferRef::data_buf(&mut head_c).with_flags(ro),
-                SecurityBufferRef::data_buf(&mut stub_c).with_flags(stub_flags),
-                SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro),
-                SecurityBufferRef::token_buf(&mut token_c),
-            ];
+            // header and trailer as in `protect`
+            let header_sign = self.passes_header();
+            let mut bufs = Vec::with_capacity(4);
+            if header_sign {
+                bufs.push(SecurityBufferRef::data_buf(&mut head_c).with_flags(ro));
+            }
+            bufs.push(SecurityBufferRef::data_buf(&mut stub_c).with_flags(stub_flags));
+            if header_sign {
+                bufs.push(SecurityBufferRef::data_buf(&mut trailer_c).with_flags(ro));
+            }
+            bufs.push(SecurityBufferRef::token_buf(&mut token_c));
             self.sspi().decrypt(&mut bufs)?;
             if level == AuthLevel::Privacy {
-                let d = bufs[1].data();
+                let d = bufs[usize::from(header_sign)].data();
                 if d.len() != stub.len() {
                     return Err(AuthError::Integrity("decrypted length mismatch".into()));
                 }
@@ -789,8 +811,8 @@ const NTLM_OID: &[u8] = &[
 /// `01 00`). Windows accepts both. Returns the negTokenInit with the AP-REQ
 /// unframed, or None when there is nothing to change.
 fn unframe_ap_req(token: &[u8]) -> Option<Vec<u8>> {
-    use picky_krb::gss_api::{ApplicationTag0, GssApiNegInit};
-    let mut init: ApplicationTag0<GssApiNegInit> = picky_asn1_der::from_bytes(token).ok()?;
+    use picky_krb::gss_api::ApplicationTag0;
+    let mut init = ApplicationTag0(crate::dce_kerberos::decode_neg_token_init(token)?);
     let mech = init.0.neg_token_init.0.mech_token.0.as_ref()?.0 .0.clone();
     if mech.first() != Some(&0x60) {
         return None;
@@ -1011,6 +1033,13 @@ impl ServerNtlm {
 pub struct ServerNegotiate {
     ctx: Box<SspiContext>,
     kerberos: bool,
+    /// Kerberos: the session key of the client's ticket, to verify the
+    /// DCE-style third leg ([`crate::dce_kerberos`]).
+    session_key: Option<crate::dce_kerberos::SessionKey>,
+    /// Kerberos was the first mechanism of the client's negTokenInit.
+    krb_first: bool,
+    /// Kerberos: the principals allowed (every account as user@REALM).
+    allowed: Vec<Username>,
     challenge: [u8; 8],
     level: AuthLevel,
     context_id: u32,
@@ -1077,6 +1106,13 @@ impl ServerNegotiate {
                 level.to_wire()
             )));
         }
+        // picky's decoder, which sspi runs on this token, panics on some
+        // malformed ones: only a token that decodes goes on.
+        if crate::dce_kerberos::decode_neg_token_init(token).is_none() {
+            return Err(AuthError::InvalidToken(
+                "the first SPNEGO token is not a negTokenInit".into(),
+            ));
+        }
         if let Some(kt) = store.kerberos_keys().filter(|_| prefers_kerberos(token)) {
             let config = NegotiateConfig::new(
                 Box::new(kerberos_server_config(&kt)?),
@@ -1101,15 +1137,31 @@ impl ServerNegotiate {
                     }
                 }
             }
+            let allowed = identities.iter().map(|i| i.username.clone()).collect();
             let mut ctx = Box::new(SspiContext::Negotiate(Negotiate::new_server(
                 config, identities,
             )?));
             let bare = unframe_ap_req(token);
-            let (_, out) = accept_step(&mut ctx, bare.as_deref().unwrap_or(token), true)?;
+            let init = bare.as_deref().unwrap_or(token);
+            // When the AP-REQ is for the client's first mechanism sspi
+            // takes it: recover the ticket's session key (which sspi keeps
+            // to itself) for the third leg, checking on the way that what
+            // sspi will decode of the AP-REQ is well-formed DER.
+            let krb_first = crate::dce_kerberos::first_mech_is_kerberos(init);
+            let session_key = match crate::dce_kerberos::mech_token(init) {
+                Some(ap_req) if krb_first => {
+                    Some(crate::dce_kerberos::SessionKey::from_ap_req(&ap_req, &kt)?)
+                }
+                _ => None,
+            };
+            let (_, out) = accept_step(&mut ctx, init, true)?;
             return Ok((
                 ServerNegotiate {
                     ctx,
                     kerberos: true,
+                    session_key,
+                    krb_first,
+                    allowed,
                     challenge: [0; 8],
                     level,
                     context_id,
@@ -1154,6 +1206,9 @@ impl ServerNegotiate {
             ServerNegotiate {
                 ctx,
                 kerberos: false,
+                session_key: None,
+                krb_first: false,
+                allowed: Vec::new(),
                 challenge,
                 level,
                 context_id,
@@ -1171,12 +1226,47 @@ impl ServerNegotiate {
         store: &dyn CredentialStore,
         header_sign: bool,
     ) -> Result<(Vec<u8>, Result<(AuthenticatedUser, Protection), Self>), AuthError> {
+        // sspi decodes this token with picky (see `der_well_formed`)
+        if !crate::dce_kerberos::der_well_formed(token) {
+            return Err(AuthError::InvalidToken(
+                "SPNEGO token: malformed DER".into(),
+            ));
+        }
         if self.kerberos {
-            let (status, out) = accept_step(&mut self.ctx, token, true)?;
-            if status != SecurityStatus::Ok {
+            // The third leg, verified against the session key (and made
+            // readable to sspi when impacket sent its EncAPRepPart bare).
+            // Without a session key (Kerberos was not the client's first
+            // mechanism, so this leg carries its AP-REQ) sspi alone decides.
+            let leg = match self.session_key.take() {
+                Some(sk) => crate::dce_kerberos::ThirdLeg::verify(token, &sk)?,
+                None => crate::dce_kerberos::ThirdLeg {
+                    token: token.to_vec(),
+                    has_mic: true,
+                },
+            };
+            let (status, mut out) = accept_step(&mut self.ctx, &leg.token, true)?;
+            // sspi's DCE-style Kerberos is complete after the third leg
+            // (it returns an error otherwise); what it may still want is
+            // the SPNEGO mechListMIC, which RFC 4178 section 5 makes
+            // optional when Kerberos was the client's first choice and
+            // which impacket never sends.
+            let mic_optional =
+                status == SecurityStatus::ContinueNeeded && !leg.has_mic && self.krb_first;
+            if status != SecurityStatus::Ok && !mic_optional {
                 return Ok((out, Err(self)));
             }
+            if mic_optional {
+                out = crate::dce_kerberos::ACCEPT_COMPLETED.to_vec();
+            }
             let name = self.ctx.query_context_names()?.username;
+            // sspi checks the principal against its identity list only when
+            // it verifies a mechListMIC: check it here in every case.
+            if !self.allowed.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+                return Err(AuthError::LogonDenied(format!(
+                    "{} is not an account of this server",
+                    name.inner()
+                )));
+            }
             let (domain, user) = match name.parts() {
                 sspi::UsernameParts::UserPrincipalName(p) => (p.suffix(), p.account_name()),
                 sspi::UsernameParts::DownLevelLogonName(p) => {
@@ -1189,7 +1279,7 @@ impl ServerNegotiate {
             };
             let sig_len = self.ctx.query_context_sizes()?.security_trailer as usize;
             let prot = Protection {
-                ctx: ProtCtx::ServerNegotiate(self.ctx),
+                ctx: ProtCtx::ServerKerberos(self.ctx),
                 level: self.level,
                 auth_type: RPC_C_AUTHN_GSS_NEGOTIATE,
                 context_id: self.context_id,

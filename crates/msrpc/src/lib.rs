@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod client;
 pub mod csra;
+pub mod dce_kerberos;
 pub mod dcom;
 pub mod epm;
 pub mod error;
