@@ -89,10 +89,15 @@ impl AdcsTarget {
         }
     }
 
-    /// True when the KDC is found by DNS SRV: Kerberos with a realm and
-    /// no `auth.kdc`.
+    /// True when the KDC is found by DNS SRV: Kerberos or Negotiate with a
+    /// realm and no `auth.kdc`. Negotiate then uses Kerberos when a KDC is
+    /// found and answers, NTLM otherwise (sspi falls back when the KDC
+    /// transport fails), and sspi never looks for a KDC itself (it would
+    /// read krb5.conf).
     pub fn discovers_kdc(&self) -> bool {
-        self.method == AuthMethod::Kerberos && self.kdc.is_none() && self.realm.is_some()
+        matches!(self.method, AuthMethod::Kerberos | AuthMethod::Negotiate)
+            && self.kdc.is_none()
+            && self.realm.is_some()
     }
 
     /// The KDC transport of this authority: KDC discovery by DNS SRV through

@@ -1580,6 +1580,44 @@ mod tests {
         assert!(sp.unprotect(&mut p3, l3).is_err());
     }
 
+    /// A KDC transport that never reaches a KDC (no SRV record, all down).
+    struct NoKdc;
+
+    impl KdcTransport for NoKdc {
+        fn send(&self, url: &str, _data: &[u8]) -> Result<Vec<u8>, String> {
+            Err(format!("no KDC for {url}"))
+        }
+    }
+
+    /// `negotiate` with a KDC to be discovered: when no KDC answers, the
+    /// first token is NTLM's (sspi falls back on NoAuthenticatingAuthority);
+    /// `kerberos` with the same transport fails with the KDC named.
+    #[test]
+    fn negotiate_falls_back_to_ntlm_when_no_kdc_answers() {
+        let auth = |method| ClientAuth {
+            method,
+            level: AuthLevel::Privacy,
+            credentials: Credentials {
+                domain: "CORP.TEST".into(),
+                username: "alice".into(),
+                password: "Passw0rd!".into(),
+            },
+            spn: Some("host/ca.corp.test".into()),
+            kdc: Some("tcp://_kerberos._tcp.corp.test".into()),
+            keytab: None,
+        };
+        let transport = || Some(std::sync::Arc::new(NoKdc) as std::sync::Arc<dyn KdcTransport>);
+        let mut c = ClientContext::new(&auth(AuthMethod::Negotiate), transport()).unwrap();
+        let first = c.step(None).unwrap();
+        assert!(
+            find_ntlm(&first.token, 1).is_some(),
+            "no NTLM NEGOTIATE_MESSAGE in the first token"
+        );
+        let mut k = ClientContext::new(&auth(AuthMethod::Kerberos), transport()).unwrap();
+        let e = k.step(None).err().expect("Kerberos without a KDC fails");
+        assert!(e.to_string().contains("no KDC for"), "{e}");
+    }
+
     #[test]
     fn ntlm_wrong_password_and_unknown_user() {
         assert!(

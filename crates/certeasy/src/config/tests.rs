@@ -535,6 +535,21 @@ fn adcs_named_pipes_are_refused_and_kerberos_without_kdc_discovers_it() {
         Some("tcp://_kerberos._tcp.corp.example")
     );
     assert!(s.client_options().kdc.is_some(), "the SRV transport");
+    // negotiate with a realm discovers too (NTLM when no KDC is found);
+    // without a realm there is nothing to look up.
+    let negotiate = text.replace("method: kerberos", "method: negotiate");
+    let c = load(&negotiate).unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    assert!(s.discovers_kdc());
+    let no_realm = negotiate.replace("        realm: CORP.EXAMPLE\n", "");
+    let c = load(&no_realm).unwrap_or_else(|e| panic!("{e}"));
+    let AuthorityKind::Adcs(s) = &c.authority("corp").unwrap().kind else {
+        panic!("not adcs")
+    };
+    assert!(!s.discovers_kdc());
+    assert_eq!(s.client_auth().kdc, None);
 }
 
 #[test]
