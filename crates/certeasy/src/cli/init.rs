@@ -130,9 +130,13 @@ pub enum AuthorityAnswers {
         method: String,
         /// `auth.domain`.
         domain: String,
+        /// `auth.realm` (empty: none; kerberos and negotiate only).
+        realm: String,
         /// `auth.username`.
         username: String,
-        /// The service account's password.
+        /// `auth.keytab` (empty: the password is used).
+        keytab: String,
+        /// The service account's password (empty with a keytab).
         password: Secret,
         /// `endpoint-mapper-port`.
         epm_port: u16,
@@ -235,15 +239,35 @@ pub fn wizard(p: &mut dyn Prompter, ctx: &Context) -> Result<Answers, InitError>
             q::check_choice(s, q::ADCS_METHODS)
         })?;
         let domain = p.ask(q::ADCS_DOMAIN, "", &q::check_optional_text)?;
+        let realm = if method == "ntlm" {
+            String::new()
+        } else {
+            let required = method == "kerberos";
+            p.ask(q::ADCS_REALM, &q::default_realm(&domain, &ca_name), &|s| {
+                q::check_realm(s, required)
+            })?
+        };
         let username = p.ask(q::ADCS_USERNAME, "", &q::check_text)?;
-        let password = Secret(p.password(q::ADCS_PASSWORD, false, &q::check_password)?);
+        let keytab = if method == "kerberos" {
+            p.ask(q::ADCS_KEYTAB, "", &q::check_optional_file_path)?
+        } else {
+            String::new()
+        };
+        // With a keytab no password is needed at all.
+        let password = if keytab.is_empty() {
+            Secret(p.password(q::ADCS_PASSWORD, false, &q::check_password)?)
+        } else {
+            Secret(String::new())
+        };
         let epm = p.ask(q::ADCS_EPM_PORT, "135", &q::check_port)?;
         AuthorityAnswers::Adcs {
             ca_name,
             template,
             method,
             domain,
+            realm,
             username,
+            keytab,
             password,
             epm_port: epm.parse().unwrap_or(135),
             check: false,
@@ -396,20 +420,43 @@ pub fn render(a: &Answers, secret: &Path) -> String {
             template,
             method,
             domain,
+            realm,
             username,
+            keytab,
             epm_port,
             ..
-        } => (
-            "adcs",
-            format!(
-                "  - name: adcs\n    type: adcs\n    configuration:\n      ca-name: {}\n      certificate-template: {}\n      endpoint-mapper-port: {epm_port}\n      auth:\n        method: {method}\n        domain: {}\n        username: {}\n        # The service account's password; mode 0600, readable by certeasy only.\n        password-file: {}\n",
-                y(ca_name),
-                y(template),
+        } => {
+            let mut auth = format!(
+                "        method: {method}\n        domain: {}\n        username: {}\n",
                 y(domain),
-                y(username),
-                y(&secret)
-            ),
-        ),
+                y(username)
+            );
+            if !realm.is_empty() {
+                auth.push_str(&format!(
+                    "        # The KDCs are found by DNS: _kerberos._tcp.<realm> SRV records.\n        realm: {}\n",
+                    y(realm)
+                ));
+            }
+            if keytab.is_empty() {
+                auth.push_str(&format!(
+                    "        # The service account's password; mode 0600, readable by certeasy only.\n        password-file: {}\n",
+                    y(&secret)
+                ));
+            } else {
+                auth.push_str(&format!(
+                    "        # No password: the service account's keys (readable by certeasy only).\n        keytab: {}\n",
+                    y(keytab)
+                ));
+            }
+            (
+                "adcs",
+                format!(
+                    "  - name: adcs\n    type: adcs\n    configuration:\n      ca-name: {}\n      certificate-template: {}\n      endpoint-mapper-port: {epm_port}\n      auth:\n{auth}",
+                    y(ca_name),
+                    y(template),
+                ),
+            )
+        }
     };
     let tls = match &a.tls {
         TlsAnswers::Pki => format!(
@@ -546,15 +593,20 @@ pub fn write(a: &Answers, out: &Outputs, force: bool) -> Result<crate::config::C
             password
         }
     };
-    write_file(
-        &out.secret,
-        format!("{}\n", password.0).as_bytes(),
-        0o600,
-        force,
-    )?;
+    // No password file for an account authenticated by its keytab.
+    let with_secret =
+        !matches!(&a.authority, AuthorityAnswers::Adcs { keytab, .. } if !keytab.is_empty());
+    if with_secret {
+        write_file(
+            &out.secret,
+            format!("{}\n", password.0).as_bytes(),
+            0o600,
+            force,
+        )?;
+    }
     let yaml = render(a, &out.secret);
     if let Err(e) = write_file(&out.config, yaml.as_bytes(), 0o644, force) {
-        if !force {
+        if !force && with_secret {
             let _ = std::fs::remove_file(&out.secret);
         }
         return Err(e);
@@ -565,10 +617,17 @@ pub fn write(a: &Answers, out: &Outputs, force: bool) -> Result<crate::config::C
 /// The commands to run next.
 pub fn next_steps(a: &Answers, out: &Outputs, workdir: &Path) -> String {
     let f = out.config.display();
-    let mut s = format!(
-        "Configuration written to {f} (validated).\nPassword file: {} (mode 0600; make it readable by the certeasy user only).\n\nNext:\n  certeasy validate -f {f}\n",
-        out.secret.display()
-    );
+    let mut s = format!("Configuration written to {f} (validated).\n");
+    match &a.authority {
+        AuthorityAnswers::Adcs { keytab, .. } if !keytab.is_empty() => s.push_str(&format!(
+            "Keytab: {keytab} (make it readable by the certeasy user only).\n"
+        )),
+        _ => s.push_str(&format!(
+            "Password file: {} (mode 0600; make it readable by the certeasy user only).\n",
+            out.secret.display()
+        )),
+    }
+    s.push_str(&format!("\nNext:\n  certeasy validate -f {f}\n"));
     if matches!(a.authority, AuthorityAnswers::Adcs { .. }) {
         s.push_str(&format!("  certeasy adcs check -f {f}\n"));
     }
@@ -887,7 +946,9 @@ mod tests {
                 template: "WebServer".into(),
                 method: "negotiate".into(),
                 domain: "CORP".into(),
+                realm: String::new(),
                 username: "svc-acme".into(),
+                keytab: String::new(),
                 password: Secret("S3cret!".into()),
                 epm_port: 135,
                 check: false,
@@ -954,6 +1015,75 @@ mod tests {
         let input = format!("{head}http://acme.corp.example/dir\n\n\n");
         let e = wizard(&mut ScriptPrompter::new(input.as_bytes()), &ctx).unwrap_err();
         assert!(e.to_string().contains("tls-acme-directory"), "{e}");
+    }
+
+    #[test]
+    fn a_kerberos_account_with_a_keytab_needs_no_password_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let keytab = crate::config::tests::keytab_file(dir.path());
+        let out = Outputs::new(&dir.path().join("c.yml"), false).unwrap();
+        let a = answers(
+            AuthorityAnswers::Adcs {
+                ca_name: "ca.corp.test\\LAB-CA".into(),
+                template: "WebServer".into(),
+                method: "kerberos".into(),
+                domain: "CORP".into(),
+                realm: "CORP.TEST".into(),
+                username: "alice".into(),
+                keytab: keytab.display().to_string(),
+                password: Secret(String::new()),
+                epm_port: 135,
+                check: false,
+            },
+            TlsAnswers::Pki,
+        );
+        let config = write(&a, &out, false).unwrap();
+        assert!(!out.secret.exists(), "no password file");
+        let yaml = std::fs::read_to_string(&out.config).unwrap();
+        assert!(
+            yaml.contains("realm: \"CORP.TEST\"") && yaml.contains("keytab:"),
+            "{yaml}"
+        );
+        assert!(!yaml.contains("password-file"), "{yaml}");
+        let crate::config::AuthorityKind::Adcs(s) = &config.authorities[0].kind else {
+            panic!("not adcs")
+        };
+        assert!(s.discovers_kdc(), "the KDC comes from DNS SRV");
+        assert!(next_steps(&a, &out, dir.path()).contains("Keytab: "));
+    }
+
+    #[test]
+    fn kerberos_answers_realm_and_keytab_in_a_script() {
+        let ctx = Context {
+            hostname: "srv".into(),
+            config_dir: "/etc/certeasy".into(),
+        };
+        let head = "\n\n\n\nadcs\nca01.corp.example\\Corp CA\n\nkerberos\nCORP\n";
+        // The realm defaults to the CA host's DNS domain; a keytab skips
+        // the password.
+        let input = format!("{head}\nsvc\n/etc/certeasy/svc.keytab\n\n\n\n\n\n\nno\n");
+        let a = wizard(&mut ScriptPrompter::new(input.as_bytes()), &ctx).unwrap();
+        let AuthorityAnswers::Adcs {
+            realm,
+            keytab,
+            password,
+            ..
+        } = &a.authority
+        else {
+            panic!("not adcs")
+        };
+        assert_eq!(realm, "CORP.EXAMPLE");
+        assert_eq!(keytab, "/etc/certeasy/svc.keytab");
+        assert!(password.0.is_empty());
+        let e = wizard(
+            &mut ScriptPrompter::new(format!("{head}not a realm!\n").as_bytes()),
+            &ctx,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("adcs-realm"), "{e}");
+        assert_eq!(q::default_realm("corp.test", "x\\CA"), "CORP.TEST");
+        assert_eq!(q::default_realm("CORP", "10.0.0.5\\CA"), "");
+        assert_eq!(q::default_realm("CORP", "ca01\\CA"), "");
     }
 
     #[test]

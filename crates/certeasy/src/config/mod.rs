@@ -341,4 +341,4 @@ fn join_path(prefix: &str, rest: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1116,7 +1116,7 @@ fn with_kerberos_auth(auth: &str) -> String {
 }
 
 /// A keytab with one AES-256 key of `alice@CORP.TEST`, mode 600.
-fn keytab_file(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn keytab_file(dir: &std::path::Path) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let mut e = Vec::new();
     e.extend_from_slice(&1u16.to_be_bytes());

@@ -35,9 +35,11 @@ questions! {
     CA_PASSWORD = "ca-password", "Password encrypting the CA keys (empty: generate one)";
     ADCS_CA_NAME = "adcs-ca-name", "ADCS CA name (HOST\\CA Common Name, as certutil prints it)";
     ADCS_TEMPLATE = "adcs-template", "ADCS certificate template";
-    ADCS_METHOD = "adcs-auth-method", "ADCS authentication (ntlm/negotiate)";
+    ADCS_METHOD = "adcs-auth-method", "ADCS authentication (ntlm/negotiate/kerberos)";
     ADCS_DOMAIN = "adcs-domain", "Service account's domain (NetBIOS or DNS)";
+    ADCS_REALM = "adcs-realm", "Kerberos realm (the AD DNS domain in upper case)";
     ADCS_USERNAME = "adcs-username", "Service account's user name";
+    ADCS_KEYTAB = "adcs-keytab", "Keytab of the service account (absolute path; empty: use a password)";
     ADCS_PASSWORD = "adcs-password", "Service account's password";
     ADCS_EPM_PORT = "adcs-endpoint-mapper-port", "CA's RPC endpoint mapper port";
     ZONES = "zones", "DNS zones certificates may be issued in (comma-separated)";
@@ -163,8 +165,48 @@ pub fn check_choice(s: &str, choices: &[&str]) -> Checked {
 pub const AUTHORITIES: &[&str] = &["builtin", "adcs"];
 /// Choices of `ca-key-type`.
 pub const KEY_TYPES: &[&str] = &["ecdsa-p256", "ecdsa-p384", "rsa"];
-/// Choices of `adcs-auth-method` (kerberos needs a KDC: edit the file).
-pub const ADCS_METHODS: &[&str] = &["ntlm", "negotiate"];
+/// Choices of `adcs-auth-method` (the KDC of kerberos and negotiate is
+/// found by DNS SRV from the realm).
+pub const ADCS_METHODS: &[&str] = &["ntlm", "negotiate", "kerberos"];
+
+/// Default of `adcs-realm`: the domain in upper case when it is a DNS
+/// name, else the DNS domain of the CA host (`ca01.corp.example\CA` →
+/// `CORP.EXAMPLE`), else nothing.
+pub fn default_realm(domain: &str, ca_name: &str) -> String {
+    let domain = domain.trim();
+    if domain.contains('.') {
+        return domain.to_ascii_uppercase();
+    }
+    let host = ca_name.split('\\').next().unwrap_or("");
+    if host.parse::<IpAddr>().is_ok() {
+        return String::new();
+    }
+    match host.split_once('.') {
+        Some((_, d)) if !d.is_empty() => d.to_ascii_uppercase(),
+        _ => String::new(),
+    }
+}
+
+/// `adcs-realm`: a DNS-like name, upper-cased; required for kerberos,
+/// optional for negotiate (without one it cannot discover the KDC).
+pub fn check_realm(s: &str, required: bool) -> Checked {
+    let s = s.trim();
+    if s.is_empty() {
+        return if required {
+            Err("a realm is required for kerberos, e.g. CORP.EXAMPLE".into())
+        } else {
+            Ok(String::new())
+        };
+    }
+    let valid = s
+        .split('.')
+        .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if valid {
+        Ok(s.to_ascii_uppercase())
+    } else {
+        Err(format!("{s:?} is not a realm name, e.g. CORP.EXAMPLE"))
+    }
+}
 /// Choices of `tls-mode`.
 pub const TLS_MODES: &[&str] = &["pki", "acme", "files"];
 
