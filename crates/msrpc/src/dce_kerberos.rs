@@ -487,9 +487,14 @@ mod tests {
             picky_asn1_der::to_vec(&inner(5)).expect("der")
         };
         assert_eq!(plain[0], if tagged { 0x7b } else { 0x30 });
+        leg_of(&plain, key, mic)
+    }
+
+    /// A third leg whose AP-REP carries `plain` encrypted with `key`.
+    fn leg_of(plain: &[u8], key: &[u8], mic: bool) -> Vec<u8> {
         let c = CipherSuite::Aes256CtsHmacSha196
             .cipher()
-            .encrypt(key, AP_REP_ENC, &plain)
+            .encrypt(key, AP_REP_ENC, plain)
             .expect("enc");
         let ap_rep = ApRep::from(picky_krb::messages::ApRepInner {
             pvno: ExplicitContextTag0::from(IntegerAsn1::from(vec![5])),
@@ -660,28 +665,7 @@ mod tests {
     #[test]
     fn enc_part_of_another_type_is_refused() {
         // a plaintext that decrypts but is an EncTicketPart-like [APPLICATION 3]
-        let c = CipherSuite::Aes256CtsHmacSha196
-            .cipher()
-            .encrypt(&KEY, AP_REP_ENC, &[0x63, 0x00])
-            .expect("enc");
-        let rep = ApRep::from(picky_krb::messages::ApRepInner {
-            pvno: ExplicitContextTag0::from(IntegerAsn1::from(vec![5])),
-            msg_type: ExplicitContextTag1::from(IntegerAsn1::from(vec![15])),
-            enc_part: ExplicitContextTag2::from(EncryptedData {
-                etype: ExplicitContextTag0::from(IntegerAsn1::from(vec![18])),
-                kvno: Optional::from(None),
-                cipher: ExplicitContextTag2::from(OctetStringAsn1::from(c)),
-            }),
-        });
-        let targ = NegTokenTarg1::from(NegTokenTarg {
-            neg_result: Optional::from(None),
-            supported_mech: Optional::from(None),
-            response_token: Optional::from(Some(ExplicitContextTag2::from(OctetStringAsn1::from(
-                picky_asn1_der::to_vec(&rep).expect("der"),
-            )))),
-            mech_list_mic: Optional::from(None),
-        });
-        let t = picky_asn1_der::to_vec(&targ).expect("der");
+        let t = leg_of(&[0x63, 0x00], &KEY, false);
         let e = ThirdLeg::verify(&t, &sk()).expect_err("refused");
         assert!(e.to_string().contains("not an EncAPRepPart"), "{e}");
     }
