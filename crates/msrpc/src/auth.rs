@@ -36,28 +36,7 @@ pub const RPC_C_AUTHN_GSS_KERBEROS: u8 = 16;
 /// NTLM signature size.
 pub const NTLM_SIGNATURE_LEN: usize = 16;
 
-/// Authentication errors.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// The credentials were refused (wrong user, domain or password).
-    #[error("logon denied: {0}")]
-    LogonDenied(String),
-    /// A signature did not verify or a sealed PDU did not decrypt.
-    #[error("message integrity check failed: {0}")]
-    Integrity(String),
-    /// Malformed security token.
-    #[error("invalid security token: {0}")]
-    InvalidToken(String),
-    /// Unsupported authentication type or level.
-    #[error("unsupported authentication: {0}")]
-    Unsupported(String),
-    /// Any other failure inside the security provider.
-    #[error("security provider error: {0}")]
-    Provider(String),
-    /// A Kerberos failure with what to do about it.
-    #[error("Kerberos: {0}")]
-    Kerberos(String),
-}
+pub use crate::auth_error::AuthError;
 
 /// The first sentence of an sspi error (without the hex dump of e-data).
 fn short(d: &str) -> &str {

@@ -48,7 +48,7 @@ use picky_krb::gss_api::{GssApiNegInit, NegTokenTarg, NegTokenTarg1};
 use picky_krb::messages::{ApRep, ApReq};
 use sspi::Secret;
 
-use crate::auth::AuthError;
+use crate::auth_error::AuthError;
 use crate::keytab::Keytab;
 
 /// The SPNEGO negTokenResp `{ negState accept-completed }` (RFC 4178 4.2.2):

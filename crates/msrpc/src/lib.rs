@@ -17,6 +17,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod auth_error;
 pub mod client;
 pub mod csra;
 pub mod dce_kerberos;
