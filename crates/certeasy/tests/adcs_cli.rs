@@ -5,47 +5,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::lab::{lab, LabEnv};
-
-/// Writes a configuration whose only ADCS authority is `authority_yaml`.
-fn config(l: &LabEnv, authority_yaml: &str) -> PathBuf {
-    let opts = common::Options {
-        authority_extra: authority_yaml.to_string(),
-        extra_sections: "policy-bindings:\n  - policy: test\n    authorities: [lab]\n".into(),
-        ..common::Options::default()
-    };
-    let dns: std::net::SocketAddr = "127.0.0.1:53".parse().unwrap();
-    let path = l.dir.path().join("config.yml");
-    std::fs::write(
-        &path,
-        common::config_text(l.dir.path(), 8443, dns, 80, 443, &opts),
-    )
-    .unwrap();
-    path
-}
+use common::lab::lab;
 
 fn run(args: &[&str], config: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_certeasy"))
-        .args(args)
-        .arg("-f")
-        .arg(config)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::certeasy_cli(args, config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_passes_every_step_and_submits() {
     let l = lab().await;
-    let cfg = config(&l, &l.authority("lab", "WebServer", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "WebServer", "Passw0rd!"));
     let (code, out) =
         tokio::task::spawn_blocking(move || run(&["adcs", "check", "--submit"], &cfg))
             .await
@@ -66,7 +37,7 @@ async fn check_passes_every_step_and_submits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_wrong_credentials_with_the_fix() {
     let l = lab().await;
-    let cfg = config(&l, &l.authority("lab", "WebServer", "not-the-password"));
+    let cfg = l.config_file(&l.authority("lab", "WebServer", "not-the-password"));
     let (code, out) = tokio::task::spawn_blocking(move || run(&["adcs", "check"], &cfg))
         .await
         .unwrap();
@@ -91,7 +62,7 @@ async fn check_reports_an_unreachable_endpoint_mapper() {
         &format!("endpoint-mapper-port: {}", l.running.epm_addr.port()),
         &format!("endpoint-mapper-port: {closed}"),
     );
-    let cfg = config(&l, &yaml);
+    let cfg = l.config_file(&yaml);
     let (code, out) = tokio::task::spawn_blocking(move || run(&["adcs", "check"], &cfg))
         .await
         .unwrap();
@@ -105,7 +76,7 @@ async fn check_reports_an_unreachable_endpoint_mapper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_a_denied_test_submission() {
     let l = lab().await;
-    let cfg = config(&l, &l.authority("lab", "DeniedTemplate", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "DeniedTemplate", "Passw0rd!"));
     let (code, out) =
         tokio::task::spawn_blocking(move || run(&["adcs", "check", "--submit"], &cfg))
             .await
@@ -124,7 +95,7 @@ async fn request_writes_the_certificate_or_reports_pending() {
     let csr_path = l.dir.path().join("req.der");
     std::fs::write(&csr_path, &csr).unwrap();
     let out_path = l.dir.path().join("cert.pem");
-    let cfg = config(&l, &l.authority("lab", "WebServer", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "WebServer", "Passw0rd!"));
     let (c, p, o) = (cfg.clone(), csr_path.clone(), out_path.clone());
     let (code, out) = tokio::task::spawn_blocking(move || {
         run(
@@ -147,7 +118,7 @@ async fn request_writes_the_certificate_or_reports_pending() {
     let certs = pki::pem_to_der_certs(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
     assert_eq!(certs.last().unwrap(), &l.root_der());
 
-    let cfg = config(&l, &l.authority("lab", "PendingWebServer", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "PendingWebServer", "Passw0rd!"));
     let (code, out) = tokio::task::spawn_blocking(move || {
         run(
             &[

@@ -6,40 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::lab::{lab, LabEnv};
 
-fn config(l: &LabEnv, authority_yaml: &str) -> PathBuf {
-    let opts = common::Options {
-        authority_extra: authority_yaml.to_string(),
-        extra_sections: "policy-bindings:\n  - policy: test\n    authorities: [lab]\n".into(),
-        ..common::Options::default()
-    };
-    let dns: std::net::SocketAddr = "127.0.0.1:53".parse().unwrap();
-    let path = l.dir.path().join("config.yml");
-    std::fs::write(
-        &path,
-        common::config_text(l.dir.path(), 8443, dns, 80, 443, &opts),
-    )
-    .unwrap();
-    path
-}
-
 async fn run(args: Vec<String>, config: PathBuf) -> (i32, String) {
     tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_certeasy"))
-            .args(&args)
-            .arg("-f")
-            .arg(&config)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::certeasy_cli(&args, &config)
     })
     .await
     .unwrap()
@@ -60,7 +33,7 @@ fn status(l: &LabEnv, id: u32) -> String {
 }
 
 async fn pending(l: &LabEnv, csr_path: &Path) -> u32 {
-    let cfg = config(l, &l.authority("lab", "PendingWebServer", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "PendingWebServer", "Passw0rd!"));
     let (code, out) = run(
         args(&[
             "adcs",
@@ -84,7 +57,7 @@ async fn pending(l: &LabEnv, csr_path: &Path) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_dcom_templates_and_revocation_rights() {
     let l = lab().await;
-    let cfg = config(&l, &l.authority("lab", "WebServer", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "WebServer", "Passw0rd!"));
     let (code, out) = run(args(&["adcs", "check"]), cfg).await;
     assert_eq!(code, 0, "{out}");
     for needle in [
@@ -96,7 +69,7 @@ async fn check_reports_dcom_templates_and_revocation_rights() {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     // a template the CA does not publish fails with the fix
-    let cfg = config(&l, &l.authority("lab", "NotPublished", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "NotPublished", "Passw0rd!"));
     let (code, out) = run(args(&["adcs", "check"]), cfg).await;
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -116,7 +89,7 @@ async fn approve_and_deny_pending_requests() {
     let second = pending(&l, &csr_path).await;
     assert_eq!(status(&l, first), "pending");
 
-    let cfg = config(&l, &l.authority("lab", "WebServer", "Passw0rd!"));
+    let cfg = l.config_file(&l.authority("lab", "WebServer", "Passw0rd!"));
     let (code, out) = run(
         args(&["adcs", "approve", "--authority", "lab", &first.to_string()]),
         cfg.clone(),

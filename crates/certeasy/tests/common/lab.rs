@@ -50,6 +50,25 @@ pub async fn lab_with_keytab(keytab: Option<&std::path::Path>) -> LabEnv {
 }
 
 impl LabEnv {
+    /// Writes the test configuration whose only ADCS authority is
+    /// `authority_yaml`, bound to the `test` policy (for the CLI: ports
+    /// and DNS are never used).
+    pub fn config_file(&self, authority_yaml: &str) -> std::path::PathBuf {
+        let opts = super::Options {
+            authority_extra: authority_yaml.to_string(),
+            extra_sections: "policy-bindings:\n  - policy: test\n    authorities: [lab]\n".into(),
+            ..super::Options::default()
+        };
+        let dns: std::net::SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let path = self.dir.path().join("config.yml");
+        std::fs::write(
+            &path,
+            super::config_text(self.dir.path(), 8443, dns, 80, 443, &opts),
+        )
+        .unwrap();
+        path
+    }
+
     /// YAML of an `adcs` authority pointing at this lab CA.
     pub fn authority(&self, name: &str, template: &str, password: &str) -> String {
         let pw = self.dir.path().join(format!("{name}.pw"));

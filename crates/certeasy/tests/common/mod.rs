@@ -657,3 +657,20 @@ async fn spawn_tls_alpn_responder(certs: AlpnCerts) -> u16 {
     });
     port
 }
+
+/// Runs the `certeasy` binary with `args` and `-f config`: (exit status,
+/// stdout and stderr).
+pub fn certeasy_cli(args: &[&str], config: &Path) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certeasy"))
+        .args(args)
+        .arg("-f")
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
